@@ -1,0 +1,58 @@
+# The two commands of the README:
+#   make reproduce   set up .venv if needed, then run the default reproduction (profile cpu) into figures/
+#   make test        set up .venv if needed, then run every check and test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?= cpu
+
+.PHONY: reproduce test smoke env export clean-nbs readme lock check-sync check-clean test-nbs test-py bench
+
+reproduce: $(STAMP)
+	$(BIN)/mtl-meta reproduce --profile $(PROFILE) --out figures
+
+test: $(STAMP) check-sync check-clean test-nbs test-py
+
+env: $(STAMP)
+
+# The environment: created when missing, reinstalled only when what it depends on changed.
+$(STAMP): settings.ini setup.py requirements-lock.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24,<26"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements-lock.txt -e ".[dev]" \
+		2> >(grep -v "^WARNING: Location" >&2)
+	@touch $@
+
+check-sync: $(STAMP)
+	$(BIN)/python tools/check_export.py
+	$(BIN)/python tools/make_readme.py --check
+
+check-clean: $(STAMP)
+	$(BIN)/python tools/check_notebooks.py
+
+test-nbs: $(STAMP)
+	$(BIN)/nbdev_test --n_workers 2 --timing
+
+test-py: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+smoke: $(STAMP)
+	$(BIN)/mtl-meta reproduce --profile smoke --out runs/smoke
+
+export: $(STAMP)
+	$(BIN)/nbdev_export
+
+clean-nbs: $(STAMP)
+	$(BIN)/python tools/check_notebooks.py --fix
+
+readme: $(STAMP)
+	$(BIN)/python tools/make_readme.py
+
+# Re-pin every package of the environment after a deliberate upgrade (commit the result).
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v "^mtl-meta" > requirements-lock.txt
+
+bench: $(STAMP)
+	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

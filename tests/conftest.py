@@ -1,0 +1,35 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def cli(*args, env=None, cwd=None, timeout=600):
+    "Run the installed `mtl-meta` console script; return the CompletedProcess (text mode)."
+    exe = shutil.which("mtl-meta", path=str(BIN)) or "mtl-meta"
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([exe, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture
+def run_cli():
+    return cli
+
+
+@pytest.fixture
+def omniglot_root():
+    "The data root holding the real Omniglot minimal archives; skips locally when absent, fails in CI."
+    from mtl_meta.core import data_root
+    root = data_root()
+    if not (root / "omniglot" / "images_background_small1.zip").exists():
+        msg = f"Omniglot minimal archives not found under {root}/omniglot; set MTL_META_DATA"
+        if os.environ.get("MTL_META_REQUIRE_DATA"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return root

@@ -1,0 +1,94 @@
+"""The `mtl-meta` console script as a user meets it: help, version, reproduce, errors."""
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import mtl_meta
+
+
+def test_help_explains_every_option(run_cli):
+    top = run_cli("--help")
+    assert top.returncode == 0 and "reproduce" in top.stdout and "data" in top.stdout
+    rep = run_cli("reproduce", "--help")
+    assert rep.returncode == 0
+    for opt in ["--profile", "--out", "--only", "--force", "--list", "--data-root", "--no-progress"]:
+        assert opt in rep.stdout, opt
+
+
+def test_version(run_cli):
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"mtl-meta {mtl_meta.__version__}"
+
+
+def test_unknown_profile_is_one_line_error(run_cli, tmp_path):
+    r = run_cli("reproduce", "--profile", "fastest", "--out", str(tmp_path))
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "invalid choice: 'fastest'" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_unreadable_data_root_is_one_line_error(run_cli, tmp_path):
+    r = run_cli("reproduce", "--profile", "smoke", "--out", str(tmp_path / "o"),
+                "--data-root", str(tmp_path / "missing"))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        f"mtl-meta: error: data root {tmp_path / 'missing'} does not exist; pass --data-root or set MTL_META_DATA"]
+    assert not (tmp_path / "o" / "runs").exists()  # nothing was run
+
+
+def test_reproduce_smoke_then_resume(run_cli, tmp_path):
+    out = tmp_path / "out"
+    r = run_cli("reproduce", "--profile", "smoke", "--out", str(out), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    env = json.loads((out / "runs/environment/environment.json").read_text())
+    assert env["matmul"]["gflops"] > 0 and env["packages"]["torch"]
+    executed = nbformat.read(out / "runs/environment/environment.ipynb", as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+    record = json.loads((out / "runs/environment/run.json").read_text())
+    assert record["status"] == "ok" and record["command"].startswith("mtl-meta reproduce --profile smoke")
+    summary = (out / "reproduction.md").read_text()
+    again = run_cli("reproduce", "--profile", "smoke", "--out", str(out), "--no-progress")
+    assert again.returncode == 0 and again.stdout.startswith("skipped")
+    assert (out / "reproduction.md").read_text() == summary  # no timings: byte-stable
+
+
+def test_failing_notebook_keeps_executed_notebook_and_others_finish(tmp_path, monkeypatch):
+    from mtl_meta import reproduce as rep
+    bad = tmp_path / "bad.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("out_dir = '.'", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("raise ValueError('the loss diverged')")]
+    nbformat.write(nb, bad)
+    monkeypatch.setitem(rep.PROFILES, "broken", [rep.Run("bad", str(bad)),
+                                                 rep.Run("environment", "environment.ipynb", {"matmul_size": 32})])
+    results = rep.reproduce("broken", out=tmp_path / "o", progress=False)
+    assert [r.status for r in results] == ["failed", "ok"]
+    assert "ValueError: the loss diverged" in results[0].error
+    assert results[0].notebook.exists()  # kept for inspection
+    rec = json.loads((tmp_path / "o/runs/bad/run.json").read_text())
+    assert rec["status"] == "failed"
+    # a failed run is not 'complete': the next invocation tries it again
+    assert not rep.is_complete(tmp_path / "o", rep.PROFILES["broken"][0], "broken")
+
+
+def test_cli_reports_failed_run_on_one_line(tmp_path):
+    """The CLI names the failed run and the kept notebook on one stderr line, exit status 1."""
+    import contextlib, io
+    from mtl_meta import reproduce as rep
+    from mtl_meta.cli import main
+    bad = tmp_path / "bad.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("1/0")]
+    nbformat.write(nb, bad)
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(rep.PROFILES, "smoke", [rep.Run("bad", str(bad))])
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            status = main(["reproduce", "--profile", "smoke", "--out", str(tmp_path / "o"), "--no-progress"])
+    lines = err.getvalue().strip().splitlines()
+    assert status == 1
+    assert len(lines) == 1 and "run 'bad' failed (ZeroDivisionError" in lines[0]
+    assert str(tmp_path / "o/runs/bad/bad.ipynb") in lines[0]

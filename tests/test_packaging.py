@@ -1,0 +1,83 @@
+"""The package's metadata agrees with itself, and a wheel carries what users need."""
+import subprocess
+import sys
+import zipfile
+from configparser import ConfigParser
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def settings():
+    cfg = ConfigParser(delimiters=["="])
+    cfg.read(REPO / "settings.ini")
+    return cfg["DEFAULT"]
+
+
+def normalise(spec: str) -> tuple:
+    r = Requirement(spec)
+    return (r.name.lower().replace("_", "-"), tuple(sorted(r.extras)), str(r.specifier))
+
+
+def test_environment_yml_lists_exactly_the_settings_requirements():
+    cfg = settings()
+    wanted = [normalise(s) for s in cfg["requirements"].split() + cfg["dev_requirements"].split()]
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip_sections = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert len(pip_sections) == 1, "environment.yml needs exactly one pip section"
+    got = [normalise(s) for s in pip_sections[0]]
+    assert sorted(got) == sorted(wanted), (
+        f"only in environment.yml: {sorted(set(got) - set(wanted))}; "
+        f"only in settings.ini: {sorted(set(wanted) - set(got))}")
+    py = [d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python=")]
+    assert py, "environment.yml must pin a Python version"
+    major_minor = tuple(int(x) for x in py[0].split("=")[1].split(".")[:2])
+    assert major_minor >= tuple(int(x) for x in cfg["min_python"].split("."))
+
+
+def test_lock_file_satisfies_every_requirement():
+    cfg = settings()
+    pins = {}
+    for line in (REPO / "requirements-lock.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, ver = line.partition("==")
+            pins[name.lower().replace("_", "-")] = ver
+    for spec in cfg["requirements"].split() + cfg["dev_requirements"].split():
+        r = Requirement(spec)
+        name = r.name.lower().replace("_", "-")
+        assert name in pins, f"{name} is required but not pinned in requirements-lock.txt (run make lock)"
+        assert r.specifier.contains(pins[name], prereleases=True), f"lock pins {name}=={pins[name]}, outside {r.specifier}"
+
+
+def test_installed_version_matches_settings():
+    import mtl_meta
+    assert mtl_meta.__version__ == settings()["version"]
+
+
+@pytest.mark.slow
+def test_wheel_contains_package_experiments_and_console_script(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(REPO)], check=True, capture_output=True)
+    wheels = list(tmp_path.glob("mtl_meta-*.whl"))
+    assert len(wheels) == 1, wheels
+    with zipfile.ZipFile(wheels[0]) as z:
+        names = set(z.namelist())
+        assert "mtl_meta/core.py" in names and "mtl_meta/cli.py" in names
+        assert "mtl_meta/experiments/environment.ipynb" in names
+        entry = next(n for n in names if n.endswith("entry_points.txt"))
+        assert "mtl-meta = mtl_meta.cli:main" in z.read(entry).decode()
+        meta = z.read(next(n for n in names if n.endswith("METADATA"))).decode()
+    for spec in settings()["requirements"].split():
+        assert f"Requires-Dist: {Requirement(spec).name}" in meta
+    # installed from the wheel alone, the runner finds the notebooks shipped inside the package
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                    str(wheels[0])], check=True, capture_output=True)
+    probe = subprocess.run([sys.executable, "-c", "from mtl_meta.reproduce import experiments_dir; "
+                            "print(experiments_dir())"], capture_output=True, text=True, check=True,
+                           cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})
+    assert Path(probe.stdout.strip()) == target / "mtl_meta" / "experiments"
