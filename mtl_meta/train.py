@@ -58,6 +58,7 @@ class TrainConfig:
     episodes_per_epoch: int = 1600
     max_steps: int | None = None        # stop after this many updates in total (None: epochs decide)
     val_episodes: int = 400
+    val_queries: int = 15               # query images per class in validation episodes
     val_adapt: str = "logreg-torch"     # test-time adaptation used for validation
     lr_patience: int = 4
     lr_factor: float = 0.1
@@ -155,8 +156,9 @@ class Trainer:
     "Train an `Algorithm` on episodes from `train_sampler`, validating on `val_sampler`."
     def __init__(self, algorithm: Algorithm, train_sampler, val_sampler=None, config: TrainConfig | None = None,
                  out_dir: str | Path | None = None, progress: bool = False,
-                 on_step: Callable[["Trainer"], None] | None = None):
+                 on_step: Callable[["Trainer"], None] | None = None, metadata: dict | None = None):
         self.config = config or TrainConfig()
+        self.metadata = metadata or {}  # what rebuilds the model from a checkpoint (see mtl_meta.api)
         self.device = torch.device(self.config.device)
         self.algorithm = algorithm.to(self.device)
         if self.config.channels_last:
@@ -221,7 +223,8 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "train_sampler": self.train_sampler.state_dict(), "rng": rng_state(),
                 "state": asdict(self.state), "best_body": self.best_body,
-                "config": asdict(self.config), "algorithm_name": self.algorithm.name}
+                "config": asdict(self.config), "algorithm_name": self.algorithm.name,
+                "metadata": self.metadata}
 
     def load_state_dict(self, ckpt: dict) -> None:
         saved = ckpt.get("config", {})
