@@ -5,6 +5,7 @@
 # %% ../nbs/07_train.ipynb #cccc0002
 from __future__ import annotations
 
+import io
 import math
 import random
 import time
