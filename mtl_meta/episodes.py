@@ -14,7 +14,7 @@ from torch import Tensor
 from .core import MtlMetaError
 
 # %% auto #0
-__all__ = ['FewShotSplit', 'Episode']
+__all__ = ['FewShotSplit', 'Episode', 'EpisodeSampler']
 
 # %% ../nbs/01_episodes.ipynb #cccc0004
 @dataclass
@@ -74,3 +74,83 @@ class Episode:
         "The `i`-th episode of a batch."
         if not self.batched: raise TypeError("indexing needs a batched Episode")
         return Episode(*(getattr(self, f.name)[i] for f in fields(self)))
+
+# %% ../nbs/01_episodes.ipynb #cccc0009
+def _check_episode_shape(ways: int, shots: int, queries: int) -> None:
+    for name, value, low in (("ways", ways, 1), ("shots", shots, 1), ("queries", queries, 0)):
+        if not isinstance(value, (int, np.integer)) or value < low:
+            raise MtlMetaError(f"{name} must be an integer >= {low}, got {value!r}")
+
+class EpisodeSampler:
+    "Seeded, vectorised N-way K-shot Q-query episodes from a `FewShotSplit`."
+    def __init__(self, split: FewShotSplit, ways: int, shots: int, queries: int = 15, seed: int = 0,
+                 transform=None):
+        _check_episode_shape(ways, shots, queries)
+        self.split, self.ways, self.shots, self.queries = split, int(ways), int(shots), int(queries)
+        self.transform = transform
+        counts = np.bincount(split.labels, minlength=split.n_classes)
+        per_class = self.shots + self.queries
+        if self.ways > split.n_classes:
+            raise MtlMetaError(f"cannot draw {self.ways}-way episodes from {split.name or 'this split'}: "
+                               f"it has only {split.n_classes} classes; use --ways {split.n_classes} or fewer")
+        if counts.min() < per_class:
+            c = int(counts.argmin())
+            raise MtlMetaError(f"cannot draw {self.shots} shots + {self.queries} queries per class from "
+                               f"{split.name or 'this split'}: class {split.class_names[c]!r} has only "
+                               f"{counts[c]} images; use at most {counts.min()} shots + queries")
+        self.order = np.argsort(split.labels, kind="stable")
+        self.start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self.counts = counts
+        self.seed = seed
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+
+    def __repr__(self):
+        return (f"EpisodeSampler({self.split.name!r}, {self.ways}-way {self.shots}-shot "
+                f"{self.queries}-query, seed={self.seed})")
+
+    def sample_indices(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        "Classes (B, ways) and image indices (B, ways, shots+queries) of `batch` episodes."
+        rng, n = self.rng, self.shots + self.queries
+        classes = np.argsort(rng.random((batch, self.split.n_classes)), axis=1)[:, :self.ways]
+        counts = self.counts[classes]                                         # (B, ways)
+        keys = rng.random((batch, self.ways, int(self.counts.max())))
+        keys[np.arange(keys.shape[-1]) >= counts[..., None]] = np.inf
+        pick = np.argpartition(keys, n - 1, axis=-1)[..., :n] if n < keys.shape[-1] else np.argsort(keys, -1)
+        pick = np.take_along_axis(pick, np.argsort(np.take_along_axis(keys, pick, -1), -1), -1)  # random order
+        return classes, self.order[self.start[classes][..., None] + pick]
+
+    def _images(self, idx: np.ndarray) -> Tensor:
+        x = torch.from_numpy(self.split.images[idx.reshape(-1)]).float().div_(255)
+        if self.transform is not None:
+            x = self.transform(x)
+        return x.reshape(*idx.shape, *x.shape[1:])
+
+    def sample_batch(self, batch: int) -> Episode:
+        "A batch of `batch` episodes as one batched `Episode`."
+        classes, idx = self.sample_indices(batch)
+        s, q, w = self.shots, self.queries, self.ways
+        support = self._images(idx[..., :s].reshape(batch, w * s))
+        query = self._images(idx[..., s:].reshape(batch, w * q))
+        local = torch.arange(w)
+        return Episode(support=support, support_labels=local.repeat_interleave(s).expand(batch, -1).clone(),
+                       query=query, query_labels=local.repeat_interleave(q).expand(batch, -1).clone(),
+                       classes=torch.from_numpy(classes.astype(np.int64)))
+
+    def sample(self) -> Episode:
+        "One episode (no batch dimension)."
+        return self.sample_batch(1)[0]
+
+    def __iter__(self):
+        while True:
+            yield self.sample()
+
+    def state_dict(self) -> dict:
+        "The generator state, as strings so that `torch.load(weights_only=True)` reads it back."
+        st = self.rng.bit_generator.state
+        return {"seed": self.seed, "state": str(st["state"]["state"]), "inc": str(st["state"]["inc"]),
+                "has_uint32": int(st["has_uint32"]), "uinteger": int(st["uinteger"])}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.rng.bit_generator.state = {"bit_generator": "PCG64",
+                                        "state": {"state": int(d["state"]), "inc": int(d["inc"])},
+                                        "has_uint32": int(d["has_uint32"]), "uinteger": int(d["uinteger"])}
