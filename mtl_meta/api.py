@@ -19,17 +19,20 @@ __all__ = ['build_algorithm', 'train', 'load_trained', 'evaluate']
 
 # %% ../nbs/12_api.ipynb #cccc0005
 def _samplers(dataset: str, ways: int, shots: int, queries: int, seed: int, root, splits=("train", "val"),
-              dataset_options: dict | None = None, augment: bool = False, val_queries: int = 15):
+              dataset_options: dict | None = None, augment: bool = False, val_queries: int = 15,
+              meta_batch_size: int = 1):
     from mtl_meta.data import load_split, train_transform
-    from mtl_meta.episodes import EpisodeSampler
+    from mtl_meta.episodes import EpisodeSampler, MetaBatchSampler
     opts = dataset_options or {}
     out = {}
     for i, split in enumerate(splits):
         data = load_split(dataset, split, data_root=root, **opts)
         is_train = split == "train"
         tf = train_transform(dataset, augment=augment) if is_train else train_transform(dataset, augment=False)
-        out[split] = EpisodeSampler(data, ways, shots, queries if is_train else val_queries,
-                                    seed=seed + 1000 * i, transform=tf)
+        if is_train:   # one episode stream per meta-batch slot: shardable over processes
+            out[split] = MetaBatchSampler(data, ways, shots, queries, meta_batch_size, seed=seed + 1000 * i, transform=tf)
+        else:
+            out[split] = EpisodeSampler(data, ways, shots, val_queries, seed=seed + 1000 * i, transform=tf)
     return out
 
 def build_algorithm(metadata: dict) -> Algorithm:
@@ -51,10 +54,15 @@ def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str 
 
     `config` holds `TrainConfig` fields (ways, shots, queries, meta_batch_size, lr, epochs,
     episodes_per_epoch, max_steps, val_episodes, seed, device, amp, ...). Returns the summary."""
+    from mtl_meta.distributed import fault_hook, init_distributed
+    rank, world, device = init_distributed(config.get("device", "cpu"))
+    if world > 1:
+        config = {**config, "device": device}
     cfg = TrainConfig.from_dict(config)
     seed_everything(cfg.seed)
     samplers = _samplers(dataset, cfg.ways, cfg.shots, cfg.queries, cfg.seed, data_root,
-                         dataset_options=dataset_options, augment=augment, val_queries=cfg.val_queries)
+                         dataset_options=dataset_options, augment=augment, val_queries=cfg.val_queries,
+                         meta_batch_size=cfg.meta_batch_size)
     train_split = samplers["train"].split
     metadata = {"method": method, "dataset": dataset, "backbone": backbone,
                 "image_shape": list(train_split.image_shape), "n_classes": train_split.n_classes,
@@ -62,13 +70,13 @@ def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str 
                 "backbone_options": backbone_options or {}, "algorithm_options": algorithm_options or {}}
     algorithm = build_algorithm(metadata)
     trainer = Trainer(algorithm, samplers["train"], samplers["val"], cfg, out_dir=out_dir,
-                      progress=progress, metadata=metadata)
+                      progress=progress, metadata=metadata, on_step=fault_hook())
     st = trainer.fit(resume=resume)
     summary = {"metadata": metadata, "config": asdict(cfg), "steps": st.step, "epochs": st.epoch,
                "train_seconds": round(st.seconds, 3), "best_val_acc": st.best_val, "best_epoch": st.best_epoch,
                "stopped": st.stopped, "history": st.history,
-               "parameters": sum(p.numel() for p in algorithm.parameters())}
-    if out_dir is not None:
+               "parameters": sum(p.numel() for p in algorithm.parameters()), "processes": world}
+    if out_dir is not None and rank == 0:
         atomic_write_json(Path(out_dir) / "summary.json", summary)
     summary["trainer"] = trainer
     return summary

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--only", nargs="+", metavar="RUN", help="run only these runs of the profile")
     rep.add_argument("--force", action="store_true", help="rerun runs that are already complete")
     rep.add_argument("--list", action="store_true", help="list the profile's runs and exit")
+    rep.add_argument("--set", nargs="+", metavar="KEY=VALUE", default=[], dest="overrides",
+                     help="override a parameter of every run (VALUE is JSON, else a string), e.g. "
+                          "--set device=cpu max_steps=2 to try the paper profile on small data")
     rep.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_data_root(rep)
     rep.set_defaults(func=cmd_reproduce)
@@ -73,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
     tr.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="mixed precision on GPUs")
     tr.add_argument("--channels-last", action="store_true", help="channels-last memory format (GPUs)")
+    tr.add_argument("--devices", type=_positive, default=1, metavar="N",
+                    help="data-parallel processes on this machine, started with torchrun (gloo on CPU, nccl with "
+                         "--device cuda: one per GPU); the meta-batch size must be a multiple of N (default: 1)")
     tr.add_argument("--out", required=True, metavar="DIR", help="output folder for checkpoint.pt and summary.json")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_data_root(tr)
@@ -126,6 +133,19 @@ def _missing_subcommand(parser):
     return 2
 
 # %% ../nbs/11_cli.ipynb #cccc0007
+def _parse_overrides(items: list[str]) -> dict:
+    import json
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise MtlMetaError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
 def cmd_reproduce(args) -> int:
     from mtl_meta.reproduce import get_profile, reproduce
     if args.list:
@@ -133,9 +153,10 @@ def cmd_reproduce(args) -> int:
             print(f"{run.name}\t{run.notebook}\t{run.parameters}\t{run.description}")
         return 0
     cmd = f"mtl-meta reproduce --profile {args.profile} --out {args.out}" + (
-        f" --only {' '.join(args.only)}" if args.only else "")
+        f" --only {' '.join(args.only)}" if args.only else "") + (
+        f" --set {' '.join(args.overrides)}" if args.overrides else "")
     results = reproduce(args.profile, out=args.out, only=args.only, root=args.data_root, force=args.force,
-                        progress=not args.no_progress, command=cmd)
+                        progress=not args.no_progress, command=cmd, overrides=_parse_overrides(args.overrides))
     for r in results:
         print(f"{r.status:8s} {r.run.name:24s} {r.seconds:8.1f} s  {r.notebook}")
     failed = [r for r in results if r.status == "failed"]
@@ -147,14 +168,31 @@ def cmd_reproduce(args) -> int:
     return 1 if failed else 0
 
 # %% ../nbs/11_cli.ipynb #cccc0009
+def _without_devices(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--devices":
+            skip = True
+        elif not a.startswith("--devices="):
+            out.append(a)
+    return out
+
 def cmd_train(args) -> int:
     from mtl_meta.api import train
+    from mtl_meta.distributed import distributed_env, launch, shutdown_distributed
+    if args.devices > 1 and distributed_env()[2] == 1:
+        return launch(_without_devices(args.argv), args.devices)
     summary = train(method=args.method, dataset=args.dataset, backbone=args.backbone, out_dir=args.out,
                     data_root=args.data_root, augment=args.augment, progress=not args.no_progress,
                     ways=args.ways, shots=args.shots, queries=args.queries, meta_batch_size=args.meta_batch_size,
                     lr=args.lr, epochs=args.epochs, episodes_per_epoch=args.episodes_per_epoch,
                     max_steps=args.max_steps, val_episodes=args.val_episodes, seed=args.seed, device=args.device,
                     amp=args.amp, channels_last=args.channels_last)
+    shutdown_distributed()
+    if distributed_env()[0] != 0:
+        return 0
     print(f"{args.method}: {summary['steps']} updates in {summary['train_seconds']:.1f} s, best validation "
           f"accuracy {summary['best_val_acc']:.4f} (epoch {summary['best_epoch']}); {summary['stopped']}; "
           f"wrote {Path(args.out) / 'checkpoint.pt'}")
@@ -192,13 +230,15 @@ def main(argv: list[str] | None = None) -> int:
     "Entry point of the `mtl-meta` console script; returns the exit status."
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
     try:
         return args.func(args)
     except MtlMetaError as e:
-        print(f"mtl-meta: error: {e}", file=sys.stderr)
+        rank = os.environ.get("RANK") if int(os.environ.get("WORLD_SIZE", 1)) > 1 else None
+        print(f"mtl-meta: error: {'rank ' + rank + ': ' if rank else ''}{e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mtl-meta: interrupted; rerun the same command to resume", file=sys.stderr)

@@ -14,7 +14,7 @@ from torch import Tensor
 from .core import MtlMetaError
 
 # %% auto #0
-__all__ = ['FewShotSplit', 'Episode', 'EpisodeSampler']
+__all__ = ['FewShotSplit', 'Episode', 'EpisodeSampler', 'MetaBatchSampler']
 
 # %% ../nbs/01_episodes.ipynb #cccc0004
 @dataclass
@@ -154,3 +154,48 @@ class EpisodeSampler:
         self.rng.bit_generator.state = {"bit_generator": "PCG64",
                                         "state": {"state": int(d["state"]), "inc": int(d["inc"])},
                                         "has_uint32": int(d["has_uint32"]), "uinteger": int(d["uinteger"])}
+
+# %% ../nbs/01_episodes.ipynb #cccc0011
+class MetaBatchSampler:
+    "`meta_batch_size` independent episode streams; `sample_step(rank, world_size)` returns one process's share."
+    def __init__(self, split: FewShotSplit, ways: int, shots: int, queries: int = 15, meta_batch_size: int = 1,
+                 seed: int = 0, transform=None):
+        if meta_batch_size < 1:
+            raise MtlMetaError(f"meta_batch_size must be at least 1, got {meta_batch_size}")
+        seeds = np.random.SeedSequence(seed).generate_state(meta_batch_size, dtype=np.uint64)
+        self.slots = [EpisodeSampler(split, ways, shots, queries, seed=int(s), transform=transform) for s in seeds]
+        self.seed = seed
+
+    @property
+    def split(self) -> FewShotSplit: return self.slots[0].split
+    @property
+    def meta_batch_size(self) -> int: return len(self.slots)
+
+    def sample_step(self, rank: int = 0, world_size: int = 1) -> list[Episode]:
+        "The episodes of the next step that process `rank` of `world_size` trains on."
+        m = len(self.slots)
+        if m % world_size:
+            raise MtlMetaError(f"meta_batch_size {m} cannot be split evenly over {world_size} processes; "
+                               f"use a multiple of {world_size}")
+        per = m // world_size
+        mine = range(rank * per, (rank + 1) * per)
+        out = []
+        for k, slot in enumerate(self.slots):
+            if k in mine:
+                out.append(slot.sample())
+            else:
+                slot.sample_indices(1)   # keep this slot's generator in step with the process that owns it
+        return out
+
+    def sample(self) -> Episode:
+        "One episode from the first stream (for code that wants a single episode)."
+        return self.slots[0].sample()
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed, "slots": [s.state_dict() for s in self.slots]}
+
+    def load_state_dict(self, d: dict) -> None:
+        if len(d["slots"]) != len(self.slots):
+            raise MtlMetaError(f"the saved sampler has {len(d['slots'])} episode streams, this one {len(self.slots)}")
+        for s, st in zip(self.slots, d["slots"]):
+            s.load_state_dict(st)

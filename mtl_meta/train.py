@@ -11,6 +11,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from contextlib import nullcontext
 from typing import Callable
 
 import numpy as np
@@ -140,6 +141,28 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return ckpt
 
 # %% ../nbs/07_train.ipynb #cccc0010
+class _EpisodeLoss(nn.Module):
+    "The module DistributedDataParallel wraps: forward(episode) = algorithm.episode_loss(episode)."
+    def __init__(self, algorithm: Algorithm):
+        super().__init__()
+        self.algorithm = algorithm
+    def forward(self, episode: Episode):
+        return self.algorithm.episode_loss(episode)
+
+class _ShardedSampler:
+    "Process `rank`'s share of a sampler's batches: every process draws the same indices, keeps its own slice."
+    def __init__(self, sampler, rank: int, world_size: int):
+        self.sampler, self.rank, self.world_size = sampler, rank, world_size
+    def sample_batch(self, batch: int):
+        out = None
+        for r in range(self.world_size):
+            if r == self.rank:
+                out = self.sampler.sample_batch(batch)
+            else:
+                self.sampler.sample_indices(batch)
+        return out
+
+# %% ../nbs/07_train.ipynb #cccc0011
 @dataclass
 class TrainState:
     "Progress counters and history of a run."
@@ -174,6 +197,19 @@ class Trainer:
         self.state = TrainState()
         self.best_body = None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.config.amp == "fp16")
+        dist = torch.distributed
+        self.world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        self.rank = dist.get_rank() if self.world_size > 1 else 0
+        self.ddp = None
+        if self.world_size > 1:
+            if self.config.meta_batch_size % self.world_size:
+                raise MtlMetaError(f"meta_batch_size {self.config.meta_batch_size} cannot be split evenly over "
+                                   f"{self.world_size} processes; use a multiple of {self.world_size}")
+            from torch.nn.parallel import DistributedDataParallel
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = DistributedDataParallel(_EpisodeLoss(self.algorithm), device_ids=ids,
+                                               find_unused_parameters=True)
+        self._val_state = val_sampler.state_dict() if val_sampler is not None and hasattr(val_sampler, "state_dict") else None
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -191,32 +227,58 @@ class Trainer:
             ep.query = ep.query.contiguous(memory_format=torch.channels_last)
         return ep
 
+    def _step_episodes(self) -> list:
+        "This process's episodes of the next update."
+        if hasattr(self.train_sampler, "sample_step"):
+            return self.train_sampler.sample_step(self.rank, self.world_size)
+        if self.world_size > 1:
+            raise MtlMetaError("data-parallel training needs a MetaBatchSampler (sample_step) as train sampler")
+        return [self.train_sampler.sample() for _ in range(self.config.meta_batch_size)]
+
     def train_step(self) -> tuple[float, float]:
         "One optimiser update over a meta-batch; returns its mean loss and training accuracy."
         self.algorithm.train()
         self.optimizer.zero_grad(set_to_none=True)
-        m = self.config.meta_batch_size
-        tot_loss = tot_acc = 0.0
-        for _ in range(m):
-            ep = self._prepare(self.train_sampler.sample())
-            with self._autocast():
-                loss, acc = self.algorithm.episode_loss(ep)
-            self.scaler.scale(loss / m).backward()
-            tot_loss += float(loss.detach()); tot_acc += float(acc)
+        episodes = self._step_episodes()
+        m = len(episodes)
+        loss_fn = self.ddp if self.ddp is not None else self.algorithm.episode_loss
+        tot = torch.zeros(2, dtype=torch.float64)
+        for i, episode in enumerate(episodes):
+            ep = self._prepare(episode)
+            sync = self.ddp is None or i == m - 1
+            with (nullcontext() if sync else self.ddp.no_sync()):
+                with self._autocast():
+                    loss, acc = loss_fn(ep)
+                self.scaler.scale(loss / m).backward()
+            tot += torch.tensor([float(loss.detach()), float(acc)], dtype=torch.float64)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.state.step += 1
-        return tot_loss / m, tot_acc / m
+        if self.world_size > 1:   # the logged loss is the mean over the whole meta-batch, on every rank
+            torch.distributed.all_reduce(tot)
+            tot /= self.world_size
+        return float(tot[0]) / m, float(tot[1]) / m
 
     # -- validation --------------------------------------------------------------------
     def validate(self) -> float:
         "Mean query accuracy of test-time adaptation on `val_episodes` validation episodes."
         from mtl_meta.adapt import evaluate
         self.algorithm.eval()
+        if self._val_state is not None:   # the same validation episodes after every epoch
+            self.val_sampler.load_state_dict(self._val_state)
+        sampler, episodes = self.val_sampler, self.config.val_episodes
+        if self.world_size > 1:
+            sampler = _ShardedSampler(self.val_sampler, self.rank, self.world_size)
+            episodes = -(-episodes // self.world_size)
         with torch.random.fork_rng(devices=[]):
-            res = evaluate(self.algorithm.features, self.val_sampler, adapt=self.config.val_adapt,
-                           episodes=self.config.val_episodes, device=self.device, progress=False)
-        return float(res.mean)
+            res = evaluate(self.algorithm.features, sampler, adapt=self.config.val_adapt,
+                           episodes=episodes, device=self.device, progress=False)
+        if self.world_size == 1:
+            return float(res.mean)
+        acc = torch.as_tensor(np.asarray(res.accuracies, dtype=np.float64))
+        parts = [torch.zeros_like(acc) for _ in range(self.world_size)]
+        torch.distributed.all_gather(parts, acc)
+        return float(torch.cat(parts).mean())
 
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -246,8 +308,11 @@ class Trainer:
         self.best_body = ckpt["best_body"]
 
     def save(self) -> None:
-        if self.checkpoint_path is not None:
+        "Write the checkpoint (rank 0 only, the others wait for it)."
+        if self.checkpoint_path is not None and self.rank == 0:
             save_checkpoint(self.checkpoint_path, self.state_dict())
+        if self.world_size > 1:
+            torch.distributed.barrier()
 
     def resume(self) -> bool:
         "Load the checkpoint in `out_dir` if there is one; return whether it did."
@@ -288,7 +353,7 @@ class Trainer:
         if st.stopped and not st.stopped.startswith("early stopping") and st.step < total:
             st.stopped = ""  # resumed with a larger budget: carry on
         bar = tqdm(total=total, initial=min(st.step, total), desc=f"train[{self.algorithm.name}]",
-                   unit="step", disable=not self.progress, dynamic_ncols=True)
+                   unit="step", disable=not self.progress or self.rank != 0, dynamic_ncols=True)
         while not st.stopped:
             t0 = time.perf_counter()
             loss, acc = self.train_step()

@@ -15,6 +15,8 @@ from mtl_meta.data import (CIFAR_FS_SPLIT, FC100_SPLIT, OMNIGLOT_MINIMAL_SPLIT, 
                            load_split, safe_pickle_load)
 from mtl_meta.episodes import EpisodeSampler
 
+from fixtures import write_cifar100
+
 
 @pytest.fixture
 def cache(tmp_path):
@@ -144,26 +146,8 @@ def test_tiered_imagenet_npz_and_png_layouts(tmp_path, cache):
         np.testing.assert_array_equal(np.asarray(d.images), x.transpose(0, 3, 1, 2))  # PNG is lossless
 
 
-def _write_cifar100(root, rng, per_class=3):
-    folder = root / "cifar-100-python"; folder.mkdir()
-    fine_names = sorted({c for v in CIFAR_FS_SPLIT.values() for c in v})
-    assert len(fine_names) == 100
-    coarse_names = sorted({c for v in FC100_SPLIT.values() for c in v})
-    coarse_of = {n: coarse_names[i % 20] for i, n in enumerate(fine_names)}   # a made-up but consistent hierarchy
-    for part, n in (("train", per_class), ("test", 1)):
-        fine = np.repeat(np.arange(100), n)
-        coarse = [coarse_names.index(coarse_of[fine_names[f]]) for f in fine]
-        data = rng.integers(0, 256, (len(fine), 3072), dtype=np.uint8)
-        d = {b"filenames": [b"x.png"] * len(fine), b"batch_label": b"x", b"fine_labels": list(fine),
-             b"coarse_labels": coarse, b"data": data}
-        (folder / part).write_bytes(pickle.dumps(d, protocol=2))
-    (folder / "meta").write_bytes(pickle.dumps({b"fine_label_names": [n.encode() for n in fine_names],
-                                                b"coarse_label_names": [n.encode() for n in coarse_names]}, protocol=2))
-    return fine_names, coarse_of
-
-
 def test_cifar_fs_and_fc100_from_cifar100_pickles(tmp_path, cache):
-    fine_names, coarse_of = _write_cifar100(tmp_path, np.random.default_rng(3))
+    fine_names, coarse_of = write_cifar100(tmp_path, np.random.default_rng(3))
     seen = {"cifar-fs": set(), "fc100": set()}
     for name in seen:
         for s in SPLITS:

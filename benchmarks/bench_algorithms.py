@@ -1,0 +1,131 @@
+"""Training cost per episode of every algorithm (MTL and the meta-learning baselines), and its ratio to MTL.
+
+One training step on one episode = forward, backward and a RAdam update (what `Trainer` does with
+a meta-batch of 1). Every method sees the same synthetic episode: `ways` classes with `shots`
+support and `queries` query images each; the meta-learners adapt on the support images and are
+scored on the queries, MTL trains on all shots + queries images of the episode at once. Methods
+use their default hyper-parameters (MAML/ANIL: the 5-way Omniglot preset, one inner step), and
+MAML, first-order MAML and ANIL are also timed with 5 inner steps (the miniImageNet setting).
+
+    python benchmarks/bench_algorithms.py                       # Conv-4, 1x28x28, 5-way 1- and 5-shot, 15 queries
+    python benchmarks/bench_algorithms.py --backbone resnet12 --channels 3 --size 84 --shots 5 --device cuda
+
+The backbone comes from `mtl_meta.models.make_backbone` when that module exists; otherwise (for
+conv4 only) a standard Conv-4 is built here: four blocks of 3x3 conv (64 channels), batch norm,
+ReLU and 2x2 max-pooling.
+"""
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from mtl_meta.episodes import Episode
+from mtl_meta.gbml import ALGORITHMS, make_algorithm
+
+
+def conv4(in_channels: int, image_size: int) -> nn.Module:
+    "Conv-4 (Vinyals et al. 2016; Finn et al. 2017): 4 x [conv3x3(64), BN, ReLU, maxpool2], flattened."
+    layers, c = [], in_channels
+    for _ in range(4):
+        layers += [nn.Conv2d(c, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2)]
+        c = 64
+    body = nn.Sequential(*layers, nn.Flatten())
+    body.out_dim = 64 * (image_size // 16) ** 2
+    return body
+
+
+def backbone(name: str, in_channels: int, image_size: int) -> tuple[nn.Module, str]:
+    try:
+        from mtl_meta.models import make_backbone
+    except ImportError:
+        if name != "conv4":
+            raise SystemExit(f"mtl_meta.models is not available, and only conv4 has a fallback here (asked: {name})")
+        return conv4(in_channels, image_size), "local Conv-4"
+    return make_backbone(name, in_channels=in_channels, image_size=image_size), "mtl_meta.models.make_backbone"
+
+
+def synthetic_episode(ways, shots, queries, channels, size, n_classes, device, seed=0) -> Episode:
+    g = torch.Generator().manual_seed(seed)
+    ys, yq = torch.arange(ways).repeat_interleave(shots), torch.arange(ways).repeat_interleave(queries)
+    xs = torch.randn(len(ys), channels, size, size, generator=g)
+    xq = torch.randn(len(yq), channels, size, size, generator=g)
+    classes = torch.randperm(n_classes, generator=g)[:ways]
+    return Episode(xs, ys, xq, yq, classes).to(device)
+
+
+def time_steps(step, reps: int, warmup: int, device: torch.device) -> list[float]:
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        step()
+    sync()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter(); step(); sync(); times.append(time.perf_counter() - t0)
+    return times
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backbone", default="conv4")
+    ap.add_argument("--channels", type=int, default=1)
+    ap.add_argument("--size", type=int, default=28)
+    ap.add_argument("--ways", type=int, default=5)
+    ap.add_argument("--shots", type=int, nargs="+", default=[1, 5])
+    ap.add_argument("--queries", type=int, default=15)
+    ap.add_argument("--n-classes", type=int, default=64, help="training classes (size of MTL's head bank)")
+    ap.add_argument("--methods", nargs="+", default=list(ALGORITHMS), choices=list(ALGORITHMS))
+    ap.add_argument("--extra-inner-steps", type=int, nargs="*", default=[5],
+                    help="also time MAML, first-order MAML and ANIL with these numbers of inner steps")
+    ap.add_argument("--reps", type=int, default=20, help="timed steps per method (the median is reported)")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    methods = ["mtl"] + [m for m in args.methods if m != "mtl"]  # MTL first: it is the reference
+    runs = [(m, m, {}) for m in methods]  # (label, method, options)
+    runs += [(f"{m} ({k} steps)", m, {"inner_steps": k}) for k in args.extra_inner_steps
+             for m in methods if m in ("maml", "fomaml", "anil")]
+
+    _, source = backbone(args.backbone, args.channels, args.size)
+    print(f"torch {torch.__version__} on {device} ({torch.get_num_threads()} threads); backbone {args.backbone} "
+          f"({source}), input {args.channels}x{args.size}x{args.size}; {args.ways}-way, {args.queries} queries per "
+          f"class; median of {args.reps} steps after {args.warmup} warm-up steps; forward + backward + RAdam update")
+    print()
+    print(f"| shots | method | images/episode | ms/episode (median) | IQR ms | x MTL |")
+    print(f"| --- | --- | --- | --- | --- | --- |")
+    for shots in args.shots:
+        ep = synthetic_episode(args.ways, shots, args.queries, args.channels, args.size, args.n_classes, device)
+        steps = {}
+        for label, name, opts in runs:
+            torch.manual_seed(0)
+            body, _ = backbone(args.backbone, args.channels, args.size)
+            alg = make_algorithm(name, body, n_classes=args.n_classes, ways=args.ways, **opts).to(device).train()
+            opt = torch.optim.RAdam(alg.parameters(), lr=1e-3)
+
+            def step(alg=alg, opt=opt):
+                opt.zero_grad(set_to_none=True)
+                loss, _ = alg.episode_loss(ep)
+                loss.backward()
+                opt.step()
+
+            steps[label] = step
+            time_steps(step, 0, args.warmup, device)
+        # round robin: a change in machine load during the run hits every method alike
+        times = {label: [] for label in steps}
+        for _ in range(args.reps):
+            for label in steps:
+                times[label] += time_steps(steps[label], 1, 0, device)
+        ref = statistics.median(times["mtl"])
+        n_img = ep.support.shape[0] + ep.query.shape[0]
+        for label in steps:
+            med = statistics.median(times[label])
+            q = statistics.quantiles(times[label], n=4) if args.reps > 1 else [med, med, med]
+            print(f"| {shots} | {label} | {n_img} | {1e3 * med:.1f} | {1e3 * (q[2] - q[0]):.1f} | {med / ref:.2f} |",
+                  flush=True)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Reproduction profiles end to end: the smoke profile's tables and figures on the real Omniglot
+minimal sets, and the paper profile on tiny fixtures written in the four image benchmarks' real
+formats (ResNet-12 shrunk by an override so it runs on a CPU in seconds)."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fixtures import write_cifar100, write_mini_imagenet, write_tiered_imagenet
+from mtl_meta.reproduce import PAPER_DATASETS, get_profile
+
+
+def test_smoke_profile_writes_tables_and_figures(run_cli, omniglot_root, tmp_path):
+    out = tmp_path / "out"
+    r = run_cli("reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--data-root", str(omniglot_root))
+    assert r.returncode == 0, r.stderr
+    fs = pd.read_csv(out / "fewshot.csv")
+    assert set(fs.method) == {"mtl", "protonet"} and fs.acc.between(0, 100).all()
+    # speedups are ratios of the measured training times in the runs' own results
+    res = {m: json.loads((out / "runs" / f"omniglot-minimal-5w1s-{m}" / "results.json").read_text())
+           for m in ("mtl", "protonet")}
+    ratio = res["protonet"]["train_seconds"] / res["mtl"]["train_seconds"]
+    assert fs.set_index("method").loc["protonet", "mtl_speedup"] == pytest.approx(ratio, rel=1e-3)
+    assert (out / "efficiency.md").exists() and (out / "curves-omniglot-minimal-5w1s.png").exists()
+    assert (out / "sinusoid.png").exists() and "mtl" in (out / "sinusoid.md").read_text()
+    assert "| maml |" in (out / "taxonomy.md").read_text()
+    assert "omniglot-minimal-5w1s-mtl" in (out / "reproduction.md").read_text()
+
+
+@pytest.mark.slow
+def test_paper_profile_end_to_end_on_fixtures(run_cli, tmp_path):
+    root = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    write_mini_imagenet(root, rng)
+    write_tiered_imagenet(root, rng)
+    write_cifar100(root, rng, per_class=16, test_per_class=4)
+    only = [f"{d}-5w1s-mtl" for d in PAPER_DATASETS] + ["mini-imagenet-5w5s-metaoptnet-svm"]
+    assert set(only) <= {r.name for r in get_profile("paper")}
+    tiny = ['device=cpu', 'epochs=1', 'episodes_per_epoch=2', 'val_episodes=2', 'test_episodes=4', 'test_queries=3',
+            'backbone_options={"channels": [8, 8, 8, 8]}']
+    r = run_cli("reproduce", "--profile", "paper", "--out", str(tmp_path / "out"), "--no-progress",
+                "--data-root", str(root), "--only", *only, "--set", *tiny, timeout=1200)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = tmp_path / "out"
+    comp = pd.read_csv(out / "paper_comparison.csv")
+    assert set(comp.dataset) == set(PAPER_DATASETS)
+    assert "published" in comp.columns and comp.difference.notna().all()
+    run = json.loads((out / "runs" / "cifar-fs-5w1s-mtl" / "run.json").read_text())
+    assert run["config"]["parameters"]["backbone"] == "resnet12" and run["config"]["parameters"]["augment"] is True
