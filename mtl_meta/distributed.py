@@ -51,22 +51,24 @@ def shutdown_distributed() -> None:
 _NOISE = re.compile(r"^(\[W|\[I|W\d{4}|I\d{4}|\*{5}|Setting OMP_NUM_THREADS|.*torch\.distributed\.elastic)")
 
 def _first_error(lines: list[str]) -> str | None:
+    "The first one-line error a worker printed (`mtl-meta: error: rank R: ...`), if any."
     for line in lines:
         m = re.search(r"mtl-meta: error: (.*)", line)
         if m:
             return m.group(1).strip()
-    for line in lines:
-        m = re.search(r"(\w+Error: .*)", line)
-        if m and "ChildFailedError" not in line:
-            return m.group(1).strip()
     return None
 
-def _failed_rank(lines: list[str]) -> str:
-    for line in lines:
-        m = re.search(r"rank\s*:\s*(\d+).*", line)
-        if m:
-            return m.group(1)
-    return "?"
+def _root_cause(lines: list[str]) -> str | None:
+    "torchrun's 'Root Cause (first observed failure)': which rank and its exit code."
+    text = "".join(lines)
+    i = text.find("Root Cause")
+    if i < 0:
+        return None
+    rank = re.search(r"rank\s*:\s*(\d+)", text[i:])
+    code = re.search(r"exitcode\s*:\s*(-?\d+)", text[i:])
+    if not rank:
+        return None
+    return f"rank {rank.group(1)} exited first" + (f" with code {code.group(1)}" if code else "")
 
 def launch(argv: list[str], devices: int, executable: str | None = None) -> int:
     "Run `mtl-meta ARGV` on `devices` local processes with torchrun; one-line `MtlMetaError` on failure."
@@ -81,9 +83,11 @@ def launch(argv: list[str], devices: int, executable: str | None = None) -> int:
     err_lines: list[str] = []
 
     def pump_stderr():
+        report = False   # torchrun's failure report and workers' tracebacks are condensed, not shown
         for line in proc.stderr:
             err_lines.append(line)
-            if not _NOISE.match(line) and "mtl-meta: error:" not in line and proc.poll() is None:
+            report = report or line.startswith(("====", "Traceback", "[rank")) or "ChildFailedError" in line
+            if not report and not _NOISE.match(line) and "mtl-meta: error:" not in line:
                 sys.stderr.write(line)
 
     t = threading.Thread(target=pump_stderr, daemon=True)
@@ -93,9 +97,7 @@ def launch(argv: list[str], devices: int, executable: str | None = None) -> int:
     rc = proc.wait()
     t.join()
     if rc != 0:
-        why = _first_error(err_lines)
-        rank = _failed_rank(err_lines)
-        detail = why or f"process of rank {rank} exited with an error"
+        detail = _first_error(err_lines) or _root_cause(err_lines) or f"torchrun exited with code {rc}"
         raise MtlMetaError(f"distributed training on {devices} processes failed: {detail} "
                            "(the other processes were stopped; rerun the same command to resume from the last checkpoint)")
     return 0
