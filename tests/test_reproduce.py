@@ -24,7 +24,7 @@ def test_smoke_profile_writes_tables_and_figures(run_cli, omniglot_root, tmp_pat
     assert fs.set_index("method").loc["protonet", "mtl_speedup"] == pytest.approx(ratio, rel=1e-3)
     assert (out / "efficiency.md").exists() and (out / "curves-omniglot-minimal-5w1s.png").exists()
     assert (out / "sinusoid.png").exists() and "mtl" in (out / "sinusoid.md").read_text()
-    assert "| maml |" in (out / "taxonomy.md").read_text()
+    assert "| maml |" in (out / "taxonomy.md").read_text() and "L=16" in (out / "theory.md").read_text()
     assert "omniglot-minimal-5w1s-mtl" in (out / "reproduction.md").read_text()
 
 
