@@ -20,9 +20,9 @@ __all__ = ['build_algorithm', 'train', 'load_trained', 'evaluate']
 # %% ../nbs/12_api.ipynb #cccc0005
 def _samplers(dataset: str, ways: int, shots: int, queries: int, seed: int, root, splits=("train", "val"),
               dataset_options: dict | None = None, augment: bool = False, val_queries: int = 15,
-              meta_batch_size: int = 1):
+              meta_batch_size: int = 1, task_pool: dict | None = None):
     from mtl_meta.data import load_split, train_transform
-    from mtl_meta.episodes import EpisodeSampler, MetaBatchSampler
+    from mtl_meta.episodes import EpisodeSampler, MetaBatchSampler, TaskPoolSampler
     opts = dataset_options or {}
     out = {}
     for i, split in enumerate(splits):
@@ -30,10 +30,20 @@ def _samplers(dataset: str, ways: int, shots: int, queries: int, seed: int, root
         is_train = split == "train"
         tf = train_transform(dataset, augment=augment) if is_train else train_transform(dataset, augment=False)
         if is_train:   # one episode stream per meta-batch slot: shardable over processes
-            out[split] = MetaBatchSampler(data, ways, shots, queries, meta_batch_size, seed=seed + 1000 * i, transform=tf)
+            pool = {"sampler_cls": TaskPoolSampler, **task_pool} if task_pool is not None else {}
+            out[split] = MetaBatchSampler(data, ways, shots, queries, meta_batch_size, seed=seed + 1000 * i, transform=tf,
+                                          **pool)
         else:
             out[split] = EpisodeSampler(data, ways, shots, val_queries, seed=seed + 1000 * i, transform=tf)
     return out
+
+def _task_pool(method: str, algorithm_options: dict | None) -> dict | None:
+    "For the per-task-head MTL variant: the pool its training episodes must come from."
+    if method != "mtl-tasks":
+        return None
+    from mtl_meta.gbml import algorithm_options as defaults
+    opts = {**defaults("mtl-tasks"), **(algorithm_options or {})}
+    return {"n_tasks": opts["n_tasks"], "pool_seed": opts["pool_seed"]}
 
 def build_algorithm(metadata: dict) -> Algorithm:
     "Rebuild the (untrained) algorithm a run's metadata describes."
@@ -62,7 +72,7 @@ def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str 
     seed_everything(cfg.seed)
     samplers = _samplers(dataset, cfg.ways, cfg.shots, cfg.queries, cfg.seed, data_root,
                          dataset_options=dataset_options, augment=augment, val_queries=cfg.val_queries,
-                         meta_batch_size=cfg.meta_batch_size)
+                         meta_batch_size=cfg.meta_batch_size, task_pool=_task_pool(method, algorithm_options))
     train_split = samplers["train"].split
     metadata = {"method": method, "dataset": dataset, "backbone": backbone,
                 "image_shape": list(train_split.image_shape), "n_classes": train_split.n_classes,

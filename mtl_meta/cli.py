@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "test-time adaptation on its validation classes. Writes OUT/checkpoint.pt (resumable: "
                         "rerun the same command to continue) and OUT/summary.json.")
     tr.add_argument("--method", default="mtl", metavar="NAME",
-                    help="mtl, maml, fomaml, anil, metaoptnet-svm, metaoptnet-rr, r2d2, protonet (default: %(default)s)")
+                    help="mtl, mtl-tasks (one head per task of a fixed pool), maml, fomaml, anil, metaoptnet-svm, metaoptnet-rr, r2d2, protonet (default: %(default)s)")
     tr.add_argument("--dataset", default="omniglot-minimal", metavar="NAME", help="data set (default: %(default)s)")
     tr.add_argument("--backbone", default="conv4", metavar="NAME", help="conv4, resnet12 (default: %(default)s)")
     _add_episode_shape(tr, queries=5, queries_help="extra images per class in a training episode; MTL trains on "

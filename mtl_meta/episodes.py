@@ -5,6 +5,7 @@
 # %% ../nbs/01_episodes.ipynb #cccc0002
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
@@ -14,7 +15,7 @@ from torch import Tensor
 from .core import MtlMetaError
 
 # %% auto #0
-__all__ = ['FewShotSplit', 'Episode', 'EpisodeSampler', 'MetaBatchSampler']
+__all__ = ['FewShotSplit', 'Episode', 'EpisodeSampler', 'MetaBatchSampler', 'task_pool', 'TaskPoolSampler']
 
 # %% ../nbs/01_episodes.ipynb #cccc0004
 @dataclass
@@ -111,13 +112,17 @@ class EpisodeSampler:
     def sample_indices(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         "Classes (B, ways) and image indices (B, ways, shots+queries) of `batch` episodes."
         rng, n = self.rng, self.shots + self.queries
-        classes = np.argsort(rng.random((batch, self.split.n_classes)), axis=1)[:, :self.ways]
+        classes = self._draw_classes(batch)
         counts = self.counts[classes]                                         # (B, ways)
         keys = rng.random((batch, self.ways, int(self.counts.max())))
         keys[np.arange(keys.shape[-1]) >= counts[..., None]] = np.inf
         pick = np.argpartition(keys, n - 1, axis=-1)[..., :n] if n < keys.shape[-1] else np.argsort(keys, -1)
         pick = np.take_along_axis(pick, np.argsort(np.take_along_axis(keys, pick, -1), -1), -1)  # random order
         return classes, self.order[self.start[classes][..., None] + pick]
+
+    def _draw_classes(self, batch: int) -> np.ndarray:
+        "`ways` distinct classes per episode, in random order: a uniformly random ordered subset."
+        return np.argsort(self.rng.random((batch, self.split.n_classes)), axis=1)[:, :self.ways]
 
     def _images(self, idx: np.ndarray) -> Tensor:
         x = torch.from_numpy(self.split.images[idx.reshape(-1)]).float().div_(255)
@@ -159,11 +164,13 @@ class EpisodeSampler:
 class MetaBatchSampler:
     "`meta_batch_size` independent episode streams; `sample_step(rank, world_size)` returns one process's share."
     def __init__(self, split: FewShotSplit, ways: int, shots: int, queries: int = 15, meta_batch_size: int = 1,
-                 seed: int = 0, transform=None):
+                 seed: int = 0, transform=None, sampler_cls=None, **sampler_options):
         if meta_batch_size < 1:
             raise MtlMetaError(f"meta_batch_size must be at least 1, got {meta_batch_size}")
         seeds = np.random.SeedSequence(seed).generate_state(meta_batch_size, dtype=np.uint64)
-        self.slots = [EpisodeSampler(split, ways, shots, queries, seed=int(s), transform=transform) for s in seeds]
+        cls = sampler_cls or EpisodeSampler
+        self.slots = [cls(split, ways, shots, queries, seed=int(s), transform=transform, **sampler_options)
+                      for s in seeds]
         self.seed = seed
 
     @property
@@ -199,3 +206,28 @@ class MetaBatchSampler:
             raise MtlMetaError(f"the saved sampler has {len(d['slots'])} episode streams, this one {len(self.slots)}")
         for s, st in zip(self.slots, d["slots"]):
             s.load_state_dict(st)
+
+# %% ../nbs/01_episodes.ipynb #cccc0015
+def task_pool(n_classes: int, ways: int, n_tasks: int, seed: int = 0) -> np.ndarray:
+    "`n_tasks` distinct ordered tuples of `ways` distinct classes out of `n_classes` (T, ways)."
+    if ways > n_classes:
+        raise MtlMetaError(f"cannot form {ways}-way tasks from {n_classes} classes")
+    if n_tasks > math.perm(n_classes, ways):
+        raise MtlMetaError(f"only {math.perm(n_classes, ways)} distinct {ways}-way tasks exist; use n_tasks <= that")
+    rng = np.random.Generator(np.random.PCG64(seed))
+    pool, seen = [], set()
+    while len(pool) < n_tasks:
+        t = tuple(int(c) for c in rng.permutation(n_classes)[:ways])
+        if t not in seen:
+            seen.add(t); pool.append(t)
+    return np.array(pool, dtype=np.int64)
+
+class TaskPoolSampler(EpisodeSampler):
+    "Episodes whose classes are one of a fixed pool of `n_tasks` tasks (`task_pool(..., pool_seed)`)."
+    def __init__(self, split: FewShotSplit, ways: int, shots: int, queries: int = 15, seed: int = 0,
+                 transform=None, n_tasks: int = 100, pool_seed: int = 0):
+        super().__init__(split, ways, shots, queries, seed=seed, transform=transform)
+        self.pool = task_pool(split.n_classes, ways, n_tasks, pool_seed)
+
+    def _draw_classes(self, batch: int) -> np.ndarray:
+        return self.pool[self.rng.integers(len(self.pool), size=batch)]

@@ -15,7 +15,7 @@ from torch.func import functional_call, grad
 
 from .core import MtlMetaError
 from .episodes import Episode
-from .mtl import MTL
+from .mtl import MTL, MTLTaskHeads
 from .train import Algorithm
 
 # %% auto #0
@@ -391,7 +391,7 @@ class ProtoNet(MetaLearner):
 
 # %% ../nbs/09_gbml.ipynb #cccc0030
 ALGORITHMS: dict[str, type] = {
-    "mtl": MTL, "maml": MAML, "fomaml": FOMAML, "anil": ANIL, "metaoptnet-svm": MetaOptNetSVM,
+    "mtl": MTL, "mtl-tasks": MTLTaskHeads, "maml": MAML, "fomaml": FOMAML, "anil": ANIL, "metaoptnet-svm": MetaOptNetSVM,
     "metaoptnet-rr": MetaOptNetRR, "r2d2": R2D2, "protonet": ProtoNet,
 }
 
@@ -415,8 +415,8 @@ def make_algorithm(name: str, body: nn.Module, n_classes: int, ways: int = 5, **
     if unknown:
         raise MtlMetaError(f"method {cls.name} has no option(s) {', '.join(unknown)}; "
                            f"its options are: {', '.join(known) or 'none'}")
-    if cls is MTL:
-        return MTL(body, n_classes, ways=ways, **opts)
+    if cls in (MTL, MTLTaskHeads):
+        return cls(body, n_classes, ways=ways, **opts)
     return cls(body, ways=ways, **opts)
 
 # %% ../nbs/09_gbml.ipynb #cccc0033

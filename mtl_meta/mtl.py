@@ -16,7 +16,7 @@ from .episodes import Episode
 from .train import Algorithm
 
 # %% auto #0
-__all__ = ['HeadBank', 'MTL']
+__all__ = ['HeadBank', 'MTL', 'MTLTaskHeads']
 
 # %% ../nbs/08_mtl.ipynb #cccc0005
 class HeadBank(nn.Module):
@@ -77,3 +77,47 @@ class MTL(Algorithm):
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         acc = (logits.argmax(-1) == y).float().mean()
         return loss, acc
+
+# %% ../nbs/08_mtl.ipynb #cccc000d
+class MTLTaskHeads(Algorithm):
+    "MTL with one linear head per task of a fixed pool (the formulation of the theory)."
+    name = "mtl-tasks"
+    inner_loop = "none"
+    regulariser = "joint heads"
+    second_order = False
+    citation = "Wang, Zhao & Li, ICML 2021 (per-task heads)"
+
+    def __init__(self, body: nn.Module, n_classes: int, ways: int = 5, n_tasks: int = 100, pool_seed: int = 0,
+                 feature_dim: int | None = None, normalize: bool = True):
+        super().__init__(body)
+        from mtl_meta.episodes import task_pool
+        dim = feature_dim or getattr(body, "out_dim", None)
+        if dim is None:
+            raise MtlMetaError("the body has no out_dim attribute; pass feature_dim explicitly")
+        self.register_buffer("pool", torch.from_numpy(task_pool(n_classes, ways, n_tasks, pool_seed)))
+        self.index = {tuple(t): i for i, t in enumerate(self.pool.tolist())}
+        bound = 1 / math.sqrt(dim)
+        self.weight = nn.Parameter(torch.empty(n_tasks, ways, dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.zeros(n_tasks, ways))
+        self.normalize, self.n_tasks, self.ways = normalize, n_tasks, ways
+
+    def features(self, x: Tensor) -> Tensor:
+        z = self.body(x)
+        return F.normalize(z, dim=-1) if self.normalize else z
+
+    def task_of(self, classes: Tensor) -> int:
+        key = tuple(int(c) for c in classes.tolist())
+        if key not in self.index:
+            raise MtlMetaError(f"episode classes {key} are not a task of the pool; sample training episodes with "
+                               "TaskPoolSampler(n_tasks, pool_seed) matching this model")
+        return self.index[key]
+
+    def episode_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
+        if episode.batched:
+            out = [self.episode_loss(episode[i]) for i in range(episode.classes.shape[0])]
+            return torch.stack([l for l, _ in out]).mean(), torch.stack([a for _, a in out]).mean()
+        t = self.task_of(episode.classes)
+        x = torch.cat([episode.support, episode.query])
+        y = torch.cat([episode.support_labels, episode.query_labels])
+        logits = (self.features(x) @ self.weight[t].T + self.bias[t]).float()
+        return F.cross_entropy(logits, y), (logits.argmax(-1) == y).float().mean()

@@ -190,7 +190,7 @@ def test_protonet_logits_are_negative_squared_distances():
 def test_registry_builds_every_method_and_rejects_unknown_names_and_options():
     for key, cls in ALGORITHMS.items():
         assert type(make_algorithm(key, body64(), n_classes=10, ways=3)) is cls and cls.name == key
-    with pytest.raises(MtlMetaError, match=r"unknown method 'matching-net'; choose one of: mtl, maml, fomaml, anil, "
+    with pytest.raises(MtlMetaError, match=r"unknown method 'matching-net'; choose one of: mtl, mtl-tasks, maml, fomaml, anil, "
                                            r"metaoptnet-svm, metaoptnet-rr, r2d2, protonet"):
         make_algorithm("matching-net", body64(), 10, 3)
     with pytest.raises(MtlMetaError, match=r"method protonet has no option\(s\) inner_steps"):
@@ -234,12 +234,16 @@ def test_batched_episode_is_the_mean_over_its_episodes():
 
 class _Clusters:
     "A seeded episode sampler with a state_dict, as Trainer expects."
-    def __init__(self, ways=3, shots=2, queries=3, seed=0):
+    def __init__(self, ways=3, shots=2, queries=3, seed=0, pool=None):
         self.means = torch.randn(8, 1, 4, 4, generator=torch.Generator().manual_seed(7)) * 2
         self.ways, self.shots, self.queries, self.g = ways, shots, queries, torch.Generator().manual_seed(seed)
+        self.pool = pool   # (T, ways) class tuples: episodes only from these tasks (the per-task-head MTL variant)
 
     def sample(self):
-        cls = torch.randperm(8, generator=self.g)[: self.ways]
+        if self.pool is not None:
+            cls = self.pool[torch.randint(len(self.pool), (1,), generator=self.g).item()]
+        else:
+            cls = torch.randperm(8, generator=self.g)[: self.ways]
         def draw(k):
             lab = torch.arange(self.ways).repeat_interleave(k)
             return self.means[cls[lab]] + torch.randn(len(lab), 1, 4, 4, generator=self.g), lab
@@ -259,7 +263,7 @@ def test_every_method_trains_in_the_trainer(name, amp):
     alg = make_algorithm(name, body, n_classes=8, ways=3)
     before = copy.deepcopy(alg.state_dict())
     cfg = TrainConfig(ways=3, shots=2, queries=3, meta_batch_size=2, episodes_per_epoch=4, epochs=1, lr=1e-3, amp=amp)
-    st = Trainer(alg, _Clusters(), None, cfg).fit(resume=False)
+    st = Trainer(alg, _Clusters(pool=getattr(alg, "pool", None)), None, cfg).fit(resume=False)
     assert st.step == 2 and np.isfinite(st.history[-1]["train_loss"])
     changed = [k for k, v in alg.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])]
     assert any(k.startswith("body.0.") for k in changed)  # the body was trained

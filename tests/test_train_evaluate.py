@@ -68,3 +68,11 @@ def test_mtl_learns_on_omniglot_minimal(omniglot_root, tmp_path):
           f"after {summary['steps']} updates, {summary['train_seconds']:.1f} s of training")
     assert res.mean > 0.5, res.mean
     assert summary["history"][-1]["train_loss"] < summary["history"][0]["train_loss"]
+
+
+def test_per_task_head_variant_trains_on_its_pool(run_cli, omniglot_root, tmp_path):
+    r = run_cli("train", "--method", "mtl-tasks", *SMALL, "--max-steps", "3", "--out", str(tmp_path / "pool"),
+                "--data-root", str(omniglot_root))
+    assert r.returncode == 0, r.stderr
+    ckpt = torch.load(tmp_path / "pool" / "checkpoint.pt", weights_only=True)
+    assert ckpt["algorithm"]["weight"].shape[:2] == (100, 5)   # one 5-way head per pool task
