@@ -64,8 +64,8 @@ def fewshot_runs(dataset: str, backbone: str, settings, methods=METHODS, prefix:
                             datasets=(dataset,), description=f"{m}, {backbone}, {dataset} {ways}-way {shots}-shot"))
     return runs
 
-_CPU_FEWSHOT = dict(seeds=[0, 1, 2], epochs=6, episodes_per_epoch=50, val_episodes=50, test_episodes=600,
-                    train_queries=5, early_stop_patience=100, adapt="logreg-torch")
+_CPU_FEWSHOT = dict(seeds=[0, 1, 2], epochs=6, episodes_per_epoch=50, val_episodes=20, test_episodes=600,
+                    test_queries=5, train_queries=5, early_stop_patience=100, adapt="logreg-torch")
 _PAPER_RECIPE = dict(seeds=[0], epochs=100, episodes_per_epoch=1600, val_episodes=400, test_episodes=2000,
                      test_queries=15, augment=True, device="cuda", train_queries=5)
 PAPER_DATASETS = ("mini-imagenet", "tiered-imagenet", "cifar-fs", "fc100")
@@ -99,7 +99,7 @@ PROFILES: dict[str, list[Run]] = {
             "baseline_config": {"epochs": 6, "episodes_per_epoch": 50},
             "mtl_configs": [{"epochs": e, "episodes_per_epoch": 50, "meta_batch_size": b}
                             for b, e in ((1, 1), (1, 2), (1, 3), (1, 6), (2, 6))],
-            "val_episodes": 50, "test_episodes": 600, "adapt": "logreg-torch"},
+            "val_episodes": 20, "test_episodes": 600, "test_queries": 5, "adapt": "logreg-torch"},
             datasets=("omniglot-minimal",), description="MTL accuracy vs speedup over MetaOptNet-SVM, Omniglot 5w5s"),
     ],
     "paper": [
