@@ -173,8 +173,16 @@ def execute_run(run: Run, out: str | Path, profile: str, root: Path, command: st
                 progress: bool = False) -> RunResult:
     "Execute `run` with papermill into `out/runs/NAME/`; never raises for a failing notebook."
     import papermill as pm
+    import shutil
     folder = run_dir(out, run).resolve()
+    try:
+        previous = json.loads((folder / "run.json").read_text()).get("config_hash")
+    except (OSError, ValueError):
+        previous = None
+    if previous is not None and previous != run.config_hash(profile):
+        shutil.rmtree(folder)   # made with other parameters: its checkpoints and outputs do not apply
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").unlink(missing_ok=True)   # never let an earlier result stand for this run
     executed = folder / f"{run.name}.ipynb"
     params = {**run.parameters, "out_dir": str(folder), "data_root": str(root), "profile": profile}
     t0, error = time.perf_counter(), ""
