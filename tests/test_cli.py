@@ -92,3 +92,22 @@ def test_cli_reports_failed_run_on_one_line(tmp_path):
     assert status == 1
     assert len(lines) == 1 and "run 'bad' failed (ZeroDivisionError" in lines[0]
     assert str(tmp_path / "o/runs/bad/bad.ipynb") in lines[0]
+
+
+def test_changed_parameters_clear_the_run_and_never_leave_stale_results(tmp_path, monkeypatch):
+    from mtl_meta import reproduce as rep
+    nbp = tmp_path / "writer.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("out_dir = '.'\nv = 0\nfail = False", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("import json, pathlib\n"
+                                          "if fail: raise RuntimeError('boom')\n"
+                                          "pathlib.Path(out_dir, 'marker').write_text(str(v))\n"
+                                          "pathlib.Path(out_dir, 'results.json').write_text(json.dumps({'v': v}))")]
+    nbformat.write(nb, nbp)
+    out = tmp_path / "o"
+    monkeypatch.setitem(rep.PROFILES, "t", [rep.Run("w", str(nbp), {"v": 1})])
+    assert [r.status for r in rep.reproduce("t", out=out, progress=False)] == ["ok"]
+    assert json.loads((out / "runs/w/results.json").read_text()) == {"v": 1}
+    monkeypatch.setitem(rep.PROFILES, "t", [rep.Run("w", str(nbp), {"v": 2, "fail": True})])
+    assert [r.status for r in rep.reproduce("t", out=out, progress=False)] == ["failed"]
+    assert not (out / "runs/w/results.json").exists() and not (out / "runs/w/marker").exists()
