@@ -20,7 +20,7 @@ from .core import MtlMetaError
 
 # %% auto #0
 __all__ = ['ADAPTERS', 'logreg_sklearn', 'logreg_torch', 'finetune_head', 'ridge', 'nearest_centroid', 'mean_ci95', 'EvalResult',
-           'evaluate']
+           'split_features', 'evaluate']
 
 # %% ../nbs/06_adapt.ipynb #cccc0004
 def _batched(zs: Tensor, ys: Tensor, zq: Tensor):
@@ -187,21 +187,49 @@ def _embed(features: Callable, x: Tensor, chunk: int) -> Tensor:
     z = torch.cat([features(flat[i:i + chunk]) for i in range(0, len(flat), chunk)])
     return z.reshape(*x.shape[:2], -1)
 
+def _can_embed_split(sampler, episodes: int) -> bool:
+    "Whether embedding the sampler's whole split once is valid (deterministic transform) and cheaper."
+    split, transform = getattr(sampler, "split", None), getattr(sampler, "transform", None)
+    if split is None or not hasattr(sampler, "_images"):
+        return False
+    if transform is not None and not getattr(transform, "deterministic", False):
+        return False
+    per_episode = sampler.ways * (sampler.shots + sampler.queries)
+    return len(split) < episodes * per_episode
+
+def split_features(features: Callable[[Tensor], Tensor], sampler, device="cpu", chunk: int = 1024) -> Tensor:
+    "Features (n_images, d) of every image of `sampler.split`, with the sampler's transform, in chunks."
+    n = len(sampler.split)
+    return torch.cat([features(sampler._images(np.arange(i, min(i + chunk, n))).to(device))
+                      for i in range(0, n, chunk)])
+
 def evaluate(features: Callable[[Tensor], Tensor], sampler, adapt: str = "logreg", episodes: int = 600,
              device="cpu", progress: bool = False, batch_size: int = 50, normalize: bool = True,
-             chunk: int = 1024, **adapt_options) -> EvalResult:
-    "Mean query accuracy and 95% interval of `adapt` on frozen `features` over `episodes` episodes."
+             chunk: int = 1024, embed_split: bool | None = None, **adapt_options) -> EvalResult:
+    """Mean query accuracy and 95% interval of `adapt` on frozen `features` over `episodes` episodes.
+
+    `embed_split`: embed the sampler's whole split once and index it (None: when valid and cheaper)."""
     from tqdm.auto import tqdm
     if adapt not in ADAPTERS:
         raise MtlMetaError(f"unknown adaptation {adapt!r}; choose from {', '.join(ADAPTERS)}")
     if episodes < 1:
         raise MtlMetaError(f"episodes must be at least 1, got {episodes}")
+    if embed_split is None:
+        embed_split = _can_embed_split(sampler, episodes)
     fn, accs, t0 = ADAPTERS[adapt], [], time.perf_counter()
     bar = tqdm(total=episodes, desc=f"evaluate[{adapt}]", unit="episode", disable=not progress, dynamic_ncols=True)
     with torch.no_grad():
+        lookup = None
+        if embed_split:
+            table = split_features(features, sampler, device, chunk)
+            lookup = lambda idx: table[torch.from_numpy(idx).to(table.device)]
         while len(accs) < episodes:
-            ep = sampler.sample_batch(min(batch_size, episodes - len(accs))).to(device)
-            zs, zq = _embed(features, ep.support, chunk), _embed(features, ep.query, chunk)
+            n = min(batch_size, episodes - len(accs))
+            ep = (sampler.sample_batch(n, lookup=lookup) if embed_split else sampler.sample_batch(n)).to(device)
+            if embed_split:
+                zs, zq = ep.support, ep.query
+            else:
+                zs, zq = _embed(features, ep.support, chunk), _embed(features, ep.query, chunk)
             if normalize:
                 zs, zq = F.normalize(zs.float(), dim=-1), F.normalize(zq.float(), dim=-1)
             logits = fn(zs, ep.support_labels, zq, ep.ways, **adapt_options)

@@ -538,6 +538,11 @@ class BatchAugment:
         self.padding, self.jitter, self.flip, self.generator = padding, jitter, flip, generator
         self.normalize = Normalize(mean, std) if mean is not None else None
 
+    @property
+    def deterministic(self) -> bool:
+        "True when no random operation is on (normalisation only): the same image always maps to the same tensor."
+        return not (self.padding or self.jitter or self.flip)
+
     def _u(self, n: int, lo: float, hi: float) -> Tensor:
         return torch.empty(n, 1, 1, 1).uniform_(lo, hi, generator=self.generator)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, replace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -130,12 +131,16 @@ class EpisodeSampler:
             x = self.transform(x)
         return x.reshape(*idx.shape, *x.shape[1:])
 
-    def sample_batch(self, batch: int) -> Episode:
-        "A batch of `batch` episodes as one batched `Episode`."
+    def sample_batch(self, batch: int, lookup: Callable[[np.ndarray], Tensor] | None = None) -> Episode:
+        """A batch of `batch` episodes as one batched `Episode`.
+
+        `lookup` maps an array of image indices (B, n) into the split to a (B, n, ...) tensor; the default
+        loads (and transforms) the images. Evaluation passes a lookup into precomputed features instead."""
+        lookup = lookup or self._images
         classes, idx = self.sample_indices(batch)
         s, q, w = self.shots, self.queries, self.ways
-        support = self._images(idx[..., :s].reshape(batch, w * s))
-        query = self._images(idx[..., s:].reshape(batch, w * q))
+        support = lookup(idx[..., :s].reshape(batch, w * s))
+        query = lookup(idx[..., s:].reshape(batch, w * q))
         local = torch.arange(w)
         return Episode(support=support, support_labels=local.repeat_interleave(s).expand(batch, -1).clone(),
                        query=query, query_labels=local.repeat_interleave(q).expand(batch, -1).clone(),
