@@ -7,6 +7,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= cpu
+# The data root: $MTL_META_DATA when set; else ../shared/data when a clone sits beside a shared data
+# folder (as on the project's machines); else the library default, ~/data.
+ifeq ($(MTL_META_DATA),)
+ifneq ($(wildcard ../shared/data/omniglot),)
+export MTL_META_DATA := $(abspath ../shared/data)
+endif
+endif
 
 .PHONY: reproduce test smoke env export clean-nbs readme lock check-sync check-clean test-nbs test-py bench
 

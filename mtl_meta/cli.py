@@ -14,7 +14,7 @@ import mtl_meta
 from .core import DATA_ENV, CACHE_ENV, MtlMetaError
 
 # %% auto #0
-__all__ = ['build_parser', 'cmd_reproduce', 'cmd_train', 'cmd_evaluate', 'cmd_data_info', 'main']
+__all__ = ['build_parser', 'cmd_reproduce', 'cmd_train', 'cmd_evaluate', 'cmd_data_info', 'cmd_data_download', 'main']
 
 # %% ../nbs/11_cli.ipynb #cccc0005
 class _Parser(argparse.ArgumentParser):
@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="omniglot, omniglot-minimal, mini-imagenet, tiered-imagenet, cifar-fs, fc100, sinusoid")
     _add_data_root(info)
     info.set_defaults(func=cmd_data_info)
+    dl = dsub.add_parser("download", help="fetch a data set's official public files into the data root",
+                         description="Download a data set's official public files into the data root (the one "
+                         "command that writes there): omniglot, omniglot-minimal, cifar-fs, fc100. "
+                         "mini- and tiered-ImageNet have no official public source; the error names where to get them.")
+    dl.add_argument("--dataset", required=True, metavar="NAME", help="the data set to fetch")
+    _add_data_root(dl)
+    dl.set_defaults(func=cmd_data_download)
     data.set_defaults(func=lambda a: _missing_subcommand(data))
     return parser
 
@@ -223,6 +230,18 @@ def cmd_data_info(args) -> int:
     print("  ".join(k.ljust(w) for k, w in zip(keys, widths)))
     for t in table:
         print("  ".join(v.ljust(w) for v, w in zip(t, widths)))
+    return 0
+
+def cmd_data_download(args) -> int:
+    from mtl_meta.core import data_root
+    from mtl_meta.data import download
+    root = data_root(args.data_root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MtlMetaError(f"cannot create the data root {root} ({e.strerror}); pass another --data-root") from None
+    download(args.dataset, root)
+    print(f"{args.dataset}: downloaded into {root}")
     return 0
 
 # %% ../nbs/11_cli.ipynb #cccc000d

@@ -511,8 +511,12 @@ def download(name: str, root: str | os.PathLike) -> Path:
         raise MtlMetaError(f"{name} has no official public download; {dataset_info(name).source}")
     root = Path(root)
     for url, rel, md5 in DOWNLOADS[name]:
-        with urllib.request.urlopen(url, timeout=60) as r:
-            blob = r.read()
+        try:
+            with urllib.request.urlopen(url, timeout=60) as r:
+                blob = r.read()
+        except OSError as e:   # URLError, timeouts, resets
+            raise MtlMetaError(f"cannot download {url} ({getattr(e, 'reason', e)}); check the network, or fetch it "
+                               f"by hand into {root / rel}") from None
         if md5 and hashlib.md5(blob).hexdigest() != md5:
             raise MtlMetaError(f"{url} downloaded with a wrong MD5; try again")
         target = atomic_write_bytes(root / rel, blob)

@@ -111,3 +111,44 @@ def test_changed_parameters_clear_the_run_and_never_leave_stale_results(tmp_path
     monkeypatch.setitem(rep.PROFILES, "t", [rep.Run("w", str(nbp), {"v": 2, "fail": True})])
     assert [r.status for r in rep.reproduce("t", out=out, progress=False)] == ["failed"]
     assert not (out / "runs/w/results.json").exists() and not (out / "runs/w/marker").exists()
+
+
+def _main_stderr(args):
+    import contextlib, io
+    from mtl_meta.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        status = main(args)
+    return status, out.getvalue(), err.getvalue().strip().splitlines()
+
+
+def test_data_download_writes_the_official_files_atomically(tmp_path, monkeypatch):
+    import urllib.request
+    from mtl_meta import data
+    fetched = []
+    class _Response:
+        def __init__(self, url): self.url = url
+        def __enter__(self): return self
+        def __exit__(self, *a): return False
+        def read(self): return f"bytes of {self.url}".encode()
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: fetched.append(url) or _Response(url))
+    status, out, err = _main_stderr(["data", "download", "--dataset", "omniglot-minimal",
+                                     "--data-root", str(tmp_path / "root")])
+    assert status == 0 and err == []
+    assert [u.rsplit("/", 1)[1] for u in fetched] == list(data.OMNIGLOT_MINIMAL_ARCHIVES)
+    for url in fetched:
+        f = tmp_path / "root" / "omniglot" / url.rsplit("/", 1)[1]
+        assert f.read_bytes() == f"bytes of {url}".encode()
+    assert not list((tmp_path / "root").rglob("*.tmp*"))
+
+
+def test_data_download_errors_are_one_line(tmp_path, monkeypatch):
+    import urllib.error, urllib.request
+    status, _, err = _main_stderr(["data", "download", "--dataset", "mini-imagenet", "--data-root", str(tmp_path)])
+    assert status != 0 and len(err) == 1 and "no official public download" in err[0]
+    def offline(url, timeout): raise urllib.error.URLError("Name or service not known")
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    status, _, err = _main_stderr(["data", "download", "--dataset", "omniglot-minimal", "--data-root", str(tmp_path)])
+    assert status != 0 and len(err) == 1
+    assert "cannot download https://github.com/brendenlake/omniglot" in err[0] and "Name or service not known" in err[0]
+    assert not (tmp_path / "omniglot").exists() or not any((tmp_path / "omniglot").iterdir())
