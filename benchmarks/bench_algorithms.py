@@ -10,9 +10,7 @@ MAML, first-order MAML and ANIL are also timed with 5 inner steps (the miniImage
     python benchmarks/bench_algorithms.py                       # Conv-4, 1x28x28, 5-way 1- and 5-shot, 15 queries
     python benchmarks/bench_algorithms.py --backbone resnet12 --channels 3 --size 84 --shots 5 --device cuda
 
-The backbone comes from `mtl_meta.models.make_backbone` when that module exists; otherwise (for
-conv4 only) a standard Conv-4 is built here: four blocks of 3x3 conv (64 channels), batch norm,
-ReLU and 2x2 max-pooling.
+The backbone comes from `mtl_meta.models.make_backbone` (conv4 or resnet12).
 """
 import argparse
 import statistics
@@ -23,26 +21,10 @@ from torch import nn
 
 from mtl_meta.episodes import Episode
 from mtl_meta.gbml import ALGORITHMS, make_algorithm
-
-
-def conv4(in_channels: int, image_size: int) -> nn.Module:
-    "Conv-4 (Vinyals et al. 2016; Finn et al. 2017): 4 x [conv3x3(64), BN, ReLU, maxpool2], flattened."
-    layers, c = [], in_channels
-    for _ in range(4):
-        layers += [nn.Conv2d(c, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2)]
-        c = 64
-    body = nn.Sequential(*layers, nn.Flatten())
-    body.out_dim = 64 * (image_size // 16) ** 2
-    return body
+from mtl_meta.models import make_backbone
 
 
 def backbone(name: str, in_channels: int, image_size: int) -> tuple[nn.Module, str]:
-    try:
-        from mtl_meta.models import make_backbone
-    except ImportError:
-        if name != "conv4":
-            raise SystemExit(f"mtl_meta.models is not available, and only conv4 has a fallback here (asked: {name})")
-        return conv4(in_channels, image_size), "local Conv-4"
     return make_backbone(name, in_channels=in_channels, image_size=image_size), "mtl_meta.models.make_backbone"
 
 

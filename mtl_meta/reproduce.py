@@ -423,6 +423,8 @@ def collect(out: str | Path) -> dict:
                          f"MTL accuracy against speedup over {b['method']}: {r['dataset']} {r['ways']}-way {r['shots']}-shot")
     for r in results:
         if r.get("experiment") == "theory":
+            # depths in increasing order (JSON keys are strings, stored sorted as text: 1, 16, 2, ...)
+            depths = sorted({int(L) for d in r["depth_gaps"].values() for L in d["gaps"]})
             lines = ["# Theory, measured", "",
                      "First-order equivalence (largest relative gap, through-solver vs detached heads, over seeds):", "",
                      "| head | support/query split | relative gap |", "| --- | --- | --- |"]
@@ -430,10 +432,10 @@ def collect(out: str | Path) -> dict:
                       for e in r["envelope_max_relative_gap"]]
             lines += ["", f"ANIL's meta-gradient approaches joint training's as (lambda*tau)^{r['anil_gradient_slope']:.2f}.", "",
                       "Infinite-width relative gap MTL vs joint training (= ANIL without a split), by depth:", "",
-                      "| family | " + " | ".join(f"L={L}" for L in next(iter(r["depth_gaps"].values()))["gaps"]) + " | slope | slope L>=8 |",
-                      "|" + " --- |" * (3 + len(next(iter(r["depth_gaps"].values()))["gaps"]))]
+                      "| family | " + " | ".join(f"L={L}" for L in depths) + " | slope | slope L>=8 |",
+                      "|" + " --- |" * (3 + len(depths))]
             for fam, d in r["depth_gaps"].items():
-                lines.append(f"| {fam} | " + " | ".join(f"{g:.3f}" for g in d["gaps"].values())
+                lines.append(f"| {fam} | " + " | ".join(f"{d['gaps'][str(L)]:.3f}" for L in depths)
                              + f" | {d['slope']:.2f} | {d['tail_slope']:.2f} |")
             lines += ["", "With a support/query split (depth 4), ANIL's distance to its lambda*tau -> 0 limit and to MTL:", "",
                       "| lambda | tau | lambda*tau | gap to limit | gap to MTL |", "| --- | --- | --- | --- | --- |"]

@@ -1,0 +1,82 @@
+"""Print the README's "Results" section (Markdown) from a reproduction folder.
+
+    python tools/readme_results.py figures > /tmp/results.md
+
+The text is pasted into a markdown cell of `nbs/index.ipynb` (which generates README.md), so the
+numbers quoted in the README are exactly those in the committed `figures/` tables.
+"""
+import json
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+SETTING = lambda r: f"{r.ways}-way {r.shots}-shot"
+
+
+def fewshot_pivot(fs: pd.DataFrame) -> str:
+    "method x setting: 'acc ± ci95 over seeds (train s/seed, x MTL's time)'."
+    settings = list(dict.fromkeys(SETTING(r) for r in fs.itertuples()))
+    methods = list(dict.fromkeys(fs.method))
+    lines = ["| method | " + " | ".join(settings) + " |", "|" + " --- |" * (1 + len(settings))]
+    for m in methods:
+        cells = []
+        for s in settings:
+            row = [r for r in fs.itertuples() if r.method == m and SETTING(r) == s]
+            if not row:
+                cells.append("-")
+                continue
+            r = row[0]
+            ci = f" ± {r.ci95_seeds:.1f}" if r.ci95_seeds == r.ci95_seeds else ""
+            cells.append(f"{r.acc:.1f}{ci} ({r.train_seconds:.1f} s, {r.mtl_speedup:.2f}x)")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def best_vs_mtl(fs: pd.DataFrame) -> str:
+    lines = ["| setting | MTL | best baseline | gap (points) | baseline time / MTL time |",
+             "| --- | --- | --- | --- | --- |"]
+    for s, g in fs.groupby(fs.apply(SETTING, axis=1), sort=False):
+        mtl = g[g.method == "mtl"].iloc[0]
+        base = g[g.method != "mtl"].sort_values("acc").iloc[-1]
+        lines.append(f"| {s} | {mtl.acc:.1f} | {base.method} {base.acc:.1f} | {mtl.acc - base.acc:+.1f} | "
+                     f"{base.train_seconds / mtl.train_seconds:.2f} |")
+    return "\n".join(lines)
+
+
+def main(folder: str) -> None:
+    d = Path(folder)
+    fs = pd.read_csv(d / "fewshot.csv")
+    ds = ", ".join(sorted(set(fs.dataset)))
+    seeds = int(fs.seeds.max())
+    print(f"Few-shot test accuracy (%) on {ds} with Conv-4, mean over {seeds} seeds ± 95% interval over seeds; "
+          "in brackets the training wall-clock per seed and its ratio to MTL's "
+          f"({int(fs.test_episodes.max())} test episodes per seed; full table with per-episode intervals: "
+          "[`figures/fewshot.md`](figures/fewshot.md)):\n")
+    print(fewshot_pivot(fs) + "\n")
+    print("MTL against the most accurate baseline in each setting:\n")
+    print(best_vs_mtl(fs) + "\n")
+    for curve in sorted(d.glob("efficiency-curve-*.csv")):
+        c = pd.read_csv(curve)
+        print(f"Efficiency curve ([`{curve.with_suffix('.md').name}`](figures/{curve.with_suffix('.md').name})): "
+              "MTL trained for a fraction of the baseline's budget.\n")
+        lines = ["| method | meta-batch | epochs | train s | test acc % | speedup |", "| --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {r.method} | {r.meta_batch_size} | {r.epochs} | {r.train_seconds:.1f} | {r.test_acc:.1f} ± {r.ci95:.1f} "
+                  f"| {r.speedup_of_mtl:.2f}x |" for r in c.itertuples()]
+        print("\n".join(lines) + "\n")
+    if (d / "sinusoid.csv").exists():
+        print("Sinusoid regression ([`figures/sinusoid.md`](figures/sinusoid.md)):\n")
+        body = (d / "sinusoid.md").read_text().split("\n\n", 2)[-1].strip()
+        print(body + "\n")
+    if (d / "theory.md").exists():
+        print("Theory, measured ([`figures/theory.md`](figures/theory.md)):\n")
+        print((d / "theory.md").read_text().split("\n", 2)[2].strip() + "\n")
+    records = [json.loads(f.read_text()) for f in sorted((d / "runs").glob("*/run.json"))]
+    if records:
+        total = sum(r["seconds"] for r in records)
+        print(f"Wall-clock of the whole profile: {total / 60:.1f} minutes over {len(records)} runs (sum of the "
+              "`seconds` in each `figures/runs/*/run.json`; environment set-up not included).\n")
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "figures")
