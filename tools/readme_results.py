@@ -55,6 +55,10 @@ def main(folder: str) -> None:
           f"({int(fs.test_episodes.max())} test episodes per seed; full table with per-episode intervals: "
           "[`figures/fewshot.md`](figures/fewshot.md)):\n")
     print(fewshot_pivot(fs) + "\n")
+    curves = sorted(d.glob("curves-*.png"))
+    if curves:
+        print(" ".join(f"![validation accuracy against training wall-clock, {c.stem[7:]}](figures/{c.name})"
+                       for c in curves) + "\n")
     print("MTL against the most accurate baseline in each setting:\n")
     print(best_vs_mtl(fs) + "\n")
     for curve in sorted(d.glob("efficiency-curve-*.csv")):
@@ -72,6 +76,8 @@ def main(folder: str) -> None:
     if (d / "theory.md").exists():
         print("Theory, measured ([`figures/theory.md`](figures/theory.md)):\n")
         print((d / "theory.md").read_text().split("\n", 2)[2].strip() + "\n")
+        if (d / "theory-ntk.png").exists():
+            print("![NTK gaps against depth and lambda*tau](figures/theory-ntk.png)\n")
     records = [json.loads(f.read_text()) for f in sorted((d / "runs").glob("*/run.json"))]
     if records:
         total = sum(r["seconds"] for r in records)
