@@ -87,10 +87,13 @@ def main():
             body, _ = backbone(args.backbone, args.channels, args.size)
             alg = make_algorithm(name, body, n_classes=args.n_classes, ways=args.ways, **opts).to(device).train()
             opt = torch.optim.RAdam(alg.parameters(), lr=1e-3)
+            # MTL with per-task heads (mtl-tasks) trains on a fixed pool of tasks: give it one of them
+            task_ep = ep if not hasattr(alg, "pool") else Episode(
+                ep.support, ep.support_labels, ep.query, ep.query_labels, alg.pool[0].to(device))
 
-            def step(alg=alg, opt=opt):
+            def step(alg=alg, opt=opt, task_ep=task_ep):
                 opt.zero_grad(set_to_none=True)
-                loss, _ = alg.episode_loss(ep)
+                loss, _ = alg.episode_loss(task_ep)
                 loss.backward()
                 opt.step()
 

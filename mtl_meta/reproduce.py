@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .core import DATA_ENV, MtlMetaError, atomic_write_json, atomic_write_text, check_readable_dir, data_root
+from .core import (DATA_ENV, MtlMetaError, atomic_write_bytes, atomic_write_json, atomic_write_text,
+                           check_readable_dir, data_root)
 
 # %% auto #0
 __all__ = ['METHODS', 'PAPER_DATASETS', 'PROFILES', 'PUBLISHED', 'Run', 'fewshot_runs', 'get_profile', 'experiments_dir',
-           'RunResult', 'run_dir', 'is_complete', 'execute_run', 'reproduce', 'write_summary', 'fewshot_table',
-           'time_to_accuracy', 'efficiency_table', 'paper_comparison', 'markdown_table', 'collect']
+           'RunResult', 'run_dir', 'is_complete', 'execute_run', 'reproduce', 'write_summary', 'use_figure_style',
+           'save_figure', 'fewshot_table', 'time_to_accuracy', 'efficiency_table', 'paper_comparison', 'markdown_table',
+           'collect']
 
 # %% ../nbs/10_reproduce.ipynb #cccc0005
 @dataclass(frozen=True)
@@ -232,7 +234,11 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
             continue
         results.append(execute_run(run, out, profile, root, command=command, progress=False))
     collect(out)
-    write_summary(out, profile, runs, command)
+    # The summary covers the whole profile, also after `--only`: it describes the folder, not this call.
+    every = get_profile(profile)
+    if overrides:
+        every = [replace(r, parameters={**r.parameters, **overrides}) for r in every]
+    write_summary(out, profile, every, command if not only else f"mtl-meta reproduce --profile {profile} --out {out}")
     return results
 
 def write_summary(out: Path, profile: str, runs: Iterable[Run], command: str) -> Path:
@@ -253,6 +259,25 @@ def write_summary(out: Path, profile: str, runs: Iterable[Run], command: str) ->
     return atomic_write_text(Path(out) / "reproduction.md", "\n".join(lines) + "\n")
 
 # %% ../nbs/10_reproduce.ipynb #cccc0011
+def use_figure_style() -> None:
+    "The seaborn theme of every reproduction figure (white grid, colour-blind palette)."
+    import seaborn as sns
+    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind", font_scale=0.9)
+
+def save_figure(fig, path: str | Path, dpi: int = 120, description: str = "") -> list[Path]:
+    "Write `fig` as `path`.png and `path`.pdf (any suffix of `path` is replaced), atomically; close it."
+    import io
+    import matplotlib.pyplot as plt
+    stem, paths = Path(path).with_suffix(""), []
+    for ext, meta in (("png", {"Title": Path(path).stem, "Description": description}),
+                      ("pdf", {"Title": Path(path).stem, "Subject": description, "CreationDate": None})):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, dpi=dpi, metadata=meta)
+        paths.append(atomic_write_bytes(stem.with_suffix(f".{ext}"), buf.getvalue()))
+    plt.close(fig)
+    return paths
+
+# %% ../nbs/10_reproduce.ipynb #cccc0014
 PUBLISHED = {  # 5-way accuracy (%, mean, 95% CI) as reported in the paper's tables (see PAPER.md)
     ("mtl", "mini-imagenet", 1): (59.84, 0.22), ("mtl", "mini-imagenet", 5): (77.72, 0.09),
     ("mtl", "tiered-imagenet", 1): (67.11, 0.12), ("mtl", "tiered-imagenet", 5): (83.69, 0.02),
@@ -365,6 +390,7 @@ def _plot_curves(results: list[dict], out: Path) -> list[Path]:
         if r.get("experiment") == "fewshot":
             groups.setdefault((r["dataset"], r["backbone"], r["ways"], r["shots"]), []).append(r)
     paths = []
+    use_figure_style()
     for (d, b, w, k), rs in sorted(groups.items()):
         fig, ax = plt.subplots(figsize=(6, 4))
         for r in sorted(rs, key=lambda r: METHODS.index(r["method"]) if r["method"] in METHODS else 99):
@@ -374,9 +400,8 @@ def _plot_curves(results: list[dict], out: Path) -> list[Path]:
         ax.set(xscale="log", xlabel="training wall-clock (s, log scale)", ylabel="validation accuracy (%)",
                title=f"{d}, {b}, {w}-way {k}-shot (seed {rs[0]['per_seed'][0]['seed']})")
         ax.legend(fontsize=8); fig.tight_layout()
-        p = out / f"curves-{d}-{w}w{k}s.png"
-        fig.savefig(p, dpi=110); plt.close(fig)
-        paths.append(p)
+        paths += save_figure(fig, out / f"curves-{d}-{w}w{k}s", dpi=110,
+                             description=f"validation accuracy against training wall-clock, {d} {w}-way {k}-shot")
     return paths
 
 def collect(out: str | Path) -> dict:
@@ -442,6 +467,30 @@ def collect(out: str | Path) -> dict:
             lines += [f"| {x['lambda']} | {x['tau']} | {x['lambda_tau']:.3g} | {x['gap_to_lambda_tau_0']:.3f} | {x['gap_to_mtl']:.3f} |"
                       for x in r["lambda_tau"]]
             atomic_write_text(out / "theory.md", "\n".join(lines) + "\n")
-    for png in (out / "runs").glob("*/*.png"):   # each run's own figures, next to the tables
-        shutil.copyfile(png, out / png.name)
+    made = []   # (figure stem, what drew it, the command that redraws it)
+    profiles = {}
+    for f in (out / "runs").glob("*/run.json"):
+        try:
+            profiles[f.parent.name] = json.loads(f.read_text())["config"]["profile"]
+        except (OSError, ValueError, KeyError):
+            pass
+    fewshot_profile = next((profiles[r["run"]] for r in results if r.get("experiment") == "fewshot"
+                            and r["run"] in profiles), "PROFILE")
+    for p in sorted(out.glob("curves-*.png")):
+        made.append((p.stem, "`collect`, from the few-shot runs' validation histories (seed 0)",
+                     f"mtl-meta reproduce --profile {fewshot_profile} --out {out}"))
+    for folder in sorted(p for p in (out / "runs").glob("*") if p.is_dir()):
+        for fig in sorted(folder.glob("*.png")):   # each run's own figures, next to the tables
+            for twin in (fig, fig.with_suffix(".pdf")):
+                if twin.exists():
+                    shutil.copyfile(twin, out / twin.name)
+            run = folder.name
+            made.append((fig.stem, f"run `{run}` (`{run}/{run}.ipynb` under `runs/`)",
+                         f"mtl-meta reproduce --profile {profiles.get(run, 'PROFILE')} --only {run} --force --out {out}"))
+    if made:
+        lines = ["# Figures", "", "Each figure is here as PNG and PDF. The command redraws it from scratch (the "
+                 "`collect` step at the end of every `reproduce` redraws the curves from the runs already done).", "",
+                 "| figure | drawn by | command |", "| --- | --- | --- |"]
+        lines += [f"| [{stem}.png]({stem}.png) ([pdf]({stem}.pdf)) | {by} | `{cmd}` |" for stem, by, cmd in made]
+        atomic_write_text(out / "FIGURES.md", "\n".join(lines) + "\n")
     return {"results": len(results), "fewshot_rows": len(table)}

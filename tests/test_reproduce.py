@@ -26,6 +26,12 @@ def test_smoke_profile_writes_tables_and_figures(run_cli, omniglot_root, tmp_pat
     assert (out / "sinusoid.png").exists() and "mtl" in (out / "sinusoid.md").read_text()
     assert "| maml |" in (out / "taxonomy.md").read_text() and "L=16" in (out / "theory.md").read_text()
     assert "omniglot-minimal-5w1s-mtl" in (out / "reproduction.md").read_text()
+    # every figure in both formats, listed with the command that redraws it
+    figures = (out / "FIGURES.md").read_text()
+    for stem in ("curves-omniglot-minimal-5w1s", "sinusoid", "theory-ntk", "theory-gradients", "efficiency_curve"):
+        assert (out / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-", stem
+        assert f"[{stem}.png]({stem}.png)" in figures, stem
+    assert f"mtl-meta reproduce --profile smoke --only theory --force --out {out}" in figures
 
 
 @pytest.mark.slow
