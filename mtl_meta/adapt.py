@@ -95,11 +95,16 @@ def logreg_torch(zs: Tensor, ys: Tensor, zq: Tensor, ways: int, C: float = 3.0, 
         S = torch.diag_embed(P) - P[..., :, None] * P[..., None, :]  # (B, n, ways, ways)
         H = C * torch.einsum("bnkl,bni,bnj->bkilj", S, X, X).reshape(B, ways * p, ways * p) + reg
         delta = torch.linalg.solve(H, grad.reshape(B, -1, 1)).reshape(B, ways, p)
-        # backtracking: the largest step 1, 1/2, 1/4, ... that satisfies the Armijo condition
+        # backtracking: the largest step 1, 1/2, 1/4, ... that satisfies the Armijo condition. The full
+        # Newton step almost always passes, so it is tried alone first and the ladder only when needed.
         f0 = _logreg_objective(theta, X, Y, C, r)
+        decrease = (grad * delta).sum((-1, -2))
+        full = theta - delta
+        if bool((_logreg_objective(full, X, Y, C, r) <= f0 - 1e-4 * decrease).all()):
+            theta = full
+            continue
         cand = theta[None] - steps[:, None, None, None] * delta[None]           # (S, B, ways, p)
         fs = torch.stack([_logreg_objective(c, X, Y, C, r) for c in cand])       # (S, B)
-        decrease = (grad * delta).sum((-1, -2))
         ok = fs <= f0 - 1e-4 * steps[:, None] * decrease
         first = torch.where(ok.any(0), ok.float().argmax(0), torch.full_like(f0, len(steps) - 1, dtype=torch.long))
         theta = cand[first, torch.arange(B)]
