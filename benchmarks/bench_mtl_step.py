@@ -5,7 +5,11 @@ the head bank; this benchmark measures what that costs. Both steps see the same 
 (ways * (shots + queries) of them), run forward, backward and a RAdam update; the supervised
 step classifies them over all training classes with one nn.Linear.
 
-    python benchmarks/bench_mtl_step.py [--backbone conv4] [--reps 30]
+    python benchmarks/bench_mtl_step.py [--backbones conv4 resnet12] [--reps 30]
+    python benchmarks/bench_mtl_step.py --device cuda --backbones resnet12 --amp bf16 --channels-last
+
+On a GPU, run it three times (plain, `--amp bf16`, `--amp bf16 --channels-last`) for the
+mixed-precision and memory-format gains; images/s is the MTL step's throughput.
 """
 import argparse
 import time
@@ -19,12 +23,14 @@ from mtl_meta.models import make_backbone
 from mtl_meta.mtl import MTL
 
 
-def timed(step, reps, warmup=3):
+def timed(step, reps, device, warmup=3):
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         step()
+    sync()
     times = []
     for _ in range(reps):
-        t0 = time.perf_counter(); step(); times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter(); step(); sync(); times.append(time.perf_counter() - t0)
     times.sort()
     return times[len(times) // 2]
 
@@ -33,40 +39,57 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--backbones", nargs="+", default=["conv4", "resnet12"], choices=["conv4", "resnet12"])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="autocast both steps to this dtype")
+    ap.add_argument("--channels-last", action="store_true", help="channels-last memory format for images and bodies")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    settings = [("conv4", 1, 28, 64, 5, 5, 5), ("conv4", 3, 84, 64, 5, 5, 5), ("resnet12", 3, 84, 64, 5, 5, 5)]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.reps} steps")
-    print(f"{'backbone':9s} {'input':9s} {'images':>6s} {'supervised ms':>14s} {'MTL ms':>8s} {'MTL/sup. throughput':>20s}")
+    device = torch.device(args.device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    settings = [(b, c, size, 64, 5, 5, 5) for b in args.backbones
+                for c, size in ([(1, 28), (3, 84)] if b == "conv4" else [(3, 84)])]
+    name_dev = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__} on {name_dev}; amp {args.amp or 'off'}, channels-last {args.channels_last}; "
+          f"median of {args.reps} steps (ResNet-12: {max(3, args.reps // 6)} on a CPU); forward + backward + RAdam")
+    print(f"{'backbone':9s} {'input':9s} {'images':>6s} {'supervised ms':>14s} {'MTL ms':>8s} {'MTL images/s':>13s} "
+          f"{'MTL/sup. throughput':>20s}")
     for name, c, size, n_classes, ways, shots, queries in settings:
-        reps = args.reps if name == "conv4" else max(3, args.reps // 6)
+        reps = args.reps if name == "conv4" or device.type == "cuda" else max(3, args.reps // 6)
         torch.manual_seed(0)
         n = ways * (shots + queries)
-        x = torch.randn(n, c, size, size)
-        local = torch.arange(ways).repeat_interleave(shots + queries)
-        classes = torch.randperm(n_classes)[:ways]
-        ep = Episode(x[: ways * shots], local[: ways * shots], x[ways * shots:], local[ways * shots:], classes)
-        ep = Episode(torch.cat([ep.support, ep.query]), torch.cat([ep.support_labels, ep.query_labels]),
-                     x[:0], local[:0], classes)
+        x = torch.randn(n, c, size, size).to(device, memory_format=fmt)
+        local = torch.arange(ways).repeat_interleave(shots + queries).to(device)
+        classes = torch.randperm(n_classes)[:ways].to(device)
+        # MTL trains on every image of the episode: put them all in the support part
+        ep = Episode(x, local, x[:0], local[:0], classes)
+        autocast = lambda: torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+        scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
 
         body = make_backbone(name, in_channels=c, image_size=size)
-        algo = MTL(body, n_classes=n_classes, ways=ways).train()
+        algo = MTL(body, n_classes=n_classes, ways=ways).to(device, memory_format=fmt).train()
         opt = torch.optim.RAdam(algo.parameters(), lr=1e-3)
         def mtl_step():
             opt.zero_grad(set_to_none=True)
-            loss, _ = algo.episode_loss(ep); loss.backward(); opt.step()
+            with autocast():
+                loss, _ = algo.episode_loss(ep)
+            scaler.scale(loss).backward(); scaler.step(opt); scaler.update()
 
         body2 = make_backbone(name, in_channels=c, image_size=size)
         head = nn.Linear(body2.out_dim, n_classes)
-        sup = nn.Sequential(body2, head).train()
+        sup = nn.Sequential(body2, head).to(device, memory_format=fmt).train()
         opt2 = torch.optim.RAdam(sup.parameters(), lr=1e-3)
         y = classes[local]
         def sup_step():
             opt2.zero_grad(set_to_none=True)
-            F.cross_entropy(sup(x), y).backward(); opt2.step()
+            with autocast():
+                loss = F.cross_entropy(sup(x).float(), y)
+            scaler.scale(loss).backward(); scaler.step(opt2); scaler.update()
 
-        t_sup, t_mtl = timed(sup_step, reps), timed(mtl_step, reps)
-        print(f"{name:9s} {c}x{size}x{size:<4d} {n:6d} {1e3 * t_sup:14.1f} {1e3 * t_mtl:8.1f} {t_sup / t_mtl:20.2f}x")
+        t_sup, t_mtl = timed(sup_step, reps, device), timed(mtl_step, reps, device)
+        print(f"{name:9s} {c}x{size}x{size:<4d} {n:6d} {1e3 * t_sup:14.1f} {1e3 * t_mtl:8.1f} {n / t_mtl:13.1f} "
+              f"{t_sup / t_mtl:20.2f}x", flush=True)
 
 
 if __name__ == "__main__":
