@@ -61,16 +61,39 @@ def _logreg_objective(theta: Tensor, X: Tensor, Y: Tensor, C: float, r: int) -> 
     ce = (torch.logsumexp(logits, -1) - (logits * Y).sum(-1)).sum(-1)
     return 0.5 * (theta[..., :r] ** 2).sum((-1, -2)) + C * ce
 
+def _newton_cg(hvp, g: Tensor, rtol: float = 1e-10, max_iter: int | None = None) -> Tensor:
+    "Solve H x = g (batched over dim 0, H symmetric positive definite given as x -> Hx) by conjugate gradients."
+    x, r = torch.zeros_like(g), g.clone()
+    d, rs = r.clone(), (r * r).flatten(1).sum(1)
+    stop = (rtol ** 2) * rs
+    dims = tuple(range(1, g.dim()))
+    shape = (-1,) + (1,) * (g.dim() - 1)
+    for _ in range(max_iter or 4 * g[0].numel()):   # n steps in exact arithmetic; rounding can need more
+        Hd = hvp(d)
+        alpha = rs / (d * Hd).sum(dims).clamp_min(1e-300)
+        x = x + alpha.view(shape) * d
+        r = r - alpha.view(shape) * Hd
+        new = (r * r).sum(dims)
+        if bool((new <= stop).all()):
+            break
+        d = r + (new / rs.clamp_min(1e-300)).view(shape) * d
+        rs = new
+    return x
+
 def logreg_torch(zs: Tensor, ys: Tensor, zq: Tensor, ways: int, C: float = 3.0, max_iter: int = 50,
-                 tol: float = 1e-8) -> Tensor:
-    "Query logits of L2 multinomial logistic regression (scikit-learn's objective), batched Newton in float64."
+                 tol: float = 1e-8, direct_max: int = 64) -> Tensor:
+    """Query logits of L2 multinomial logistic regression (scikit-learn's objective), batched Newton in float64.
+
+    Newton directions come from a dense solve when a problem has at most `direct_max` unknowns
+    (`ways * (min(n_support, dim) + 1)`), else from conjugate gradients with Hessian-vector products."""
     zs, ys, zq, single = _batched(zs, ys, zq)
     B, n, d = zs.shape
     size = ways * (min(n, d) + 1)
-    if B > 1 and B * size * size > 3e7:   # keep the Hessians of one batch under ~250 MB
+    direct = size <= direct_max
+    if direct and B > 1 and B * size * size > 3e7:   # keep the Hessians of one batch under ~250 MB
         h = B // 2
-        return _unbatch(torch.cat([logreg_torch(zs[:h], ys[:h], zq[:h], ways, C, max_iter, tol),
-                                   logreg_torch(zs[h:], ys[h:], zq[h:], ways, C, max_iter, tol)]), single)
+        return _unbatch(torch.cat([logreg_torch(zs[:h], ys[:h], zq[:h], ways, C, max_iter, tol, direct_max),
+                                   logreg_torch(zs[h:], ys[h:], zq[h:], ways, C, max_iter, tol, direct_max)]), single)
     zs, zq = zs.double(), zq.double()
     V = _span_basis(zs)                                              # (B, d, r)
     r = V.shape[-1]
@@ -82,7 +105,8 @@ def logreg_torch(zs: Tensor, ys: Tensor, zq: Tensor, ways: int, C: float = 3.0, 
     theta = torch.zeros(B, ways, p, dtype=torch.float64, device=zs.device)
     reg = torch.ones(ways, p, dtype=torch.float64, device=zs.device)
     reg[:, -1] = 1e-9                                                # the intercept is (almost) unpenalised
-    reg = torch.diag_embed(reg.reshape(-1)).expand(B, -1, -1)
+    reg_diag = reg.clone()
+    reg = torch.diag_embed(reg.reshape(-1)).expand(B, -1, -1) if direct else None
     steps = 0.5 ** torch.arange(12, dtype=torch.float64, device=zs.device)
     for _ in range(max_iter):
         P = torch.softmax(X @ theta.transpose(1, 2), -1)
@@ -91,10 +115,17 @@ def logreg_torch(zs: Tensor, ys: Tensor, zq: Tensor, ways: int, C: float = 3.0, 
         gnorm = grad.flatten(1).norm(dim=1)
         if float(gnorm.max()) < tol:
             break
-        # Hessian of the data term: C sum_i (diag(p_i) - p_i p_i^T) kron x_i x_i^T
-        S = torch.diag_embed(P) - P[..., :, None] * P[..., None, :]  # (B, n, ways, ways)
-        H = C * torch.einsum("bnkl,bni,bnj->bkilj", S, X, X).reshape(B, ways * p, ways * p) + reg
-        delta = torch.linalg.solve(H, grad.reshape(B, -1, 1)).reshape(B, ways, p)
+        if direct:
+            # Hessian of the data term: C sum_i (diag(p_i) - p_i p_i^T) kron x_i x_i^T
+            S = torch.diag_embed(P) - P[..., :, None] * P[..., None, :]  # (B, n, ways, ways)
+            H = C * torch.einsum("bnkl,bni,bnj->bkilj", S, X, X).reshape(B, ways * p, ways * p) + reg
+            delta = torch.linalg.solve(H, grad.reshape(B, -1, 1)).reshape(B, ways, p)
+        else:
+            def hvp(v, P=P):                                         # v (B, ways, p) -> H v
+                u = X @ v.transpose(1, 2)                            # (B, n, ways): x_i^T v_k
+                su = P * u - P * (P * u).sum(-1, keepdim=True)       # (diag(p_i) - p_i p_i^T) u_i
+                return C * su.transpose(1, 2) @ X + reg_diag * v
+            delta = _newton_cg(hvp, grad)
         # backtracking: the largest step 1, 1/2, 1/4, ... that satisfies the Armijo condition. The full
         # Newton step almost always passes, so it is tried alone first and the ladder only when needed.
         f0 = _logreg_objective(theta, X, Y, C, r)
