@@ -5,6 +5,7 @@
 # %% ../nbs/09_gbml.ipynb #cccc0002
 from __future__ import annotations
 
+import abc
 import inspect
 import math
 
@@ -55,9 +56,9 @@ class MetaLearner(Algorithm):
             raise MtlMetaError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
         self.ways, self.label_smoothing = ways, label_smoothing
 
+    @abc.abstractmethod
     def query_logits(self, episode: Episode) -> Tensor:
         "Logits (n_query, ways) of the query images after adapting to the support set."
-        raise NotImplementedError(f"{type(self).__name__} must implement query_logits")
 
     def _check(self, episode: Episode) -> None:
         if episode.query_labels.shape[-1] == 0:
@@ -73,7 +74,7 @@ class MetaLearner(Algorithm):
         loss = smoothed_cross_entropy(logits, episode.query_labels, self.label_smoothing)
         return loss, (logits.argmax(-1) == episode.query_labels).float().mean()
 
-# %% ../nbs/09_gbml.ipynb #cccc000d
+# %% ../nbs/09_gbml.ipynb #cccc000e
 MAML_PRESETS = {
     "omniglot-5way": dict(inner_lr=0.4, inner_steps=1, test_steps=3),
     "omniglot-20way": dict(inner_lr=0.1, inner_steps=5, test_steps=5),
@@ -142,7 +143,7 @@ class FOMAML(MAML):
     citation = "Finn, Abbeel & Levine, ICML 2017 (first-order approximation)"
     first_order = True
 
-# %% ../nbs/09_gbml.ipynb #cccc0018
+# %% ../nbs/09_gbml.ipynb #cccc0019
 def _head_loss(w: Tensor, b: Tensor, z: Tensor, y: Tensor) -> Tensor:
     return F.cross_entropy(_upcast(z @ w.T + b), y)
 
@@ -187,7 +188,7 @@ class ANIL(MetaLearner):
         w, b = self.adapt_head(zs, episode.support_labels, self.inner_steps if self.training else self.test_steps)
         return zq @ w.T + b
 
-# %% ../nbs/09_gbml.ipynb #cccc001e
+# %% ../nbs/09_gbml.ipynb #cccc001f
 def ridge_head(x: Tensor, y: Tensor, lam: Tensor | float) -> Tensor:
     "Ridge weights (d, K) minimising ||xW - y||^2 + lam ||W||^2: the n x n (Woodbury) form when n <= d."
     n, d = x.shape
@@ -252,7 +253,7 @@ class MetaOptNetRR(R2D2):
         super().__init__(body, ways, lam=lam, learn_lambda=learn_lambda, scale=scale, bias=0.0, learn_bias=False,
                          append_ones=False, normalize_by_n=False, joint_forward=False, label_smoothing=label_smoothing)
 
-# %% ../nbs/09_gbml.ipynb #cccc0024
+# %% ../nbs/09_gbml.ipynb #cccc0025
 def _cs_kkt_solve(G: Tensor, Y: Tensor, C: float, free: Tensor) -> tuple[Tensor, Tensor]:
     "Solution (alpha, mu) of the Crammer-Singer dual with the bounds outside `free` active; differentiable in G."
     f = free.T.to(G.dtype)                                    # (K, n) 1 where alpha_ik is free
@@ -363,7 +364,7 @@ class MetaOptNetSVM(MetaLearner):
             scores = (zq.to(torch.float64) @ zs.to(torch.float64).T) @ alpha
             return self.scale * scores.to(_solver_dtype(zq))
 
-# %% ../nbs/09_gbml.ipynb #cccc002c
+# %% ../nbs/09_gbml.ipynb #cccc002d
 class ProtoNet(MetaLearner):
     "Prototypical networks: logits are negative squared distances to the class means of the support features."
     name = "protonet"
@@ -389,7 +390,7 @@ class ProtoNet(MetaLearner):
         logits = -((zq[:, None, :] - c[None]) ** 2).sum(-1)
         return logits / zq.shape[-1] if self.normalize_by_dim else logits
 
-# %% ../nbs/09_gbml.ipynb #cccc0030
+# %% ../nbs/09_gbml.ipynb #cccc0031
 ALGORITHMS: dict[str, type] = {
     "mtl": MTL, "mtl-tasks": MTLTaskHeads, "maml": MAML, "fomaml": FOMAML, "anil": ANIL, "metaoptnet-svm": MetaOptNetSVM,
     "metaoptnet-rr": MetaOptNetRR, "r2d2": R2D2, "protonet": ProtoNet,
@@ -419,7 +420,7 @@ def make_algorithm(name: str, body: nn.Module, n_classes: int, ways: int = 5, **
         return cls(body, n_classes, ways=ways, **opts)
     return cls(body, ways=ways, **opts)
 
-# %% ../nbs/09_gbml.ipynb #cccc0033
+# %% ../nbs/09_gbml.ipynb #cccc0034
 def taxonomy_table(markdown: bool = False):
     "The registered methods with their declared inner loop, regulariser, order and source (DataFrame, or markdown text)."
     import pandas as pd

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import io
+import abc
 import math
 import random
 import time
@@ -26,7 +27,7 @@ __all__ = ['CHECKPOINT_FORMAT', 'Algorithm', 'TrainConfig', 'rng_state', 'set_rn
            'TrainState', 'Trainer']
 
 # %% ../nbs/07_train.ipynb #cccc0005
-class Algorithm(nn.Module):
+class Algorithm(nn.Module, metaclass=abc.ABCMeta):
     "Base class: a shared `body` plus whatever the algorithm learns on top; one loss per episode."
     name: str = "algorithm"
     inner_loop: str = "none"        # 'none', 'last layer' or 'all layers'
@@ -38,15 +39,15 @@ class Algorithm(nn.Module):
         super().__init__()
         self.body = body
 
+    @abc.abstractmethod
     def episode_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
         "Loss to minimise on one (unbatched) episode, and the training accuracy it reached."
-        raise NotImplementedError(f"{type(self).__name__} must implement episode_loss")
 
     def features(self, x: Tensor) -> Tensor:
         "Embed images with the shared body (what test-time adaptation sees)."
         return self.body(x)
 
-# %% ../nbs/07_train.ipynb #cccc0007
+# %% ../nbs/07_train.ipynb #cccc0008
 @dataclass
 class TrainConfig:
     "Everything that determines a training run besides the data and the model."
@@ -96,7 +97,7 @@ class TrainConfig:
             raise MtlMetaError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**d)
 
-# %% ../nbs/07_train.ipynb #cccc000a
+# %% ../nbs/07_train.ipynb #cccc000b
 def rng_state() -> dict:
     "The global random states of Python, NumPy and PyTorch, in a form `torch.load(weights_only=True)` accepts."
     np_state = np.random.get_state()
@@ -116,7 +117,7 @@ def set_rng_state(state: dict) -> None:
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
-# %% ../nbs/07_train.ipynb #cccc000d
+# %% ../nbs/07_train.ipynb #cccc000e
 CHECKPOINT_FORMAT = "mtl-meta-checkpoint-v1"
 
 def save_checkpoint(path: str | Path, payload: dict) -> Path:
@@ -140,7 +141,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         raise MtlMetaError(f"{path} is not an mtl-meta checkpoint (expected format {CHECKPOINT_FORMAT})")
     return ckpt
 
-# %% ../nbs/07_train.ipynb #cccc0010
+# %% ../nbs/07_train.ipynb #cccc0011
 class _EpisodeLoss(nn.Module):
     "The module DistributedDataParallel wraps: forward(episode) = algorithm.episode_loss(episode)."
     def __init__(self, algorithm: Algorithm):
@@ -162,7 +163,7 @@ class _ShardedSampler:
                 self.sampler.sample_indices(batch)
         return out
 
-# %% ../nbs/07_train.ipynb #cccc0011
+# %% ../nbs/07_train.ipynb #cccc0012
 @dataclass
 class TrainState:
     "Progress counters and history of a run."
