@@ -103,10 +103,9 @@ def logreg_torch(zs: Tensor, ys: Tensor, zq: Tensor, ways: int, C: float = 3.0, 
     Y = F.one_hot(ys.long(), ways).double()                          # (B, n, ways)
     p = r + 1
     theta = torch.zeros(B, ways, p, dtype=torch.float64, device=zs.device)
-    reg = torch.ones(ways, p, dtype=torch.float64, device=zs.device)
-    reg[:, -1] = 1e-9                                                # the intercept is (almost) unpenalised
-    reg_diag = reg.clone()
-    reg = torch.diag_embed(reg.reshape(-1)).expand(B, -1, -1) if direct else None
+    penalty = torch.ones(ways, p, dtype=torch.float64, device=zs.device)
+    penalty[:, -1] = 1e-9                                            # the intercept is (almost) unpenalised
+    reg = torch.diag_embed(penalty.reshape(-1)).expand(B, -1, -1) if direct else None
     steps = 0.5 ** torch.arange(12, dtype=torch.float64, device=zs.device)
     for _ in range(max_iter):
         P = torch.softmax(X @ theta.transpose(1, 2), -1)
@@ -124,7 +123,7 @@ def logreg_torch(zs: Tensor, ys: Tensor, zq: Tensor, ways: int, C: float = 3.0, 
             def hvp(v, P=P):                                         # v (B, ways, p) -> H v
                 u = X @ v.transpose(1, 2)                            # (B, n, ways): x_i^T v_k
                 su = P * u - P * (P * u).sum(-1, keepdim=True)       # (diag(p_i) - p_i p_i^T) u_i
-                return C * su.transpose(1, 2) @ X + reg_diag * v
+                return C * su.transpose(1, 2) @ X + penalty * v
             delta = _newton_cg(hvp, grad)
         # backtracking: the largest step 1, 1/2, 1/4, ... that satisfies the Armijo condition. The full
         # Newton step almost always passes, so it is tried alone first and the ladder only when needed.

@@ -212,9 +212,11 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     paper profile on small data); they are part of each run's configuration."""
     from dataclasses import replace
     from tqdm.auto import tqdm
-    runs = get_profile(profile, only)
+    every = get_profile(profile)                       # the whole profile, with the overrides applied
     if overrides:
-        runs = [replace(r, parameters={**r.parameters, **overrides}) for r in runs]
+        every = [replace(r, parameters={**r.parameters, **overrides}) for r in every]
+    chosen = {r.name for r in get_profile(profile, only)}
+    runs = [r for r in every if r.name in chosen]
     explicit_root = root not in (None, "") or bool(os.environ.get(DATA_ENV))
     root = data_root(root)
     if explicit_root or any(r.datasets for r in runs):  # a data root someone chose must be usable
@@ -235,9 +237,6 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
         results.append(execute_run(run, out, profile, root, command=command, progress=False))
     collect(out)
     # The summary covers the whole profile, also after `--only`: it describes the folder, not this call.
-    every = get_profile(profile)
-    if overrides:
-        every = [replace(r, parameters={**r.parameters, **overrides}) for r in every]
     write_summary(out, profile, every, command if not only else f"mtl-meta reproduce --profile {profile} --out {out}")
     return results
 
