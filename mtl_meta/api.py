@@ -20,18 +20,21 @@ __all__ = ['build_algorithm', 'train', 'load_trained', 'evaluate']
 # %% ../nbs/12_api.ipynb #cccc0005
 def _samplers(dataset: str, ways: int, shots: int, queries: int, seed: int, root, splits=("train", "val"),
               dataset_options: dict | None = None, augment: bool = False, val_queries: int = 15,
-              meta_batch_size: int = 1, task_pool: dict | None = None):
-    from mtl_meta.data import load_split, train_transform
+              meta_batch_size: int = 1, task_pool: dict | None = None, train_ways: int | None = None,
+              train_rotations: bool = False):
+    from mtl_meta.data import load_split, train_transform, with_rotations
     from mtl_meta.episodes import EpisodeSampler, MetaBatchSampler, TaskPoolSampler
     opts = dataset_options or {}
     out = {}
     for i, split in enumerate(splits):
         data = load_split(dataset, split, data_root=root, **opts)
         is_train = split == "train"
+        if is_train and train_rotations:   # the Omniglot practice: rotated characters are new training classes
+            data = with_rotations(data)
         tf = train_transform(dataset, augment=augment) if is_train else train_transform(dataset, augment=False)
         if is_train:   # one episode stream per meta-batch slot: shardable over processes
             pool = {"sampler_cls": TaskPoolSampler, **task_pool} if task_pool is not None else {}
-            out[split] = MetaBatchSampler(data, ways, shots, queries, meta_batch_size, seed=seed + 1000 * i, transform=tf,
+            out[split] = MetaBatchSampler(data, train_ways or ways, shots, queries, meta_batch_size, seed=seed + 1000 * i, transform=tf,
                                           **pool)
         else:
             out[split] = EpisodeSampler(data, ways, shots, val_queries, seed=seed + 1000 * i, transform=tf)
@@ -57,11 +60,14 @@ def build_algorithm(metadata: dict) -> Algorithm:
 # %% ../nbs/12_api.ipynb #cccc0007
 def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str = "conv4",
           out_dir: str | Path | None = None, data_root: str | Path | None = None, augment: bool = False,
+          train_rotations: bool = False,
           dataset_options: dict | None = None, backbone_options: dict | None = None,
           algorithm_options: dict | None = None, resume: bool = True, progress: bool = False,
           **config) -> dict:
     """Train `method` with `backbone` on `dataset`; write `checkpoint.pt` and `summary.json` to `out_dir`.
 
+    `train_rotations` adds every training class rotated by 90, 180 and 270 degrees as a new class
+    (the Omniglot practice; validation and test classes are not rotated).
     `config` holds `TrainConfig` fields (ways, shots, queries, meta_batch_size, lr, epochs,
     episodes_per_epoch, max_steps, val_episodes, seed, device, amp, ...). Returns the summary."""
     from mtl_meta.distributed import fault_hook, init_distributed
@@ -72,18 +78,21 @@ def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str 
     seed_everything(cfg.seed)
     samplers = _samplers(dataset, cfg.ways, cfg.shots, cfg.queries, cfg.seed, data_root,
                          dataset_options=dataset_options, augment=augment, val_queries=cfg.val_queries,
-                         meta_batch_size=cfg.meta_batch_size, task_pool=_task_pool(method, algorithm_options))
+                         meta_batch_size=cfg.meta_batch_size, task_pool=_task_pool(method, algorithm_options),
+                         train_ways=cfg.train_ways, train_rotations=train_rotations)
     train_split = samplers["train"].split
     metadata = {"method": method, "dataset": dataset, "backbone": backbone,
                 "image_shape": list(train_split.image_shape), "n_classes": train_split.n_classes,
-                "ways": cfg.ways, "dataset_options": dataset_options or {}, "augment": augment,
+                "ways": cfg.training_ways, "dataset_options": dataset_options or {}, "augment": augment,
+                "train_rotations": train_rotations,
                 "backbone_options": backbone_options or {}, "algorithm_options": algorithm_options or {}}
     algorithm = build_algorithm(metadata)
     trainer = Trainer(algorithm, samplers["train"], samplers["val"], cfg, out_dir=out_dir,
                       progress=progress, metadata=metadata, on_step=fault_hook())
     st = trainer.fit(resume=resume)
     summary = {"metadata": metadata, "config": asdict(cfg), "steps": st.step, "epochs": st.epoch,
-               "train_seconds": round(st.seconds, 3), "best_val_acc": st.best_val, "best_epoch": st.best_epoch,
+               "train_seconds": round(st.seconds, 3), "train_images": st.images,
+               "best_val_acc": st.best_val, "best_epoch": st.best_epoch,
                "stopped": st.stopped, "history": st.history,
                "parameters": sum(p.numel() for p in algorithm.parameters()), "processes": world}
     if out_dir is not None and rank == 0:

@@ -57,26 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train MTL or a meta-learning baseline on episodes",
                         description="Train a method on a data set's training classes, validating by "
                         "test-time adaptation on its validation classes. Writes OUT/checkpoint.pt (resumable: "
-                        "rerun the same command to continue) and OUT/summary.json.")
-    tr.add_argument("--method", default="mtl", metavar="NAME",
-                    help="mtl, mtl-tasks (one head per task of a fixed pool), maml, fomaml, anil, metaoptnet-svm, metaoptnet-rr, r2d2, protonet (default: %(default)s)")
-    tr.add_argument("--dataset", default="omniglot-minimal", metavar="NAME", help="data set (default: %(default)s)")
-    tr.add_argument("--backbone", default="conv4", metavar="NAME", help="conv4, resnet12 (default: %(default)s)")
-    _add_episode_shape(tr, queries=5, queries_help="extra images per class in a training episode; MTL trains on "
-                       "shots+queries images, meta-learners use them as the query set")
-    tr.add_argument("--meta-batch-size", type=_positive, default=1, metavar="B", help="episodes per update (default: %(default)s)")
-    tr.add_argument("--lr", type=float, default=1e-3, help="RAdam learning rate (default: %(default)s)")
-    tr.add_argument("--epochs", type=_positive, default=100, help="maximum number of epochs (default: %(default)s)")
-    tr.add_argument("--episodes-per-epoch", type=_positive, default=1600, metavar="E",
-                    help="training episodes per epoch (default: %(default)s)")
-    tr.add_argument("--max-steps", type=_positive, default=None, metavar="S", help="stop after S updates")
-    tr.add_argument("--val-episodes", type=_positive, default=400, metavar="E",
-                    help="validation episodes after each epoch (default: %(default)s)")
-    tr.add_argument("--augment", action="store_true", help="data augmentation (MetaOptNet recipe) for image benchmarks")
-    tr.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    tr.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
-    tr.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="mixed precision on GPUs")
-    tr.add_argument("--channels-last", action="store_true", help="channels-last memory format (GPUs)")
+                        "rerun the same command to continue) and OUT/summary.json. The training options "
+                        "below are the fields of mtl_meta.train.TrainConfig.")
+    _add_run_options(tr)
+    _add_train_config(tr)
     tr.add_argument("--devices", type=_positive, default=1, metavar="N",
                     help="data-parallel processes on this machine, started with torchrun (gloo on CPU, nccl with "
                          "--device cuda: one per GPU); the meta-batch size must be a multiple of N (default: 1)")
@@ -130,6 +114,50 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
 
+def _add_run_options(p):
+    "What to train: method (from the registry), data set and its training options, backbone."
+    from mtl_meta.gbml import ALGORITHMS
+    p.add_argument("--method", default="mtl", choices=list(ALGORITHMS), metavar="NAME",
+                   help=f"{', '.join(ALGORITHMS)} (default: %(default)s)")
+    p.add_argument("--option", nargs="+", metavar="KEY=VALUE", default=[], dest="algorithm_options",
+                   help="an option of the method (VALUE is JSON, else a string), e.g. --option bias=false for "
+                        "MTL heads without bias, --option inner_lr=0.1 for MAML")
+    p.add_argument("--dataset", default="omniglot-minimal", metavar="NAME", help="data set (default: %(default)s)")
+    p.add_argument("--rotations", action="store_true",
+                   help="Omniglot: each training class rotated by 90, 180 and 270 degrees becomes a new class "
+                        "(validation and test classes stay as they are)")
+    p.add_argument("--backbone", default="conv4", metavar="NAME", help="conv4, resnet12 (default: %(default)s)")
+    p.add_argument("--augment", action="store_true", help="data augmentation (MetaOptNet recipe) for image benchmarks")
+
+def _config_type(annotation: str):
+    "The argparse type of a TrainConfig field's annotation ('int', 'float | None', ...)."
+    base = annotation.replace(" | None", "").strip()
+    return {"int": int, "float": float, "str": str}[base]
+
+_CONFIG_CHOICES = {"amp": ["bf16", "fp16"]}
+
+def _add_train_config(p):
+    "One option per `TrainConfig` field, with the field's documentation and default."
+    from dataclasses import MISSING, fields
+    from mtl_meta.adapt import ADAPTERS
+    from mtl_meta.train import TrainConfig
+    g = p.add_argument_group("training options (TrainConfig)")
+    choices = {**_CONFIG_CHOICES, "val_adapt": list(ADAPTERS)}
+    for f in fields(TrainConfig):
+        flag, doc = "--" + f.name.replace("_", "-"), TrainConfig.describe(f.name).replace("%", "%%")
+        if f.type == "bool":
+            g.add_argument(flag, action="store_true", default=f.default, help=doc)
+            continue
+        default = "" if f.default is None or f.default is MISSING else " (default: %(default)s)"
+        g.add_argument(flag, type=_config_type(f.type), default=f.default, choices=choices.get(f.name),
+                       help=doc + default)
+
+def _train_config(args) -> dict:
+    "The TrainConfig fields of parsed `train` arguments."
+    from dataclasses import fields
+    from mtl_meta.train import TrainConfig
+    return {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+
 def _add_episode_shape(p, queries: int, queries_help: str):
     p.add_argument("--ways", type=_positive, default=5, metavar="N", help="classes per episode (default: %(default)s)")
     p.add_argument("--shots", type=_positive, default=1, metavar="K", help="support images per class (default: %(default)s)")
@@ -140,13 +168,13 @@ def _missing_subcommand(parser):
     return 2
 
 # %% ../nbs/11_cli.ipynb #cccc0007
-def _parse_overrides(items: list[str]) -> dict:
+def _parse_overrides(items: list[str], flag: str = "--set") -> dict:
     import json
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise MtlMetaError(f"--set expects KEY=VALUE, got {item!r}")
+            raise MtlMetaError(f"{flag} expects KEY=VALUE, got {item!r}")
         try:
             out[key] = json.loads(value)
         except ValueError:
@@ -192,11 +220,9 @@ def cmd_train(args) -> int:
     if args.devices > 1 and distributed_env()[2] == 1:
         return launch(_without_devices(args.argv), args.devices)
     summary = train(method=args.method, dataset=args.dataset, backbone=args.backbone, out_dir=args.out,
-                    data_root=args.data_root, augment=args.augment, progress=not args.no_progress,
-                    ways=args.ways, shots=args.shots, queries=args.queries, meta_batch_size=args.meta_batch_size,
-                    lr=args.lr, epochs=args.epochs, episodes_per_epoch=args.episodes_per_epoch,
-                    max_steps=args.max_steps, val_episodes=args.val_episodes, seed=args.seed, device=args.device,
-                    amp=args.amp, channels_last=args.channels_last)
+                    data_root=args.data_root, augment=args.augment, train_rotations=args.rotations,
+                    algorithm_options=_parse_overrides(args.algorithm_options, "--option"),
+                    progress=not args.no_progress, **_train_config(args))
     shutdown_distributed()
     if distributed_env()[0] != 0:
         return 0

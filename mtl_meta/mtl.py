@@ -70,6 +70,10 @@ class MTL(Algorithm):
         z = self.body(x)
         return F.normalize(z, dim=-1) if self.normalize else z
 
+    def head_parameters(self) -> list[nn.Parameter]:
+        "The head bank, which `TrainConfig.head_lr` steps separately from the body."
+        return list(self.heads.parameters())
+
     def episode_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
         x = torch.cat([episode.support, episode.query], dim=-4)
         y = torch.cat([episode.support_labels, episode.query_labels], dim=-1)
@@ -104,6 +108,10 @@ class MTLTaskHeads(Algorithm):
     def features(self, x: Tensor) -> Tensor:
         z = self.body(x)
         return F.normalize(z, dim=-1) if self.normalize else z
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        "The head bank, which `TrainConfig.head_lr` steps separately from the body."
+        return [self.weight, self.bias]
 
     def task_of(self, classes: Tensor) -> int:
         key = tuple(int(c) for c in classes.tolist())

@@ -47,30 +47,45 @@ class Algorithm(nn.Module, metaclass=abc.ABCMeta):
         "Embed images with the shared body (what test-time adaptation sees)."
         return self.body(x)
 
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Parameters that `TrainConfig.head_lr` applies to (none by default).
+
+        MTL's head bank is the example: each of its rows is updated only in the episodes that contain
+        its class, about `ways / n_classes` of the updates, so it can need a larger step than the body."""
+        return []
+
 # %% ../nbs/07_train.ipynb #cccc0008
+def _option(default, doc: str):
+    "A dataclass field whose documentation travels with it (read by `TrainConfig.describe` and the CLI)."
+    return field(default=default, metadata={"doc": doc})
+
 @dataclass
 class TrainConfig:
     "Everything that determines a training run besides the data and the model."
-    ways: int = 5
-    shots: int = 5
-    queries: int = 5
-    meta_batch_size: int = 1
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    epochs: int = 100
-    episodes_per_epoch: int = 1600
-    max_steps: int | None = None        # stop after this many updates in total (None: epochs decide)
-    val_episodes: int = 400
-    val_queries: int = 15               # query images per class in validation episodes
-    val_adapt: str = "logreg-torch"     # test-time adaptation used for validation
-    lr_patience: int = 4
-    lr_factor: float = 0.1
-    early_stop_patience: int = 15
-    checkpoint_every: int = 0           # also checkpoint every this many updates (0: once per epoch)
-    seed: int = 0
-    device: str = "cpu"
-    amp: str | None = None              # None, 'bf16' or 'fp16' (mixed precision)
-    channels_last: bool = False
+    ways: int = _option(5, "classes per episode in validation (and in training unless train_ways is set)")
+    shots: int = _option(5, "support images per class")
+    queries: int = _option(5, "extra images per class in a training episode: MTL trains on shots+queries images, "
+                              "meta-learners use them as the query set")
+    train_ways: int | None = _option(None, "classes per training episode (default: ways); validation and test keep ways")
+    meta_batch_size: int = _option(1, "episodes whose gradients are accumulated into one update")
+    lr: float = _option(1e-3, "RAdam learning rate")
+    head_lr: float | None = _option(None, "learning rate of the head parameters an algorithm declares (MTL's head "
+                                          "bank); default: lr, in one parameter group")
+    weight_decay: float = _option(0.0, "RAdam weight decay")
+    epochs: int = _option(100, "maximum number of epochs")
+    episodes_per_epoch: int = _option(1600, "training episodes per epoch (validation after each epoch)")
+    max_steps: int | None = _option(None, "stop after this many updates in total (default: epochs and early stopping decide)")
+    val_episodes: int = _option(400, "validation episodes after each epoch")
+    val_queries: int = _option(15, "query images per class in validation episodes")
+    val_adapt: str = _option("logreg-torch", "test-time adaptation used for validation")
+    lr_patience: int = _option(4, "epochs without validation improvement before the learning rate is cut")
+    lr_factor: float = _option(0.1, "factor of each learning-rate cut")
+    early_stop_patience: int = _option(15, "epochs without validation improvement before training stops")
+    checkpoint_every: int = _option(0, "also checkpoint every this many updates (0: once per epoch)")
+    seed: int = _option(0, "random seed (episodes, initialisation)")
+    device: str = _option("cpu", "torch device, e.g. cpu or cuda")
+    amp: str | None = _option(None, "mixed precision on GPUs: bf16 or fp16")
+    channels_last: bool = _option(False, "channels-last memory format (GPUs)")
 
     def __post_init__(self):
         for name in ("ways", "shots", "meta_batch_size", "epochs", "episodes_per_epoch", "val_episodes"):
@@ -80,14 +95,28 @@ class TrainConfig:
             raise MtlMetaError(f"queries must be non-negative, got {self.queries}")
         if self.max_steps is not None and self.max_steps < 1:
             raise MtlMetaError(f"max_steps must be at least 1, got {self.max_steps}")
+        if self.train_ways is not None and self.train_ways < 2:
+            raise MtlMetaError(f"train_ways must be at least 2 (or unset), got {self.train_ways}")
         if self.amp not in (None, "bf16", "fp16"):
             raise MtlMetaError(f"amp must be bf16 or fp16 (or unset), got {self.amp!r}")
-        if self.lr <= 0:
-            raise MtlMetaError(f"lr must be positive, got {self.lr}")
+        for name in ("lr", "head_lr"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise MtlMetaError(f"{name} must be a finite positive number, got {value}")
 
     @property
     def steps_per_epoch(self) -> int:
         return max(1, self.episodes_per_epoch // self.meta_batch_size)
+
+    @property
+    def training_ways(self) -> int:
+        "Classes per training episode."
+        return self.train_ways or self.ways
+
+    @classmethod
+    def describe(cls, name: str) -> str:
+        "The documentation of field `name`."
+        return next(f.metadata.get("doc", "") for f in fields(cls) if f.name == name)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -175,6 +204,7 @@ class TrainState:
     seconds: float = 0.0
     history: list = field(default_factory=list)
     stopped: str = ""
+    images: int = 0      # images passed through the body in training (forward, then backward): the cost
     epoch_sums: list = field(default_factory=lambda: [0.0, 0.0, 0])  # loss, accuracy, updates so far this epoch
 
 class Trainer:
@@ -191,8 +221,9 @@ class Trainer:
         self.train_sampler, self.val_sampler = train_sampler, val_sampler
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress, self.on_step = progress, on_step
-        self.optimizer = torch.optim.RAdam(self.algorithm.parameters(), lr=self.config.lr,
+        self.optimizer = torch.optim.RAdam(self._param_groups(), lr=self.config.lr,
                                            weight_decay=self.config.weight_decay)
+        self.algorithm.body.register_forward_pre_hook(self._count_images)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=self.config.lr_factor, patience=self.config.lr_patience)
         self.state = TrainState()
@@ -211,6 +242,21 @@ class Trainer:
             self.ddp = DistributedDataParallel(_EpisodeLoss(self.algorithm), device_ids=ids,
                                                find_unused_parameters=True)
         self._val_state = val_sampler.state_dict() if val_sampler is not None and hasattr(val_sampler, "state_dict") else None
+
+    def _param_groups(self) -> list[dict]:
+        "One group at `lr`; with `head_lr` set, the algorithm's head parameters in a second group."
+        head = list(self.algorithm.head_parameters()) if self.config.head_lr is not None else []
+        if self.config.head_lr is not None and not head:
+            raise MtlMetaError(f"head_lr applies to methods with head parameters (e.g. mtl); {self.algorithm.name} has "
+                               "none: leave head_lr unset")
+        ids = {id(p) for p in head}
+        groups = [{"params": [p for p in self.algorithm.parameters() if id(p) not in ids]}]
+        return groups + ([{"params": head, "lr": self.config.head_lr}] if head else [])
+
+    def _count_images(self, module: nn.Module, args: tuple) -> None:
+        "Forward pre-hook on the body: count the images it embeds while training (inner loops included)."
+        if module.training and args and isinstance(args[0], Tensor) and args[0].dim() >= 4:
+            self.state.images += int(args[0].shape[:-3].numel())
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -328,7 +374,7 @@ class Trainer:
         st, cfg = self.state, self.config
         val = self.validate() if self.val_sampler is not None else float("nan")
         st.history.append({"epoch": st.epoch, "step": st.step, "seconds": round(st.seconds, 3),
-                           "train_loss": train_loss, "train_acc": train_acc, "val_acc": val,
+                           "images": st.images, "train_loss": train_loss, "train_acc": train_acc, "val_acc": val,
                            "lr": self.optimizer.param_groups[0]["lr"]})
         if self.val_sampler is None or val > st.best_val:
             st.best_val, st.best_epoch, st.bad_epochs = val, st.epoch, 0

@@ -31,8 +31,9 @@ def test_train_then_evaluate_via_cli(run_cli, omniglot_root, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--ways", "0"], "argument --ways: expected a positive integer, got 0"),
-    (["--method", "nope"], "unknown method 'nope'"),
+    (["--ways", "0"], "ways must be at least 1, got 0"),
+    (["--method", "nope"], "argument --method: invalid choice: 'nope'"),
+    (["--head-lr", "inf"], "head_lr must be a finite positive number, got inf"),
     (["--backbone", "vgg"], "vgg"),
     (["--dataset", "imagenet-21k"], "imagenet-21k"),
 ])
