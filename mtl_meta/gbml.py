@@ -99,6 +99,8 @@ class MAML(MetaLearner):
     regulariser = "GD steps"
     second_order = True
     citation = "Finn, Abbeel & Levine, ICML 2017"
+    # the outer learning rate and the inner-loop step size (the presets' 0.1 and 0.4 for Omniglot)
+    tuning_grid = tuple({"lr": lr, "inner_lr": a} for lr in (1e-3, 3e-3) for a in (0.1, 0.4))
     first_order = False
 
     def __init__(self, body: nn.Module, ways: int = 5, feature_dim: int | None = None, preset: str = "omniglot-5way",
@@ -154,6 +156,7 @@ class ANIL(MetaLearner):
     regulariser = "GD steps"
     second_order = True
     citation = "Raghu, Raghu, Bengio & Vinyals, ICLR 2020"
+    tuning_grid = MAML.tuning_grid
 
     def __init__(self, body: nn.Module, ways: int = 5, feature_dim: int | None = None, preset: str = "omniglot-5way",
                  inner_lr: float | None = None, inner_steps: int | None = None, test_steps: int | None = None,

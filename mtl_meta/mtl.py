@@ -56,6 +56,8 @@ class MTL(Algorithm):
     regulariser = "joint heads"
     second_order = False
     citation = "Wang, Zhao & Li, ICML 2021"
+    # the body's learning rate and the head bank's: each head row moves only in the episodes of its class
+    tuning_grid = tuple({"lr": lr, "head_lr": h} for lr in (3e-3, 1e-2) for h in (0.1, 0.3))
 
     def __init__(self, body: nn.Module, n_classes: int, feature_dim: int | None = None, ways: int = 5,
                  normalize: bool = True, bias: bool = True):

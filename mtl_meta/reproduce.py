@@ -19,10 +19,11 @@ from .core import (DATA_ENV, MtlMetaError, atomic_write_bytes, atomic_write_json
                            check_readable_dir, data_root)
 
 # %% auto #0
-__all__ = ['METHODS', 'PAPER_DATASETS', 'PROFILES', 'PUBLISHED', 'Run', 'fewshot_runs', 'get_profile', 'experiments_dir',
-           'RunResult', 'run_dir', 'is_complete', 'execute_run', 'reproduce', 'write_summary', 'use_figure_style',
-           'save_figure', 'fewshot_table', 'time_to_accuracy', 'efficiency_table', 'paper_comparison', 'markdown_table',
-           'collect']
+__all__ = ['METHODS', 'PAPER_DATASETS', 'PROFILES', 'PUBLISHED', 'Run', 'setting_key', 'fewshot_runs', 'tune_runs', 'get_profile',
+           'experiments_dir', 'RunResult', 'code_version', 'run_dir', 'is_complete', 'execute_run', 'select_trials',
+           'resolve_tuned', 'reproduce', 'write_summary', 'use_figure_style', 'save_figure', 'fewshot_table',
+           'time_to_accuracy', 'cost_to_accuracy', 'cost_table', 'efficiency_table', 'paper_comparison',
+           'markdown_table', 'collect']
 
 # %% ../nbs/10_reproduce.ipynb #cccc0005
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Run:
     parameters: dict = field(default_factory=dict)
     datasets: tuple[str, ...] = () # data sets the run reads from the data root (checked up front)
     description: str = ""
+    tunes: str = ""                # a tuning trial: the key (data set, setting, method) whose trials it belongs to
+    tuned: str = ""                # a final run: the key whose selected trial completes its parameters
 
     def config(self, profile: str) -> dict:
         "Everything that determines the run's result; stored with it and compared on resume."
@@ -47,37 +50,88 @@ class Run:
 METHODS = ("mtl", "maml", "fomaml", "anil", "metaoptnet-svm", "metaoptnet-rr", "r2d2", "protonet")
 
 def _algorithm_options(method: str, ways: int, dataset: str) -> dict:
-    "Inner-loop presets of the MAML family, as in the original papers."
+    "Inner-loop presets of the MAML family (as in the original papers), for the training episodes' width."
     if method not in ("maml", "fomaml", "anil"):
         return {}
     if dataset.startswith("omniglot"):
         return {"preset": "omniglot-20way" if ways >= 20 else "omniglot-5way"}
     return {"preset": "miniimagenet"}
 
-def fewshot_runs(dataset: str, backbone: str, settings, methods=METHODS, prefix: str = "", **params) -> list[Run]:
-    "One `fewshot.ipynb` run per (ways, shots, method)."
+def setting_key(dataset: str, ways: int, shots: int, method: str) -> str:
+    "The key of one (data set, setting, method) in the tuning selection."
+    return f"{dataset}-{ways}w{shots}s/{method}"
+
+def _split_trial(trial: dict) -> tuple[dict, dict]:
+    "A tuning trial's TrainConfig fields and its method options."
+    from dataclasses import fields as _fields
+    from mtl_meta.train import TrainConfig
+    names = {f.name for f in _fields(TrainConfig)}
+    return {k: v for k, v in trial.items() if k in names}, {k: v for k, v in trial.items() if k not in names}
+
+def fewshot_runs(dataset: str, backbone: str, settings, methods=METHODS, prefix: str = "", train: dict | None = None,
+                 tuned_on: tuple[int, int] | None = None, **params) -> list[Run]:
+    """One `fewshot.ipynb` run per (ways, shots, method); `train` holds TrainConfig fields shared by all.
+
+    With `tuned_on=(ways, shots)`, each run's learning rates (and other tuned values) are those selected
+    for its method by the tuning trials of that setting (see `tune_runs`), filled in by `reproduce`."""
+    runs = []
+    for ways, shots in settings:
+        config = {**(train or {}), "ways": ways, "shots": shots}
+        for m in methods:
+            name = f"{prefix}{dataset}-{ways}w{shots}s-{m}"
+            opts = _algorithm_options(m, config.get("train_ways") or ways, dataset)
+            runs.append(Run(name, "fewshot.ipynb",
+                            {"dataset": dataset, "backbone": backbone, "method": m, "train_config": config,
+                             "algorithm_options": opts, **params},
+                            datasets=(dataset,), description=f"{m}, {backbone}, {dataset} {ways}-way {shots}-shot",
+                            tuned=setting_key(dataset, *tuned_on, m) if tuned_on else ""))
+    return runs
+
+def tune_runs(dataset: str, backbone: str, settings, methods=METHODS, train: dict | None = None,
+              max_trials: int | None = None, **params) -> list[Run]:
+    """The tuning trials: every method's `tuning_grid` (the same number of trials each), one seed, scored
+    on validation only (`test_episodes=0`: the test classes are never touched)."""
+    from mtl_meta.gbml import ALGORITHMS
     runs = []
     for ways, shots in settings:
         for m in methods:
-            name = f"{prefix}{dataset}-{ways}w{shots}s-{m}"
-            runs.append(Run(name, "fewshot.ipynb",
-                            {"dataset": dataset, "backbone": backbone, "method": m, "ways": ways, "shots": shots,
-                             "algorithm_options": _algorithm_options(m, ways, dataset), **params},
-                            datasets=(dataset,), description=f"{m}, {backbone}, {dataset} {ways}-way {shots}-shot"))
+            for t, trial in enumerate(ALGORITHMS[m].tuning_grid[:max_trials]):
+                config, options = _split_trial(trial)
+                config = {**(train or {}), "ways": ways, "shots": shots, **config}
+                opts = {**_algorithm_options(m, config.get("train_ways") or ways, dataset), **options}
+                runs.append(Run(f"tune-{dataset}-{ways}w{shots}s-{m}-t{t}", "fewshot.ipynb",
+                                {"dataset": dataset, "backbone": backbone, "method": m, "train_config": config,
+                                 "algorithm_options": opts, "trial": trial, **params, "seeds": [0], "test_episodes": 0},
+                                datasets=(dataset,), tunes=setting_key(dataset, ways, shots, m),
+                                description=f"tuning trial {t} of {m}: {trial}"))
     return runs
 
-_CPU_FEWSHOT = dict(seeds=[0, 1, 2], epochs=6, episodes_per_epoch=50, val_episodes=20, test_episodes=600,
-                    test_queries=5, train_queries=5, early_stop_patience=100, adapt="logreg-torch")
-_PAPER_RECIPE = dict(seeds=[0], epochs=100, episodes_per_epoch=1600, val_episodes=400, test_episodes=2000,
-                     test_queries=15, augment=True, device="cuda", train_queries=5)
+# The cpu profile's few-shot protocol, the same for every method: rotated Omniglot training classes,
+# 20-way training episodes of shots + 5 images per class, epochs of 100 updates, validation on 200
+# episodes after each, learning rate cut by 10 after 2 epochs without improvement, stop after 4 (or 30
+# epochs); 3 seeds; 1000 test episodes of 15 queries per class. Tuning: each method's 4 trials on
+# 5-way 1-shot validation, one seed, at most 8 epochs each (a cut: trials are ranked before convergence);
+# the selection serves all three settings, whose training episodes share the 20-way width.
+_CPU_SETTINGS = [(5, 1), (5, 5), (20, 1)]
+_CPU_TRAIN = dict(train_ways=20, queries=5, epochs=30, episodes_per_epoch=100, val_episodes=200, val_queries=15,
+                  lr_patience=2, early_stop_patience=4, val_adapt="logreg-torch")
+_CPU_TUNE = {**_CPU_TRAIN, "epochs": 8}
+_CPU_DATA = dict(train_rotations=True)
+_CPU_FEWSHOT = dict(train=_CPU_TRAIN, seeds=[0, 1, 2], test_episodes=1000, test_queries=15, adapt="logreg-torch",
+                    **_CPU_DATA)
+_SMOKE_TRAIN = dict(epochs=2, episodes_per_epoch=10, val_episodes=10, queries=5)
+_PAPER_TRAIN = dict(epochs=100, episodes_per_epoch=1600, val_episodes=400, device="cuda", queries=5)
+_PAPER_RECIPE = dict(train=_PAPER_TRAIN, seeds=[0], test_episodes=2000, test_queries=15, augment=True)
 PAPER_DATASETS = ("mini-imagenet", "tiered-imagenet", "cifar-fs", "fc100")
 
 PROFILES: dict[str, list[Run]] = {
     "smoke": [
         Run("environment", "environment.ipynb", {"matmul_size": 256},
             description="software, hardware and a CPU matmul throughput probe"),
-        *fewshot_runs("omniglot-minimal", "conv4", [(5, 1)], methods=("mtl", "protonet"), seeds=[0], epochs=2,
-                      episodes_per_epoch=10, val_episodes=10, test_episodes=20),
+        *tune_runs("omniglot-minimal", "conv4", [(5, 1)], methods=("mtl", "protonet"), train=_SMOKE_TRAIN,
+                   max_trials=1),
+        *fewshot_runs("omniglot-minimal", "conv4", [(5, 1)], methods=("mtl", "protonet"), seeds=[0],
+                      train=_SMOKE_TRAIN, test_episodes=20, tuned_on=(5, 1)),
         Run("sinusoid", "sinusoid.ipynb", {"steps": 20, "n_tasks": 100, "test_tasks": 30, "test_steps": 2},
             description="sinusoid regression, MTL vs MAML vs ANIL"),
         Run("theory", "theory.ipynb", {"depths": [1, 4, 16], "lambda_taus": [[0.01, 1], [0.1, 1]], "seeds": [0]},
@@ -95,7 +149,8 @@ PROFILES: dict[str, list[Run]] = {
             "depth (1-64) and lambda*tau, readout share of the NTK; 3 seeds for the gradient checks"),
         Run("sinusoid", "sinusoid.ipynb", {"steps": 10000, "seeds": [0, 1, 2]},
             description="sinusoid regression, MTL vs MAML vs ANIL, 3 seeds"),
-        *fewshot_runs("omniglot-minimal", "conv4", [(5, 1), (5, 5), (20, 1)], **_CPU_FEWSHOT),
+        *tune_runs("omniglot-minimal", "conv4", [(5, 1)], train=_CPU_TUNE, **_CPU_DATA),
+        *fewshot_runs("omniglot-minimal", "conv4", _CPU_SETTINGS, tuned_on=(5, 1), **_CPU_FEWSHOT),
         Run("efficiency", "efficiency.ipynb", {
             "shots": 5, "baseline": "metaoptnet-svm",
             "baseline_config": {"epochs": 6, "episodes_per_epoch": 50},
@@ -153,6 +208,22 @@ class RunResult:
     notebook: Path         # the executed notebook
     error: str = ""
 
+def code_version() -> dict:
+    "The package version and, in a git checkout, the commit and whether the tree had uncommitted changes."
+    import subprocess
+    import mtl_meta
+    info = {"version": mtl_meta.__version__}
+    repo = Path(mtl_meta.__file__).resolve().parent.parent
+    try:
+        git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], capture_output=True, text=True, timeout=30)
+        head = git("rev-parse", "HEAD")
+        if head.returncode == 0:
+            info["commit"] = head.stdout.strip()
+            info["dirty"] = bool(git("status", "--porcelain", "--untracked-files=no").stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
 def run_dir(out: Path, run: Run) -> Path: return Path(out) / "runs" / run.name
 
 def _record_path(out: Path, run: Run) -> Path: return run_dir(out, run) / "run.json"
@@ -198,9 +269,62 @@ def execute_run(run: Run, out: str | Path, profile: str, root: Path, command: st
     seconds = time.perf_counter() - t0
     atomic_write_json(folder / "run.json", {
         "config": run.config(profile), "config_hash": run.config_hash(profile), "status": status,
-        "error": error, "seconds": round(seconds, 2), "command": command,
+        "error": error, "seconds": round(seconds, 2), "command": command, "code": code_version(),
         "python": platform.python_version(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     return RunResult(run, status, seconds, executed, error)
+
+# %% ../nbs/10_reproduce.ipynb #cccc000d2
+def select_trials(out: str | Path, trials: Sequence[Run], profile: str) -> dict:
+    """Best validation trial per tuning key among the complete `trials` in `out` (ties: fewer images);
+    falls back to `out/tuning.json` for keys without any; writes `tuning.json` and `tuning.md`."""
+    out = Path(out)
+    try:
+        saved = json.loads((out / "tuning.json").read_text()).get("selected", {})
+    except (OSError, ValueError):
+        saved = {}
+    rows = []
+    for run in trials:
+        try:
+            res = json.loads((run_dir(out, run) / "results.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if is_complete(out, run, profile):
+            rows.append({"key": run.tunes, "run": run.name, "trial": res["trial"], "val_acc": res["best_val_acc"],
+                         "images": res["train_images"], "seconds": res["train_seconds"],
+                         "steps": res["per_seed"][0]["steps"], "stopped": res["per_seed"][0]["stopped"]})
+    selected = dict(saved)
+    for key in dict.fromkeys(r["key"] for r in rows):
+        best = max((r for r in rows if r["key"] == key), key=lambda r: (r["val_acc"], -r["images"]))
+        selected[key] = {"trial": best["trial"], "val_acc": best["val_acc"], "run": best["run"]}
+    if rows:
+        atomic_write_json(out / "tuning.json", {"profile": profile, "selected": selected, "trials": rows,
+                                                "code": code_version()})
+        lines = ["# Tuning on validation", "",
+                 f"Profile `{profile}`: every method gets the same number of trials, one seed, ranked by best "
+                 "validation accuracy (the test classes are never used); the selected trial is in bold.", "",
+                 "| setting / method | trial | val acc % | updates | images | train s | stopped |",
+                 "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in rows:
+            mark = "**" if selected[r["key"]]["run"] == r["run"] else ""
+            trial = ", ".join(f"{k}={v}" for k, v in r["trial"].items())
+            lines.append(f"| {r['key']} | {mark}{trial}{mark} | {mark}{100 * r['val_acc']:.2f}{mark} | {r['steps']} | "
+                         f"{r['images']:.0f} | {r['seconds']:.1f} | {r['stopped']} |")
+        atomic_write_text(out / "tuning.md", "\n".join(lines) + "\n")
+    return selected
+
+def resolve_tuned(run: Run, selected: dict) -> Run:
+    "`run` with the selected trial of its tuning key merged into its training config and method options."
+    from dataclasses import replace
+    if not run.tuned:
+        return run
+    if run.tuned not in selected:
+        raise MtlMetaError(f"no tuning result for {run.tuned}: run the profile's tuning trials first "
+                           "(mtl-meta reproduce without --only), or restore tuning.json in the output folder")
+    trial = selected[run.tuned]["trial"]
+    config, options = _split_trial(trial)
+    p = run.parameters
+    return replace(run, parameters={**p, "train_config": {**p.get("train_config", {}), **config},
+                                    "algorithm_options": {**p.get("algorithm_options", {}), **options}, "trial": trial})
 
 # %% ../nbs/10_reproduce.ipynb #cccc000f
 def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[str] | None = None,
@@ -229,13 +353,24 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     command = command or f"mtl-meta reproduce --profile {profile} --out {out}"
     results = []
     bar = tqdm(runs, desc=f"reproduce[{profile}]", unit="run", disable=not progress, file=sys.stderr)
+    trials, selected = [r for r in every if r.tunes], None
     for run in bar:
         bar.set_postfix_str(run.name)
+        if run.tuned:   # the profile's trials come first: choose once they are done
+            if selected is None:
+                selected = select_trials(out, trials, profile)
+            try:
+                run = resolve_tuned(run, selected)
+            except MtlMetaError as e:
+                results.append(RunResult(run, "failed", 0.0, run_dir(out, run) / f"{run.name}.ipynb", str(e)))
+                continue
         if not force and is_complete(out, run, profile):
             results.append(RunResult(run, "skipped", 0.0, run_dir(out, run) / f"{run.name}.ipynb"))
             continue
         results.append(execute_run(run, out, profile, root, command=command, progress=False))
     collect(out)
+    if selected:   # the summary shows the values the final runs used
+        every = [resolve_tuned(r, selected) if r.tuned in selected else r for r in every]
     # The summary covers the whole profile, also after `--only`: it describes the folder, not this call.
     write_summary(out, profile, every, command if not only else f"mtl-meta reproduce --profile {profile} --out {out}")
     return results
@@ -315,6 +450,7 @@ def fewshot_table(results: list[dict]):
                      "acc": 100 * r["test_acc"],
                      "ci95_seeds": 100 * r["test_ci95_seeds"] if r.get("test_ci95_seeds") is not None else float("nan"),
                      "ci95_episodes": 100 * r["test_ci95_episodes"], "train_seconds": r["train_seconds"],
+                     "train_images": r.get("train_images", float("nan")),
                      "run": r["run"]})
     df = pd.DataFrame(rows)
     if df.empty:
@@ -332,6 +468,48 @@ def time_to_accuracy(history: list[dict], target: float) -> float:
         if h["val_acc"] == h["val_acc"] and h["val_acc"] >= target - 1e-12:
             return float(h["seconds"])
     return float("inf")
+
+def cost_to_accuracy(history: list[dict], target: float) -> tuple[float, float]:
+    "Training images and seconds at the first validation reaching `target` (inf, inf if never)."
+    for h in history:
+        if h["val_acc"] == h["val_acc"] and h["val_acc"] >= target - 1e-12:
+            return float(h.get("images", float("nan"))), float(h["seconds"])
+    return float("inf"), float("inf")
+
+def cost_table(results: list[dict]):
+    """Per setting and method: the cost (training images and seconds, mean over seeds) of first reaching the
+    best baseline's converged validation accuracy, and that minus 1 point; ratios are the method's over MTL's."""
+    import numpy as np
+    import pandas as pd
+    fs = [r for r in results if r.get("experiment") == "fewshot"]
+    key = lambda r: (r["dataset"], r["backbone"], r["ways"], r["shots"])
+    rows = []
+    for k in dict.fromkeys(map(key, fs)):
+        group = [r for r in fs if key(r) == k]
+        best_val = {r["method"]: float(np.mean([s["best_val_acc"] for s in r["per_seed"]])) for r in group}
+        baselines = {m: v for m, v in best_val.items() if m != "mtl"}
+        if not baselines:
+            continue
+        best = max(baselines, key=baselines.get)
+        for r in group:
+            row = {"dataset": k[0], "backbone": k[1], "ways": k[2], "shots": k[3], "method": r["method"],
+                   "best_val_acc": 100 * best_val[r["method"]], "test_acc": 100 * r["test_acc"],
+                   "train_images": r.get("train_images", float("nan")), "train_seconds": r["train_seconds"]}
+            for label, target in (("target", baselines[best]), ("target_minus_1", baselines[best] - 0.01)):
+                costs = [cost_to_accuracy(s["history"], target) for s in r["per_seed"]]
+                row[f"images_to_{label}"] = float(np.mean([c[0] for c in costs]))
+                row[f"seconds_to_{label}"] = float(np.mean([c[1] for c in costs]))
+            row["target_val_acc"], row["target_from"] = 100 * baselines[best], best
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    for col in ("images_to_target_minus_1", "seconds_to_target_minus_1"):
+        mtl = df[df.method == "mtl"].set_index(["dataset", "backbone", "ways", "shots"])[col]
+        ref = np.array([mtl.get((row.dataset, row.backbone, row.ways, row.shots), np.nan) for _, row in df.iterrows()])
+        with np.errstate(invalid="ignore", divide="ignore"):   # inf / inf (neither reached): nan
+            df[col.replace("_to_", "_ratio_to_")] = df[col].to_numpy(dtype=float) / ref
+    return df
 
 def efficiency_table(results: list[dict]):
     "Speedup of MTL over each baseline at matched validation accuracy, per setting."
@@ -391,14 +569,18 @@ def _plot_curves(results: list[dict], out: Path) -> list[Path]:
     paths = []
     use_figure_style()
     for (d, b, w, k), rs in sorted(groups.items()):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for r in sorted(rs, key=lambda r: METHODS.index(r["method"]) if r["method"] in METHODS else 99):
-            h = r["per_seed"][0]["history"]
-            ax.plot([x["seconds"] for x in h], [100 * x["val_acc"] for x in h], marker="o", ms=3,
-                    label=r["method"], lw=2.5 if r["method"] == "mtl" else 1.2)
-        ax.set(xscale="log", xlabel="training wall-clock (s, log scale)", ylabel="validation accuracy (%)",
-               title=f"{d}, {b}, {w}-way {k}-shot (seed {rs[0]['per_seed'][0]['seed']})")
-        ax.legend(fontsize=8); fig.tight_layout()
+        with_images = all("images" in x for r in rs for x in r["per_seed"][0]["history"])
+        axes = [("seconds", "training wall-clock (s, log scale)")] + (
+            [("images", "training images through the body (log scale)")] if with_images else [])
+        fig, axs = plt.subplots(1, len(axes), figsize=(6 * len(axes), 4), squeeze=False)
+        for ax, (col, label) in zip(axs[0], axes):
+            for r in sorted(rs, key=lambda r: METHODS.index(r["method"]) if r["method"] in METHODS else 99):
+                h = r["per_seed"][0]["history"]
+                ax.plot([x[col] for x in h], [100 * x["val_acc"] for x in h], marker="o", ms=3,
+                        label=r["method"], lw=2.5 if r["method"] == "mtl" else 1.2)
+            ax.set(xscale="log", xlabel=label, ylabel="validation accuracy (%)")
+        fig.suptitle(f"{d}, {b}, {w}-way {k}-shot (seed {rs[0]['per_seed'][0]['seed']})")
+        axs[0][0].legend(fontsize=8); fig.tight_layout()
         paths += save_figure(fig, out / f"curves-{d}-{w}w{k}s", dpi=110,
                              description=f"validation accuracy against training wall-clock, {d} {w}-way {k}-shot")
     return paths
@@ -417,6 +599,14 @@ def collect(out: str | Path) -> dict:
         _write_table(efficiency_table(results), out, "efficiency", "Speedup of MTL at matched validation accuracy",
                      "Matched accuracy = the lower of MTL's and the baseline's best validation accuracy; seconds "
                      "= training wall-clock until the first validation at or above it (mean over seeds).\n\n")
+        cost = cost_table(results)
+        if not cost.empty:
+            _write_table(cost, out, "cost", "Cost to reach the best baseline's validation accuracy",
+                         "target_val_acc: the best baseline's converged validation accuracy (mean over seeds; "
+                         "target_from names it). images/seconds_to_target(_minus_1): training images through the "
+                         "body and training wall-clock until the first validation at or above the target (minus 1 "
+                         "point), mean over seeds (inf: never reached). *_ratio_*: the method's cost over MTL's "
+                         "(above 1: MTL is cheaper).\n\n")
         comp = paper_comparison(table)
         if not comp.empty:
             _write_table(comp, out, "paper_comparison", "Our numbers beside the published ones")

@@ -34,6 +34,9 @@ class Algorithm(nn.Module, metaclass=abc.ABCMeta):
     regulariser: str = "none"       # 'joint heads', 'GD steps', 'l2' or 'none'
     second_order: bool = False      # does its meta-gradient differentiate through an inner loop?
     citation: str = ""
+    # The trials a fair comparison gives this method on validation: each a dict of TrainConfig fields and
+    # constructor options. Every method gets the same number of trials (see mtl_meta.reproduce.tune_runs).
+    tuning_grid: tuple[dict, ...] = ({"lr": 1e-3}, {"lr": 3e-3}, {"lr": 1e-2}, {"lr": 3e-2})
 
     def __init__(self, body: nn.Module):
         super().__init__()
