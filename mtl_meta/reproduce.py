@@ -21,9 +21,9 @@ from .core import (DATA_ENV, MtlMetaError, atomic_write_bytes, atomic_write_json
 # %% auto #0
 __all__ = ['METHODS', 'PAPER_DATASETS', 'PROFILES', 'PUBLISHED', 'Run', 'setting_key', 'fewshot_runs', 'tune_runs', 'get_profile',
            'experiments_dir', 'RunResult', 'code_version', 'run_dir', 'is_complete', 'execute_run', 'select_trials',
-           'resolve_tuned', 'reproduce', 'write_summary', 'use_figure_style', 'save_figure', 'fewshot_table',
-           'time_to_accuracy', 'cost_to_accuracy', 'cost_table', 'efficiency_table', 'paper_comparison',
-           'markdown_table', 'collect']
+           'resolve_tuned', 'with_overrides', 'reproduce', 'write_summary', 'use_figure_style', 'save_figure',
+           'fewshot_table', 'time_to_accuracy', 'cost_to_accuracy', 'cost_table', 'efficiency_curve',
+           'efficiency_table', 'paper_comparison', 'markdown_table', 'collect']
 
 # %% ../nbs/10_reproduce.ipynb #cccc0005
 @dataclass(frozen=True)
@@ -151,13 +151,6 @@ PROFILES: dict[str, list[Run]] = {
             description="sinusoid regression, MTL vs MAML vs ANIL, 3 seeds"),
         *tune_runs("omniglot-minimal", "conv4", [(5, 1)], train=_CPU_TUNE, **_CPU_DATA),
         *fewshot_runs("omniglot-minimal", "conv4", _CPU_SETTINGS, tuned_on=(5, 1), **_CPU_FEWSHOT),
-        Run("efficiency", "efficiency.ipynb", {
-            "shots": 5, "baseline": "metaoptnet-svm",
-            "baseline_config": {"epochs": 6, "episodes_per_epoch": 50},
-            "mtl_configs": [{"epochs": e, "episodes_per_epoch": 50, "meta_batch_size": b}
-                            for b, e in ((1, 1), (1, 2), (1, 3), (1, 6), (2, 6))],
-            "val_episodes": 20, "test_episodes": 600, "test_queries": 5, "adapt": "logreg-torch"},
-            datasets=("omniglot-minimal",), description="MTL accuracy vs speedup over MetaOptNet-SVM, Omniglot 5w5s"),
     ],
     "paper": [
         Run("environment", "environment.ipynb", {"matmul_size": 4096},
@@ -327,6 +320,17 @@ def resolve_tuned(run: Run, selected: dict) -> Run:
                                     "algorithm_options": {**p.get("algorithm_options", {}), **options}, "trial": trial})
 
 # %% ../nbs/10_reproduce.ipynb #cccc000f
+def with_overrides(run: Run, overrides: dict) -> Run:
+    "`run` with `overrides` applied; a run with a `train_config` takes TrainConfig fields there."
+    from dataclasses import fields as _fields, replace
+    from mtl_meta.train import TrainConfig
+    p = dict(run.parameters)
+    if "train_config" in p:
+        names = {f.name for f in _fields(TrainConfig)}
+        p["train_config"] = {**p["train_config"], **{k: v for k, v in overrides.items() if k in names}}
+        overrides = {k: v for k, v in overrides.items() if k not in names}
+    return replace(run, parameters={**p, **overrides})
+
 def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[str] | None = None,
               root: str | Path | None = None, force: bool = False, progress: bool = True,
               command: str = "", overrides: dict | None = None) -> list[RunResult]:
@@ -334,11 +338,10 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
 
     `overrides` replaces parameters in every run (e.g. `{"device": "cpu", "max_steps": 2}` to try the
     paper profile on small data); they are part of each run's configuration."""
-    from dataclasses import replace
     from tqdm.auto import tqdm
     every = get_profile(profile)                       # the whole profile, with the overrides applied
     if overrides:
-        every = [replace(r, parameters={**r.parameters, **overrides}) for r in every]
+        every = [with_overrides(r, overrides) for r in every]
     chosen = {r.name for r in get_profile(profile, only)}
     runs = [r for r in every if r.name in chosen]
     explicit_root = root not in (None, "") or bool(os.environ.get(DATA_ENV))
@@ -360,7 +363,7 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
             if selected is None:
                 selected = select_trials(out, trials, profile)
             try:
-                run = resolve_tuned(run, selected)
+                run = with_overrides(resolve_tuned(run, selected), overrides or {})
             except MtlMetaError as e:
                 results.append(RunResult(run, "failed", 0.0, run_dir(out, run) / f"{run.name}.ipynb", str(e)))
                 continue
@@ -511,6 +514,50 @@ def cost_table(results: list[dict]):
             df[col.replace("_to_", "_ratio_to_")] = df[col].to_numpy(dtype=float) / ref
     return df
 
+def efficiency_curve(results: list[dict], baseline: str = "metaoptnet-svm"):
+    """The paper's efficiency figure from converged runs: along MTL's training (every validation, every seed),
+    its validation accuracy against its speedup over `baseline`, i.e. the baseline's cost to reach its own best
+    validation accuracy divided by MTL's cost so far, in training images and in seconds."""
+    import pandas as pd
+    fs = [r for r in results if r.get("experiment") == "fewshot"]
+    key = lambda r: (r["dataset"], r["backbone"], r["ways"], r["shots"])
+    rows = []
+    for mtl in (r for r in fs if r["method"] == "mtl"):
+        base = next((r for r in fs if key(r) == key(mtl) and r["method"] == baseline), None)
+        if base is None:
+            continue
+        for b, m in zip(base["per_seed"], mtl["per_seed"]):   # seed by seed
+            b_images, b_seconds = cost_to_accuracy(b["history"], b["best_val_acc"])
+            for h in m["history"]:
+                if "images" not in h or not h["images"]:
+                    continue
+                rows.append({"dataset": mtl["dataset"], "backbone": mtl["backbone"], "ways": mtl["ways"],
+                             "shots": mtl["shots"], "seed": m["seed"], "epoch": h["epoch"], "baseline": baseline,
+                             "mtl_val_acc": 100 * h["val_acc"], "baseline_val_acc": 100 * b["best_val_acc"],
+                             "speedup_images": b_images / h["images"], "speedup_seconds": b_seconds / h["seconds"]})
+    return pd.DataFrame(rows)
+
+def _plot_efficiency_curve(curve, out: Path) -> list[Path]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    paths = []
+    use_figure_style()
+    for (d, b, w, k), g in curve.groupby(["dataset", "backbone", "ways", "shots"]):
+        fig, axs = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+        for ax, col, label in ((axs[0], "speedup_images", "in training images"), (axs[1], "speedup_seconds", "in wall-clock")):
+            for seed, s in g.groupby("seed"):
+                ax.plot(s[col], s["mtl_val_acc"], marker="o", ms=3, label=f"MTL, seed {seed}")
+            ax.axhline(g["baseline_val_acc"].mean(), color="C3", ls="--",
+                       label=f"{g['baseline'].iloc[0]} at convergence (mean over seeds)")
+            ax.axvline(1.0, color="grey", lw=0.8)
+            ax.set(xscale="log", xlabel=f"speedup of MTL over {g['baseline'].iloc[0]} ({label}, log scale)",
+                   ylabel="validation accuracy (%)")
+        axs[0].legend(fontsize=7); fig.suptitle(f"{d}, {b}, {w}-way {k}-shot: MTL along its training"); fig.tight_layout()
+        paths += save_figure(fig, out / f"efficiency-{d}-{w}w{k}s", dpi=110,
+                             description=f"MTL validation accuracy against its speedup over the baseline, {d} {w}-way {k}-shot")
+    return paths
+
 def efficiency_table(results: list[dict]):
     "Speedup of MTL over each baseline at matched validation accuracy, per setting."
     import numpy as np
@@ -607,6 +654,13 @@ def collect(out: str | Path) -> dict:
                          "body and training wall-clock until the first validation at or above the target (minus 1 "
                          "point), mean over seeds (inf: never reached). *_ratio_*: the method's cost over MTL's "
                          "(above 1: MTL is cheaper).\n\n")
+        curve = efficiency_curve(results)
+        if not curve.empty:
+            _write_table(curve, out, "efficiency-curve-runs", "MTL along its training against its speedup over "
+                         "MetaOptNet-SVM at convergence",
+                         "speedup_images (seconds): MetaOptNet-SVM's training images (seconds) until its best "
+                         "validation accuracy, divided by MTL's so far; one row per MTL validation and seed.\n\n")
+            _plot_efficiency_curve(curve, out)
         comp = paper_comparison(table)
         if not comp.empty:
             _write_table(comp, out, "paper_comparison", "Our numbers beside the published ones")
