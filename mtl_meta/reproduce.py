@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .core import (DATA_ENV, MtlMetaError, atomic_write_bytes, atomic_write_json, atomic_write_text,
-                           check_readable_dir, data_root)
+                           check_readable_dir, data_root, one_writer)
 
 # %% auto #0
 __all__ = ['METHODS', 'PAPER_DATASETS', 'PROFILES', 'PUBLISHED', 'Run', 'fewshot_runs', 'get_profile', 'experiments_dir',
@@ -203,6 +203,7 @@ def execute_run(run: Run, out: str | Path, profile: str, root: Path, command: st
     return RunResult(run, status, seconds, executed, error)
 
 # %% ../nbs/10_reproduce.ipynb #cccc000f
+@one_writer("out", recursive=True)   # one reproduction per folder; stale temp files of a killed one removed
 def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[str] | None = None,
               root: str | Path | None = None, force: bool = False, progress: bool = True,
               command: str = "", overrides: dict | None = None) -> list[RunResult]:
