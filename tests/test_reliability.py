@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from mtl_meta import api
-from mtl_meta.core import LOCK_NAME, MtlMetaError, OutputLock
+from mtl_meta import core
+from mtl_meta.core import MtlMetaError
 from mtl_meta.data import load_split
 from mtl_meta.train import TrainConfig, load_checkpoint, save_checkpoint
 
@@ -109,17 +110,17 @@ def test_checkpoint_with_the_right_tag_but_foreign_weights_is_one_line(trained, 
 def test_second_writer_is_refused_and_touches_nothing(run_cli, omniglot_root, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    with OutputLock(out):   # this test process is the first writer
+    with core.OutputLock(out):   # this test process is the first writer
         r = run_cli("train", "--method", "protonet", *TINY_CLI, "--out", str(out), "--data-root", str(omniglot_root))
         _cli_fails(r, f"output folder {out} is in use by process {os.getpid()}", "pass another --out")
-        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+        assert sorted(p.name for p in out.iterdir()) == [core.LOCK_NAME]
         from mtl_meta.reproduce import reproduce
         with pytest.raises(MtlMetaError) as e:
             reproduce("smoke", out=out, only=["environment"], progress=False)
         _one_line(e, "is in use by process", "pass another --out")
-        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+        assert sorted(p.name for p in out.iterdir()) == [core.LOCK_NAME]
     api.train("protonet", out_dir=out, data_root=omniglot_root, **TINY)   # free again once the owner is gone
-    assert not (out / LOCK_NAME).exists()
+    assert not (out / core.LOCK_NAME).exists()
 
 
 def test_lock_of_a_killed_writer_is_taken_over(omniglot_root, tmp_path):
@@ -132,9 +133,9 @@ def test_lock_of_a_killed_writer_is_taken_over(omniglot_root, tmp_path):
             api.train("protonet", out_dir=tmp_path, data_root=omniglot_root, **TINY)
     finally:
         p.send_signal(signal.SIGKILL); p.wait()
-    assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == p.pid   # left behind by kill -9
+    assert json.loads((tmp_path / core.LOCK_NAME).read_text())["pid"] == p.pid   # left behind by kill -9
     api.train("protonet", out_dir=tmp_path, data_root=omniglot_root, **TINY)
-    assert (tmp_path / "checkpoint.pt").exists() and not (tmp_path / LOCK_NAME).exists()
+    assert (tmp_path / "checkpoint.pt").exists() and not (tmp_path / core.LOCK_NAME).exists()
 
 
 # -- 3. downloaded Omniglot is verified --------------------------------------------------------------------
