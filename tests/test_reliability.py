@@ -51,7 +51,6 @@ def trained(tmp_path_factory):
     if not (root / "omniglot" / "images_background_small1.zip").exists():
         pytest.skip("Omniglot minimal archives not found; set MTL_META_DATA")
     out = tmp_path_factory.mktemp("trained")
-    os.environ.setdefault("MTL_META_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     api.train("protonet", out_dir=out, data_root=root, **TINY)
     return out
 
