@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .core import MtlMetaError, atomic_write_json, seed_everything
+from .core import MtlMetaError, atomic_write_json, check_device, one_writer, seed_everything
 from .train import Algorithm, TrainConfig, Trainer, load_checkpoint
 
 # %% auto #0
@@ -58,6 +58,7 @@ def build_algorithm(metadata: dict) -> Algorithm:
                           **metadata.get("algorithm_options", {}))
 
 # %% ../nbs/12_api.ipynb #cccc0007
+@one_writer("out_dir")   # checked before any work, one process at a time, stale temp files removed
 def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str = "conv4",
           out_dir: str | Path | None = None, data_root: str | Path | None = None, augment: bool = False,
           train_rotations: bool = False,
@@ -103,14 +104,19 @@ def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str 
 # %% ../nbs/12_api.ipynb #cccc0009
 def load_trained(checkpoint: str | Path, device: str = "cpu") -> tuple[Algorithm, dict]:
     "The trained algorithm (with its best body) and the run metadata stored in a checkpoint."
-    ckpt = load_checkpoint(checkpoint, map_location=device)
+    ckpt = load_checkpoint(checkpoint, map_location=check_device(device))
     meta = ckpt.get("metadata") or {}
     if "method" not in meta:
         raise MtlMetaError(f"checkpoint {checkpoint} has no run description; it was not written by mtl-meta train")
-    algorithm = build_algorithm(meta)
-    algorithm.load_state_dict(ckpt["algorithm"])
-    if ckpt.get("best_body"):
-        algorithm.body.load_state_dict(ckpt["best_body"])
+    try:
+        algorithm = build_algorithm(meta)
+        algorithm.load_state_dict(ckpt["algorithm"])
+        if ckpt.get("best_body"):
+            algorithm.body.load_state_dict(ckpt["best_body"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as e:
+        reason = " ".join(str(e).split())[:160]
+        raise MtlMetaError(f"checkpoint {checkpoint} holds weights that do not fit the model it describes "
+                           f"({type(e).__name__}: {reason}); retrain or pass another checkpoint") from None
     return algorithm.to(device).eval(), meta
 
 def evaluate(checkpoint: str | Path, dataset: str | None = None, split: str = "test", ways: int = 5,
@@ -120,6 +126,9 @@ def evaluate(checkpoint: str | Path, dataset: str | None = None, split: str = "t
     from mtl_meta.adapt import evaluate as evaluate_features
     from mtl_meta.data import load_split, train_transform
     from mtl_meta.episodes import EpisodeSampler
+    if ways < 2 or queries < 1 or episodes < 1:
+        raise MtlMetaError(f"cannot score {ways}-way episodes with {queries} queries per class over {episodes} episodes: "
+                           "evaluation needs --ways 2 or more, --queries 1 or more and --episodes 1 or more")
     algorithm, meta = load_trained(checkpoint, device)
     dataset = dataset or meta["dataset"]
     data = load_split(dataset, split, data_root=data_root, **(meta.get("dataset_options") or {}))

@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="few-shot accuracy of a trained checkpoint",
                         description="Freeze the checkpoint's body, adapt a head on each test episode's support "
-                        "set and report the query accuracy with a 95%% confidence interval.")
+                        "set and report the query accuracy with a 95% confidence interval.")
     ev.add_argument("--checkpoint", required=True, metavar="FILE", help="checkpoint.pt written by mtl-meta train")
     ev.add_argument("--dataset", default=None, metavar="NAME", help="data set (default: the one trained on)")
     ev.add_argument("--split", default="test", choices=["train", "val", "test"], help="class split (default: %(default)s)")
@@ -262,11 +262,7 @@ def cmd_data_download(args) -> int:
     from mtl_meta.core import data_root
     from mtl_meta.data import download
     root = data_root(args.data_root)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise MtlMetaError(f"cannot create the data root {root} ({e.strerror}); pass another --data-root") from None
-    download(args.dataset, root)
+    download(args.dataset, root)   # creates the data root only once the files have arrived
     print(f"{args.dataset}: downloaded into {root}")
     return 0
 

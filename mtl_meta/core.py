@@ -5,18 +5,23 @@
 # %% ../nbs/00_core.ipynb #cccc0002
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import random
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 # %% auto #0
-__all__ = ['DATA_ENV', 'CACHE_ENV', 'MtlMetaError', 'data_root', 'cache_dir', 'check_readable_dir', 'atomic_write_bytes',
-           'atomic_write_text', 'atomic_write_json', 'seed_everything']
+__all__ = ['DATA_ENV', 'CACHE_ENV', 'LOCK_NAME', 'MtlMetaError', 'data_root', 'cache_dir', 'check_readable_dir',
+           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'seed_everything', 'check_output_dir',
+           'OutputLock', 'remove_stale_temp_files', 'one_writer', 'check_device']
 
 # %% ../nbs/00_core.ipynb #cccc0005
 class MtlMetaError(Exception):
@@ -59,12 +64,15 @@ def check_readable_dir(path: str | os.PathLike, what: str = "data root") -> Path
     return path
 
 # %% ../nbs/00_core.ipynb #cccc000d
+_UMASK = os.umask(0o022); os.umask(_UMASK)   # read once: os.umask can only be read by setting it
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     "Write `data` to `path` atomically (temporary file in the same folder, fsync, rename)."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the result gets the mode any new file gets
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -98,3 +106,165 @@ def seed_everything(seed: int) -> np.random.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
+
+# %% ../nbs/00_core.ipynb #cccc1602
+def check_output_dir(path: str | os.PathLike, option: str = "--out") -> Path:
+    "Create the output folder `path` if needed and return it; anything in the way is a one-line `MtlMetaError`."
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise MtlMetaError(f"output folder {path} is a file, not a folder; pass another {option}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):   # os.access lies for root and on read-only mounts
+            pass
+    except OSError as e:
+        raise MtlMetaError(f"cannot write into the output folder {path} ({e.strerror}); pass another {option}") from None
+    return path
+
+# %% ../nbs/00_core.ipynb #cccc1604
+LOCK_NAME = ".mtl-meta.lock"
+
+try:
+    import fcntl
+except ImportError:   # Windows: fall back to an exclusive-create lock file and a pid check
+    fcntl = None
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+class OutputLock:
+    "Context manager: hold the writer lock of `folder` (one process at a time), else a one-line `MtlMetaError`."
+    def __init__(self, folder: str | os.PathLike, option: str = "--out"):
+        self.folder, self.option, self.fd = Path(folder), option, None
+        self.path = self.folder / LOCK_NAME
+
+    def _owner(self) -> str:
+        try:
+            o = json.loads(self.path.read_text())
+            return f"process {o['pid']} on {o['host']} (since {o['started']})"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another process"
+
+    def _busy(self) -> MtlMetaError:
+        return MtlMetaError(f"output folder {self.folder} is in use by {self._owner()}; wait for it to finish "
+                            f"or pass another {self.option}")
+
+    def _open_locked(self) -> int:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise self._busy() from None
+            try:   # the previous owner may have deleted the file between our open and our flock
+                if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+
+    def _create_exclusive(self) -> int:
+        for _ in range(2):
+            try:
+                return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                try:
+                    pid = int(json.loads(self.path.read_text())["pid"])
+                except (OSError, ValueError, KeyError, TypeError):
+                    pid = None
+                if pid is None or _pid_alive(pid):
+                    raise self._busy() from None
+                self.path.unlink(missing_ok=True)   # its owner is dead: take it over
+        raise self._busy()
+
+    def __enter__(self) -> "OutputLock":
+        fd = self._open_locked() if fcntl is not None else self._create_exclusive()
+        owner = {"pid": os.getpid(), "host": socket.gethostname(),
+                 "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(owner).encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            self.path.unlink(missing_ok=True)   # while still holding the lock, then let go
+            os.close(self.fd)
+            self.fd = None
+
+# %% ../nbs/00_core.ipynb #cccc1606
+def remove_stale_temp_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Delete the `.NAME.*.tmp` files that a killed `atomic_write_*` left in `folder`; return them.
+
+    Call it only while holding the folder's `OutputLock`: then no one can be writing there. With
+    `recursive`, sub-folders that hold a lock file of their own (another writer's folder) are left alone."""
+    folder, removed = Path(folder), []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        here = Path(dirpath)
+        if here != folder and LOCK_NAME in filenames:
+            dirnames.clear()
+            continue
+        for name in filenames:
+            p = here / name
+            if name.startswith(".") and name.endswith(".tmp") and p.is_file() and not p.is_symlink():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+        if not recursive:
+            break
+    return removed
+
+# %% ../nbs/00_core.ipynb #cccc1608
+def _secondary_rank() -> bool:
+    "Inside a torchrun group, only rank 0 writes; the others neither lock nor sweep."
+    return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and int(os.environ.get("RANK", "0") or 0) != 0
+
+def one_writer(arg: str, option: str = "--out", recursive: bool = False):
+    """Decorator for a function that writes into the folder given as its argument `arg`: check the folder,
+    hold its `OutputLock` while the function runs, and delete stale temporary files first. A folder this
+    call created is removed again if the function fails before writing anything."""
+    def decorate(fn):
+        sig = inspect.signature(fn)
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            bound = sig.bind_partial(*args, **kwargs)
+            folder = bound.arguments.get(arg, sig.parameters[arg].default)
+            if folder in (None, "") or _secondary_rank():
+                return fn(*args, **kwargs)
+            created = not Path(folder).expanduser().exists()
+            folder = check_output_dir(folder, option)
+            try:
+                with OutputLock(folder, option):
+                    remove_stale_temp_files(folder, recursive)
+                    return fn(*args, **kwargs)
+            except MtlMetaError:
+                if created:
+                    try: folder.rmdir()     # only if still empty
+                    except OSError: pass
+                raise
+        return wrapper
+    return decorate
+
+# %% ../nbs/00_core.ipynb #cccc160b
+def check_device(device: str | Any) -> "torch.device":
+    "`device` as a `torch.device` if this machine has it, else a one-line `MtlMetaError`."
+    import torch
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise MtlMetaError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise MtlMetaError(f"device {device!r} asked for, but this machine has no usable CUDA GPU; use --device cpu")
+        if dev.index is not None and dev.index >= n:
+            raise MtlMetaError(f"device {device!r} does not exist: this machine has {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise MtlMetaError(f"device {device!r} asked for, but MPS is not available here; use --device cpu")
+    return dev

@@ -16,6 +16,7 @@ import tarfile
 import tempfile
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -30,11 +31,12 @@ from .episodes import FewShotSplit
 
 # %% auto #0
 __all__ = ['DATASETS', 'SPLITS', 'CACHE_VERSION', 'OMNIGLOT_MINIMAL_ARCHIVES', 'OMNIGLOT_MINIMAL_SPLIT', 'OMNIGLOT_VAL_ALPHABETS',
-           'MINI_IMAGENET_FILES', 'CIFAR_FS_SPLIT', 'FC100_SPLIT', 'DOWNLOADS', 'IMAGENET_STATS', 'CIFAR_STATS',
-           'DatasetInfo', 'dataset_info', 'missing_dataset', 'file_digest', 'verify_sha256sums', 'cached_split',
-           'safe_pickle_load', 'with_rotations', 'load_omniglot_minimal', 'load_omniglot', 'load_mini_imagenet',
-           'load_tiered_imagenet', 'load_cifar', 'load_split', 'describe_dataset', 'download', 'BatchAugment',
-           'train_transform', 'SinusoidTasks', 'SharedRepresentationTasks']
+           'MINI_IMAGENET_FILES', 'CIFAR_FS_SPLIT', 'FC100_SPLIT', 'OMNIGLOT_MINIMAL_SHA256', 'DOWNLOADS',
+           'IMAGENET_STATS', 'CIFAR_STATS', 'DatasetInfo', 'dataset_info', 'missing_dataset', 'file_digest',
+           'verify_sha256sums', 'record_sha256sums', 'cached_split', 'safe_pickle_load', 'with_rotations',
+           'load_omniglot_minimal', 'load_omniglot', 'load_mini_imagenet', 'load_tiered_imagenet', 'load_cifar',
+           'load_split', 'describe_dataset', 'download', 'BatchAugment', 'train_transform', 'SinusoidTasks',
+           'SharedRepresentationTasks']
 
 # %% ../nbs/02_data.ipynb #cccc0005
 @dataclass(frozen=True)
@@ -110,6 +112,18 @@ def verify_sha256sums(folder: Path, names: list[str]) -> bool:
                                "truncated; download it again")
     return True
 
+def record_sha256sums(folder: Path, names: list[str]) -> Path:
+    "Write the SHA256 of each of `names` into `folder/SHA256SUMS` (atomically), keeping lines for other files."
+    from mtl_meta.core import atomic_write_text
+    sums, lines = folder / "SHA256SUMS", {}
+    if sums.exists():
+        for line in sums.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                lines[parts[1].lstrip("*")] = parts[0].lower()
+    lines.update({n: file_digest(folder / n) for n in names})
+    return atomic_write_text(sums, "".join(f"{h}  {n}\n" for n, h in sorted(lines.items())))
+
 # %% ../nbs/02_data.ipynb #cccc0009
 CACHE_VERSION = 1
 
@@ -154,10 +168,27 @@ _ALLOWED_GLOBALS = {
     ("builtins", "frozenset"), ("builtins", "bytearray"), ("_codecs", "encode"), ("copy_reg", "_reconstructor"),
 }
 
+def _bytearray_from_data(*args):
+    "bytearray(bytes-or-str[, encoding]) as pickled byte arrays use it; bytearray(n) would allocate n bytes."
+    if args and not isinstance(args[0], (bytes, str)):
+        raise pickle.UnpicklingError(f"refused bytearray({type(args[0]).__name__}): only byte strings are data")
+    return bytearray(*args)
+
+def _guarded_reconstruct(reconstruct):
+    "NumPy pickles start every array empty (shape (0,)) and fill it from its data; a larger start allocates."
+    def build(subtype, shape, dtype):
+        if not isinstance(shape, tuple) or int(np.prod(shape, dtype=np.float64)) != 0:
+            raise pickle.UnpicklingError(f"refused an array reconstructed with shape {shape!r}")
+        return reconstruct(subtype, shape, dtype)
+    return build
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
+        if (module, name) in (("builtins", "bytearray"), ("__builtin__", "bytearray")):
+            return _bytearray_from_data
         if (module, name) in _ALLOWED_GLOBALS:
-            return super().find_class(module, name)
+            found = super().find_class(module, name)
+            return _guarded_reconstruct(found) if name == "_reconstruct" else found
         raise pickle.UnpicklingError(f"refused global {module}.{name}")
 
 def safe_pickle_load(path: str | os.PathLike):
@@ -203,6 +234,15 @@ def _decode_image(data: bytes, size: int | None, mode: str, where: str) -> np.nd
     a = np.asarray(img, dtype=np.uint8)
     return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
 
+def _integer_labels(raw, file: Path, key: str) -> np.ndarray:
+    "A pickle's label array, which must be a flat array of integers."
+    a = np.asarray(raw)
+    if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
+        kind = "strings" if a.dtype.kind in "USO" else f"{a.dtype} of shape {a.shape}"
+        raise MtlMetaError(f"{file}: {key} must be a flat list of integer class ids, got {kind}; "
+                           "it is not in a supported layout")
+    return a
+
 def _dense_labels(raw) -> tuple[np.ndarray, np.ndarray]:
     "Labels renumbered 0..k-1 in sorted order of the raw ids; also the raw id of each new label."
     raw = np.asarray(raw)
@@ -240,7 +280,12 @@ def _omniglot_from_zips(zips: list[Path], alphabets: tuple[str, ...] | None, siz
                 seen[key] = True
                 if cls not in names:
                     names.append(cls)
-                images.append(_decode_image(zf.read(member), size, "L", f"{z}:{member}"))
+                try:
+                    blob = zf.read(member)
+                except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+                    raise MtlMetaError(f"{z} is corrupt: its member {member} cannot be read ({type(e).__name__}); "
+                                       "download the archive again") from None
+                images.append(_decode_image(blob, size, "L", f"{z}:{member}"))
                 labels.append(names.index(cls))
     return _omniglot_split(images, labels, names)
 
@@ -265,8 +310,8 @@ def load_omniglot_minimal(split: str, root: Path, image_size: int = 28, cache=No
     zips = [folder / n for n in OMNIGLOT_MINIMAL_ARCHIVES]
     if not all(z.is_file() for z in zips):
         raise missing_dataset("omniglot-minimal", folder, "archives missing")
+    verify_sha256sums(folder, list(OMNIGLOT_MINIMAL_ARCHIVES))   # every load, also when the decoded split is cached
     def build():
-        verify_sha256sums(folder, list(OMNIGLOT_MINIMAL_ARCHIVES))
         return _omniglot_from_zips(zips, OMNIGLOT_MINIMAL_SPLIT[split], image_size)
     return cached_split("omniglot-minimal", split, zips, build, cache, image_size=image_size)
 
@@ -276,8 +321,12 @@ OMNIGLOT_VAL_ALPHABETS = 5
 def _omniglot_alphabets(folder: Path) -> list[str]:
     if folder.is_dir():
         return sorted(p.name for p in folder.iterdir() if p.is_dir())
-    with zipfile.ZipFile(folder.with_suffix(".zip")) as zf:
-        return sorted({m.split("/")[1] for m in zf.namelist() if m.count("/") >= 2 and m.split("/")[1]})
+    try:
+        with zipfile.ZipFile(folder.with_suffix(".zip")) as zf:
+            return sorted({m.split("/")[1] for m in zf.namelist() if m.count("/") >= 2 and m.split("/")[1]})
+    except zipfile.BadZipFile:
+        raise MtlMetaError(f"{folder.with_suffix('.zip')} is not a valid zip archive (truncated download?); "
+                           "download it again") from None
 
 def _omniglot_from_folder(folder: Path, alphabets: list[str], size: int) -> FewShotSplit:
     images, labels, names = [], [], []
@@ -295,6 +344,8 @@ def load_omniglot(split: str, root: Path, image_size: int = 28, cache=None) -> F
     src = folder / part
     if not src.is_dir() and not src.with_suffix(".zip").is_file():
         raise missing_dataset("omniglot", folder, f"no {part}/ or {part}.zip")
+    if not src.is_dir():
+        verify_sha256sums(folder, [src.with_suffix(".zip").name])
     alphabets = _omniglot_alphabets(src)
     if split != "test":
         if len(alphabets) <= OMNIGLOT_VAL_ALPHABETS:
@@ -320,12 +371,16 @@ def _mini_from_pickle(path: Path, layout: str) -> FewShotSplit:
         raise MtlMetaError(f"{path} holds a {type(d).__name__}, expected a dict of arrays")
     if layout == "metaoptnet":
         x = _to_chw(_get(d, "data", file=path), path, 84)
-        raw = np.asarray(_get(d, "labels", file=path))
+        raw = _integer_labels(_get(d, "labels", file=path), path, "labels")
         labels, ids = _dense_labels(raw)
         cat = None
         for k in ("catname2label", b"catname2label"):
             if k in d: cat = d[k]
-        inv = {int(v): (k.decode() if isinstance(k, bytes) else str(k)) for k, v in cat.items()} if cat else {}
+        try:
+            inv = {int(v): (k.decode() if isinstance(k, bytes) else str(k)) for k, v in cat.items()} if cat else {}
+        except (AttributeError, TypeError, ValueError):
+            raise MtlMetaError(f"{path}: catname2label must map class names to integer ids; "
+                               "it is not in a supported layout") from None
         names = [inv.get(int(i), str(int(i))) for i in ids]
     else:
         x = _to_chw(_get(d, "image_data", file=path), path, 84)
@@ -333,7 +388,11 @@ def _mini_from_pickle(path: Path, layout: str) -> FewShotSplit:
         names = sorted(k.decode() if isinstance(k, bytes) else str(k) for k in class_dict)
         labels = np.full(len(x), -1, np.int64)
         for k, idx in class_dict.items():
-            labels[np.asarray(idx, np.int64)] = names.index(k.decode() if isinstance(k, bytes) else str(k))
+            idx = np.asarray(idx)
+            if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or (idx < 0).any() or (idx >= len(x)).any():
+                raise MtlMetaError(f"{path}: class_dict[{k!r}] must list image indices between 0 and {len(x) - 1}; "
+                                   "it is not in a supported layout")
+            labels[idx] = names.index(k.decode() if isinstance(k, bytes) else str(k))
         if (labels < 0).any():
             raise MtlMetaError(f"{path}: class_dict leaves {(labels < 0).sum()} images without a class")
     if len(labels) != len(x):
@@ -353,7 +412,7 @@ def _tiered_build(img_path: Path, lab_path: Path) -> FewShotSplit:
     d = safe_pickle_load(lab_path)
     if not isinstance(d, dict):
         raise MtlMetaError(f"{lab_path} holds a {type(d).__name__}, expected a dict with label_specific")
-    raw = np.asarray(_get(d, "label_specific", file=lab_path))
+    raw = _integer_labels(_get(d, "label_specific", file=lab_path), lab_path, "label_specific")
     labels, ids = _dense_labels(raw)
     try:
         strs = list(_get(d, "label_specific_str", file=lab_path))
@@ -493,36 +552,54 @@ def describe_dataset(name: str, data_root: str | os.PathLike | None = None, **op
     return rows
 
 # %% ../nbs/02_data.ipynb #cccc0021
-DOWNLOADS = {
-    "omniglot-minimal": [("https://github.com/brendenlake/omniglot/raw/master/python/" + n, "omniglot/" + n, None)
-                         for n in OMNIGLOT_MINIMAL_ARCHIVES],
-    "omniglot": [("https://github.com/brendenlake/omniglot/raw/master/python/" + n, "omniglot-py/" + n, None)
+OMNIGLOT_MINIMAL_SHA256 = {   # the archives in github.com/brendenlake/omniglot, python/
+    "images_background_small1.zip": "f38eb80f801274ac2b4dff5b24289016bfaba4a7d5bb50deebf27104ad6cb8a4",
+    "images_background_small2.zip": "3ccaa407515a8778e5d0861875af38b17e418f301ad5bb3b5a6b65d901a41c7f",
+}
+DOWNLOADS = {   # (url, path under the data root, published checksums {algorithm: hex digest})
+    "omniglot-minimal": [("https://github.com/brendenlake/omniglot/raw/master/python/" + n, "omniglot/" + n,
+                          {"sha256": OMNIGLOT_MINIMAL_SHA256[n]}) for n in OMNIGLOT_MINIMAL_ARCHIVES],
+    "omniglot": [("https://github.com/brendenlake/omniglot/raw/master/python/" + n, "omniglot-py/" + n, {})
                  for n in ("images_background.zip", "images_evaluation.zip")],
     "cifar-fs": [("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "cifar-100-python.tar.gz",
-                  "eb9058c3a382ffc7106e4002c42a8d85")],
+                  {"md5": "eb9058c3a382ffc7106e4002c42a8d85"})],
 }
 DOWNLOADS["fc100"] = DOWNLOADS["cifar-fs"]
 
-def download(name: str, root: str | os.PathLike) -> Path:
-    "Fetch a data set's official files into `root` (atomically, checking checksums where published)."
+def _fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return r.read()
+
+def download(name: str, root: str | os.PathLike, fetch: Callable[[str], bytes] | None = None) -> Path:
+    """Fetch a data set's official files into `root`, checking published checksums, and record their SHA256
+    in `SHA256SUMS` beside them (verified at every load). Nothing is written, not even `root`, unless every
+    file arrived intact. `fetch(url) -> bytes` replaces the network (tests)."""
     from mtl_meta.core import atomic_write_bytes
     dataset_info(name)
     if name not in DOWNLOADS:
         raise MtlMetaError(f"{name} has no official public download; {dataset_info(name).source}")
-    root = Path(root)
-    for url, rel, md5 in DOWNLOADS[name]:
+    root, fetch = Path(root), fetch or _fetch
+    blobs = []
+    for url, rel, published in DOWNLOADS[name]:
         try:
-            with urllib.request.urlopen(url, timeout=60) as r:
-                blob = r.read()
+            blob = fetch(url)
         except OSError as e:   # URLError, timeouts, resets
             raise MtlMetaError(f"cannot download {url} ({getattr(e, 'reason', e)}); check the network, or fetch it "
                                f"by hand into {root / rel}") from None
-        if md5 and hashlib.md5(blob).hexdigest() != md5:
-            raise MtlMetaError(f"{url} downloaded with a wrong MD5; try again")
-        target = atomic_write_bytes(root / rel, blob)
-        if target.name.endswith(".tar.gz"):
-            with tarfile.open(target) as tf:
-                tf.extractall(root, filter="data")
+        for algo, want in published.items():
+            if hashlib.new(algo, blob).hexdigest() != want:
+                raise MtlMetaError(f"{url} arrived with a wrong {algo.upper()} (corrupt or truncated download); try again")
+        blobs.append((rel, blob))
+    try:
+        for rel, blob in blobs:
+            target = atomic_write_bytes(root / rel, blob)
+            if target.name.endswith(".tar.gz"):
+                with tarfile.open(target) as tf:
+                    tf.extractall(root, filter="data")
+        for folder in sorted({Path(rel).parent for rel, _ in blobs}):
+            record_sha256sums(root / folder, [Path(rel).name for rel, _ in blobs if Path(rel).parent == folder])
+    except OSError as e:
+        raise MtlMetaError(f"cannot write into the data root {root} ({e.strerror}); pass another --data-root") from None
     return root
 
 # %% ../nbs/02_data.ipynb #cccc0023

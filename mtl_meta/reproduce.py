@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .core import (DATA_ENV, MtlMetaError, atomic_write_bytes, atomic_write_json, atomic_write_text,
-                           check_readable_dir, data_root)
+                           check_readable_dir, data_root, one_writer)
 
 # %% auto #0
 __all__ = ['METHODS', 'PAPER_DATASETS', 'PROFILES', 'PUBLISHED', 'Run', 'setting_key', 'fewshot_runs', 'tune_runs', 'get_profile',
@@ -333,6 +333,7 @@ def with_overrides(run: Run, overrides: dict) -> Run:
         overrides = {k: v for k, v in overrides.items() if k not in names}
     return replace(run, parameters={**p, **overrides})
 
+@one_writer("out", recursive=True)   # one reproduction per folder; stale temp files of a killed one removed
 def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[str] | None = None,
               root: str | Path | None = None, force: bool = False, progress: bool = True,
               command: str = "", overrides: dict | None = None) -> list[RunResult]:

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .core import MtlMetaError, atomic_write_bytes, atomic_write_json
+from .core import MtlMetaError, atomic_write_bytes, atomic_write_json, check_device
 from .episodes import Episode
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'Algorithm', 'TrainConfig', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint',
-           'TrainState', 'Trainer']
+__all__ = ['CHECKPOINT_FORMAT', 'RESUME_MAY_CHANGE', 'Algorithm', 'TrainConfig', 'rng_state', 'set_rng_state', 'save_checkpoint',
+           'load_checkpoint', 'run_identity', 'identity_conflicts', 'TrainState', 'Trainer']
 
 # %% ../nbs/07_train.ipynb #cccc0005
 class Algorithm(nn.Module, metaclass=abc.ABCMeta):
@@ -106,6 +106,16 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise MtlMetaError(f"{name} must be a finite positive number, got {value}")
+        for f in fields(self):   # nan or inf in any float setting would only show up epochs later
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise MtlMetaError(f"{f.name} must be a finite number, got {value}")
+        if self.weight_decay < 0:
+            raise MtlMetaError(f"weight_decay must be non-negative, got {self.weight_decay}")
+        if not 0 < self.lr_factor < 1:
+            raise MtlMetaError(f"lr_factor must lie between 0 and 1, got {self.lr_factor}")
+        if self.val_queries < 1:
+            raise MtlMetaError(f"val_queries must be at least 1 (validation scores query images), got {self.val_queries}")
 
     @property
     def steps_per_epoch(self) -> int:
@@ -161,6 +171,11 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     "Read a checkpoint safely; a missing, corrupt or foreign file is a one-line `MtlMetaError`."
     path = Path(path)
+    if path.is_dir():   # the run's output folder: use the checkpoint in it
+        if not (path / "checkpoint.pt").is_file():
+            raise MtlMetaError(f"checkpoint {path} is a folder without a checkpoint.pt; pass the checkpoint.pt "
+                               "written by `mtl-meta train` (or the folder that holds it)")
+        path = path / "checkpoint.pt"
     if not path.is_file():
         raise MtlMetaError(f"checkpoint {path} does not exist; pass the checkpoint.pt written by `mtl-meta train`")
     try:
@@ -172,6 +187,23 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise MtlMetaError(f"{path} is not an mtl-meta checkpoint (expected format {CHECKPOINT_FORMAT})")
     return ckpt
+
+# %% ../nbs/07_train.ipynb #cccc1611
+RESUME_MAY_CHANGE = ("max_steps", "epochs", "device", "checkpoint_every")
+
+def run_identity(metadata: dict | None, config: dict | TrainConfig | None) -> dict:
+    "The fields a resumed run must share with the run that wrote the checkpoint."
+    cfg = asdict(config) if isinstance(config, TrainConfig) else dict(config or {})
+    return {**(metadata or {}), **{k: v for k, v in cfg.items() if k not in RESUME_MAY_CHANGE}}
+
+def _canonical(value) -> str:
+    import json
+    return json.dumps(value, sort_keys=True, default=str)   # tuples and lists compare equal
+
+def identity_conflicts(saved: dict, current: dict) -> list[str]:
+    "`field: saved there, current now` for each field both identities have and that differs."
+    return [f"{k}: {saved[k]!r} there, {current[k]!r} now" for k in sorted(saved.keys() & current.keys())
+            if _canonical(saved[k]) != _canonical(current[k])]
 
 # %% ../nbs/07_train.ipynb #cccc0011
 class _EpisodeLoss(nn.Module):
@@ -217,7 +249,7 @@ class Trainer:
                  on_step: Callable[["Trainer"], None] | None = None, metadata: dict | None = None):
         self.config = config or TrainConfig()
         self.metadata = metadata or {}  # what rebuilds the model from a checkpoint (see mtl_meta.api)
-        self.device = torch.device(self.config.device)
+        self.device = check_device(self.config.device)
         self.algorithm = algorithm.to(self.device)
         if self.config.channels_last:
             self.algorithm = self.algorithm.to(memory_format=torch.channels_last)
@@ -340,22 +372,25 @@ class Trainer:
                 "metadata": self.metadata}
 
     def load_state_dict(self, ckpt: dict) -> None:
-        saved = ckpt.get("config", {})
-        free = ("max_steps", "epochs", "device", "checkpoint_every")  # may change between invocations
-        mismatch = {k: (saved[k], v) for k, v in asdict(self.config).items()
-                    if k in saved and k not in free and saved[k] != v}
-        if mismatch:
-            k, (old, new) = next(iter(mismatch.items()))
-            raise MtlMetaError(f"cannot resume: the checkpoint was trained with {k}={old!r}, now {k}={new!r}; "
-                               "use the original settings or another --out folder")
-        self.algorithm.load_state_dict(ckpt["algorithm"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        self.train_sampler.load_state_dict(ckpt["train_sampler"])
-        set_rng_state(ckpt["rng"])
-        self.state = TrainState(**ckpt["state"])
-        self.best_body = ckpt["best_body"]
+        where = self.checkpoint_path or "the checkpoint"
+        conflicts = identity_conflicts(run_identity(ckpt.get("metadata"), ckpt.get("config")),
+                                       run_identity(self.metadata, self.config))
+        if conflicts:
+            raise MtlMetaError(f"cannot resume from {where}: it belongs to another run ({'; '.join(conflicts)}); "
+                               "pass a new --out for this run, or repeat the original settings to continue that one")
+        try:
+            self.algorithm.load_state_dict(ckpt["algorithm"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            self.scaler.load_state_dict(ckpt["scaler"])
+            self.train_sampler.load_state_dict(ckpt["train_sampler"])
+            set_rng_state(ckpt["rng"])
+            self.state = TrainState(**ckpt["state"])
+            self.best_body = ckpt["best_body"]
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
+            reason = " ".join(str(e).split())[:160]
+            raise MtlMetaError(f"cannot resume from {where}: its saved state does not fit this run "
+                               f"({type(e).__name__}: {reason}); pass a new --out") from None
 
     def save(self) -> None:
         "Write the checkpoint (rank 0 only, the others wait for it)."
