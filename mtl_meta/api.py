@@ -20,10 +20,10 @@ __all__ = ['build_algorithm', 'train', 'load_trained', 'evaluate']
 # %% ../nbs/12_api.ipynb #cccc0005
 def _samplers(dataset: str, ways: int, shots: int, queries: int, seed: int, root, splits=("train", "val"),
               dataset_options: dict | None = None, augment: bool = False, val_queries: int = 15,
-              meta_batch_size: int = 1, task_pool: dict | None = None, train_ways: int | None = None,
+              meta_batch_size: int = 1, sampler_options: dict | None = None, train_ways: int | None = None,
               train_rotations: bool = False):
     from mtl_meta.data import load_split, train_transform, with_rotations
-    from mtl_meta.episodes import EpisodeSampler, MetaBatchSampler, TaskPoolSampler
+    from mtl_meta.episodes import EpisodeSampler, MetaBatchSampler
     opts = dataset_options or {}
     out = {}
     for i, split in enumerate(splits):
@@ -33,20 +33,16 @@ def _samplers(dataset: str, ways: int, shots: int, queries: int, seed: int, root
             data = with_rotations(data)
         tf = train_transform(dataset, augment=augment) if is_train else train_transform(dataset, augment=False)
         if is_train:   # one episode stream per meta-batch slot: shardable over processes
-            pool = {"sampler_cls": TaskPoolSampler, **task_pool} if task_pool is not None else {}
-            out[split] = MetaBatchSampler(data, train_ways or ways, shots, queries, meta_batch_size, seed=seed + 1000 * i, transform=tf,
-                                          **pool)
+            out[split] = MetaBatchSampler(data, train_ways or ways, shots, queries, meta_batch_size,
+                                          seed=seed + 1000 * i, transform=tf, **(sampler_options or {}))
         else:
             out[split] = EpisodeSampler(data, ways, shots, val_queries, seed=seed + 1000 * i, transform=tf)
     return out
 
-def _task_pool(method: str, algorithm_options: dict | None) -> dict | None:
-    "For the per-task-head MTL variant: the pool its training episodes must come from."
-    if method != "mtl-tasks":
-        return None
-    from mtl_meta.gbml import algorithm_options as defaults
-    opts = {**defaults("mtl-tasks"), **(algorithm_options or {})}
-    return {"n_tasks": opts["n_tasks"], "pool_seed": opts["pool_seed"]}
+def _sampler_options(method: str, algorithm_options: dict | None) -> dict:
+    "What the method needs from its training episode sampler (e.g. the task pool of per-task heads)."
+    from mtl_meta.gbml import _lookup
+    return _lookup(method).sampler_options(algorithm_options or {})
 
 def build_algorithm(metadata: dict) -> Algorithm:
     "Rebuild the (untrained) algorithm a run's metadata describes."
@@ -79,7 +75,7 @@ def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str 
     seed_everything(cfg.seed)
     samplers = _samplers(dataset, cfg.ways, cfg.shots, cfg.queries, cfg.seed, data_root,
                          dataset_options=dataset_options, augment=augment, val_queries=cfg.val_queries,
-                         meta_batch_size=cfg.meta_batch_size, task_pool=_task_pool(method, algorithm_options),
+                         meta_batch_size=cfg.meta_batch_size, sampler_options=_sampler_options(method, algorithm_options),
                          train_ways=cfg.train_ways, train_rotations=train_rotations)
     train_split = samplers["train"].split
     metadata = {"method": method, "dataset": dataset, "backbone": backbone,
@@ -98,7 +94,6 @@ def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str 
                "parameters": sum(p.numel() for p in algorithm.parameters()), "processes": world}
     if out_dir is not None and rank == 0:
         atomic_write_json(Path(out_dir) / "summary.json", summary)
-    summary["trainer"] = trainer
     return summary
 
 # %% ../nbs/12_api.ipynb #cccc0009

@@ -269,7 +269,11 @@ def cmd_data_download(args) -> int:
 # %% ../nbs/11_cli.ipynb #cccc000d
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `mtl-meta` console script; returns the exit status."
-    parser = build_parser()
+    try:
+        parser = build_parser()   # reads the method registry, which loads the user's plugin modules
+    except MtlMetaError as e:
+        print(f"mtl-meta: error: {e}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if not getattr(args, "func", None):

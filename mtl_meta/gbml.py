@@ -20,9 +20,9 @@ from .mtl import MTL, MTLTaskHeads
 from .train import Algorithm
 
 # %% auto #0
-__all__ = ['MAML_PRESETS', 'ALGORITHMS', 'smoothed_cross_entropy', 'MetaLearner', 'MAML', 'FOMAML', 'ANIL', 'ridge_head', 'R2D2',
-           'MetaOptNetRR', 'crammer_singer_svm', 'MetaOptNetSVM', 'ProtoNet', 'algorithm_options', 'make_algorithm',
-           'taxonomy_table']
+__all__ = ['MAML_PRESETS', 'ALGORITHMS', 'PLUGINS_ENV', 'smoothed_cross_entropy', 'MetaLearner', 'MAML', 'FOMAML', 'ANIL',
+           'ridge_head', 'R2D2', 'MetaOptNetRR', 'crammer_singer_svm', 'MetaOptNetSVM', 'ProtoNet', 'load_plugins',
+           'algorithm_options', 'make_algorithm', 'taxonomy_table']
 
 # %% ../nbs/09_gbml.ipynb #cccc0006
 def _upcast(x: Tensor) -> Tensor:
@@ -38,12 +38,6 @@ def smoothed_cross_entropy(logits: Tensor, labels: Tensor, eps: float = 0.0) -> 
     return -(target * F.log_softmax(logits, dim=-1)).sum(-1).mean()
 
 # %% ../nbs/09_gbml.ipynb #cccc0009
-def _feature_dim(body: nn.Module, feature_dim: int | None) -> int:
-    dim = feature_dim or getattr(body, "out_dim", None)
-    if dim is None:
-        raise MtlMetaError("the body has no out_dim attribute; pass feature_dim explicitly")
-    return int(dim)
-
 class MetaLearner(Algorithm):
     "An algorithm whose loss is measured on the query set after adapting to the support set."
     label_smoothing: float = 0.0
@@ -67,8 +61,7 @@ class MetaLearner(Algorithm):
 
     def episode_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
         if episode.batched:
-            out = [self.episode_loss(episode[i]) for i in range(episode.classes.shape[0])]
-            return torch.stack([l for l, _ in out]).mean(), torch.stack([a for _, a in out]).mean()
+            return self.mean_over_episodes(episode)
         self._check(episode)
         logits = _upcast(self.query_logits(episode))
         loss = smoothed_cross_entropy(logits, episode.query_labels, self.label_smoothing)
@@ -101,6 +94,13 @@ class MAML(MetaLearner):
     citation = "Finn, Abbeel & Levine, ICML 2017"
     # the outer learning rate and the inner-loop step size (the presets' 0.1 and 0.4 for Omniglot)
     tuning_grid = tuple({"lr": lr, "inner_lr": a} for lr in (1e-3, 3e-3) for a in (0.1, 0.4))
+
+    @classmethod
+    def presets(cls, dataset: str, ways: int) -> dict:
+        "The inner-loop preset of the original papers for `dataset` and `ways`-way training episodes."
+        if dataset.startswith("omniglot"):
+            return {"preset": "omniglot-20way" if ways >= 20 else "omniglot-5way"}
+        return {"preset": "miniimagenet"}
     first_order = False
 
     def __init__(self, body: nn.Module, ways: int = 5, feature_dim: int | None = None, preset: str = "omniglot-5way",
@@ -109,7 +109,7 @@ class MAML(MetaLearner):
         super().__init__(body, ways, label_smoothing)
         s = _inner_settings(preset, inner_lr=inner_lr, inner_steps=inner_steps, test_steps=test_steps)
         self.inner_lr, self.inner_steps, self.test_steps = s["inner_lr"], s["inner_steps"], s["test_steps"]
-        self.head = nn.Linear(_feature_dim(body, feature_dim), ways)
+        self.head = nn.Linear(self.feature_dim(body, feature_dim), ways)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.body(x))
@@ -157,6 +157,7 @@ class ANIL(MetaLearner):
     second_order = True
     citation = "Raghu, Raghu, Bengio & Vinyals, ICLR 2020"
     tuning_grid = MAML.tuning_grid
+    presets = MAML.presets
 
     def __init__(self, body: nn.Module, ways: int = 5, feature_dim: int | None = None, preset: str = "omniglot-5way",
                  inner_lr: float | None = None, inner_steps: int | None = None, test_steps: int | None = None,
@@ -166,7 +167,7 @@ class ANIL(MetaLearner):
         self.inner_lr, self.inner_steps, self.test_steps = s["inner_lr"], s["inner_steps"], s["test_steps"]
         if head_init not in ("learned", "zero"):
             raise MtlMetaError(f"head_init must be 'learned' or 'zero', got {head_init!r}")
-        self.dim, self.head_init, self.first_order = _feature_dim(body, feature_dim), head_init, first_order
+        self.dim, self.head_init, self.first_order = self.feature_dim(body, feature_dim), head_init, first_order
         self.head = nn.Linear(self.dim, ways) if head_init == "learned" else None
 
     def adapt_head(self, z: Tensor, y: Tensor, steps: int) -> tuple[Tensor, Tensor]:
@@ -398,6 +399,22 @@ ALGORITHMS: dict[str, type] = {
     "mtl": MTL, "mtl-tasks": MTLTaskHeads, "maml": MAML, "fomaml": FOMAML, "anil": ANIL, "metaoptnet-svm": MetaOptNetSVM,
     "metaoptnet-rr": MetaOptNetRR, "r2d2": R2D2, "protonet": ProtoNet,
 }
+PLUGINS_ENV = "MTL_META_PLUGINS"
+
+def load_plugins(names: str | None = None) -> list[str]:
+    """Import the modules named in `$MTL_META_PLUGINS` (comma-separated): a module that adds a method does so
+    with one class and one line, `ALGORITHMS["name"] = Class`, and every command, profile and table sees it."""
+    import importlib
+    import os
+    loaded = []
+    for mod in filter(None, (m.strip() for m in (names if names is not None else os.environ.get(PLUGINS_ENV, "")).split(","))):
+        try:
+            importlib.import_module(mod)
+        except ImportError as e:
+            raise MtlMetaError(f"cannot import the plugin module {mod!r} named in ${PLUGINS_ENV} ({e}); "
+                               "check the name and that its folder is on PYTHONPATH") from None
+        loaded.append(mod)
+    return loaded
 
 def algorithm_options(name: str) -> dict:
     "The options (constructor arguments besides body, n_classes, ways) of a registered method, with defaults."
@@ -419,9 +436,9 @@ def make_algorithm(name: str, body: nn.Module, n_classes: int, ways: int = 5, **
     if unknown:
         raise MtlMetaError(f"method {cls.name} has no option(s) {', '.join(unknown)}; "
                            f"its options are: {', '.join(known) or 'none'}")
-    if cls in (MTL, MTLTaskHeads):
-        return cls(body, n_classes, ways=ways, **opts)
-    return cls(body, ways=ways, **opts)
+    return cls(body, n_classes, ways=ways, **opts) if cls.heads_per_class else cls(body, ways=ways, **opts)
+
+load_plugins()   # methods added by the user's own modules join the registry before anyone reads it
 
 # %% ../nbs/09_gbml.ipynb #cccc0034
 def taxonomy_table(markdown: bool = False):

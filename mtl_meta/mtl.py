@@ -56,21 +56,15 @@ class MTL(Algorithm):
     regulariser = "joint heads"
     second_order = False
     citation = "Wang, Zhao & Li, ICML 2021"
+    heads_per_class = True
     # the body's learning rate and the head bank's: each head row moves only in the episodes of its class
     tuning_grid = tuple({"lr": lr, "head_lr": h} for lr in (3e-3, 1e-2) for h in (0.1, 0.3))
 
     def __init__(self, body: nn.Module, n_classes: int, feature_dim: int | None = None, ways: int = 5,
                  normalize: bool = True, bias: bool = True):
         super().__init__(body)
-        dim = feature_dim or getattr(body, "out_dim", None)
-        if dim is None:
-            raise MtlMetaError("the body has no out_dim attribute; pass feature_dim explicitly")
-        self.heads = HeadBank(n_classes, dim, ways=ways, bias=bias)
+        self.heads = HeadBank(n_classes, self.feature_dim(body, feature_dim), ways=ways, bias=bias)
         self.normalize = normalize
-
-    def features(self, x: Tensor) -> Tensor:
-        z = self.body(x)
-        return F.normalize(z, dim=-1) if self.normalize else z
 
     def head_parameters(self) -> list[nn.Parameter]:
         "The head bank, which `TrainConfig.head_lr` steps separately from the body."
@@ -92,24 +86,29 @@ class MTLTaskHeads(Algorithm):
     regulariser = "joint heads"
     second_order = False
     citation = "Wang, Zhao & Li, ICML 2021 (per-task heads)"
+    heads_per_class = True   # its constructor takes n_classes (the pool is drawn from them)
+    compared = False         # the theory's literal formulation, studied in its own notebook cells
+
+    @classmethod
+    def sampler_options(cls, options: dict) -> dict:
+        "Training episodes must come from the same pool of tasks as the heads."
+        import inspect
+        defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
+        from mtl_meta.episodes import TaskPoolSampler
+        return {"sampler_cls": TaskPoolSampler, "n_tasks": options.get("n_tasks", defaults["n_tasks"]),
+                "pool_seed": options.get("pool_seed", defaults["pool_seed"])}
 
     def __init__(self, body: nn.Module, n_classes: int, ways: int = 5, n_tasks: int = 100, pool_seed: int = 0,
                  feature_dim: int | None = None, normalize: bool = True):
         super().__init__(body)
         from mtl_meta.episodes import task_pool
-        dim = feature_dim or getattr(body, "out_dim", None)
-        if dim is None:
-            raise MtlMetaError("the body has no out_dim attribute; pass feature_dim explicitly")
+        dim = self.feature_dim(body, feature_dim)
         self.register_buffer("pool", torch.from_numpy(task_pool(n_classes, ways, n_tasks, pool_seed)))
         self.index = {tuple(t): i for i, t in enumerate(self.pool.tolist())}
         bound = 1 / math.sqrt(dim)
         self.weight = nn.Parameter(torch.empty(n_tasks, ways, dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.zeros(n_tasks, ways))
         self.normalize, self.n_tasks, self.ways = normalize, n_tasks, ways
-
-    def features(self, x: Tensor) -> Tensor:
-        z = self.body(x)
-        return F.normalize(z, dim=-1) if self.normalize else z
 
     def head_parameters(self) -> list[nn.Parameter]:
         "The head bank, which `TrainConfig.head_lr` steps separately from the body."
@@ -124,8 +123,7 @@ class MTLTaskHeads(Algorithm):
 
     def episode_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
         if episode.batched:
-            out = [self.episode_loss(episode[i]) for i in range(episode.classes.shape[0])]
-            return torch.stack([l for l, _ in out]).mean(), torch.stack([a for _, a in out]).mean()
+            return self.mean_over_episodes(episode)
         t = self.task_of(episode.classes)
         x = torch.cat([episode.support, episode.query])
         y = torch.cat([episode.support_labels, episode.query_labels])

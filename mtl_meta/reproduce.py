@@ -47,15 +47,17 @@ class Run:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 # %% ../nbs/10_reproduce.ipynb #cccc0007
-METHODS = ("mtl", "maml", "fomaml", "anil", "metaoptnet-svm", "metaoptnet-rr", "r2d2", "protonet")
+def _compared_methods() -> tuple[str, ...]:
+    "The registered methods that take part in the benchmark comparison, in registry order."
+    from mtl_meta.gbml import ALGORITHMS
+    return tuple(k for k, cls in ALGORITHMS.items() if cls.compared)
+
+METHODS = _compared_methods()
 
 def _algorithm_options(method: str, ways: int, dataset: str) -> dict:
-    "Inner-loop presets of the MAML family (as in the original papers), for the training episodes' width."
-    if method not in ("maml", "fomaml", "anil"):
-        return {}
-    if dataset.startswith("omniglot"):
-        return {"preset": "omniglot-20way" if ways >= 20 else "omniglot-5way"}
-    return {"preset": "miniimagenet"}
+    "The method's own presets for the data set and the training episodes' width (see `Algorithm.presets`)."
+    from mtl_meta.gbml import ALGORITHMS
+    return ALGORITHMS[method].presets(dataset, ways)
 
 def setting_key(dataset: str, ways: int, shots: int, method: str) -> str:
     "The key of one (data set, setting, method) in the tuning selection."
@@ -374,6 +376,8 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
             results.append(RunResult(run, "skipped", 0.0, run_dir(out, run) / f"{run.name}.ipynb"))
             continue
         results.append(execute_run(run, out, profile, root, command=command, progress=False))
+    if trials:   # tuning.md and tuning.json describe every complete trial, also after --only
+        selected = select_trials(out, trials, profile)
     collect(out)
     if selected:   # the summary shows the values the final runs used
         every = [resolve_tuned(r, selected) if r.tuned in selected else r for r in every]

@@ -37,6 +37,18 @@ class Algorithm(nn.Module, metaclass=abc.ABCMeta):
     # The trials a fair comparison gives this method on validation: each a dict of TrainConfig fields and
     # constructor options. Every method gets the same number of trials (see mtl_meta.reproduce.tune_runs).
     tuning_grid: tuple[dict, ...] = ({"lr": 1e-3}, {"lr": 3e-3}, {"lr": 1e-2}, {"lr": 3e-2})
+    compared: bool = True           # part of the benchmark comparison (the reproduction's method list)
+    heads_per_class: bool = False   # the constructor takes n_classes: one head per training class
+
+    @classmethod
+    def presets(cls, dataset: str, ways: int) -> dict:
+        "Constructor options that the original paper used for `dataset` with `ways`-way training episodes."
+        return {}
+
+    @classmethod
+    def sampler_options(cls, options: dict) -> dict:
+        "What the training episode sampler must produce for a model built with `options` (default: nothing special)."
+        return {}
 
     def __init__(self, body: nn.Module):
         super().__init__()
@@ -46,9 +58,25 @@ class Algorithm(nn.Module, metaclass=abc.ABCMeta):
     def episode_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
         "Loss to minimise on one (unbatched) episode, and the training accuracy it reached."
 
+    def mean_over_episodes(self, episode: Episode) -> tuple[Tensor, Tensor]:
+        "For a batched episode (a leading batch dimension): the mean loss and accuracy of its episodes, one by one."
+        out = [self.episode_loss(episode[i]) for i in range(episode.classes.shape[0])]
+        return torch.stack([l for l, _ in out]).mean(), torch.stack([a for _, a in out]).mean()
+
+    normalize: bool = False         # L2-normalise features (MTL trains and is tested on the unit sphere)
+
     def features(self, x: Tensor) -> Tensor:
-        "Embed images with the shared body (what test-time adaptation sees)."
-        return self.body(x)
+        "Embed images with the shared body (what test-time adaptation sees), L2-normalised if `normalize`."
+        z = self.body(x)
+        return nn.functional.normalize(z, dim=-1) if self.normalize else z
+
+    @staticmethod
+    def feature_dim(body: nn.Module, feature_dim: int | None = None) -> int:
+        "The width of the body's features: `feature_dim` when given, else the body's `out_dim`."
+        dim = feature_dim or getattr(body, "out_dim", None)
+        if dim is None:
+            raise MtlMetaError("the body has no out_dim attribute; pass feature_dim explicitly")
+        return int(dim)
 
     def head_parameters(self) -> list[nn.Parameter]:
         """Parameters that `TrainConfig.head_lr` applies to (none by default).

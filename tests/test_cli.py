@@ -41,7 +41,8 @@ def test_unreadable_data_root_is_one_line_error(run_cli, tmp_path):
 
 def test_reproduce_smoke_then_resume(run_cli, tmp_path):
     out = tmp_path / "out"
-    r = run_cli("reproduce", "--profile", "smoke", "--out", str(out), "--no-progress")
+    # one run is enough to check resuming (test_reproduce runs the whole smoke profile)
+    r = run_cli("reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--only", "environment")
     assert r.returncode == 0, r.stderr
     env = json.loads((out / "runs/environment/environment.json").read_text())
     assert env["matmul"]["gflops"] > 0 and env["packages"]["torch"]
@@ -50,7 +51,7 @@ def test_reproduce_smoke_then_resume(run_cli, tmp_path):
     record = json.loads((out / "runs/environment/run.json").read_text())
     assert record["status"] == "ok" and record["command"].startswith("mtl-meta reproduce --profile smoke")
     summary = (out / "reproduction.md").read_text()
-    again = run_cli("reproduce", "--profile", "smoke", "--out", str(out), "--no-progress")
+    again = run_cli("reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--only", "environment")
     assert again.returncode == 0 and again.stdout.startswith("skipped")
     assert (out / "reproduction.md").read_text() == summary  # no timings: byte-stable
 
