@@ -35,13 +35,29 @@ def fewshot_pivot(fs: pd.DataFrame) -> str:
 
 
 def best_vs_mtl(fs: pd.DataFrame) -> str:
-    lines = ["| setting | MTL | best baseline | gap (points) | baseline time / MTL time |",
-             "| --- | --- | --- | --- | --- |"]
+    "Per setting: MTL against the most accurate baseline, with intervals over seeds and cost ratios."
+    images = "train_images" in fs.columns and fs.train_images.notna().all()
+    lines = ["| setting | MTL | best baseline | gap (points) | baseline time / MTL time |"
+             + (" baseline images / MTL images |" if images else ""),
+             "| --- | --- | --- | --- | --- |" + (" --- |" if images else "")]
+    ci = lambda r: f" ± {r.ci95_seeds:.1f}" if r.ci95_seeds == r.ci95_seeds else ""
     for s, g in fs.groupby(fs.apply(SETTING, axis=1), sort=False):
         mtl = g[g.method == "mtl"].iloc[0]
         base = g[g.method != "mtl"].sort_values("acc").iloc[-1]
-        lines.append(f"| {s} | {mtl.acc:.1f} | {base.method} {base.acc:.1f} | {mtl.acc - base.acc:+.1f} | "
-                     f"{base.train_seconds / mtl.train_seconds:.2f} |")
+        lines.append(f"| {s} | {mtl.acc:.1f}{ci(mtl)} | {base.method} {base.acc:.1f}{ci(base)} | {mtl.acc - base.acc:+.1f} | "
+                     f"{base.train_seconds / mtl.train_seconds:.2f} |"
+                     + (f" {base.train_images / mtl.train_images:.2f} |" if images else ""))
+    return "\n".join(lines)
+
+
+def cost_summary(cost: pd.DataFrame) -> str:
+    "Per setting: what each method paid to reach the best baseline's validation accuracy minus 1 point."
+    lines = ["| setting | target (val %) | method | images | seconds | images / MTL's | seconds / MTL's |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in cost.itertuples():
+        lines.append(f"| {r.ways}-way {r.shots}-shot | {r.target_val_acc - 1:.1f} ({r.target_from} - 1) | {r.method} | "
+                     f"{r.images_to_target_minus_1:.3g} | {r.seconds_to_target_minus_1:.0f} | "
+                     f"{r.images_ratio_to_target_minus_1:.2f} | {r.seconds_ratio_to_target_minus_1:.2f} |")
     return "\n".join(lines)
 
 
@@ -61,6 +77,16 @@ def main(folder: str) -> None:
                        for c in curves) + "\n")
     print("MTL against the most accurate baseline in each setting:\n")
     print(best_vs_mtl(fs) + "\n")
+    if (d / "cost.csv").exists():
+        print("Cost to reach the best baseline's converged validation accuracy minus 1 point (training images "
+              "through the body and wall-clock, mean over seeds; inf: never reached; full table with the exact "
+              "target: [`figures/cost.md`](figures/cost.md)):\n")
+        print(cost_summary(pd.read_csv(d / "cost.csv")) + "\n")
+    if (d / "tuning.md").exists():
+        print("Every method's hyper-parameters were chosen on validation with the same number of trials: "
+              "[`figures/tuning.md`](figures/tuning.md).\n")
+    for fig in sorted(d.glob("efficiency-*-*.png")):
+        print(f"![MTL's validation accuracy against its speedup over MetaOptNet-SVM, {fig.stem[11:]}](figures/{fig.name})\n")
     for curve in sorted(d.glob("efficiency-curve-*.csv")):
         c = pd.read_csv(curve)
         print(f"Efficiency curve ([`{curve.with_suffix('.md').name}`](figures/{curve.with_suffix('.md').name})): "
