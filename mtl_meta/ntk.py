@@ -14,8 +14,10 @@ from .core import MtlMetaError
 
 # %% auto #0
 __all__ = ['fc_relu_kernel_fn', 'kernels', 'last_layer_share', 'finetune_readout', 'predict_joint', 'predict_mtl',
-           'anil_operator', 'predict_anil', 'relative_gap', 'synthetic_family', 'sinusoid_family',
-           'meta_test_predictions', 'depth_study', 'lambda_tau_study', 'CentredMLP', 'train_finite']
+           'anil_operator', 'predict_anil', 'relative_gap', 'synthetic_family', 'sinusoid_family', 'family_kernels',
+           'split_tasks', 'predictions_from_kernels', 'meta_test_predictions', 'depth_study', 'lambda_tau_study',
+           'query_points', 'split_gap_terms', 'split_gap_study', 'CentredMLP', 'train_finite', 'empirical_kernels',
+           'kernel_fluctuation_study', 'finite_width_study', 'width_slopes', 'theory_split_markdown']
 
 # %% ../nbs/04_ntk.ipynb #cccc0004
 def fc_relu_kernel_fn(depth: int):
@@ -114,27 +116,45 @@ def sinusoid_family(T: int = 5, n: int = 12, n_support: int = 4, n_query: int = 
     f = lambda t: amp[T] * np.sin(t - ph[T])
     return emb(x), Y, task_of, (emb(xs), f(xs), emb(xq), f(xq))
 
+def family_kernels(family, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    "(Theta, K) on the stacked points [training X; test support; test query] of `family`, at depth L."
+    X, _, _, (Xs, _, Xq, _) = family
+    Z = np.vstack([X, Xs, Xq])
+    return kernels(Z, Z, depth)
+
+def split_tasks(task_of: np.ndarray, split: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    "(support_idx, query_idx) per task: the first half of a task's points as support, the rest as query (or all, twice)."
+    tasks = []
+    for i in np.unique(task_of):
+        idx = np.flatnonzero(task_of == i)
+        tasks.append((idx[: len(idx) // 2], idx[len(idx) // 2:]) if split else (idx, idx))
+    return tasks
+
+def predictions_from_kernels(th, k, family, lam: float = 0.1, tau: int = 1, split: bool = False,
+                             eta: float | None = None, steps: int | None = None, train_idx=None) -> dict:
+    """Test-task query predictions after readout fine-tuning, for joint, MTL and ANIL, from kernels on the stacked
+    points of `family` (`family_kernels`, or a finite network's own). `train_idx` restricts joint training and MTL
+    to a subset of the training points; ANIL always sees every task's support and query points."""
+    X, Y, task_of, (Xs, Ys, Xq, Yq) = family
+    n, ns = len(X), len(Xs)
+    s, q = np.arange(n, n + ns), np.arange(n + ns, n + ns + len(Xq))
+    ev = np.concatenate([s, q])                         # evaluate trained functions on support and query
+    sub, tr = (np.arange(n) if train_idx is None else np.asarray(train_idx)), np.arange(n)
+    blk = lambda m, a, b: m[np.ix_(a, b)]
+    out = {"joint": predict_joint(blk(th, ev, sub), blk(th, sub, sub), Y[sub], eta, steps),
+           "mtl": predict_mtl(blk(th, ev, sub), blk(k, ev, sub), blk(th, sub, sub), blk(k, sub, sub), Y[sub],
+                              task_of[sub], eta, steps),
+           "anil": predict_anil(blk(th, ev, tr), blk(th, tr, tr), blk(k, tr, tr), Y, split_tasks(task_of, split),
+                                lam, tau, eta, steps)}
+    k_qs, k_ss = blk(k, q, s), blk(k, s, s)
+    return {m: finetune_readout(f[ns:], f[:ns], Ys, k_qs, k_ss) for m, f in out.items()} | {"target": Yq}
+
 def meta_test_predictions(family, depth: int, lam: float = 0.1, tau: int = 1, split: bool = False,
                      eta: float | None = None, steps: int | None = None) -> dict:
     """Query predictions on the test task after readout fine-tuning, for joint, MTL and ANIL, at depth L.
 
     Trained to convergence, or for `steps` gradient-descent steps of rate `eta` (on the summed squared loss)."""
-    X, Y, task_of, (Xs, Ys, Xq, Yq) = family
-    Z = np.vstack([X, Xs, Xq])
-    th, k = kernels(Z, Z, depth)
-    n, ns = len(X), len(Xs)
-    tr, s, q = np.arange(n), np.arange(n, n + ns), np.arange(n + ns, len(Z))
-    ev = np.concatenate([s, q])                         # evaluate trained functions on support and query
-    th_eX, k_eX, th_XX, k_XX = th[np.ix_(ev, tr)], k[np.ix_(ev, tr)], th[np.ix_(tr, tr)], k[np.ix_(tr, tr)]
-    tasks = []
-    for i in np.unique(task_of):
-        idx = np.flatnonzero(task_of == i)
-        tasks.append((idx[: len(idx) // 2], idx[len(idx) // 2:]) if split else (idx, idx))
-    out = {"joint": predict_joint(th_eX, th_XX, Y, eta, steps),
-           "mtl": predict_mtl(th_eX, k_eX, th_XX, k_XX, Y, task_of, eta, steps),
-           "anil": predict_anil(th_eX, th_XX, k_XX, Y, tasks, lam, tau, eta, steps)}
-    k_qs, k_ss = k[np.ix_(q, s)], k[np.ix_(s, s)]
-    return {m: finetune_readout(f[ns:], f[:ns], Ys, k_qs, k_ss) for m, f in out.items()} | {"target": Yq}
+    return predictions_from_kernels(*family_kernels(family, depth), family, lam, tau, split, eta, steps)
 
 # %% ../nbs/04_ntk.ipynb #cccc000d
 def depth_study(family, depths=(1, 2, 4, 8, 16, 32, 64)) -> dict:
@@ -159,6 +179,55 @@ def lambda_tau_study(family, depth: int = 4, values=((0.01, 1), (0.03, 1), (0.1,
         rows.append({"lambda": lam, "tau": tau, "lambda_tau": lam * tau,
                      "gap_to_mtl": relative_gap(p["anil"], p["mtl"]), "gap_to_lambda_tau_0": relative_gap(p["anil"], base)})
     return rows
+
+# %% ../nbs/04_ntk.ipynb #cccc0102
+def query_points(task_of: np.ndarray) -> np.ndarray:
+    "Indices of the query halves of all training tasks (the points ANIL's outer loss sees)."
+    return np.concatenate([q for _, q in split_tasks(task_of, True)])
+
+def split_gap_terms(th, k, family, lambda_taus=(0.0, 0.01, 0.03, 0.1, 0.3)) -> list[dict]:
+    """ANIL with a split (tau = 1, lambda = lambda*tau) against MTL on every point, and the exact decomposition
+    ANIL(lt) - MTL = [ANIL(lt) - ANIL(0)] + [joint(Q) - MTL(Q)] + [MTL(Q) - MTL] (inner-loop, depth, data terms),
+    each norm relative to ||MTL||; also ANIL vs MTL trained on Q, and the gap with ANIL's split removed."""
+    full = predictions_from_kernels(th, k, family, lam=0.0, split=True)
+    onq = predictions_from_kernels(th, k, family, lam=0.0, split=True, train_idx=query_points(family[2]))
+    mtl = full["mtl"]
+    r = lambda a: float(np.linalg.norm(a) / np.linalg.norm(mtl))
+    rows = []
+    for lt in lambda_taus:
+        anil = predictions_from_kernels(th, k, family, lam=lt, tau=1, split=True)["anil"]
+        rows.append({"lambda_tau": float(lt), "gap": r(anil - mtl), "inner_loop_term": r(anil - full["anil"]),
+                     "depth_term": r(onq["joint"] - onq["mtl"]), "data_term": r(onq["mtl"] - mtl),
+                     "gap_mtl_on_query": r(anil - onq["mtl"]), "gap_no_split": r(full["joint"] - mtl)})
+    return rows
+
+def _loglog_slope(x, y) -> float:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0]) if len(x) >= 2 else float("nan")
+
+def split_gap_study(family, depths=(1, 2, 4, 8, 16, 32, 64), lambda_taus=(0.0, 0.01, 0.03, 0.1, 0.3)) -> dict:
+    """`split_gap_terms` on a grid of depth by lambda*tau, with fitted rates: the log-log slope in L of the depth
+    term and of the gap at lambda*tau = 0, the slope in lambda*tau of the inner-loop term per depth, and the
+    least-squares fits  gap ~ a + b/L + c*lambda*tau  for the gap to MTL and for the gap to MTL trained on Q
+    (a: the part that vanishes with neither 1/L nor lambda*tau)."""
+    rows = []
+    for L in depths:
+        rows += [{"depth": int(L)} | r for r in split_gap_terms(*family_kernels(family, L), family, lambda_taus)]
+    col = lambda key: np.array([r[key] for r in rows], float)
+    Ls, lts = col("depth"), col("lambda_tau")
+    at0, pos = lts == 0, lts > 0
+    A = np.stack([np.ones_like(Ls), 1 / Ls, lts], 1)
+    def fit(key):
+        coef = np.linalg.lstsq(A, col(key), rcond=None)[0]
+        return {"a": float(coef[0]), "b": float(coef[1]), "c": float(coef[2]),
+                "max_residual": float(np.abs(A @ coef - col(key)).max())}
+    return {"rows": rows,
+            "depth_term_slope": _loglog_slope(Ls[at0], col("depth_term")[at0]),
+            "data_term_slope": _loglog_slope(Ls[at0], col("data_term")[at0]),
+            "gap_slope": _loglog_slope(Ls[at0], col("gap")[at0]),
+            "inner_loop_slope": {int(L): _loglog_slope(lts[pos & (Ls == L)], col("inner_loop_term")[pos & (Ls == L)])
+                                 for L in depths},
+            "fit_gap": fit("gap"), "fit_gap_mtl_on_query": fit("gap_mtl_on_query")}
 
 # %% ../nbs/04_ntk.ipynb #cccc0015
 class CentredMLP(torch.nn.Module):
@@ -240,3 +309,154 @@ def train_finite(method: str, family, depth: int, width: int, seed: int = 0, ste
         loss.backward()
         opt.step()
     return _test_time(net, Xs, Ys, Xq, common_head=method == "mtl")
+
+# %% ../nbs/04_ntk.ipynb #cccc0112
+def empirical_kernels(net: CentredMLP, Z) -> tuple[np.ndarray, np.ndarray]:
+    """(Theta, K) of a finite network at its current weights on the points Z, read through its first head.
+
+    A dense layer's weight gradient is an outer product, so its NTK contribution factorises:
+    Theta_l(x, x') = (2 / fan_in) (g_l(x) . g_l(x')) (a_{l-1}(x) . a_{l-1}(x')), with g_l = df/du_l at the layer's
+    pre-activation and a_{l-1} its input; the readout's part is K = a_L a_L^T / width."""
+    x = torch.as_tensor(np.asarray(Z), dtype=torch.float64)
+    ins, pres, a = [], [], x
+    for W in net.Ws:
+        ins.append(a)
+        pres.append(a @ W.T * math.sqrt(2.0 / W.shape[1]))
+        a = torch.relu(pres[-1])
+    grads = torch.autograd.grad((a * net.heads[0]).sum() / math.sqrt(a.shape[1]), pres)
+    with torch.no_grad():
+        k = a @ a.T / a.shape[1]
+        body = sum((2.0 / W.shape[1]) * (g @ g.T) * (i @ i.T) for W, g, i in zip(net.Ws, grads, ins))
+    return (body + k).numpy(), k.numpy()
+
+def kernel_fluctuation_study(family, depth: int = 1, widths=(256, 1024, 4096, 16384), seeds=range(20),
+                             steps: int = 300, lr: float = 1.5, lam: float = 0.1, tau: int = 1) -> list[dict]:
+    """How far each closed form moves when the infinite-width kernels are replaced by a random finite network's
+    kernels at init (no training needed, so many seeds): relative distance per method, width and seed, for all
+    kernels replaced ("all"), only the test-time readout kernel ("test_readout") or only the training kernels."""
+    X, Y, task_of, (Xs, Ys, Xq, Yq) = family
+    eta, n = lr / len(Y), len(X)
+    th, k = family_kernels(family, depth)
+    test = np.arange(n, n + len(Xs) + len(Xq))
+    def closed(t, kk):
+        return {"joint": (p := predictions_from_kernels(t, kk, family, lam, tau, False, eta, steps))["joint"],
+                "mtl": p["mtl"], "anil": predictions_from_kernels(t, kk, family, lam, tau, True, eta, steps)["anil"]}
+    ref = closed(th, k)
+    rows = []
+    for w in widths:
+        for seed in seeds:
+            th_e, k_e = empirical_kernels(CentredMLP(X.shape[1], w, depth, seed=seed), np.vstack([X, Xs, Xq]))
+            k_test = k.copy(); k_test[np.ix_(test, test)] = k_e[np.ix_(test, test)]
+            k_train = k_e.copy(); k_train[np.ix_(test, test)] = k[np.ix_(test, test)]
+            for part, (t, kk) in {"all": (th_e, k_e), "test_readout": (th, k_test), "training": (th_e, k_train)}.items():
+                rows += [{"method": m, "width": w, "seed": seed, "part": part, "relative_change": relative_gap(p, ref[m])}
+                         for m, p in closed(t, kk).items()]
+    return rows
+
+def finite_width_study(family, depth: int = 1, widths=(256, 1024, 4096), seeds=(0, 1, 2), steps: int = 300,
+                       lr: float = 1.5, lam: float = 0.1, tau: int = 1, methods=("mtl", "anil")) -> list[dict]:
+    """Trained networks against the closed forms at the same training time (MTL on all points, ANIL with a split).
+
+    Per method, width and seed: `disagreement` = |trained - closed(infinite-width kernels)|, split into
+    `kernel_fluctuation` = |closed(the network's own kernels at init) - closed(infinite)| and `lazy_deviation` =
+    |trained - closed(own kernels at init)| (features moving during training), all relative to |closed|; and per
+    width and seed the ANIL-MTL gap of the trained networks next to the closed form's."""
+    X, Y, task_of, (Xs, Ys, Xq, Yq) = family
+    eta = lr / len(Y)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)    # these networks are small: one thread avoids oversubscription (10-20x faster here)
+    try:
+        return _finite_width_rows(family, depth, widths, seeds, steps, lr, lam, tau, methods, eta)
+    finally:
+        torch.set_num_threads(threads)
+
+def _finite_width_rows(family, depth, widths, seeds, steps, lr, lam, tau, methods, eta):
+    X, Y, task_of, (Xs, Ys, Xq, Yq) = family
+    closed = lambda t, kk: {m: predictions_from_kernels(t, kk, family, lam, tau, m == "anil", eta, steps)[m]
+                            for m in methods}
+    ref = closed(*family_kernels(family, depth))
+    rows = []
+    for w in widths:
+        for seed in seeds:
+            own = closed(*empirical_kernels(CentredMLP(X.shape[1], w, depth, seed=seed), np.vstack([X, Xs, Xq])))
+            trained = {m: train_finite(m, family, depth, w, seed=seed, steps=steps, lr=lr, lam=lam, tau=tau)
+                       for m in methods}
+            scale = {m: np.linalg.norm(ref[m]) for m in methods}
+            rows += [{"method": m, "width": w, "seed": seed, "disagreement": relative_gap(trained[m], ref[m]),
+                      "kernel_fluctuation": float(np.linalg.norm(own[m] - ref[m]) / scale[m]),
+                      "lazy_deviation": float(np.linalg.norm(trained[m] - own[m]) / scale[m])} for m in methods]
+            if {"mtl", "anil"} <= set(methods):
+                rows.append({"method": "anil vs mtl", "width": w, "seed": seed,
+                             "trained_gap": relative_gap(trained["anil"], trained["mtl"]),
+                             "closed_gap": relative_gap(ref["anil"], ref["mtl"])})
+    return rows
+
+def width_slopes(rows: list[dict], key: str) -> dict:
+    "Log-log slope in the width of the seed-mean of `key`, per method (-0.5: the 1/sqrt(width) of the NTK regime)."
+    out = {}
+    for m in sorted({r["method"] for r in rows if key in r}):
+        ws = sorted({r["width"] for r in rows if r["method"] == m and key in r})
+        out[m] = _loglog_slope(ws, [np.mean([r[key] for r in rows if r["method"] == m and r["width"] == w and key in r])
+                                    for w in ws])
+    return out
+
+# %% ../nbs/04_ntk.ipynb #cccc0121
+def _md_table(header: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)] + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+
+def theory_split_markdown(result: dict) -> list[str]:
+    "Lines for `figures/theory.md` from the theory run's `split_gap` and `finite_width` results (none when absent)."
+    lines = []
+    if result.get("split_gap"):
+        lines += ["", "## Claim 2 in full: ANIL with a support/query split vs MTL", "",
+                  "Infinite width, ridgeless, tau = 1. Relative gap |ANIL - MTL| / |MTL| of the test task's query predictions "
+                  "(both fine-tune the readout on its support set), by depth and lambda*tau:", ""]
+        fams = result["split_gap"]
+        lts = sorted({r["lambda_tau"] for s in fams.values() for r in s["rows"]})
+        rows = []
+        for fam, s in fams.items():
+            for L in sorted({r["depth"] for r in s["rows"]}):
+                by = {r["lambda_tau"]: r for r in s["rows"] if r["depth"] == L}
+                rows.append([fam, L] + [f"{by[x]['gap']:.3f}" for x in lts])
+        lines += _md_table(["family", "L"] + [f"lambda*tau={x:g}" for x in lts], rows)
+        lines += ["", "The exact decomposition ANIL - MTL = inner-loop term [ANIL(lambda*tau) - ANIL(0)] + depth term "
+                  "[joint(Q) - MTL(Q)] + data term [MTL(Q) - MTL] (Q: the query halves; ANIL(0) is joint training on Q), "
+                  f"at lambda*tau = {lts[-1]:g} (the depth and data terms do not depend on lambda*tau):", ""]
+        rows = []
+        for fam, s in fams.items():
+            for r in s["rows"]:
+                if r["lambda_tau"] == lts[-1]:
+                    rows.append([fam, r["depth"], f"{r['gap']:.3f}", f"{r['inner_loop_term']:.3f}", f"{r['depth_term']:.3f}",
+                                 f"{r['data_term']:.3f}", f"{r['gap_mtl_on_query']:.3f}", f"{r['gap_no_split']:.3f}"])
+        lines += _md_table(["family", "L", "gap", "inner-loop term", "depth term", "data term", "gap to MTL on Q",
+                            "gap without split"], rows)
+        lines += ["", "Fitted rates (log-log slopes; fits gap ~ a + b/L + c*lambda*tau over the grid):", ""]
+        rows = []
+        for fam, s in fams.items():
+            il = [v for v in s["inner_loop_slope"].values() if v == v]
+            fg, fq = s["fit_gap"], s["fit_gap_mtl_on_query"]
+            rows.append([fam, f"{s['depth_term_slope']:.2f}", f"{s['data_term_slope']:.2f}",
+                         f"{min(il):.2f} to {max(il):.2f}" if il else "n/a",
+                         f"{fg['a']:.3f} + {fg['b']:.3f}/L + {fg['c']:.3f} lt", f"{fq['a']:.3f} + {fq['b']:.3f}/L + {fq['c']:.3f} lt"])
+        lines += _md_table(["family", "depth term in L", "data term in L", "inner-loop term in lambda*tau",
+                            "fit: gap to MTL", "fit: gap to MTL on Q"], rows)
+    fw = result.get("finite_width")
+    if fw:
+        lines += ["", f"Finite width (depth 1, {len(fw['training_seeds'])} training seeds): trained networks against the "
+                  "closed forms at the same training time, relative to the closed form; the disagreement splits into the "
+                  "kernels' fluctuation at init and the lazy-regime deviation:", ""]
+        lines += _md_table(["method", "width", "trained vs closed", "kernel fluctuation", "lazy deviation"],
+                           [[r["method"], r["width"], f"{r['disagreement']:.4f}", f"{r['kernel_fluctuation']:.4f}",
+                             f"{r['lazy_deviation']:.4f}"] for r in fw["trained"]])
+        lines += ["", "Slopes in the width: " + "; ".join(
+            f"{k.replace('_', ' ')} " + ", ".join(f"{m} {v:.2f}" for m, v in d.items()) for k, d in fw["slopes"].items()) + "."]
+        first = {(r["method"], r["width"]): r["relative_change"] for r in fw["fluctuation_first_seeds"]}
+        lines += ["", f"Kernel fluctuation alone (no training needed), mean over {fw['fluctuation_seeds']} seeds and over the "
+                  f"training seeds {fw['training_seeds']} only:", ""]
+        lines += _md_table(["method", "width", f"{fw['fluctuation_seeds']} seeds (sd)", "training seeds only"],
+                           [[r["method"], r["width"], f"{r['mean']:.4f} ({r['std']:.4f})", f"{first.get((r['method'], r['width']), float('nan')):.4f}"]
+                            for r in fw["fluctuation"] if r["part"] == "all"])
+        lines += ["", "Slopes in the width over all seeds: " + ", ".join(f"{m} {v:.2f}" for m, v in fw["fluctuation_slopes"].items())
+                  + ". ANIL-vs-MTL gap, trained networks / closed form, by width: "
+                  + ", ".join(f"{r['width']}: {r['trained_gap']:.3f} / {r['closed_gap']:.3f}" for r in fw["gap"]) + "."]
+    return lines

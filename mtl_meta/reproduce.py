@@ -137,7 +137,10 @@ PROFILES: dict[str, list[Run]] = {
                       train=_SMOKE_TRAIN, test_episodes=20, tuned_on=(5, 1), extra_tests=[[20, 1]]),
         Run("sinusoid", "sinusoid.ipynb", {"steps": 20, "n_tasks": 100, "test_tasks": 30, "test_steps": 2},
             description="sinusoid regression, MTL vs MAML vs ANIL"),
-        Run("theory", "theory.ipynb", {"depths": [1, 4, 16], "lambda_taus": [[0.01, 1], [0.1, 1]], "seeds": [0]},
+        Run("theory", "theory.ipynb", {"depths": [1, 4, 16], "lambda_taus": [[0.01, 1], [0.1, 1]], "seeds": [0],
+                                       "split_depths": [1, 4], "split_lambda_taus": [0.0, 0.1], "finite_widths": [32, 128],
+                                       "finite_seeds": [0], "finite_steps": 20, "fluctuation_widths": [32, 128],
+                                       "fluctuation_seeds": 2},
             description="theory figures: envelope equivalence, NTK gaps against depth and lambda*tau"),
         Run("efficiency", "efficiency.ipynb", {"baseline_config": {"epochs": 1, "episodes_per_epoch": 6},
                                                "mtl_configs": [{"epochs": 1, "episodes_per_epoch": 4},
@@ -149,7 +152,8 @@ PROFILES: dict[str, list[Run]] = {
         Run("environment", "environment.ipynb", {"matmul_size": 1024},
             description="software, hardware and a CPU matmul throughput probe"),
         Run("theory", "theory.ipynb", {}, description="theory figures: envelope equivalence, NTK gaps against "
-            "depth (1-64) and lambda*tau, readout share of the NTK; 3 seeds for the gradient checks"),
+            "depth (1-64) and lambda*tau, readout share of the NTK; 3 seeds for the gradient checks; ANIL (split) vs MTL "
+            "over depth x lambda*tau; finite widths 256-4096 against the closed forms"),
         Run("sinusoid", "sinusoid.ipynb", {"steps": 10000, "seeds": [0, 1, 2]},
             description="sinusoid regression, MTL vs MAML vs ANIL, 3 seeds"),
         *tune_runs("omniglot-minimal", "conv4", [(5, 1)], train=_CPU_TUNE, **_CPU_DATA),
@@ -717,6 +721,8 @@ def collect(out: str | Path) -> dict:
                       "| lambda | tau | lambda*tau | gap to limit | gap to MTL |", "| --- | --- | --- | --- | --- |"]
             lines += [f"| {x['lambda']} | {x['tau']} | {x['lambda_tau']:.3g} | {x['gap_to_lambda_tau_0']:.3f} | {x['gap_to_mtl']:.3f} |"
                       for x in r["lambda_tau"]]
+            from mtl_meta.ntk import theory_split_markdown   # claim 2 with a split; finite width
+            lines += theory_split_markdown(r)
             atomic_write_text(out / "theory.md", "\n".join(lines) + "\n")
     made = []   # (figure stem, what drew it, the command that redraws it)
     profiles = {}

@@ -101,9 +101,18 @@ def main(folder: str) -> None:
         print(body + "\n")
     if (d / "theory.md").exists():
         print("Theory, measured ([`figures/theory.md`](figures/theory.md)):\n")
-        print((d / "theory.md").read_text().split("\n", 2)[2].strip() + "\n")
+        text, _, split = (d / "theory.md").read_text().partition("\n## Claim 2 in full")
+        print(text.split("\n", 2)[2].strip() + "\n")
         if (d / "theory-ntk.png").exists():
             print("![NTK gaps against depth and lambda*tau](figures/theory-ntk.png)\n")
+        if split:   # claim 2 with a support/query split: the fitted rates only (the grid is in theory.md)
+            rates = split.split("Fitted rates", 1)[1].split("\n\n")[:2]
+            print("ANIL trained with a support/query split against MTL, infinite width, depth 1 to 64 by lambda*tau 0 to "
+                  "0.3 (grid and decomposition in [`figures/theory.md`](figures/theory.md)); fitted rates" + rates[0] + "\n")
+            print(rates[1].strip() + "\n")
+            figs = [f"![{alt}](figures/{f})" for f, alt in (("theory-split.png", "ANIL (split) vs MTL over depth and lambda*tau"),
+                    ("theory-finite.png", "finite-width networks against the closed forms")) if (d / f).exists()]
+            print(" ".join(figs) + "\n")
     records = [json.loads(f.read_text()) for f in sorted((d / "runs").glob("*/run.json"))]
     if records:
         total = sum(r["seconds"] for r in records)
