@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
 import time
@@ -129,10 +130,17 @@ def run_all(runs: Sequence[Run], out, profile: str, root, command: str = "", job
             on_result(r)
     if executor == "local":
         gpus = _gpu_count()
-        slot = lambda i: (i % gpus) if gpus and jobs > 1 else None
+        free = queue.Queue()   # the GPU of each concurrent slot: distinct while jobs <= GPUs
+        for k in range(jobs):
+            free.put(k % gpus if gpus and jobs > 1 else None)
+        def one(r: Run) -> RunResult:
+            device = free.get()
+            try:
+                return execute_isolated(r, out, profile, root, command, device)
+            finally:
+                free.put(device)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(execute_isolated, r, out, profile, root, command, slot(i)) for i, r in enumerate(runs)]
-            for f in as_completed(futures):
+            for f in as_completed([pool.submit(one, r) for r in runs]):
                 finish(f.result())
     else:
         ex = _submitit_executor(executor, Path(out).resolve() / "submitit", slurm_options)
