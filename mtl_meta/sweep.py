@@ -107,7 +107,11 @@ def _submitit_job(payload: str) -> dict:
 
 def _submitit_executor(kind: str, folder: Path, options: dict | None):
     submitit = require_extra("submitit", "slurm")
-    ex = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="local" if kind == "submitit-local" else "slurm")
+    try:
+        ex = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="local" if kind == "submitit-local" else "slurm")
+    except RuntimeError as e:   # e.g. no srun/sbatch here
+        raise MtlMetaError(f"cannot submit Slurm jobs from this machine ({' '.join(str(e).split())[:200]}); run on a "
+                           "Slurm login node, or use --executor local (add --jobs N for parallel runs)") from None
     params = {"timeout_min": 24 * 60, "name": "mtl-meta", **(options or {})}
     try:
         ex.update_parameters(**params)
@@ -148,7 +152,11 @@ def run_all(runs: Sequence[Run], out, profile: str, root, command: str = "", job
         for r in runs:
             folder = prepare_run_dir(out, r, profile)
             (folder / "run.json").unlink(missing_ok=True)
-            submitted[r.name] = (r, ex.submit(_submitit_job, _payload(r, out, profile, root, command)))
+            try:
+                submitted[r.name] = (r, ex.submit(_submitit_job, _payload(r, out, profile, root, command)))
+            except Exception as e:   # sbatch refused the job (bad partition, quota...): say so in one line
+                raise MtlMetaError(f"submitting run {r.name} failed ({type(e).__name__}: "
+                                   f"{' '.join(str(e).split())[-300:]}); check the --slurm options") from None
         pending = dict(submitted)
         while pending:
             for name, (r, job) in list(pending.items()):
