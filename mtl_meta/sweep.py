@@ -42,8 +42,9 @@ def run_log(out: str | Path, run: Run) -> Path:
 def child_env(device_index: int | None = None) -> dict:
     "The environment of a run's process: this one, made quiet, finding this copy of mtl_meta, on one GPU if given."
     env = {**os.environ, **{k: v for k, v in QUIET_ENV.items() if k not in os.environ}}
-    pkg_parent = str(Path(mtl_meta.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join([pkg_parent] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    pkg_parent = Path(mtl_meta.__file__).resolve().parent.parent
+    if pkg_parent.name not in ("site-packages", "dist-packages"):   # a source checkout: the child imports it too
+        env["PYTHONPATH"] = os.pathsep.join([str(pkg_parent)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     if device_index is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(device_index)
     return env
