@@ -14,7 +14,11 @@ lic = licenses[cfg["license"]]
 statuses = ["1 - Planning", "2 - Pre-Alpha", "3 - Alpha", "4 - Beta", "5 - Production/Stable"]
 
 requirements = cfg.get("requirements", "").split()
-dev_requirements = cfg.get("dev_requirements", "").split()
+# Every `<name>_requirements` key of settings.ini is an extra: pip install "mtl_meta[<name>]".
+# `dev` (tools and tests) includes every other extra, so that a contributor's environment runs everything.
+extras = {key[: -len("_requirements")]: cfg[key].split() for key in cfg
+          if key.endswith("_requirements") and key != "dev_requirements"}
+extras["dev"] = cfg.get("dev_requirements", "").split() + sorted({r for reqs in extras.values() for r in reqs})
 scripts = [s for s in cfg.get("console_scripts", "").split() if s]
 
 setuptools.setup(
@@ -44,7 +48,7 @@ setuptools.setup(
     package_data={"mtl_meta.experiments": ["*.ipynb"]},
     include_package_data=True,
     install_requires=requirements,
-    extras_require={"dev": dev_requirements},
+    extras_require=extras,
     entry_points={"console_scripts": scripts, "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False,
 )

@@ -60,14 +60,17 @@ def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str 
           train_rotations: bool = False,
           dataset_options: dict | None = None, backbone_options: dict | None = None,
           algorithm_options: dict | None = None, resume: bool = True, progress: bool = False,
-          **config) -> dict:
+          log_dir: str | Path | None = None, **config) -> dict:
     """Train `method` with `backbone` on `dataset`; write `checkpoint.pt` and `summary.json` to `out_dir`.
 
     `train_rotations` adds every training class rotated by 90, 180 and 270 degrees as a new class
     (the Omniglot practice; validation and test classes are not rotated).
     `config` holds `TrainConfig` fields (ways, shots, queries, meta_batch_size, lr, epochs,
-    episodes_per_epoch, max_steps, val_episodes, seed, device, amp, ...). Returns the summary."""
+    episodes_per_epoch, max_steps, val_episodes, seed, device, amp, ...). Returns the summary.
+    `out_dir/history.csv` gets one row per validation as training goes; `log_dir` adds TensorBoard
+    event files with the same curves (it does not change the result, so it is not a config field)."""
     from mtl_meta.distributed import fault_hook, init_distributed
+    from mtl_meta.logs import TrainingLog
     rank, world, device = init_distributed(config.get("device", "cpu"))
     if world > 1:
         config = {**config, "device": device}
@@ -85,8 +88,11 @@ def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str 
                 "backbone_options": backbone_options or {}, "algorithm_options": algorithm_options or {}}
     algorithm = build_algorithm(metadata)
     trainer = Trainer(algorithm, samplers["train"], samplers["val"], cfg, out_dir=out_dir,
-                      progress=progress, metadata=metadata, on_step=fault_hook())
+                      progress=progress, metadata=metadata, on_step=fault_hook(),
+                      on_epoch=TrainingLog(out_dir, log_dir) if rank == 0 and (out_dir or log_dir) else None)
     st = trainer.fit(resume=resume)
+    if trainer.on_epoch is not None:
+        trainer.on_epoch.close()
     summary = {"metadata": metadata, "config": asdict(cfg), "steps": st.step, "epochs": st.epoch,
                "train_seconds": round(st.seconds, 3), "train_images": st.images,
                "best_val_acc": st.best_val, "best_epoch": st.best_epoch,

@@ -50,6 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--set", nargs="+", metavar="KEY=VALUE", default=[], dest="overrides",
                      help="override a parameter of every run (VALUE is JSON, else a string), e.g. "
                           "--set device=cpu max_steps=2 to try the paper profile on small data")
+    rep.add_argument("--jobs", type=_positive, default=1, metavar="N",
+                     help="run N independent runs at once on this machine; with GPUs, each run gets one "
+                          "(run i uses GPU i mod the number of GPUs) (default: %(default)s)")
+    rep.add_argument("--executor", default="local", choices=["local", "slurm", "submitit-local"],
+                     help="local: processes on this machine (default); slurm: one Slurm job per run through "
+                          "submitit (pip install \"mtl_meta[slurm]\"); submitit-local: the same jobs as local "
+                          "processes, to try that path without a cluster")
+    rep.add_argument("--slurm", nargs="+", metavar="KEY=VALUE", default=[], dest="slurm_options",
+                     help="submitit parameters of every job (VALUE is JSON, else a string), e.g. "
+                          "--slurm slurm_partition=gpu gpus_per_node=1 timeout_min=600")
     rep.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_data_root(rep)
     rep.set_defaults(func=cmd_reproduce)
@@ -64,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--devices", type=_positive, default=1, metavar="N",
                     help="data-parallel processes on this machine, started with torchrun (gloo on CPU, nccl with "
                          "--device cuda: one per GPU); the meta-batch size must be a multiple of N (default: 1)")
-    tr.add_argument("--out", required=True, metavar="DIR", help="output folder for checkpoint.pt and summary.json")
+    tr.add_argument("--out", required=True, metavar="DIR", help="output folder for checkpoint.pt, summary.json and "
+                    "history.csv (one row per validation, written as training goes)")
+    tr.add_argument("--log-dir", default=None, metavar="DIR", help="also write the training curves (loss, validation "
+                    "accuracy, learning rate, images seen, wall-clock) as TensorBoard event files into DIR")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_data_root(tr)
     tr.set_defaults(func=cmd_train)
@@ -190,10 +203,12 @@ def cmd_reproduce(args) -> int:
     cmd = f"mtl-meta reproduce --profile {args.profile} --out {args.out}" + (
         f" --only {' '.join(args.only)}" if args.only else "") + (
         f" --set {' '.join(args.overrides)}" if args.overrides else "")
+    from tqdm.auto import tqdm
+    from mtl_meta.sweep import result_line
     results = reproduce(args.profile, out=args.out, only=args.only, root=args.data_root, force=args.force,
-                        progress=not args.no_progress, command=cmd, overrides=_parse_overrides(args.overrides))
-    for r in results:
-        print(f"{r.status:8s} {r.run.name:24s} {r.seconds:8.1f} s  {r.notebook}")
+                        progress=not args.no_progress, command=cmd, overrides=_parse_overrides(args.overrides),
+                        jobs=args.jobs, executor=args.executor, slurm_options=_parse_overrides(args.slurm_options),
+                        on_result=lambda r: tqdm.write(result_line(args.out, r), file=sys.stdout))
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
         print(f"mtl-meta: error: run {r.run.name!r} failed ({r.error}); "
@@ -222,7 +237,7 @@ def cmd_train(args) -> int:
     summary = train(method=args.method, dataset=args.dataset, backbone=args.backbone, out_dir=args.out,
                     data_root=args.data_root, augment=args.augment, train_rotations=args.rotations,
                     algorithm_options=_parse_overrides(args.algorithm_options, "--option"),
-                    progress=not args.no_progress, **_train_config(args))
+                    progress=not args.no_progress, log_dir=args.log_dir, **_train_config(args))
     shutdown_distributed()
     if distributed_env()[0] != 0:
         return 0

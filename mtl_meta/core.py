@@ -19,13 +19,27 @@ from typing import Any
 import numpy as np
 
 # %% auto #0
-__all__ = ['DATA_ENV', 'CACHE_ENV', 'LOCK_NAME', 'MtlMetaError', 'data_root', 'cache_dir', 'check_readable_dir',
-           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'seed_everything', 'check_output_dir',
-           'OutputLock', 'remove_stale_temp_files', 'one_writer', 'check_device']
+__all__ = ['EXTRAS', 'DATA_ENV', 'CACHE_ENV', 'LOCK_NAME', 'MtlMetaError', 'require_extra', 'data_root', 'cache_dir',
+           'check_readable_dir', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'seed_everything',
+           'check_output_dir', 'OutputLock', 'remove_stale_temp_files', 'one_writer', 'check_device']
 
 # %% ../nbs/00_core.ipynb #cccc0005
 class MtlMetaError(Exception):
     "An error caused by the user's input or environment; its message says what to change."
+
+# %% ../nbs/00_core.ipynb #cccc0013
+EXTRAS = {"theory": "the infinite-width (NTK) theory", "slurm": "submitting runs to a Slurm cluster"}
+
+def require_extra(module: str, extra: str):
+    "Import and return `module`; if it is missing, a one-line `MtlMetaError` naming the pip extra that installs it."
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        what = EXTRAS.get(extra, extra)
+        raise MtlMetaError(f"{what} needs the Python package {module.split('.')[0]!r}, which cannot be imported "
+                           f"({type(e).__name__}: {' '.join(str(e).split())[:120]}); install it with: "
+                           f"pip install \"mtl_meta[{extra}]\"") from None
 
 # %% ../nbs/00_core.ipynb #cccc0007
 DATA_ENV, CACHE_ENV = "MTL_META_DATA", "MTL_META_CACHE"

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import torch
 
-from .core import MtlMetaError
+from .core import MtlMetaError, require_extra
 
 # %% auto #0
 __all__ = ['fc_relu_kernel_fn', 'kernels', 'last_layer_share', 'finetune_readout', 'predict_joint', 'predict_mtl',
@@ -22,7 +22,7 @@ __all__ = ['fc_relu_kernel_fn', 'kernels', 'last_layer_share', 'finetune_readout
 # %% ../nbs/04_ntk.ipynb #cccc0004
 def fc_relu_kernel_fn(depth: int):
     "neural-tangents kernel function of a depth-`depth` ReLU MLP (He scaling, no biases, linear readout)."
-    from neural_tangents import stax
+    stax = require_extra("neural_tangents.stax", "theory")
     layers = []
     for _ in range(depth):
         layers += [stax.Dense(512, W_std=math.sqrt(2.0), b_std=0.0), stax.Relu()]
@@ -30,7 +30,7 @@ def fc_relu_kernel_fn(depth: int):
 
 def kernels(x1: np.ndarray, x2: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
     "(Theta, K): the NTK and the readout's share of it (the output NNGP), as float64 arrays."
-    import jax
+    jax = require_extra("jax", "theory")
     jax.config.update("jax_enable_x64", True)
     k = fc_relu_kernel_fn(depth)(np.asarray(x1, np.float64), np.asarray(x2, np.float64), ("nngp", "ntk"))
     return np.asarray(k.ntk, np.float64), np.asarray(k.nngp, np.float64)

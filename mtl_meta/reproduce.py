@@ -20,9 +20,9 @@ from .core import (DATA_ENV, MtlMetaError, atomic_write_bytes, atomic_write_json
 
 # %% auto #0
 __all__ = ['METHODS', 'PAPER_DATASETS', 'PROFILES', 'PUBLISHED', 'Run', 'setting_key', 'fewshot_runs', 'tune_runs', 'get_profile',
-           'experiments_dir', 'RunResult', 'code_version', 'run_dir', 'is_complete', 'execute_run', 'select_trials',
-           'resolve_tuned', 'with_overrides', 'reproduce', 'write_summary', 'use_figure_style', 'save_figure',
-           'fewshot_table', 'time_to_accuracy', 'cost_to_accuracy', 'cost_table', 'efficiency_curve',
+           'experiments_dir', 'RunResult', 'code_version', 'run_dir', 'is_complete', 'prepare_run_dir', 'execute_run',
+           'select_trials', 'resolve_tuned', 'with_overrides', 'reproduce', 'write_summary', 'use_figure_style',
+           'save_figure', 'fewshot_table', 'time_to_accuracy', 'cost_to_accuracy', 'cost_table', 'efficiency_curve',
            'efficiency_table', 'paper_comparison', 'markdown_table', 'collect']
 
 # %% ../nbs/10_reproduce.ipynb #cccc0005
@@ -243,10 +243,8 @@ def _first_error(exc: BaseException) -> str:
     msg = f"{ename}: {evalue}" if ename else f"{type(exc).__name__}: {exc}"
     return " ".join(str(msg).split())[:500]
 
-def execute_run(run: Run, out: str | Path, profile: str, root: Path, command: str = "",
-                progress: bool = False) -> RunResult:
-    "Execute `run` with papermill into `out/runs/NAME/`; never raises for a failing notebook."
-    import papermill as pm
+def prepare_run_dir(out: str | Path, run: Run, profile: str) -> Path:
+    "Create the run's folder; empty it first when it holds a run made with another configuration."
     import shutil
     folder = run_dir(out, run).resolve()
     try:
@@ -256,6 +254,15 @@ def execute_run(run: Run, out: str | Path, profile: str, root: Path, command: st
     if previous is not None and previous != run.config_hash(profile):
         shutil.rmtree(folder)   # made with other parameters: its checkpoints and outputs do not apply
     folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+def execute_run(run: Run, out: str | Path, profile: str, root: Path, command: str = "",
+                progress: bool = False, **papermill_options) -> RunResult:
+    """Execute `run` with papermill into `out/runs/NAME/`; never raises for a failing notebook.
+
+    `papermill_options` go to `papermill.execute_notebook` (e.g. `stderr_file`, `extra_arguments`)."""
+    import papermill as pm
+    folder = prepare_run_dir(out, run, profile)
     (folder / "results.json").unlink(missing_ok=True)   # never let an earlier result stand for this run
     executed = folder / f"{run.name}.ipynb"
     params = {**run.parameters, "out_dir": str(folder), "data_root": str(root), "profile": profile}
@@ -263,7 +270,7 @@ def execute_run(run: Run, out: str | Path, profile: str, root: Path, command: st
     try:
         pm.execute_notebook(str(experiments_dir() / run.notebook), str(executed), parameters=params,
                             kernel_name="python3", language="python", cwd=str(folder), progress_bar=progress,
-                            log_output=False, report_mode=False)
+                            log_output=False, report_mode=False, **papermill_options)
         status = "ok"
     except Exception as e:  # papermill wraps cell errors; a broken kernel raises others
         status, error = "failed", _first_error(e)
@@ -342,17 +349,26 @@ def with_overrides(run: Run, overrides: dict) -> Run:
 @one_writer("out", recursive=True)   # one reproduction per folder; stale temp files of a killed one removed
 def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[str] | None = None,
               root: str | Path | None = None, force: bool = False, progress: bool = True,
-              command: str = "", overrides: dict | None = None) -> list[RunResult]:
+              command: str = "", overrides: dict | None = None, jobs: int = 1, executor: str = "local",
+              slurm_options: dict | None = None, on_result=None) -> list[RunResult]:
     """Run the profile's experiment notebooks into `out`; return one `RunResult` per run.
 
     `overrides` replaces parameters in every run (e.g. `{"device": "cpu", "max_steps": 2}` to try the
-    paper profile on small data); they are part of each run's configuration."""
+    paper profile on small data); they are part of each run's configuration. Runs execute in quiet
+    child processes, `jobs` at a time, or as Slurm jobs (`executor`, see `mtl_meta.sweep`);
+    `on_result(RunResult)` is called as each run finishes (or is found complete). Runs whose values
+    come from tuning (`Run.tuned`) start once every other run, the tuning trials included, is done."""
     from tqdm.auto import tqdm
+    from mtl_meta.params import check_run_parameters
+    from mtl_meta.sweep import run_all
     every = get_profile(profile)                       # the whole profile, with the overrides applied
     if overrides:
         every = [with_overrides(r, overrides) for r in every]
     chosen = {r.name for r in get_profile(profile, only)}
     runs = [r for r in every if r.name in chosen]
+    for r in runs:   # a value of the wrong type stops here, before any run starts
+        if r.parameters:
+            check_run_parameters(experiments_dir() / r.notebook, r.parameters, where=f"run {r.name}", allow_unknown=True)
     explicit_root = root not in (None, "") or bool(os.environ.get(DATA_ENV))
     root = data_root(root)
     if explicit_root or any(r.datasets for r in runs):  # a data root someone chose must be usable
@@ -363,28 +379,41 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     except OSError as e:
         raise MtlMetaError(f"cannot create the output folder {out} ({e.strerror}); pass another --out") from None
     command = command or f"mtl-meta reproduce --profile {profile} --out {out}"
-    results = []
-    bar = tqdm(runs, desc=f"reproduce[{profile}]", unit="run", disable=not progress, file=sys.stderr)
-    trials, selected = [r for r in every if r.tunes], None
-    for run in bar:
-        bar.set_postfix_str(run.name)
-        if run.tuned:   # the profile's trials come first: choose once they are done
-            if selected is None:
-                selected = select_trials(out, trials, profile)
+    bar = tqdm(total=len(runs), desc=f"reproduce[{profile}]", unit="run", disable=not progress, file=sys.stderr)
+    def finished(r: RunResult):
+        bar.update(1)
+        if on_result is not None:
+            on_result(r)
+    done, trials, selected = {}, [r for r in every if r.tunes], None
+    def execute(stage: list[Run]) -> None:
+        "Skip the complete runs of `stage`, execute the others (concurrently when jobs > 1)."
+        for run in stage:
+            if not force and is_complete(out, run, profile):
+                done[run.name] = RunResult(run, "skipped", 0.0, run_dir(out, run) / f"{run.name}.ipynb")
+                finished(done[run.name])
+        todo = [r for r in stage if r.name not in done]
+        for r in run_all(todo, out, profile, root, command, jobs=jobs, executor=executor, slurm_options=slurm_options,
+                         on_result=finished):
+            done[r.run.name] = r
+    execute([r for r in runs if not r.tuned])        # everything that needs no tuning result, trials included
+    tuned = [r for r in runs if r.tuned]
+    if tuned:                                        # then the final runs, with the trials' choice
+        selected = select_trials(out, trials, profile)
+        ready = []
+        for run in tuned:
             try:
-                run = with_overrides(resolve_tuned(run, selected), overrides or {})
+                ready.append(with_overrides(resolve_tuned(run, selected), overrides or {}))
             except MtlMetaError as e:
-                results.append(RunResult(run, "failed", 0.0, run_dir(out, run) / f"{run.name}.ipynb", str(e)))
-                continue
-        if not force and is_complete(out, run, profile):
-            results.append(RunResult(run, "skipped", 0.0, run_dir(out, run) / f"{run.name}.ipynb"))
-            continue
-        results.append(execute_run(run, out, profile, root, command=command, progress=False))
+                done[run.name] = RunResult(run, "failed", 0.0, run_dir(out, run) / f"{run.name}.ipynb", str(e))
+                finished(done[run.name])
+        execute(ready)
+    bar.close()
+    results = [done[r.name] for r in runs]
     if trials:   # tuning.md and tuning.json describe every complete trial, also after --only
         selected = select_trials(out, trials, profile)
     collect(out)
     if selected:   # the summary shows the values the final runs used
-        every = [resolve_tuned(r, selected) if r.tuned in selected else r for r in every]
+        every = [with_overrides(resolve_tuned(r, selected), overrides or {}) if r.tuned in selected else r for r in every]
     # The summary covers the whole profile, also after `--only`: it describes the folder, not this call.
     write_summary(out, profile, every, command if not only else f"mtl-meta reproduce --profile {profile} --out {out}")
     return results
@@ -400,7 +429,7 @@ def write_summary(out: Path, profile: str, runs: Iterable[Run], command: str) ->
         except (OSError, ValueError, KeyError):
             status = "not run"
         files = sorted(p.name for p in folder.glob("*")
-                       if p.is_file() and p.name not in ("run.json", f"{run.name}.ipynb"))
+                       if p.is_file() and p.name not in ("run.json", f"{run.name}.ipynb", f"{run.name}.log"))
         params = ", ".join(f"{k}={v!r}" for k, v in sorted(run.parameters.items())) or "-"
         lines.append(f"| {run.name} | `nbs/experiments/{run.notebook}` | {params} | {status} | "
                      f"{', '.join(files) or '-'} |")

@@ -274,7 +274,8 @@ class Trainer:
     "Train an `Algorithm` on episodes from `train_sampler`, validating on `val_sampler`."
     def __init__(self, algorithm: Algorithm, train_sampler, val_sampler=None, config: TrainConfig | None = None,
                  out_dir: str | Path | None = None, progress: bool = False,
-                 on_step: Callable[["Trainer"], None] | None = None, metadata: dict | None = None):
+                 on_step: Callable[["Trainer"], None] | None = None, metadata: dict | None = None,
+                 on_epoch: Callable[["Trainer", dict], None] | None = None):
         self.config = config or TrainConfig()
         self.metadata = metadata or {}  # what rebuilds the model from a checkpoint (see mtl_meta.api)
         self.device = check_device(self.config.device)
@@ -284,6 +285,7 @@ class Trainer:
         self.train_sampler, self.val_sampler = train_sampler, val_sampler
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress, self.on_step = progress, on_step
+        self.on_epoch = on_epoch   # called with each new history row (e.g. mtl_meta.logs.TrainingLog)
         self.optimizer = torch.optim.RAdam(self._param_groups(), lr=self.config.lr,
                                            weight_decay=self.config.weight_decay)
         self.algorithm.body.register_forward_pre_hook(self._count_images)
@@ -442,6 +444,8 @@ class Trainer:
         st.history.append({"epoch": st.epoch, "step": st.step, "seconds": round(st.seconds, 3),
                            "images": st.images, "train_loss": train_loss, "train_acc": train_acc, "val_acc": val,
                            "lr": self.optimizer.param_groups[0]["lr"]})
+        if self.on_epoch is not None:
+            self.on_epoch(self, st.history[-1])
         if self.val_sampler is None or val > st.best_val:
             st.best_val, st.best_epoch, st.bad_epochs = val, st.epoch, 0
             self.best_body = {k: v.detach().clone() for k, v in self.algorithm.body.state_dict().items()}

@@ -18,6 +18,13 @@ def settings():
     return cfg["DEFAULT"]
 
 
+def all_requirements() -> list[str]:
+    "Core requirements, then every extra's (`*_requirements` keys), development last."
+    cfg = settings()
+    extras = [k for k in cfg if k.endswith("_requirements") and k != "dev_requirements"]
+    return cfg["requirements"].split() + [s for k in extras for s in cfg[k].split()] + cfg["dev_requirements"].split()
+
+
 def normalise(spec: str) -> tuple:
     r = Requirement(spec)
     return (r.name.lower().replace("_", "-"), tuple(sorted(r.extras)), str(r.specifier))
@@ -25,7 +32,7 @@ def normalise(spec: str) -> tuple:
 
 def test_environment_yml_lists_exactly_the_settings_requirements():
     cfg = settings()
-    wanted = [normalise(s) for s in cfg["requirements"].split() + cfg["dev_requirements"].split()]
+    wanted = [normalise(s) for s in all_requirements()]
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     pip_sections = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
     assert len(pip_sections) == 1, "environment.yml needs exactly one pip section"
@@ -46,7 +53,7 @@ def test_lock_file_satisfies_every_requirement():
         if line and not line.startswith("#"):
             name, _, ver = line.partition("==")
             pins[name.lower().replace("_", "-")] = ver
-    for spec in cfg["requirements"].split() + cfg["dev_requirements"].split():
+    for spec in all_requirements():
         r = Requirement(spec)
         name = r.name.lower().replace("_", "-")
         assert name in pins, f"{name} is required but not pinned in requirements-lock.txt (run make lock)"

@@ -15,6 +15,8 @@ def test_smoke_profile_writes_tables_and_figures(run_cli, omniglot_root, tmp_pat
     out = tmp_path / "out"
     r = run_cli("reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--data-root", str(omniglot_root))
     assert r.returncode == 0, r.stderr
+    assert r.stderr == ""   # quiet: TensorFlow's and the kernels' messages went into the runs' logs
+    assert "cuDNN" in (out / "runs" / "theory" / "theory.log").read_text()
     fs = pd.read_csv(out / "fewshot.csv")
     assert set(fs.method) == {"mtl", "protonet"} and fs.acc.between(0, 100).all()
     # speedups are ratios of the measured training times in the runs' own results
