@@ -24,16 +24,17 @@ def relu_features(theta: Tensor, x: Tensor) -> Tensor:
     return torch.relu(x @ theta)
 
 def ridge_inner(Z: Tensor, Y: Tensor, lam: float) -> Tensor:
-    "argmin_W 0.5 ||Z W - Y||^2 + 0.5 lam ||W||^2 (closed form, differentiable in Z)."
+    "argmin_W 0.5 ||Z W - Y||^2 + 0.5 lam ||W||^2 = (Z^T Z + lam I)^-1 Z^T Y (closed form, differentiable in Z)."
     d = Z.shape[-1]
     return torch.linalg.solve(Z.T @ Z + lam * torch.eye(d, dtype=Z.dtype), Z.T @ Y)
 
 def ridge_objective(Z: Tensor, Y: Tensor, W: Tensor, lam: float, regularised: bool = True) -> Tensor:
+    "0.5 ||Z W - Y||^2 (+ 0.5 lam ||W||^2 if `regularised`)."
     loss = 0.5 * ((Z @ W - Y) ** 2).sum()
     return loss + 0.5 * lam * (W ** 2).sum() if regularised else loss
 
 def logistic_objective(Z: Tensor, y: Tensor, W: Tensor, lam: float, regularised: bool = True) -> Tensor:
-    "Summed multinomial cross-entropy of logits Z @ W (+ 0.5 lam ||W||^2)."
+    "Summed multinomial cross-entropy of logits Z W: sum_i -log softmax(z_i W)_{y_i} (+ 0.5 lam ||W||^2 if `regularised`)."
     loss = F.cross_entropy(Z @ W, y, reduction="sum")
     return loss + 0.5 * lam * (W ** 2).sum() if regularised else loss
 
@@ -91,7 +92,8 @@ def relative_gap(a: Tensor, b: Tensor) -> float:
 
 # %% ../nbs/03_formulation.ipynb #cccc0012
 def anil_gradient(theta: Tensor, tasks, w0: Tensor, lr: float, steps: int) -> Tensor:
-    "ANIL's meta-gradient in theta: `steps` GD steps at rate `lr` on each task's head from w0, differentiated through."
+    """ANIL's meta-gradient in theta: grad_theta sum_t L_t(W_t^(steps)) / n_t, with Z = phi_theta(X_t), W^(0) = w0 and
+    `steps` GD steps at rate `lr` on each task's head, W <- W - lr Z^T (softmax(Z W) - Y) / n, differentiated through."""
     theta = theta.detach().requires_grad_(True)
     total = 0.0
     for x, y, ways in tasks:
@@ -104,5 +106,5 @@ def anil_gradient(theta: Tensor, tasks, w0: Tensor, lr: float, steps: int) -> Te
     return torch.autograd.grad(total, theta)[0]
 
 def joint_gradient(theta: Tensor, tasks, w0: Tensor) -> Tensor:
-    "Gradient in theta of the summed loss with the shared head w0 (joint training; ANIL at lambda*tau = 0)."
+    "grad_theta sum_t L_t(w0) / n_t with the shared head w0 (joint training): `anil_gradient` at lambda*tau = 0."
     return anil_gradient(theta, tasks, w0, 0.0, 0)

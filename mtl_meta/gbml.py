@@ -20,9 +20,9 @@ from .mtl import MTL, MTLTaskHeads
 from .train import Algorithm
 
 # %% auto #0
-__all__ = ['MAML_PRESETS', 'ALGORITHMS', 'PLUGINS_ENV', 'smoothed_cross_entropy', 'MetaLearner', 'MAML', 'FOMAML', 'ANIL',
-           'ridge_head', 'R2D2', 'MetaOptNetRR', 'crammer_singer_svm', 'MetaOptNetSVM', 'ProtoNet', 'load_plugins',
-           'algorithm_options', 'make_algorithm', 'taxonomy_table']
+__all__ = ['MAML_PRESETS', 'ALGORITHMS', 'PLUGINS_ENV', 'smoothed_cross_entropy', 'MetaLearner', 'sgd_steps',
+           'GradientStepLearner', 'MAML', 'FOMAML', 'ANIL', 'ridge_head', 'R2D2', 'MetaOptNetRR', 'crammer_singer_svm',
+           'MetaOptNetSVM', 'ProtoNet', 'load_plugins', 'algorithm_options', 'make_algorithm', 'taxonomy_table']
 
 # %% ../nbs/09_gbml.ipynb #cccc0006
 def _upcast(x: Tensor) -> Tensor:
@@ -74,24 +74,32 @@ MAML_PRESETS = {
     "miniimagenet": dict(inner_lr=0.01, inner_steps=5, test_steps=10),
 }
 
-def _inner_settings(preset: str, **given) -> dict:
-    if preset not in MAML_PRESETS:
-        raise MtlMetaError(f"unknown preset {preset!r}; choose one of: {', '.join(MAML_PRESETS)}")
-    out = {k: (given[k] if given.get(k) is not None else v) for k, v in MAML_PRESETS[preset].items()}
-    if out["inner_steps"] < 0 or out["test_steps"] < 0:
-        raise MtlMetaError(f"inner_steps and test_steps must be non-negative, got {out['inner_steps']} and {out['test_steps']}")
-    return out
+def sgd_steps(loss, params: dict[str, Tensor], lr: float, steps: int, first_order: bool = False,
+              step_args=lambda step: ()) -> dict[str, Tensor]:
+    r"""`steps` plain gradient steps on the tensors in `params`, differentiable in their initial values.
 
-def _copy_buffers(buffers: dict) -> dict:
-    return {k: v.clone() for k, v in buffers.items()}
+    p^(0) = params,  p^(s+1) = p^(s) - lr * grad_p loss(p^(s), *step_args(s))  for s = 0 .. steps-1,
 
-class MAML(MetaLearner):
-    "MAML: meta-learn the initialisation of body and head; adapt all of it by a few SGD steps per task."
-    name = "maml"
-    inner_loop = "all layers"
+    where `loss(p, ...)` is a scalar function of the dict `p`; `step_args(s)` gives the other arguments of
+    step s, built outside the gradient transform (MAML passes the batch-norm buffers: the real ones at the
+    first step, a copy later). The gradients are built with `torch.func.grad`, so the result is a
+    differentiable function of `params` (second order: d p^(1) / d p^(0) = I - lr * Hess loss(p^(0))).
+    With `first_order` every inner gradient is detached (a constant), and d p^(steps) / d p^(0) = I."""
+    for step in range(steps):
+        g = grad(loss)(params, *step_args(step))
+        if first_order:
+            g = {k: v.detach() for k, v in g.items()}
+        params = {k: p - lr * g[k] for k, p in params.items()}
+    return params
+
+# %% ../nbs/09_gbml.ipynb #cccc000e3
+class GradientStepLearner(MetaLearner):
+    r"""A meta-learner whose inner loop is `sgd_steps` at rate alpha = `inner_lr`: tau = `inner_steps` steps in
+    training, `test_steps` in eval mode, from one of `MAML_PRESETS` (explicit values override the preset).
+    The head it adapts is built for `ways` classes, so an episode with another number of ways is refused."""
     regulariser = "GD steps"
     second_order = True
-    citation = "Finn, Abbeel & Levine, ICML 2017"
+    first_order = False
     # the outer learning rate and the inner-loop step size (the presets' 0.1 and 0.4 for Omniglot)
     tuning_grid = tuple({"lr": lr, "inner_lr": a} for lr in (1e-3, 3e-3) for a in (0.1, 0.4))
 
@@ -101,70 +109,90 @@ class MAML(MetaLearner):
         if dataset.startswith("omniglot"):
             return {"preset": "omniglot-20way" if ways >= 20 else "omniglot-5way"}
         return {"preset": "miniimagenet"}
-    first_order = False
+
+    def __init__(self, body: nn.Module, ways: int = 5, preset: str = "omniglot-5way", inner_lr: float | None = None,
+                 inner_steps: int | None = None, test_steps: int | None = None, label_smoothing: float = 0.0):
+        super().__init__(body, ways, label_smoothing)
+        if preset not in MAML_PRESETS:
+            raise MtlMetaError(f"unknown preset {preset!r}; choose one of: {', '.join(MAML_PRESETS)}")
+        given = dict(inner_lr=inner_lr, inner_steps=inner_steps, test_steps=test_steps)
+        s = {k: (given[k] if given[k] is not None else v) for k, v in MAML_PRESETS[preset].items()}
+        if s["inner_steps"] < 0 or s["test_steps"] < 0:
+            raise MtlMetaError(f"inner_steps and test_steps must be non-negative, got {s['inner_steps']} and {s['test_steps']}")
+        self.inner_lr, self.inner_steps, self.test_steps = s["inner_lr"], s["inner_steps"], s["test_steps"]
+
+    def steps_for(self, episode: Episode) -> int:
+        "The inner steps for `episode` (`inner_steps` in training, `test_steps` in eval mode), once its ways are checked."
+        if episode.ways != self.ways:
+            raise MtlMetaError(f"{self.name} was built for {self.ways}-way episodes but got a {episode.ways}-way "
+                               f"episode; build it with ways={episode.ways}")
+        return self.inner_steps if self.training else self.test_steps
+
+def _copy_buffers(buffers: dict) -> dict:
+    return {k: v.clone() for k, v in buffers.items()}
+
+class MAML(GradientStepLearner):
+    r"""MAML: meta-learn the initialisation theta of body and head; adapt all of it by a few SGD steps per task.
+
+    theta^(0) = theta,  theta^(s+1) = theta^(s) - alpha * grad L_S(theta^(s)),  meta-loss L_Q(theta^(tau)),
+    differentiated through the steps; for one step the meta-gradient is
+    grad_theta L_Q(theta') = (I - alpha * Hess L_S(theta)) grad L_Q(theta'), with the Hessian of the support loss
+    (first-order MAML drops it). alpha = `inner_lr`, tau = `inner_steps` (`test_steps` in eval mode)."""
+    name = "maml"
+    inner_loop = "all layers"
+    citation = "Finn, Abbeel & Levine, ICML 2017"
 
     def __init__(self, body: nn.Module, ways: int = 5, feature_dim: int | None = None, preset: str = "omniglot-5way",
                  inner_lr: float | None = None, inner_steps: int | None = None, test_steps: int | None = None,
                  label_smoothing: float = 0.0):
-        super().__init__(body, ways, label_smoothing)
-        s = _inner_settings(preset, inner_lr=inner_lr, inner_steps=inner_steps, test_steps=test_steps)
-        self.inner_lr, self.inner_steps, self.test_steps = s["inner_lr"], s["inner_steps"], s["test_steps"]
+        super().__init__(body, ways, preset, inner_lr, inner_steps, test_steps, label_smoothing)
         self.head = nn.Linear(self.feature_dim(body, feature_dim), ways)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.body(x))
 
     def adapt(self, x: Tensor, y: Tensor, steps: int) -> tuple[dict, dict]:
-        "Parameters after `steps` inner SGD steps on (x, y), as a differentiable function of the init."
+        r"""Parameters theta^(steps) after `steps` inner SGD steps on the support loss L_S(theta) = CE(f_theta(x), y)
+        (`sgd_steps` over every trainable parameter), as a differentiable function of the init theta; and the buffers."""
         params = {k: p for k, p in self.named_parameters() if p.requires_grad}
         buffers = dict(self.named_buffers())
 
         def support_loss(p, b):
             return F.cross_entropy(_upcast(functional_call(self, (p, b), (x,))), y)
 
-        for step in range(steps):
-            # the first pass (at the init) updates the running statistics, later ones work on a copy
-            g = grad(support_loss)(params, buffers if step == 0 else _copy_buffers(buffers))
-            if self.first_order:
-                g = {k: v.detach() for k, v in g.items()}
-            params = {k: p - self.inner_lr * g[k] for k, p in params.items()}
-        return params, buffers
+        # the first pass (at the init) updates the running statistics, later ones work on a copy
+        step_buffers = lambda step: (buffers if step == 0 else _copy_buffers(buffers),)
+        return sgd_steps(support_loss, params, self.inner_lr, steps, self.first_order, step_buffers), buffers
 
     def query_logits(self, episode: Episode) -> Tensor:
-        if episode.ways != self.ways:
-            raise MtlMetaError(f"{self.name} was built for {self.ways}-way episodes but got a {episode.ways}-way "
-                               f"episode; build it with ways={episode.ways}")
-        steps = self.inner_steps if self.training else self.test_steps
+        steps = self.steps_for(episode)
         params, buffers = self.adapt(episode.support, episode.support_labels, steps)
         return functional_call(self, (params, buffers if steps == 0 else _copy_buffers(buffers)), (episode.query,))
 
 class FOMAML(MAML):
-    "First-order MAML: MAML with the inner-loop gradients treated as constants (no Hessian terms)."
+    "First-order MAML: MAML with the inner-loop gradients treated as constants, meta-gradient grad L_Q(theta^(tau))."
     name = "fomaml"
     second_order = False
     citation = "Finn, Abbeel & Levine, ICML 2017 (first-order approximation)"
     first_order = True
 
 # %% ../nbs/09_gbml.ipynb #cccc0019
-def _head_loss(w: Tensor, b: Tensor, z: Tensor, y: Tensor) -> Tensor:
-    return F.cross_entropy(_upcast(z @ w.T + b), y)
+class ANIL(GradientStepLearner):
+    r"""ANIL: MAML's inner loop (`sgd_steps`) on the linear head only, differentiated through (second order).
 
-class ANIL(MetaLearner):
-    "ANIL: MAML's inner loop on the linear head only, differentiated through (second order)."
+    With support features Z = phi_theta(X_S) (n rows), one-hot labels Y and P = softmax(Z W^T + 1 b^T), each of the
+    tau inner steps is  W <- W - (alpha/n) (P - Y)^T Z,  b <- b - (alpha/n) (P - Y)^T 1;  a query's logits are
+    W^(tau) phi_theta(x_q) + b^(tau). The meta-gradient flows into theta through Z and into the head's init (W0, b0):
+    learned (`head_init="learned"`) or zero in every episode (`"zero"`: nothing about the head is learned).
+    `first_order` detaches the inner gradients. alpha = `inner_lr`, tau = `inner_steps` (`test_steps` in eval mode)."""
     name = "anil"
     inner_loop = "last layer"
-    regulariser = "GD steps"
-    second_order = True
     citation = "Raghu, Raghu, Bengio & Vinyals, ICLR 2020"
-    tuning_grid = MAML.tuning_grid
-    presets = MAML.presets
 
     def __init__(self, body: nn.Module, ways: int = 5, feature_dim: int | None = None, preset: str = "omniglot-5way",
                  inner_lr: float | None = None, inner_steps: int | None = None, test_steps: int | None = None,
                  head_init: str = "learned", first_order: bool = False, label_smoothing: float = 0.0):
-        super().__init__(body, ways, label_smoothing)
-        s = _inner_settings(preset, inner_lr=inner_lr, inner_steps=inner_steps, test_steps=test_steps)
-        self.inner_lr, self.inner_steps, self.test_steps = s["inner_lr"], s["inner_steps"], s["test_steps"]
+        super().__init__(body, ways, preset, inner_lr, inner_steps, test_steps, label_smoothing)
         if head_init not in ("learned", "zero"):
             raise MtlMetaError(f"head_init must be 'learned' or 'zero', got {head_init!r}")
         self.dim, self.head_init, self.first_order = self.feature_dim(body, feature_dim), head_init, first_order
@@ -173,28 +201,26 @@ class ANIL(MetaLearner):
     def adapt_head(self, z: Tensor, y: Tensor, steps: int) -> tuple[Tensor, Tensor]:
         "Head (W, b) after `steps` inner gradient steps on features z, differentiable in z and in the init."
         if self.head is not None:
-            w, b = self.head.weight, self.head.bias
+            init = {"weight": self.head.weight, "bias": self.head.bias}
         else:
-            w, b = z.new_zeros(self.ways, z.shape[-1]), z.new_zeros(self.ways)
-        step = grad(_head_loss, argnums=(0, 1))
-        for _ in range(steps):
-            gw, gb = step(w, b, z, y)
-            if self.first_order:
-                gw, gb = gw.detach(), gb.detach()
-            w, b = w - self.inner_lr * gw, b - self.inner_lr * gb
-        return w, b
+            init = {"weight": z.new_zeros(self.ways, z.shape[-1]), "bias": z.new_zeros(self.ways)}
+
+        def support_loss(h):
+            return F.cross_entropy(_upcast(z @ h["weight"].T + h["bias"]), y)
+
+        head = sgd_steps(support_loss, init, self.inner_lr, steps, self.first_order)
+        return head["weight"], head["bias"]
 
     def query_logits(self, episode: Episode) -> Tensor:
-        if episode.ways != self.ways:
-            raise MtlMetaError(f"{self.name} was built for {self.ways}-way episodes but got a {episode.ways}-way "
-                               f"episode; build it with ways={episode.ways}")
+        steps = self.steps_for(episode)
         zs, zq = self.body(episode.support), self.body(episode.query)
-        w, b = self.adapt_head(zs, episode.support_labels, self.inner_steps if self.training else self.test_steps)
+        w, b = self.adapt_head(zs, episode.support_labels, steps)
         return zq @ w.T + b
 
 # %% ../nbs/09_gbml.ipynb #cccc001f
 def ridge_head(x: Tensor, y: Tensor, lam: Tensor | float) -> Tensor:
-    "Ridge weights (d, K) minimising ||xW - y||^2 + lam ||W||^2: the n x n (Woodbury) form when n <= d."
+    """Ridge weights W* (d, K) = argmin_W ||x W - y||^2 + lam ||W||^2 = (x^T x + lam I_d)^-1 x^T y
+    = x^T (x x^T + lam I_n)^-1 y (push-through identity): the n x n (Woodbury) form when n <= d, else the d x d one."""
     n, d = x.shape
     if n <= d:
         return x.T @ torch.linalg.solve(x @ x.T + lam * torch.eye(n, dtype=x.dtype, device=x.device), y)
@@ -204,7 +230,11 @@ def _solver_dtype(t: Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 class R2D2(MetaLearner):
-    "R2D2: a differentiable ridge-regression head on the support features, with a learnable affine output."
+    """R2D2: a differentiable ridge-regression head on the support features, with a learnable affine output.
+
+    With support features Z_S (a constant 1 appended if `append_ones`) and one-hot Y_S, both divided by sqrt(n) if
+    `normalize_by_n`: W = `ridge_head`(Z_S, Y_S, lam), and a query's logits are a * (z_q W) + c (scale a, bias c).
+    The meta-gradient goes through the solve exactly: d(A^-1) = -A^-1 (dA) A^-1."""
     name = "r2d2"
     inner_loop = "last layer"
     regulariser = "l2"
@@ -248,7 +278,7 @@ class R2D2(MetaLearner):
             return self.scale.to(dt) * (zq @ w) + self.bias.to(dt)
 
 class MetaOptNetRR(R2D2):
-    "MetaOptNet-RR: ridge regression on the support features, learnable logit scale (Lee et al. 2019)."
+    "MetaOptNet-RR (Lee et al. 2019): logits a * z_q W with W = `ridge_head`(Z_S, Y_S, lam) on plain features, learnable a."
     name = "metaoptnet-rr"
     citation = "Lee, Maji, Ravichandran & Soatto, CVPR 2019"
 
@@ -334,7 +364,10 @@ def _cs_active_set(G: Tensor, Y: Tensor, C: float, max_iter: int = 50, refine: i
 
 def crammer_singer_svm(x: Tensor, labels: Tensor, ways: int, C: float = 0.1, jitter: float = 1e-6,
                        max_iter: int = 50) -> Tensor:
-    "Dual solution alpha (n, ways) of the Crammer-Singer SVM on features x (n, d); W = x.T @ alpha. Differentiable in x."
+    """Dual solution alpha (n, ways) of the Crammer-Singer SVM on features x (n, d); W = x^T alpha. Differentiable in x.
+
+    alpha = argmin 0.5 tr(alpha^T G alpha) - tr(alpha^T Y)  s.t.  alpha <= C Y, alpha 1 = 0,  G = x x^T (+ `jitter` *
+    mean diag(G) * I); the active set is found without gradient, then the KKT system on it is solved differentiably."""
     if C <= 0:
         raise MtlMetaError(f"the SVM cost C must be positive, got {C}")
     x = x.to(torch.float64)
@@ -346,7 +379,9 @@ def crammer_singer_svm(x: Tensor, labels: Tensor, ways: int, C: float = 0.1, jit
     return _cs_kkt_solve(G, Y, C, free)[0]
 
 class MetaOptNetSVM(MetaLearner):
-    "MetaOptNet-SVM: a Crammer-Singer multi-class SVM head on the support features, differentiated through the QP."
+    """MetaOptNet-SVM: a Crammer-Singer multi-class SVM head on the support features, differentiated through the QP.
+
+    alpha = `crammer_singer_svm`(Z_S, y_S, C); a query's logits are a * sum_i <z_i, z_q> alpha_i (learnable scale a)."""
     name = "metaoptnet-svm"
     inner_loop = "last layer"
     regulariser = "l2"
@@ -370,7 +405,8 @@ class MetaOptNetSVM(MetaLearner):
 
 # %% ../nbs/09_gbml.ipynb #cccc002d
 class ProtoNet(MetaLearner):
-    "Prototypical networks: logits are negative squared distances to the class means of the support features."
+    """Prototypical networks: logits are negative squared distances to the class means of the support features,
+    logit_k(q) = -||z_q - c_k||^2 with c_k = mean of the z_i in class k (divided by d if `normalize_by_dim`)."""
     name = "protonet"
     inner_loop = "last layer"
     regulariser = "none"

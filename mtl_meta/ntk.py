@@ -29,14 +29,15 @@ def fc_relu_kernel_fn(depth: int):
     return stax.serial(*layers, stax.Dense(1, W_std=1.0, b_std=0.0))[2]
 
 def kernels(x1: np.ndarray, x2: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
-    "(Theta, K): the NTK and the readout's share of it (the output NNGP), as float64 arrays."
+    """(Theta, K) between x1 and x2: the NTK of the depth-`depth` ReLU network and the readout's share of it,
+    K(x, x') = <h_L(x), h_L(x')> / n (the output NNGP), as float64 arrays; Theta_body = Theta - K."""
     jax = require_extra("jax", "theory")
     jax.config.update("jax_enable_x64", True)
     k = fc_relu_kernel_fn(depth)(np.asarray(x1, np.float64), np.asarray(x2, np.float64), ("nngp", "ntk"))
     return np.asarray(k.ntk, np.float64), np.asarray(k.nngp, np.float64)
 
 def last_layer_share(x: np.ndarray, depth: int) -> np.ndarray:
-    "K / Theta elementwise on the points x (the readout's share of the NTK)."
+    "K / Theta elementwise on the points x (the readout's share of the NTK; 1 / (L + 1) on the diagonal, He scaling)."
     theta, k = kernels(x, x, depth)
     return k / theta
 
@@ -53,7 +54,8 @@ def _flow(G, rhs, eta: float | None = None, steps: int | None = None):
     return _solve(G, rhs - decay @ rhs)
 
 def finetune_readout(f_q, f_s, y_s, k_qs, k_ss, ridge: float = 0.0):
-    "Test-time readout fine-tuning to convergence: kernel regression with K on the support residual."
+    """Test-time readout fine-tuning to convergence: kernel regression with K on the support residual,
+    f^(x_q) = f(x_q) + K(x_q, X_s) (K(X_s, X_s) + ridge I)^-1 (Y_s - f(X_s))."""
     return f_q + k_qs @ _solve(k_ss + ridge * np.eye(len(k_ss)), y_s - f_s)
 
 def predict_joint(theta_xX, theta_XX, Y, eta=None, steps=None):
@@ -61,19 +63,26 @@ def predict_joint(theta_xX, theta_XX, Y, eta=None, steps=None):
     return theta_xX @ _flow(theta_XX, Y, eta, steps)
 
 def predict_mtl(theta_xX, k_xX, theta_XX, k_XX, Y, task_of, eta=None, steps=None):
-    "MTL with per-task readouts from a common init, read through the common head: Theta_body(x,X) alpha."
+    """MTL with per-task readouts from a common init, read through the common head: f_0(x) = Theta_body(x, X) alpha,
+    alpha = (Theta^MTL_DD)^-1 Y with the block kernel Theta^MTL[(x,i),(x',j)] = Theta_body(x,x') + [i=j] K(x,x')
+    over all (point, task) pairs (at convergence; after `steps` GD steps of rate `eta`, `_flow`'s partial solve)."""
     same = task_of[:, None] == task_of[None, :]
     block = (theta_XX - k_XX) + np.where(same, k_XX, 0.0)
     return (theta_xX - k_xX) @ _flow(block, Y, eta, steps)
 
 def anil_operator(k_qs, k_ss, lam: float, tau: int):
-    "M = K_QS K_SS^-1 (I - (I - lam K_SS)^tau): how tau inner GD steps move the query outputs."
+    """M = K_QS K_SS^-1 (I - (I - lam K_SS)^tau): how tau inner GD steps of rate lam on the readout move the query
+    outputs; the adapted query function is f(Q) + M (Y_S - f(S)) (GD on a linear model, in function space)."""
     inner = np.eye(len(k_ss)) - np.linalg.matrix_power(np.eye(len(k_ss)) - lam * k_ss, tau)
     return k_qs @ _solve(k_ss, inner)
 
 def predict_anil(theta_xX, theta_XX, k_XX, Y, tasks, lam: float, tau: int, eta=None, steps=None):
-    """ANIL's meta-trained function at convergence.
+    """ANIL's meta-trained function at convergence: f_ANIL(x) = Theta_xX B^T (B Theta_XX B^T)^-1 c.
 
+    Per task i with support S_i and query Q_i: M_i = `anil_operator`(K_QS, K_SS, lam, tau), B_i = [-M_i, I] (rows
+    Q_i, acting on the columns S_i and Q_i of X), c_i = Y_Q - M_i Y_S; B stacks the B_i, c the c_i (the adapted
+    query residual is B f(X) - c). After `steps` GD steps of rate `eta` the inverse is `_flow`'s partial solve.
+    Without a split (S_i = Q_i) this equals joint training's Theta_xX Theta_XX^-1 Y.
     `tasks` lists (support_idx, query_idx) index arrays into X per task (equal arrays: no split)."""
     n = len(Y)
     rows, c = [], []
@@ -433,7 +442,7 @@ def theory_split_markdown(result: dict) -> list[str]:
         lines += ["", "Fitted rates (log-log slopes; fits gap ~ a + b/L + c*lambda*tau over the grid):", ""]
         rows = []
         for fam, s in fams.items():
-            il = [v for v in s["inner_loop_slope"].values() if v == v]
+            il = [v for v in s["inner_loop_slope"].values() if not math.isnan(v)]
             fg, fq = s["fit_gap"], s["fit_gap_mtl_on_query"]
             rows.append([fam, f"{s['depth_term_slope']:.2f}", f"{s['data_term_slope']:.2f}",
                          f"{min(il):.2f} to {max(il):.2f}" if il else "n/a",

@@ -13,6 +13,7 @@ from mtl_meta.core import MtlMetaError
 from mtl_meta.episodes import Episode
 from mtl_meta.gbml import (ALGORITHMS, ANIL, FOMAML, MAML, MetaOptNetRR, MetaOptNetSVM, ProtoNet, R2D2,
                            crammer_singer_svm, make_algorithm, ridge_head, taxonomy_table)
+from mtl_meta.testing import assert_fd, fd_check, param_grads, random_episode, tiny_body
 from mtl_meta.train import TrainConfig, Trainer
 
 
@@ -25,68 +26,27 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-def body64(seed=0, bn=True):
-    torch.manual_seed(seed)
-    layers = [nn.Conv2d(1, 3, 3, padding=1)] + ([nn.BatchNorm2d(3)] if bn else []) + \
-             [nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()]
-    body = nn.Sequential(*layers).double()
-    body.out_dim = 27
-    return body
-
-
-def episode(ways=3, shots=2, queries=2, seed=0, dtype=torch.float64):
-    g = torch.Generator().manual_seed(seed)
-    means = torch.randn(ways, 1, 6, 6, generator=g, dtype=dtype)
-    ys, yq = torch.arange(ways).repeat_interleave(shots), torch.arange(ways).repeat_interleave(queries)
-    xs = means[ys] + 0.7 * torch.randn(len(ys), 1, 6, 6, generator=g, dtype=dtype)
-    xq = means[yq] + 0.7 * torch.randn(len(yq), 1, 6, 6, generator=g, dtype=dtype)
-    return Episode(xs, ys, xq, yq, torch.arange(10, 10 + ways))
-
-
-def grads(alg, ep):
-    alg.zero_grad(set_to_none=True)
-    alg.episode_loss(ep)[0].backward()
-    return {k: (p.grad.clone() if p.grad is not None else torch.zeros_like(p)) for k, p in alg.named_parameters()}
-
-
-def check_finite_differences(alg, ep, n_dirs=3, h=1e-5, rtol=1e-6, seed=1):
-    g = grads(alg, ep)
-    params = dict(alg.named_parameters())
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(n_dirs):
-        v = {k: torch.randn(p.shape, generator=gen, dtype=p.dtype) for k, p in params.items()}
-        analytic = sum((g[k] * v[k]).sum() for k in params).item()
-        vals = []
-        for sign in (1, -1):
-            with torch.no_grad():
-                for k, p in params.items(): p.add_(sign * h * v[k])
-                vals.append(alg.episode_loss(ep)[0].item())
-                for k, p in params.items(): p.sub_(sign * h * v[k])
-        numeric = (vals[0] - vals[1]) / (2 * h)
-        assert abs(analytic - numeric) <= rtol * max(1.0, abs(analytic)), (type(alg).__name__, analytic, numeric)
-
-
 # -- meta-gradients -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("make", [
-    lambda: MAML(body64(), ways=3, inner_lr=0.3, inner_steps=2),
-    lambda: ANIL(body64(), ways=3, inner_lr=0.5, inner_steps=3),
-    lambda: ANIL(body64(), ways=3, inner_lr=0.5, inner_steps=2, head_init="zero"),
-    lambda: MetaOptNetSVM(body64(), ways=3, C=0.5),
-    lambda: MetaOptNetRR(body64(), ways=3, lam=3.0),
-    lambda: R2D2(body64(), ways=3, lam=2.0, learn_lambda=True, scale=1.5, bias=0.2),
-    lambda: ProtoNet(body64(), ways=3),
+    lambda: MAML(tiny_body(), ways=3, inner_lr=0.3, inner_steps=2),
+    lambda: ANIL(tiny_body(), ways=3, inner_lr=0.5, inner_steps=3),
+    lambda: ANIL(tiny_body(), ways=3, inner_lr=0.5, inner_steps=2, head_init="zero"),
+    lambda: MetaOptNetSVM(tiny_body(), ways=3, C=0.5),
+    lambda: MetaOptNetRR(tiny_body(), ways=3, lam=3.0),
+    lambda: R2D2(tiny_body(), ways=3, lam=2.0, learn_lambda=True, scale=1.5, bias=0.2),
+    lambda: ProtoNet(tiny_body(), ways=3),
 ], ids=["maml", "anil", "anil-zero-head", "metaoptnet-svm", "metaoptnet-rr", "r2d2", "protonet"])
 def test_meta_gradient_matches_finite_differences(make):
     alg = make().double()
-    check_finite_differences(alg, episode(), rtol=1e-5 if isinstance(alg, MetaOptNetSVM) else 1e-6)
+    assert_fd(fd_check(alg, random_episode(), seed=1), rtol=1e-5 if isinstance(alg, MetaOptNetSVM) else 1e-6)
 
 
 def test_maml_with_zero_inner_steps_is_plain_training():
-    ep = episode(seed=3)
-    maml = MAML(body64(), ways=3, inner_steps=0).double()
+    ep = random_episode(seed=3)
+    maml = MAML(tiny_body(), ways=3, inner_steps=0).double()
     plain = copy.deepcopy(maml)
-    g = grads(maml, ep)
+    g = param_grads(maml, ep)
     plain.zero_grad(set_to_none=True)
     F.cross_entropy(plain.head(plain.body(ep.query)), ep.query_labels).backward()
     for k, p in plain.named_parameters():
@@ -94,11 +54,11 @@ def test_maml_with_zero_inner_steps_is_plain_training():
 
 
 def test_first_order_maml_is_maml_with_detached_inner_gradients():
-    ep = episode(seed=4)
-    maml = MAML(body64(), ways=3, inner_lr=0.2, inner_steps=3).double()
-    fo = FOMAML(body64(), ways=3, inner_lr=0.2, inner_steps=3).double()
+    ep = random_episode(seed=4)
+    maml = MAML(tiny_body(), ways=3, inner_lr=0.2, inner_steps=3).double()
+    fo = FOMAML(tiny_body(), ways=3, inner_lr=0.2, inner_steps=3).double()
     fo.load_state_dict(maml.state_dict())
-    g_fo, g_so = grads(fo, ep), grads(maml, ep)
+    g_fo, g_so = param_grads(fo, ep), param_grads(maml, ep)
     net = copy.deepcopy(maml)  # three ordinary SGD steps, then the query gradient at the adapted weights
     for _ in range(3):
         gs = torch.autograd.grad(F.cross_entropy(net(ep.support), ep.support_labels), list(net.parameters()))
@@ -112,10 +72,10 @@ def test_first_order_maml_is_maml_with_detached_inner_gradients():
 
 
 def test_maml_updates_running_statistics_once_per_episode():
-    maml = MAML(body64(), ways=3, inner_lr=0.3, inner_steps=4).double()
+    maml = MAML(tiny_body(), ways=3, inner_lr=0.3, inner_steps=4).double()
     bn = maml.body[1]
     for i in range(3):
-        maml.episode_loss(episode(seed=i))
+        maml.episode_loss(random_episode(seed=i))
     assert bn.num_batches_tracked.item() == 3
 
 
@@ -165,8 +125,8 @@ def test_ridge_head_equals_sklearn(n, d):
 
 def test_r2d2_logits_equal_reconstruction():
     from sklearn.linear_model import Ridge
-    ep = episode(seed=6)
-    r2 = R2D2(body64(), ways=3, lam=4.0, scale=2.5, bias=-0.1).double()
+    ep = random_episode(seed=6)
+    r2 = R2D2(tiny_body(), ways=3, lam=4.0, scale=2.5, bias=-0.1).double()
     with torch.no_grad():
         z = r2.body(torch.cat([ep.support, ep.query])).numpy()
     zs, zq = np.c_[z[:6], np.ones(6)], np.c_[z[6:], np.ones(6)]
@@ -175,8 +135,8 @@ def test_r2d2_logits_equal_reconstruction():
 
 
 def test_protonet_logits_are_negative_squared_distances():
-    ep = episode(seed=7)
-    proto = ProtoNet(body64(), ways=3).double()
+    ep = random_episode(seed=7)
+    proto = ProtoNet(tiny_body(), ways=3).double()
     with torch.no_grad():
         z = proto.body(torch.cat([ep.support, ep.query])).numpy()
     zs, zq, ys = z[:6], z[6:], ep.support_labels.numpy()
@@ -189,12 +149,12 @@ def test_protonet_logits_are_negative_squared_distances():
 
 def test_registry_builds_every_method_and_rejects_unknown_names_and_options():
     for key, cls in ALGORITHMS.items():
-        assert type(make_algorithm(key, body64(), n_classes=10, ways=3)) is cls and cls.name == key
+        assert type(make_algorithm(key, tiny_body(), n_classes=10, ways=3)) is cls and cls.name == key
     with pytest.raises(MtlMetaError, match=r"unknown method 'matching-net'; choose one of: mtl, mtl-tasks, maml, fomaml, anil, "
                                            r"metaoptnet-svm, metaoptnet-rr, r2d2, protonet"):
-        make_algorithm("matching-net", body64(), 10, 3)
+        make_algorithm("matching-net", tiny_body(), 10, 3)
     with pytest.raises(MtlMetaError, match=r"method protonet has no option\(s\) inner_steps"):
-        make_algorithm("protonet", body64(), 10, 3, inner_steps=2)
+        make_algorithm("protonet", tiny_body(), 10, 3, inner_steps=2)
 
 
 def test_taxonomy_is_generated_from_declarations():
@@ -208,20 +168,20 @@ def test_taxonomy_is_generated_from_declarations():
 
 def test_user_errors_are_one_sentence():
     with pytest.raises(MtlMetaError, match="needs query images"):
-        ProtoNet(body64(), ways=3).double().episode_loss(episode(queries=0))
+        ProtoNet(tiny_body(), ways=3).double().episode_loss(random_episode(queries=0))
     with pytest.raises(MtlMetaError, match="built for 5-way episodes but got a 3-way episode; build it with ways=3"):
-        ANIL(body64(), ways=5).double().episode_loss(episode())
+        ANIL(tiny_body(), ways=5).double().episode_loss(random_episode())
     with pytest.raises(MtlMetaError, match="head_init must be 'learned' or 'zero'"):
-        ANIL(body64(), head_init="random")
+        ANIL(tiny_body(), head_init="random")
     with pytest.raises(MtlMetaError, match="the SVM cost C must be positive"):
-        MetaOptNetSVM(body64(), C=0)
+        MetaOptNetSVM(tiny_body(), C=0)
     with pytest.raises(MtlMetaError, match="pass feature_dim explicitly"):
         MAML(nn.Flatten())
 
 
 def test_batched_episode_is_the_mean_over_its_episodes():
-    alg = ProtoNet(body64(bn=False), ways=3).double()
-    e1, e2 = episode(seed=1), episode(seed=2)
+    alg = ProtoNet(tiny_body(bn=False), ways=3).double()
+    e1, e2 = random_episode(seed=1), random_episode(seed=2)
     batch = Episode(*(torch.stack([getattr(e1, f), getattr(e2, f)]) for f in
                       ("support", "support_labels", "query", "query_labels", "classes")))
     loss, acc = alg.episode_loss(batch)
@@ -268,3 +228,26 @@ def test_every_method_trains_in_the_trainer(name, amp):
     changed = [k for k, v in alg.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])]
     assert any(k.startswith("body.0.") for k in changed)  # the body was trained
     assert alg.features(torch.randn(2, 1, 4, 4)).shape == (2, 64)
+
+
+# -- ANIL composed from MAML's inner loop: numbers unchanged --------------------------------------------
+
+def test_anil_matches_the_values_of_its_former_own_head_loop():
+    """ANIL's inner loop is now `sgd_steps` on the head (shared with MAML). Its loss and meta-gradient on a fixed
+    seeded episode equal those that the former hand-written head loop computed (commit 669a78b, stored in
+    tests/data/anil_reference.json by running that commit's mtl_meta.gbml.ANIL on the same fixtures)."""
+    import json
+    from pathlib import Path
+    ref = json.loads((Path(__file__).parent / "data" / "anil_reference.json").read_text())
+    cases = {k: v for k, v in ref.items() if isinstance(v, dict)}
+    assert set(cases) == {"learned-second-order", "zero-head", "first-order", "eval-test-steps"}
+    for name, case in cases.items():
+        anil = ANIL(tiny_body(ref["body_seed"]), ways=3, **case["options"]).double()
+        anil.train(case["train"])
+        loss, _ = anil.episode_loss(random_episode(seed=ref["episode_seed"]))
+        loss.backward()
+        g = {k: p.grad for k, p in anil.named_parameters()}
+        assert abs(loss.item() - case["loss"]) <= 1e-10, name
+        assert set(g) == set(case["grads"]), name
+        for k, v in case["grads"].items():
+            torch.testing.assert_close(g[k].flatten(), torch.tensor(v, dtype=torch.float64), rtol=0, atol=1e-10)
