@@ -21,7 +21,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['EXTRAS', 'DATA_ENV', 'CACHE_ENV', 'LOCK_NAME', 'MtlMetaError', 'require_extra', 'data_root', 'cache_dir',
            'check_readable_dir', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'seed_everything',
-           'check_output_dir', 'OutputLock', 'remove_stale_temp_files', 'one_writer', 'check_device']
+           'check_output_dir', 'OutputLock', 'remove_stale_temp_files', 'one_writer', 'check_device', 'markdown_table']
 
 # %% ../nbs/00_core.ipynb #cccc0005
 class MtlMetaError(Exception):
@@ -282,3 +282,14 @@ def check_device(device: str | Any) -> "torch.device":
     elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise MtlMetaError(f"device {device!r} asked for, but MPS is not available here; use --device cpu")
     return dev
+
+# %% ../nbs/00_core.ipynb #cccc1701
+def markdown_table(df) -> str:
+    "A DataFrame as a Markdown table: floats with 2 decimals, booleans as yes/no, other values as text."
+    def cell(v):
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        return f"{v:.2f}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + " --- |" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)

@@ -485,8 +485,5 @@ def taxonomy_table(markdown: bool = False):
     df = pd.DataFrame(rows)
     if not markdown:
         return df
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
-    lines += ["| " + " | ".join(("yes" if v else "no") if isinstance(v, bool) else str(v) for v in r) + " |"
-              for r in df.itertuples(index=False)]
-    return "\n".join(lines)
+    from mtl_meta.core import markdown_table
+    return markdown_table(df)

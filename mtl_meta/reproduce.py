@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import sys
@@ -16,14 +17,14 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .core import (DATA_ENV, MtlMetaError, atomic_write_bytes, atomic_write_json, atomic_write_text,
-                           check_readable_dir, data_root, one_writer)
+                           check_readable_dir, data_root, markdown_table, one_writer)
 
 # %% auto #0
 __all__ = ['METHODS', 'PAPER_DATASETS', 'PROFILES', 'PUBLISHED', 'Run', 'setting_key', 'fewshot_runs', 'tune_runs', 'get_profile',
            'experiments_dir', 'RunResult', 'code_version', 'run_dir', 'is_complete', 'prepare_run_dir', 'execute_run',
            'select_trials', 'resolve_tuned', 'with_overrides', 'reproduce', 'write_summary', 'use_figure_style',
            'save_figure', 'fewshot_table', 'time_to_accuracy', 'cost_to_accuracy', 'cost_table', 'efficiency_curve',
-           'efficiency_table', 'paper_comparison', 'markdown_table', 'collect']
+           'efficiency_table', 'paper_comparison', 'collect']
 
 # %% ../nbs/10_reproduce.ipynb #cccc0005
 @dataclass(frozen=True)
@@ -479,7 +480,9 @@ def _load_results(out: Path) -> list[dict]:
     return rows
 
 def _fmt(mean, ci):
-    return "-" if mean is None or mean != mean else (f"{mean:.2f} ± {ci:.2f}" if ci == ci and ci is not None else f"{mean:.2f}")
+    "'mean ± ci' with two decimals; '-' for a missing mean, the mean alone for a missing interval."
+    missing = lambda v: v is None or math.isnan(v)
+    return "-" if missing(mean) else (f"{mean:.2f}" if missing(ci) else f"{mean:.2f} ± {ci:.2f}")
 
 def fewshot_table(results: list[dict]):
     "One row per (dataset, backbone, ways, shots, method): accuracy with intervals, time, MTL's speedup."
@@ -633,13 +636,6 @@ def paper_comparison(table):
         rows.append({"method": r.method, "dataset": r.dataset, "shots": r.shots, "backbone": r.backbone,
                      "ours": _fmt(r.acc, r.ci95_episodes), "published": _fmt(*pub), "difference": round(r.acc - pub[0], 2)})
     return pd.DataFrame(rows)
-
-def markdown_table(df) -> str:
-    "A DataFrame as a Markdown table (floats with 2 decimals)."
-    cell = lambda v: f"{v:.2f}" if isinstance(v, float) else str(v)
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + " --- |" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
 
 def _write_table(df, out: Path, stem: str, title: str, note: str = "") -> None:
     atomic_write_text(out / f"{stem}.csv", df.to_csv(index=False, float_format="%.4f"))

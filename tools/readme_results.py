@@ -6,6 +6,7 @@ The text is pasted into a markdown cell of `nbs/index.ipynb` (which generates RE
 numbers quoted in the README are exactly those in the committed `figures/` tables.
 """
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ def fewshot_pivot(fs: pd.DataFrame) -> str:
                 cells.append("-")
                 continue
             r = row[0]
-            ci = f" ± {r.ci95_seeds:.1f}" if r.ci95_seeds == r.ci95_seeds else ""
+            ci = f" ± {r.ci95_seeds:.1f}" if not math.isnan(r.ci95_seeds) else ""
             cells.append(f"{r.acc:.1f}{ci} ({r.train_seconds:.1f} s, {r.mtl_speedup:.2f}x)")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -40,7 +41,7 @@ def best_vs_mtl(fs: pd.DataFrame) -> str:
     lines = ["| setting | MTL | best baseline | gap (points) | baseline time / MTL time |"
              + (" baseline images / MTL images |" if images else ""),
              "| --- | --- | --- | --- | --- |" + (" --- |" if images else "")]
-    ci = lambda r: f" ± {r.ci95_seeds:.1f}" if r.ci95_seeds == r.ci95_seeds else ""
+    ci = lambda r: f" ± {r.ci95_seeds:.1f}" if not math.isnan(r.ci95_seeds) else ""
     for s, g in fs.groupby(fs.apply(SETTING, axis=1), sort=False):
         mtl = g[g.method == "mtl"].iloc[0]
         base = g[g.method != "mtl"].sort_values("acc").iloc[-1]
