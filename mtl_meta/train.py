@@ -16,6 +16,7 @@ from contextlib import nullcontext
 from typing import Callable
 
 import numpy as np
+from fastcore.basics import patch
 import torch
 from torch import Tensor, nn
 
@@ -327,170 +328,181 @@ class Trainer:
     def checkpoint_path(self) -> Path | None:
         return self.out_dir / "checkpoint.pt" if self.out_dir is not None else None
 
-    # -- one update --------------------------------------------------------------------
-    def _autocast(self):
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.config.amp)
-        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+# %% ../nbs/07_train.ipynb #cccc0012c
+@patch
+def _autocast(self: Trainer):
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.config.amp)
+    return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
-    def _prepare(self, episode: Episode) -> Episode:
-        ep = episode.to(self.device, non_blocking=True)
-        if self.config.channels_last:
-            ep.support = ep.support.contiguous(memory_format=torch.channels_last)
-            ep.query = ep.query.contiguous(memory_format=torch.channels_last)
-        return ep
+@patch
+def _prepare(self: Trainer, episode: Episode) -> Episode:
+    ep = episode.to(self.device, non_blocking=True)
+    if self.config.channels_last:
+        ep.support = ep.support.contiguous(memory_format=torch.channels_last)
+        ep.query = ep.query.contiguous(memory_format=torch.channels_last)
+    return ep
 
-    def _step_episodes(self) -> list:
-        "This process's episodes of the next update."
-        if hasattr(self.train_sampler, "sample_step"):
-            return self.train_sampler.sample_step(self.rank, self.world_size)
-        if self.world_size > 1:
-            raise MtlMetaError("data-parallel training needs a MetaBatchSampler (sample_step) as train sampler")
-        return [self.train_sampler.sample() for _ in range(self.config.meta_batch_size)]
+@patch
+def _step_episodes(self: Trainer) -> list:
+    "This process's episodes of the next update."
+    if hasattr(self.train_sampler, "sample_step"):
+        return self.train_sampler.sample_step(self.rank, self.world_size)
+    if self.world_size > 1:
+        raise MtlMetaError("data-parallel training needs a MetaBatchSampler (sample_step) as train sampler")
+    return [self.train_sampler.sample() for _ in range(self.config.meta_batch_size)]
 
-    def train_step(self) -> tuple[float, float]:
-        "One optimiser update over a meta-batch; returns its mean loss and training accuracy."
-        self.algorithm.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        episodes = self._step_episodes()
-        m = len(episodes)
-        loss_fn = self.ddp if self.ddp is not None else self.algorithm.episode_loss
-        tot = torch.zeros(2, dtype=torch.float64)
-        for i, episode in enumerate(episodes):
-            ep = self._prepare(episode)
-            sync = self.ddp is None or i == m - 1
-            with (nullcontext() if sync else self.ddp.no_sync()):
-                with self._autocast():
-                    loss, acc = loss_fn(ep)
-                self.scaler.scale(loss / m).backward()
-            tot += torch.tensor([float(loss.detach()), float(acc)], dtype=torch.float64)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.state.step += 1
-        if self.world_size > 1:   # the logged loss is the mean over the whole meta-batch, on every rank
-            torch.distributed.all_reduce(tot)
-            tot /= self.world_size
-        return float(tot[0]) / m, float(tot[1]) / m
+@patch
+def train_step(self: Trainer) -> tuple[float, float]:
+    "One optimiser update over a meta-batch; returns its mean loss and training accuracy."
+    self.algorithm.train()
+    self.optimizer.zero_grad(set_to_none=True)
+    episodes = self._step_episodes()
+    m = len(episodes)
+    loss_fn = self.ddp if self.ddp is not None else self.algorithm.episode_loss
+    tot = torch.zeros(2, dtype=torch.float64)
+    for i, episode in enumerate(episodes):
+        ep = self._prepare(episode)
+        sync = self.ddp is None or i == m - 1
+        with (nullcontext() if sync else self.ddp.no_sync()):
+            with self._autocast():
+                loss, acc = loss_fn(ep)
+            self.scaler.scale(loss / m).backward()
+        tot += torch.tensor([float(loss.detach()), float(acc)], dtype=torch.float64)
+    self.scaler.step(self.optimizer)
+    self.scaler.update()
+    self.state.step += 1
+    if self.world_size > 1:   # the logged loss is the mean over the whole meta-batch, on every rank
+        torch.distributed.all_reduce(tot)
+        tot /= self.world_size
+    return float(tot[0]) / m, float(tot[1]) / m
 
-    # -- validation --------------------------------------------------------------------
-    def validate(self) -> float:
-        "Mean query accuracy of test-time adaptation on `val_episodes` validation episodes."
-        from mtl_meta.adapt import evaluate
-        self.algorithm.eval()
-        if self._val_state is not None:   # the same validation episodes after every epoch
-            self.val_sampler.load_state_dict(self._val_state)
-        sampler, episodes = self.val_sampler, self.config.val_episodes
-        if self.world_size > 1:
-            sampler = _ShardedSampler(self.val_sampler, self.rank, self.world_size)
-            episodes = -(-episodes // self.world_size)
-        with torch.random.fork_rng(devices=[]):
-            res = evaluate(self.algorithm.features, sampler, adapt=self.config.val_adapt,
-                           episodes=episodes, device=self.device, progress=False)
-        if self.world_size == 1:
-            return float(res.mean)
-        acc = torch.as_tensor(np.asarray(res.accuracies, dtype=np.float64))
-        parts = [torch.zeros_like(acc) for _ in range(self.world_size)]
-        torch.distributed.all_gather(parts, acc)
-        return float(torch.cat(parts).mean())
+# %% ../nbs/07_train.ipynb #cccc0012f
+@patch
+def validate(self: Trainer) -> float:
+    "Mean query accuracy of test-time adaptation on `val_episodes` validation episodes."
+    from mtl_meta.adapt import evaluate
+    self.algorithm.eval()
+    if self._val_state is not None:   # the same validation episodes after every epoch
+        self.val_sampler.load_state_dict(self._val_state)
+    sampler, episodes = self.val_sampler, self.config.val_episodes
+    if self.world_size > 1:
+        sampler = _ShardedSampler(self.val_sampler, self.rank, self.world_size)
+        episodes = -(-episodes // self.world_size)
+    with torch.random.fork_rng(devices=[]):
+        res = evaluate(self.algorithm.features, sampler, adapt=self.config.val_adapt,
+                       episodes=episodes, device=self.device, progress=False)
+    if self.world_size == 1:
+        return float(res.mean)
+    acc = torch.as_tensor(np.asarray(res.accuracies, dtype=np.float64))
+    parts = [torch.zeros_like(acc) for _ in range(self.world_size)]
+    torch.distributed.all_gather(parts, acc)
+    return float(torch.cat(parts).mean())
 
-    # -- state ---------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {"algorithm": self.algorithm.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                "train_sampler": self.train_sampler.state_dict(), "rng": rng_state(),
-                "state": asdict(self.state), "best_body": self.best_body,
-                "config": asdict(self.config), "algorithm_name": self.algorithm.name,
-                "metadata": self.metadata}
+# %% ../nbs/07_train.ipynb #cccc0012i
+@patch
+def state_dict(self: Trainer) -> dict:
+    return {"algorithm": self.algorithm.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "train_sampler": self.train_sampler.state_dict(), "rng": rng_state(),
+            "state": asdict(self.state), "best_body": self.best_body,
+            "config": asdict(self.config), "algorithm_name": self.algorithm.name,
+            "metadata": self.metadata}
 
-    def load_state_dict(self, ckpt: dict) -> None:
-        where = self.checkpoint_path or "the checkpoint"
-        conflicts = identity_conflicts(run_identity(ckpt.get("metadata"), ckpt.get("config")),
-                                       run_identity(self.metadata, self.config))
-        if conflicts:
-            raise MtlMetaError(f"cannot resume from {where}: it belongs to another run ({'; '.join(conflicts)}); "
-                               "pass a new --out for this run, or repeat the original settings to continue that one")
-        try:
-            self.algorithm.load_state_dict(ckpt["algorithm"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-            self.scaler.load_state_dict(ckpt["scaler"])
-            self.train_sampler.load_state_dict(ckpt["train_sampler"])
-            set_rng_state(ckpt["rng"])
-            self.state = TrainState(**ckpt["state"])
-            self.best_body = ckpt["best_body"]
-        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
-            reason = " ".join(str(e).split())[:160]
-            raise MtlMetaError(f"cannot resume from {where}: its saved state does not fit this run "
-                               f"({type(e).__name__}: {reason}); pass a new --out") from None
+@patch
+def load_state_dict(self: Trainer, ckpt: dict) -> None:
+    where = self.checkpoint_path or "the checkpoint"
+    conflicts = identity_conflicts(run_identity(ckpt.get("metadata"), ckpt.get("config")),
+                                   run_identity(self.metadata, self.config))
+    if conflicts:
+        raise MtlMetaError(f"cannot resume from {where}: it belongs to another run ({'; '.join(conflicts)}); "
+                           "pass a new --out for this run, or repeat the original settings to continue that one")
+    try:
+        self.algorithm.load_state_dict(ckpt["algorithm"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.train_sampler.load_state_dict(ckpt["train_sampler"])
+        set_rng_state(ckpt["rng"])
+        self.state = TrainState(**ckpt["state"])
+        self.best_body = ckpt["best_body"]
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
+        reason = " ".join(str(e).split())[:160]
+        raise MtlMetaError(f"cannot resume from {where}: its saved state does not fit this run "
+                           f"({type(e).__name__}: {reason}); pass a new --out") from None
 
-    def save(self) -> None:
-        "Write the checkpoint (rank 0 only, the others wait for it)."
-        if self.checkpoint_path is not None and self.rank == 0:
-            save_checkpoint(self.checkpoint_path, self.state_dict())
-        if self.world_size > 1:
-            torch.distributed.barrier()
+@patch
+def save(self: Trainer) -> None:
+    "Write the checkpoint (rank 0 only, the others wait for it)."
+    if self.checkpoint_path is not None and self.rank == 0:
+        save_checkpoint(self.checkpoint_path, self.state_dict())
+    if self.world_size > 1:
+        torch.distributed.barrier()
 
-    def resume(self) -> bool:
-        "Load the checkpoint in `out_dir` if there is one; return whether it did."
-        if self.checkpoint_path is None or not self.checkpoint_path.exists():
-            return False
-        self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=self.device))
-        return True
+@patch
+def resume(self: Trainer) -> bool:
+    "Load the checkpoint in `out_dir` if there is one; return whether it did."
+    if self.checkpoint_path is None or not self.checkpoint_path.exists():
+        return False
+    self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=self.device))
+    return True
 
-    # -- the loop ------------------------------------------------------------------------
-    def _end_epoch(self, train_loss: float, train_acc: float) -> bool:
-        "Validate, schedule, keep the best body; return True when training should stop."
-        st, cfg = self.state, self.config
-        val = self.validate() if self.val_sampler is not None else float("nan")
-        st.history.append({"epoch": st.epoch, "step": st.step, "seconds": round(st.seconds, 3),
-                           "images": st.images, "train_loss": train_loss, "train_acc": train_acc, "val_acc": val,
-                           "lr": self.optimizer.param_groups[0]["lr"]})
-        if self.on_epoch is not None:
-            self.on_epoch(self, st.history[-1])
-        if self.val_sampler is None or val > st.best_val:
-            st.best_val, st.best_epoch, st.bad_epochs = val, st.epoch, 0
-            self.best_body = {k: v.detach().clone() for k, v in self.algorithm.body.state_dict().items()}
-        else:
-            st.bad_epochs += 1
-        if self.val_sampler is not None:
-            self.scheduler.step(val)
-        st.epoch += 1
-        if st.bad_epochs >= cfg.early_stop_patience:
-            st.stopped = f"early stopping: no validation improvement for {st.bad_epochs} epochs"
-        elif st.epoch >= cfg.epochs:
-            st.stopped = f"reached {cfg.epochs} epochs"
-        return bool(st.stopped)
+# %% ../nbs/07_train.ipynb #cccc0012k
+@patch
+def _end_epoch(self: Trainer, train_loss: float, train_acc: float) -> bool:
+    "Validate, schedule, keep the best body; return True when training should stop."
+    st, cfg = self.state, self.config
+    val = self.validate() if self.val_sampler is not None else float("nan")
+    st.history.append({"epoch": st.epoch, "step": st.step, "seconds": round(st.seconds, 3),
+                       "images": st.images, "train_loss": train_loss, "train_acc": train_acc, "val_acc": val,
+                       "lr": self.optimizer.param_groups[0]["lr"]})
+    if self.on_epoch is not None:
+        self.on_epoch(self, st.history[-1])
+    if self.val_sampler is None or val > st.best_val:
+        st.best_val, st.best_epoch, st.bad_epochs = val, st.epoch, 0
+        self.best_body = {k: v.detach().clone() for k, v in self.algorithm.body.state_dict().items()}
+    else:
+        st.bad_epochs += 1
+    if self.val_sampler is not None:
+        self.scheduler.step(val)
+    st.epoch += 1
+    if st.bad_epochs >= cfg.early_stop_patience:
+        st.stopped = f"early stopping: no validation improvement for {st.bad_epochs} epochs"
+    elif st.epoch >= cfg.epochs:
+        st.stopped = f"reached {cfg.epochs} epochs"
+    return bool(st.stopped)
 
-    def fit(self, resume: bool = True) -> TrainState:
-        "Train until the epoch budget, `max_steps` or early stopping; checkpoint along the way."
-        from tqdm.auto import tqdm
-        cfg, st = self.config, self.state
-        if resume:
-            self.resume(); st = self.state
-        total = cfg.max_steps or cfg.epochs * cfg.steps_per_epoch
-        if st.stopped and not st.stopped.startswith("early stopping") and st.step < total:
-            st.stopped = ""  # resumed with a larger budget: carry on
-        bar = tqdm(total=total, initial=min(st.step, total), desc=f"train[{self.algorithm.name}]",
-                   unit="step", disable=not self.progress or self.rank != 0, dynamic_ncols=True)
-        while not st.stopped:
-            t0 = time.perf_counter()
-            loss, acc = self.train_step()
-            st.seconds += time.perf_counter() - t0
-            sums = st.epoch_sums
-            sums[0] += loss; sums[1] += acc; sums[2] += 1
-            bar.update(1); bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}", refresh=False)
-            end_of_epoch = st.step % cfg.steps_per_epoch == 0
-            hit_max = cfg.max_steps is not None and st.step >= cfg.max_steps
-            if end_of_epoch or hit_max:
-                self._end_epoch(sums[0] / sums[2], sums[1] / sums[2])
-                st.epoch_sums = [0.0, 0.0, 0]
-                if hit_max and not st.stopped:
-                    st.stopped = f"reached max_steps={cfg.max_steps}"
-                self.save()
-            elif cfg.checkpoint_every and st.step % cfg.checkpoint_every == 0:
-                self.save()
-            if self.on_step is not None:
-                self.on_step(self)
-        bar.close()
-        if self.best_body is not None:  # finish with the body that validated best
-            self.algorithm.body.load_state_dict(self.best_body)
-        return st
+@patch
+def fit(self: Trainer, resume: bool = True) -> TrainState:
+    "Train until the epoch budget, `max_steps` or early stopping; checkpoint along the way."
+    from tqdm.auto import tqdm
+    cfg, st = self.config, self.state
+    if resume:
+        self.resume(); st = self.state
+    total = cfg.max_steps or cfg.epochs * cfg.steps_per_epoch
+    if st.stopped and not st.stopped.startswith("early stopping") and st.step < total:
+        st.stopped = ""  # resumed with a larger budget: carry on
+    bar = tqdm(total=total, initial=min(st.step, total), desc=f"train[{self.algorithm.name}]",
+               unit="step", disable=not self.progress or self.rank != 0, dynamic_ncols=True)
+    while not st.stopped:
+        t0 = time.perf_counter()
+        loss, acc = self.train_step()
+        st.seconds += time.perf_counter() - t0
+        sums = st.epoch_sums
+        sums[0] += loss; sums[1] += acc; sums[2] += 1
+        bar.update(1); bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}", refresh=False)
+        end_of_epoch = st.step % cfg.steps_per_epoch == 0
+        hit_max = cfg.max_steps is not None and st.step >= cfg.max_steps
+        if end_of_epoch or hit_max:
+            self._end_epoch(sums[0] / sums[2], sums[1] / sums[2])
+            st.epoch_sums = [0.0, 0.0, 0]
+            if hit_max and not st.stopped:
+                st.stopped = f"reached max_steps={cfg.max_steps}"
+            self.save()
+        elif cfg.checkpoint_every and st.step % cfg.checkpoint_every == 0:
+            self.save()
+        if self.on_step is not None:
+            self.on_step(self)
+    bar.close()
+    if self.best_body is not None:  # finish with the body that validated best
+        self.algorithm.body.load_state_dict(self.best_body)
+    return st
