@@ -412,7 +412,7 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     results = [done[r.name] for r in runs]
     if trials:   # tuning.md and tuning.json describe every complete trial, also after --only
         selected = select_trials(out, trials, profile)
-    collect(out)
+    collect(out, [r.name for r in every])
     if selected:   # the summary shows the values the final runs used
         every = [with_overrides(resolve_tuned(r, selected), overrides or {}) if r.tuned in selected else r for r in every]
     # The summary covers the whole profile, also after `--only`: it describes the folder, not this call.
@@ -468,9 +468,16 @@ PUBLISHED = {  # 5-way accuracy (%, mean, 95% CI) as reported in the paper's tab
     ("maml", "mini-imagenet", 1): (48.70, 1.84), ("maml", "mini-imagenet", 5): (63.11, 0.92),  # CNN-4 backbone
 }
 
-def _load_results(out: Path) -> list[dict]:
+def _run_folders(out: Path, names: Iterable[str] | None = None) -> list[Path]:
+    "The run folders under `out/runs/`, restricted to `names` when given (a profile's runs)."
+    keep = None if names is None else set(names)
+    return sorted(p for p in (Path(out) / "runs").glob("*") if p.is_dir() and (keep is None or p.name in keep))
+
+def _load_results(out: Path, names: Iterable[str] | None = None) -> list[dict]:
     rows = []
-    for f in sorted((Path(out) / "runs").glob("*/results.json")):
+    for f in (folder / "results.json" for folder in _run_folders(out, names)):
+        if not f.exists():
+            continue
         try:
             r = json.loads(f.read_text())
         except ValueError:
@@ -669,11 +676,13 @@ def _plot_curves(results: list[dict], out: Path) -> list[Path]:
                              description=f"validation accuracy against training wall-clock, {d} {w}-way {k}-shot")
     return paths
 
-def collect(out: str | Path) -> dict:
-    "Build the tables and figures of a reproduction from the run results in `out/runs/`."
+def collect(out: str | Path, runs: Iterable[str] | None = None) -> dict:
+    """Build the tables and figures of a reproduction from the run results in `out/runs/` (only the runs
+    named in `runs` when given: `reproduce` passes its profile's, so folders of runs that a profile no
+    longer has are kept on disk but left out of the tables)."""
     import shutil
     out = Path(out)
-    results = _load_results(out)
+    results = _load_results(out, runs)
     table = fewshot_table(results)
     note = ("Accuracy in %, mean over seeds; ± is the 95% interval over seeds (ci95_seeds) and the mean 95% "
             "interval over test episodes (ci95_episodes). train_seconds: training wall-clock per seed. "
@@ -751,7 +760,7 @@ def collect(out: str | Path) -> dict:
             atomic_write_text(out / "theory.md", "\n".join(lines) + "\n")
     made = []   # (figure stem, what drew it, the command that redraws it)
     profiles = {}
-    for f in (out / "runs").glob("*/run.json"):
+    for f in (folder / "run.json" for folder in _run_folders(out, runs)):
         try:
             profiles[f.parent.name] = json.loads(f.read_text())["config"]["profile"]
         except (OSError, ValueError, KeyError):
@@ -761,7 +770,7 @@ def collect(out: str | Path) -> dict:
     for p in sorted(out.glob("curves-*.png")):
         made.append((p.stem, "`collect`, from the few-shot runs' validation histories (seed 0)",
                      f"mtl-meta reproduce --profile {fewshot_profile} --out {out}"))
-    for folder in sorted(p for p in (out / "runs").glob("*") if p.is_dir()):
+    for folder in _run_folders(out, runs):
         for fig in sorted(folder.glob("*.png")):   # each run's own figures, next to the tables
             for twin in (fig, fig.with_suffix(".pdf")):
                 if twin.exists():
