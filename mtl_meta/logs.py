@@ -118,9 +118,8 @@ class TrainingLog:
         atomic_write_text(self.csv_path, buf.getvalue())
 
     def __call__(self, trainer, row: dict):
-        cfg = trainer.config
-        images = row["step"] * cfg.meta_batch_size * cfg.ways * (cfg.shots + cfg.queries)
-        full = {**row, "images": images, "wall_time": round(time.time(), 3)}
+        images = row["images"]   # counted by the trainer: every image through the body, inner loops included
+        full = {**row, "wall_time": round(time.time(), 3)}
         if self.csv_path is not None and getattr(trainer, "rank", 0) == 0:
             if not self._started:
                 self._start(row["epoch"])

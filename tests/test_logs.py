@@ -22,12 +22,14 @@ def test_train_log_dir_tensorboard_and_history_csv(run_cli, omniglot_root, tmp_p
     assert [r["epoch"] for r in _rows(out / "history.csv")] == ["0", "1"]
     r = run_cli(*args)   # resumes from the epoch-2 checkpoint
     assert r.returncode == 0, r.stderr
-    history = json.loads((out / "summary.json").read_text())["history"]
+    summary = json.loads((out / "summary.json").read_text())
+    history, cfg = summary["history"], summary["config"]
     rows = _rows(out / "history.csv")
     assert [int(x["epoch"]) for x in rows] == [h["epoch"] for h in history] == [0, 1, 2]
     for row, h in zip(rows, history):
         assert int(row["step"]) == h["step"] and float(row["val_acc"]) == pytest.approx(h["val_acc"])
-        assert int(row["images"]) == h["step"] * 5 * (1 + 5)   # 5-way, 1 shot + 5 queries, one episode per step
+        # the trainer's count: one episode per step, every image of it through the body once (MTL)
+        assert int(row["images"]) == h["images"] == h["step"] * cfg["ways"] * (cfg["shots"] + cfg["queries"])
     acc = ea.EventAccumulator(str(logs)).Reload()
     assert {"loss/train", "accuracy/val", "lr", "images_seen", "seconds/wall"} <= set(acc.Tags()["scalars"])
     val = acc.Scalars("accuracy/val")   # both processes' files: the killed one's epochs and the resumed one's
