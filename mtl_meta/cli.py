@@ -27,15 +27,19 @@ def _add_data_root(p):
                    help=f"folder holding the data sets (read only; default: ${DATA_ENV} or ~/data)")
 
 def build_parser() -> argparse.ArgumentParser:
-    "The `mtl-meta` argument parser with all subcommands."
-    from mtl_meta.reproduce import PROFILES
+    "The `mtl-meta` argument parser with all subcommands (one function each below)."
     parser = _Parser(prog="mtl-meta", description=(
         "Multi-task learning versus meta-learning for few-shot learning: a reproducible companion "
         "to Wang, Zhao & Li, 'Bridging Multi-Task Learning and Meta-Learning' (ICML 2021)."),
         epilog=f"Caches go to ${CACHE_ENV} (default ~/.cache/mtl_meta).")
     parser.add_argument("--version", action="version", version=f"mtl-meta {mtl_meta.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add in (_add_reproduce, _add_train, _add_evaluate, _add_data):
+        add(sub)
+    return parser
 
+def _add_reproduce(sub) -> None:
+    from mtl_meta.reproduce import PROFILES
     rep = sub.add_parser("reproduce", help="run a profile of experiment notebooks headless (papermill)",
                          description="Execute a profile's experiment notebooks with papermill, skip runs "
                          "already complete (rerun the same command to resume), and write tables and "
@@ -64,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_root(rep)
     rep.set_defaults(func=cmd_reproduce)
 
+def _add_train(sub) -> None:
     tr = sub.add_parser("train", help="train MTL or a meta-learning baseline on episodes",
                         description="Train a method on a data set's training classes, validating by "
                         "test-time adaptation on its validation classes. Writes OUT/checkpoint.pt (resumable: "
@@ -82,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_root(tr)
     tr.set_defaults(func=cmd_train)
 
+def _add_evaluate(sub) -> None:
+    from mtl_meta.adapt import ADAPTERS
     ev = sub.add_parser("evaluate", help="few-shot accuracy of a trained checkpoint",
                         description="Freeze the checkpoint's body, adapt a head on each test episode's support "
                         "set and report the query accuracy with a 95% confidence interval.")
@@ -90,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default="test", choices=["train", "val", "test"], help="class split (default: %(default)s)")
     _add_episode_shape(ev, queries=15, queries_help="query images per class")
     ev.add_argument("--episodes", type=_positive, default=600, metavar="E", help="test episodes (default: %(default)s)")
-    ev.add_argument("--adapt", default="logreg", choices=["logreg", "logreg-torch", "finetune", "ridge", "centroid"],
+    ev.add_argument("--adapt", default="logreg", choices=list(ADAPTERS),
                     help="test-time adaptation (default: %(default)s, the paper's)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the test episodes (default: %(default)s)")
     ev.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
@@ -99,13 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_root(ev)
     ev.set_defaults(func=cmd_evaluate)
 
+def _add_data(sub) -> None:
+    from mtl_meta.data import DATASETS
     data = sub.add_parser("data", help="inspect data sets", description="Inspect few-shot data sets.")
     dsub = data.add_subparsers(dest="data_command", metavar="COMMAND", parser_class=_Parser)
     info = dsub.add_parser("info", help="classes and images per split of a data set",
                            description="Load a data set (decoding it into the cache on first use) and "
                            "print its classes and images per split.")
-    info.add_argument("--dataset", required=True, metavar="NAME",
-                      help="omniglot, omniglot-minimal, mini-imagenet, tiered-imagenet, cifar-fs, fc100, sinusoid")
+    info.add_argument("--dataset", required=True, metavar="NAME", help=", ".join(DATASETS))
     _add_data_root(info)
     info.set_defaults(func=cmd_data_info)
     dl = dsub.add_parser("download", help="fetch a data set's official public files into the data root",
@@ -116,7 +124,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_root(dl)
     dl.set_defaults(func=cmd_data_download)
     data.set_defaults(func=lambda a: _missing_subcommand(data))
-    return parser
 
 def _positive(text: str) -> int:
     try:

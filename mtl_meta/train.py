@@ -284,6 +284,10 @@ class Trainer:
         if self.config.channels_last:
             self.algorithm = self.algorithm.to(memory_format=torch.channels_last)
         self.train_sampler, self.val_sampler = train_sampler, val_sampler
+        sampler_batch = getattr(train_sampler, "meta_batch_size", None)
+        if sampler_batch is not None and sampler_batch != self.config.meta_batch_size:
+            raise MtlMetaError(f"the training sampler draws {sampler_batch} episodes per step but the config says "
+                               f"meta_batch_size={self.config.meta_batch_size}; build both with the same value")
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress, self.on_step = progress, on_step
         self.on_epoch = on_epoch   # called with each new history row (e.g. mtl_meta.logs.TrainingLog)
