@@ -41,7 +41,9 @@ def run_log(out: str | Path, run: Run) -> Path:
 
 def child_env(device_index: int | None = None) -> dict:
     "The environment of a run's process: this one, made quiet, finding this copy of mtl_meta, on one GPU if given."
-    env = {**os.environ, **{k: v for k, v in QUIET_ENV.items() if k not in os.environ}}
+    # quiet by default, whatever libraries imported here set (jax sets TF_CPP_MIN_LOG_LEVEL=1 on import);
+    # MTL_META_VERBOSE=1 keeps this process's settings for debugging
+    env = {**os.environ, **({} if os.environ.get("MTL_META_VERBOSE") else QUIET_ENV)}
     pkg_parent = Path(mtl_meta.__file__).resolve().parent.parent
     if pkg_parent.name not in ("site-packages", "dist-packages"):   # a source checkout: the child imports it too
         env["PYTHONPATH"] = os.pathsep.join([str(pkg_parent)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
