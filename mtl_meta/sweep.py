@@ -184,6 +184,8 @@ def headline(out, run: Run) -> str:
     try:
         if r.get("experiment") == "fewshot":
             return f"test accuracy {100 * r['test_acc']:.2f}%"
+        if r.get("experiment") == "tuning":
+            return f"validation accuracy {100 * r['best_val_acc']:.2f}% (tuning trial {r['trial']})"
         if r.get("experiment") == "efficiency":
             return f"MTL speedup up to {max(m['speedup'] for m in r['mtl']):.1f}x over {r['baseline']['method']}"
         if r.get("experiment") == "theory":

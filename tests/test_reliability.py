@@ -247,7 +247,7 @@ def test_stale_temp_files_are_removed_when_the_folder_is_next_opened(omniglot_ro
         p.write_bytes(b"half a file")
     api.train("protonet", out_dir=tmp_path, data_root=omniglot_root, **TINY)
     assert not any(p.exists() for p in stale)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "history.csv", "summary.json"]
 
 
 # -- 7. smaller ones ------------------------------------------------------------------------------------------------

@@ -19,6 +19,14 @@ def test_smoke_profile_writes_tables_and_figures(run_cli, omniglot_root, tmp_pat
     assert "cuDNN" in (out / "runs" / "theory" / "theory.log").read_text()
     fs = pd.read_csv(out / "fewshot.csv")
     assert set(fs.method) == {"mtl", "protonet"} and fs.acc.between(0, 100).all()
+    # the 1-shot bodies are tested 5-way and, from the same training, 20-way
+    assert sorted(zip(fs.method, fs.ways)) == [("mtl", 5), ("mtl", 20), ("protonet", 5), ("protonet", 20)]
+    assert (fs.run_setting == "5w1s").all()
+    # the final runs used the trial that validated best, and tuning.md lists every trial
+    tuning = json.loads((out / "tuning.json").read_text())
+    assert set(tuning["selected"]) == {"omniglot-minimal-5w1s/mtl", "omniglot-minimal-5w1s/protonet"}
+    assert "**" in (out / "tuning.md").read_text()
+    fs = fs[fs.ways == 5]
     # speedups are ratios of the measured training times in the runs' own results
     res = {m: json.loads((out / "runs" / f"omniglot-minimal-5w1s-{m}" / "results.json").read_text())
            for m in ("mtl", "protonet")}

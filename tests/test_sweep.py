@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 
 FEWSHOT = ["omniglot-minimal-5w1s-mtl", "omniglot-minimal-5w1s-protonet"]
+TRIALS = ["tune-omniglot-minimal-5w1s-mtl-t0", "tune-omniglot-minimal-5w1s-protonet-t0"]   # the finals are tuned
 SAME = ["dataset", "backbone", "ways", "shots", "method", "seeds", "test_episodes", "acc", "ci95_episodes"]
 
 
 def _fewshot(run_cli, root, out, *extra):
-    r = run_cli("reproduce", "--profile", "smoke", "--only", *FEWSHOT, "--out", str(out), "--no-progress",
+    r = run_cli("reproduce", "--profile", "smoke", "--only", *TRIALS, *FEWSHOT, "--out", str(out), "--no-progress",
                 "--data-root", str(root), *extra)
     assert r.returncode == 0, r.stdout + r.stderr
     return r, pd.read_csv(out / "fewshot.csv")[SAME]
@@ -22,7 +23,8 @@ def test_jobs_and_submitit_give_the_serial_tables(run_cli, omniglot_root, tmp_pa
     r1, serial = _fewshot(run_cli, omniglot_root, tmp_path / "serial")
     # one line per finished run: status, name, seconds, headline; nothing on stderr
     lines = r1.stdout.strip().splitlines()
-    assert len(lines) == 3 and all(l.startswith("ok ") and "test accuracy" in l for l in lines[:2]), r1.stdout
+    assert len(lines) == 5 and all(l.startswith("ok ") for l in lines[:4]), r1.stdout
+    assert sum("validation accuracy" in l for l in lines) == 2 and sum("test accuracy" in l for l in lines) == 2
     assert r1.stderr == ""
     log = (tmp_path / "serial" / "runs" / FEWSHOT[0] / f"{FEWSHOT[0]}.log")
     assert log.exists()
@@ -35,7 +37,7 @@ def test_jobs_and_submitit_give_the_serial_tables(run_cli, omniglot_root, tmp_pa
     rec = json.loads((tmp_path / "submitit" / "runs" / FEWSHOT[1] / "run.json").read_text())
     assert rec["status"] == "ok"
     # resumed like a local run: complete runs are skipped
-    again = run_cli("reproduce", "--profile", "smoke", "--only", *FEWSHOT, "--out", str(tmp_path / "submitit"),
+    again = run_cli("reproduce", "--profile", "smoke", "--only", *TRIALS, *FEWSHOT, "--out", str(tmp_path / "submitit"),
                     "--no-progress", "--data-root", str(omniglot_root), "--executor", "submitit-local")
     assert again.returncode == 0 and again.stdout.startswith("skipped")
 
