@@ -101,7 +101,9 @@ class GradientStepLearner(MetaLearner):
     second_order = True
     first_order = False
     # the outer learning rate and the inner-loop step size (the presets' 0.1 and 0.4 for Omniglot)
-    tuning_grid = tuple({"lr": lr, "inner_lr": a} for lr in (1e-3, 3e-3) for a in (0.1, 0.4))
+    # fifth trial: a larger outer step (3e-3 won for all three methods in the first four)
+    tuning_grid = tuple({"lr": lr, "inner_lr": a} for lr in (1e-3, 3e-3) for a in (0.1, 0.4)) + (
+        {"lr": 1e-2, "inner_lr": 0.4},)
 
     @classmethod
     def presets(cls, dataset: str, ways: int) -> dict:

@@ -58,7 +58,9 @@ class MTL(Algorithm):
     citation = "Wang, Zhao & Li, ICML 2021"
     heads_per_class = True
     # the body's learning rate and the head bank's: each head row moves only in the episodes of its class
-    tuning_grid = tuple({"lr": lr, "head_lr": h} for lr in (3e-3, 1e-2) for h in (0.1, 0.3))
+    # fifth trial: a smaller head step (head 0.1 beat 0.3 at both body rates in the first four)
+    tuning_grid = tuple({"lr": lr, "head_lr": h} for lr in (3e-3, 1e-2) for h in (0.1, 0.3)) + (
+        {"lr": 1e-2, "head_lr": 0.03},)
 
     def __init__(self, body: nn.Module, n_classes: int, feature_dim: int | None = None, ways: int = 5,
                  normalize: bool = True, bias: bool = True):
