@@ -41,8 +41,8 @@ def _samplers(dataset: str, ways: int, shots: int, queries: int, seed: int, root
 
 def _sampler_options(method: str, algorithm_options: dict | None) -> dict:
     "What the method needs from its training episode sampler (e.g. the task pool of per-task heads)."
-    from mtl_meta.gbml import _lookup
-    return _lookup(method).sampler_options(algorithm_options or {})
+    from mtl_meta.gbml import algorithm_class
+    return algorithm_class(method).sampler_options(algorithm_options or {})
 
 def build_algorithm(metadata: dict) -> Algorithm:
     "Rebuild the (untrained) algorithm a run's metadata describes."

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import abc
-import inspect
 import math
 
 import torch
@@ -22,7 +21,8 @@ from .train import Algorithm
 # %% auto #0
 __all__ = ['MAML_PRESETS', 'ALGORITHMS', 'PLUGINS_ENV', 'smoothed_cross_entropy', 'MetaLearner', 'sgd_steps',
            'GradientStepLearner', 'MAML', 'FOMAML', 'ANIL', 'ridge_head', 'R2D2', 'MetaOptNetRR', 'crammer_singer_svm',
-           'MetaOptNetSVM', 'ProtoNet', 'load_plugins', 'algorithm_options', 'make_algorithm', 'taxonomy_table']
+           'MetaOptNetSVM', 'ProtoNet', 'load_plugins', 'algorithm_options', 'algorithm_class', 'make_algorithm',
+           'taxonomy_table']
 
 # %% ../nbs/09_gbml.ipynb #cccc0006
 def _upcast(x: Tensor) -> Tensor:
@@ -456,11 +456,10 @@ def load_plugins(names: str | None = None) -> list[str]:
 
 def algorithm_options(name: str) -> dict:
     "The options (constructor arguments besides body, n_classes, ways) of a registered method, with defaults."
-    cls = _lookup(name)
-    sig = inspect.signature(cls.__init__)
-    return {k: p.default for k, p in sig.parameters.items() if k not in ("self", "body", "n_classes", "ways")}
+    return algorithm_class(name).option_defaults()
 
-def _lookup(name: str) -> type:
+def algorithm_class(name: str) -> type:
+    "The registered class of method `name` (case and surrounding spaces ignored)."
     key = str(name).strip().lower()
     if key not in ALGORITHMS:
         raise MtlMetaError(f"unknown method {name!r}; choose one of: {', '.join(ALGORITHMS)}")
@@ -468,7 +467,7 @@ def _lookup(name: str) -> type:
 
 def make_algorithm(name: str, body: nn.Module, n_classes: int, ways: int = 5, **opts) -> Algorithm:
     "Build the registered algorithm `name` around `body` for `ways`-way episodes from `n_classes` training classes."
-    cls = _lookup(name)
+    cls = algorithm_class(name)
     known = algorithm_options(name)
     unknown = sorted(set(opts) - set(known))
     if unknown:

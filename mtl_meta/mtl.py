@@ -94,11 +94,9 @@ class MTLTaskHeads(Algorithm):
     @classmethod
     def sampler_options(cls, options: dict) -> dict:
         "Training episodes must come from the same pool of tasks as the heads."
-        import inspect
-        defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
         from mtl_meta.episodes import TaskPoolSampler
-        return {"sampler_cls": TaskPoolSampler, "n_tasks": options.get("n_tasks", defaults["n_tasks"]),
-                "pool_seed": options.get("pool_seed", defaults["pool_seed"])}
+        options = {**cls.option_defaults(), **options}
+        return {"sampler_cls": TaskPoolSampler, "n_tasks": options["n_tasks"], "pool_seed": options["pool_seed"]}
 
     def __init__(self, body: nn.Module, n_classes: int, ways: int = 5, n_tasks: int = 100, pool_seed: int = 0,
                  feature_dim: int | None = None, normalize: bool = True):

@@ -14,7 +14,7 @@ from .core import atomic_write_bytes, atomic_write_text, markdown_table
 from .profiles import METHODS
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'REPORTS', 'use_figure_style', 'save_figure', 'fewshot_table', 'time_to_accuracy', 'cost_to_accuracy',
+__all__ = ['PUBLISHED', 'REPORTS', 'use_figure_style', 'save_figure', 'fewshot_table', 'cost_to_accuracy', 'time_to_accuracy',
            'cost_table', 'efficiency_curve', 'efficiency_table', 'paper_comparison', 'report_fewshot',
            'report_taxonomy', 'report_sinusoid', 'report_efficiency', 'report_theory', 'write_figures_index', 'collect']
 
@@ -98,19 +98,16 @@ def fewshot_table(results: list[dict]):
     order = {m: i for i, m in enumerate(METHODS)}
     return df.sort_values(key + ["method"], key=lambda c: c.map(order) if c.name == "method" else c).reset_index(drop=True)
 
-def time_to_accuracy(history: list[dict], target: float) -> float:
-    "Wall-clock seconds of the first validation reaching `target` (inf if never)."
-    for h in history:
-        if h["val_acc"] == h["val_acc"] and h["val_acc"] >= target - 1e-12:
-            return float(h["seconds"])
-    return float("inf")
-
 def cost_to_accuracy(history: list[dict], target: float) -> tuple[float, float]:
     "Training images and seconds at the first validation reaching `target` (inf, inf if never)."
     for h in history:
         if h["val_acc"] == h["val_acc"] and h["val_acc"] >= target - 1e-12:
             return float(h.get("images", float("nan"))), float(h["seconds"])
     return float("inf"), float("inf")
+
+def time_to_accuracy(history: list[dict], target: float) -> float:
+    "Wall-clock seconds of the first validation reaching `target` (inf if never)."
+    return cost_to_accuracy(history, target)[1]
 
 def cost_table(results: list[dict]):
     """Per setting and method: the cost (training images and seconds, mean over seeds) of first reaching the

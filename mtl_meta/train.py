@@ -49,6 +49,13 @@ class Algorithm(nn.Module, metaclass=abc.ABCMeta):
         return {}
 
     @classmethod
+    def option_defaults(cls) -> dict:
+        "The method's options (constructor arguments besides body, n_classes and ways) with their defaults."
+        import inspect
+        return {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
+                if k not in ("self", "body", "n_classes", "ways")}
+
+    @classmethod
     def sampler_options(cls, options: dict) -> dict:
         "What the training episode sampler must produce for a model built with `options` (default: nothing special)."
         return {}
