@@ -137,7 +137,7 @@ PROFILES: dict[str, list[Run]] = {
         Run("efficiency", "efficiency.ipynb", {"baseline_config": {"epochs": 1, "episodes_per_epoch": 6},
                                                "mtl_configs": [{"epochs": 1, "episodes_per_epoch": 4},
                                                                {"epochs": 1, "episodes_per_epoch": 8, "meta_batch_size": 2}],
-                                               "val_episodes": 5, "test_episodes": 10},
+                                               "train_config": {"val_episodes": 5}, "test_episodes": 10},
             datasets=("omniglot-minimal",), description="MTL accuracy vs speedup over MetaOptNet-SVM"),
     ],
     "cpu": [
@@ -158,11 +158,12 @@ PROFILES: dict[str, list[Run]] = {
         *[r for d in PAPER_DATASETS for r in fewshot_runs(
             d, "resnet12", [(5, 1), (5, 5)], methods=("mtl", "metaoptnet-svm", "maml"), **_PAPER_RECIPE)],
         Run("efficiency", "efficiency.ipynb", {
-            "dataset": "tiered-imagenet", "backbone": "resnet12", "shots": 5, "train_queries": 35,
+            "dataset": "tiered-imagenet", "backbone": "resnet12",
+            "train_config": {"shots": 5, "queries": 35, "val_episodes": 400, "device": "cuda"},
             "baseline": "metaoptnet-svm", "baseline_config": {"epochs": 60, "episodes_per_epoch": 1600},
             "mtl_configs": [{"epochs": e, "episodes_per_epoch": 1600, "meta_batch_size": b}
                             for b, e in ((1, 20), (2, 40), (4, 60), (6, 100))],
-            "val_episodes": 400, "test_episodes": 2000, "device": "cuda", "augment": True},
+            "test_episodes": 2000, "augment": True},
             datasets=("tiered-imagenet",), description="the paper's efficiency curve on tiered-ImageNet 5w5s"),
     ],
 }

@@ -14,9 +14,10 @@ from .core import atomic_write_bytes, atomic_write_text, markdown_table
 from .profiles import METHODS
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'REPORTS', 'use_figure_style', 'save_figure', 'fewshot_table', 'cost_to_accuracy', 'time_to_accuracy',
-           'cost_table', 'efficiency_curve', 'efficiency_table', 'paper_comparison', 'report_fewshot',
-           'report_taxonomy', 'report_sinusoid', 'report_efficiency', 'report_theory', 'write_figures_index', 'collect']
+__all__ = ['PUBLISHED', 'REPORTS', 'use_figure_style', 'save_figure', 'seed_interval', 'fewshot_table', 'cost_to_accuracy',
+           'time_to_accuracy', 'cost_table', 'efficiency_curve', 'efficiency_table', 'paper_comparison',
+           'report_fewshot', 'report_taxonomy', 'report_sinusoid', 'report_efficiency', 'report_theory',
+           'write_figures_index', 'collect']
 
 # %% ../nbs/10b_report.ipynb #cccc0011
 def use_figure_style() -> None:
@@ -73,18 +74,37 @@ def _fmt(mean, ci):
     missing = lambda v: v is None or math.isnan(v)
     return "-" if missing(mean) else (f"{mean:.2f}" if missing(ci) else f"{mean:.2f} ± {ci:.2f}")
 
+def seed_interval(values) -> float | None:
+    """Half-width of the 95% Student-t interval of the mean of per-seed `values` (n - 1 degrees of freedom:
+    4.30 standard errors for 3 seeds, not the normal 1.96); None for fewer than 2 seeds."""
+    import numpy as np
+    from scipy import stats
+    v = np.asarray(values, dtype=float)
+    if v.size < 2:
+        return None
+    return float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+
+def _seed_ci(r: dict, j: int, t: dict) -> float:
+    "The seed interval of test setting `j` of run `r`, from its per-seed accuracies when they are stored."
+    try:
+        ci = seed_interval([s["tests"][j]["test_acc"] for s in r["per_seed"]])
+    except (KeyError, IndexError, TypeError):
+        ci = t.get("test_ci95_seeds")
+    return float("nan") if ci is None else ci
+
 def fewshot_table(results: list[dict]):
-    "One row per (dataset, backbone, ways, shots, method): accuracy with intervals, time, MTL's speedup."
+    """One row per (dataset, backbone, ways, shots, method): accuracy with intervals, time, MTL's speedup.
+    The interval over seeds is recomputed from the per-seed accuracies (`seed_interval`)."""
     import pandas as pd
     rows = []
     for r in results:
         if r.get("experiment") != "fewshot":
             continue
-        for t in r.get("tests") or [r]:   # one row per test setting of the trained body
+        for j, t in enumerate(r.get("tests") or [r]):   # one row per test setting of the trained body
             rows.append({"dataset": r["dataset"], "backbone": r["backbone"], "ways": t["ways"], "shots": t["shots"],
                          "method": r["method"], "seeds": len(r["seeds"]), "test_episodes": r["test_episodes"],
                          "acc": 100 * t["test_acc"],
-                         "ci95_seeds": 100 * t["test_ci95_seeds"] if t.get("test_ci95_seeds") is not None else float("nan"),
+                         "ci95_seeds": 100 * _seed_ci(r, j, t),
                          "ci95_episodes": 100 * t["test_ci95_episodes"], "train_seconds": r["train_seconds"],
                          "train_images": r.get("train_images", float("nan")), "run_setting": f"{r['ways']}w{r['shots']}s",
                          "run": r["run"]})
@@ -262,7 +282,7 @@ def report_fewshot(results: list[dict], out: Path) -> int:
     if table.empty:
         return 0
     _write_table(table.drop(columns=["run"]), out, "fewshot", "Few-shot benchmark",
-                 "Accuracy in %, mean over seeds; ± is the 95% interval over seeds (ci95_seeds) and the mean 95% "
+                 "Accuracy in %, mean over seeds; ± is the 95% Student-t interval over seeds (ci95_seeds) and the mean 95% "
                  "interval over test episodes (ci95_episodes). train_seconds: training wall-clock per seed. "
                  "mtl_speedup: the method's training time divided by MTL's.\n\n")
     _write_table(efficiency_table(results), out, "efficiency", "Speedup of MTL at matched validation accuracy",

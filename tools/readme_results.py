@@ -67,7 +67,7 @@ def main(folder: str) -> None:
     fs = pd.read_csv(d / "fewshot.csv")
     ds = ", ".join(sorted(set(fs.dataset)))
     seeds = int(fs.seeds.max())
-    print(f"Few-shot test accuracy (%) on {ds} with Conv-4, mean over {seeds} seeds ± 95% interval over seeds; "
+    print(f"Few-shot test accuracy (%) on {ds} with Conv-4, mean over {seeds} seeds ± 95% Student-t interval over seeds; "
           "in brackets the training wall-clock per seed and its ratio to MTL's "
           f"({int(fs.test_episodes.max())} test episodes per seed; full table with per-episode intervals: "
           "[`figures/fewshot.md`](figures/fewshot.md)):\n")
