@@ -16,8 +16,13 @@ import pandas as pd
 SETTING = lambda r: f"{r.ways}-way {r.shots}-shot"
 
 
+def _ci(r) -> float:
+    "The interval a row's mean carries: over seeds with 2 or more, else over test episodes."
+    return r.ci95_seeds if not math.isnan(r.ci95_seeds) else r.ci95_episodes
+
+
 def fewshot_pivot(fs: pd.DataFrame) -> str:
-    "method x setting: 'acc ± ci95 over seeds (train s/seed, x MTL's time)'."
+    "method x setting: 'acc ± ci95 (million training images per seed, train s/seed, x MTL's time)'."
     settings = list(dict.fromkeys(SETTING(r) for r in fs.itertuples()))
     methods = list(dict.fromkeys(fs.method))
     lines = ["| method | " + " | ".join(settings) + " |", "|" + " --- |" * (1 + len(settings))]
@@ -29,24 +34,26 @@ def fewshot_pivot(fs: pd.DataFrame) -> str:
                 cells.append("-")
                 continue
             r = row[0]
-            ci = f" ± {r.ci95_seeds:.1f}" if not math.isnan(r.ci95_seeds) else ""
-            cells.append(f"{r.acc:.1f}{ci} ({r.train_seconds:.1f} s, {r.mtl_speedup:.2f}x)")
+            n = getattr(r, "train_images", float("nan"))
+            images = f"{n / 1e6:.2f} M img, " if not math.isnan(n) else ""
+            cells.append(f"{r.acc:.1f} ± {_ci(r):.1f} ({images}{r.train_seconds:.0f} s, {r.mtl_speedup:.2f}x)")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def best_vs_mtl(fs: pd.DataFrame) -> str:
-    "Per setting: MTL against the most accurate baseline, with intervals over seeds and cost ratios."
+    """Per setting: MTL against the most accurate baseline; the gap's interval combines both means' intervals
+    (independent seeds: the square root of the sum of squares); cost ratios are the baseline's over MTL's."""
     images = "train_images" in fs.columns and fs.train_images.notna().all()
-    lines = ["| setting | MTL | best baseline | gap (points) | baseline time / MTL time |"
+    lines = ["| setting | seeds | MTL | best baseline | gap (points) | baseline time / MTL time |"
              + (" baseline images / MTL images |" if images else ""),
-             "| --- | --- | --- | --- | --- |" + (" --- |" if images else "")]
-    ci = lambda r: f" ± {r.ci95_seeds:.1f}" if not math.isnan(r.ci95_seeds) else ""
+             "| --- | --- | --- | --- | --- | --- |" + (" --- |" if images else "")]
     for s, g in fs.groupby(fs.apply(SETTING, axis=1), sort=False):
         mtl = g[g.method == "mtl"].iloc[0]
         base = g[g.method != "mtl"].sort_values("acc").iloc[-1]
-        lines.append(f"| {s} | {mtl.acc:.1f}{ci(mtl)} | {base.method} {base.acc:.1f}{ci(base)} | {mtl.acc - base.acc:+.1f} | "
-                     f"{base.train_seconds / mtl.train_seconds:.2f} |"
+        gap_ci = math.hypot(_ci(mtl), _ci(base))
+        lines.append(f"| {s} | {int(mtl.seeds)} | {mtl.acc:.1f} ± {_ci(mtl):.1f} | {base.method} {base.acc:.1f} ± {_ci(base):.1f} | "
+                     f"{mtl.acc - base.acc:+.1f} ± {gap_ci:.1f} | {base.train_seconds / mtl.train_seconds:.2f} |"
                      + (f" {base.train_images / mtl.train_images:.2f} |" if images else ""))
     return "\n".join(lines)
 
@@ -66,10 +73,11 @@ def main(folder: str) -> None:
     d = Path(folder)
     fs = pd.read_csv(d / "fewshot.csv")
     ds = ", ".join(sorted(set(fs.dataset)))
-    seeds = int(fs.seeds.max())
-    print(f"Few-shot test accuracy (%) on {ds} with Conv-4, mean over {seeds} seeds ± 95% Student-t interval over seeds; "
-          "in brackets the training wall-clock per seed and its ratio to MTL's "
-          f"({int(fs.test_episodes.max())} test episodes per seed; full table with per-episode intervals: "
+    seeds = "/".join(str(n) for n in sorted(set(fs.seeds.astype(int)), reverse=True))
+    print(f"Few-shot test accuracy (%) on {ds} with Conv-4, mean over {seeds} seeds (see the table below) ± 95% "
+          "interval (Student t over seeds; over test episodes for a single seed); in brackets the training images "
+          "through the body and the wall-clock per seed, and the wall-clock's ratio to MTL's "
+          f"({int(fs.test_episodes.max())} test episodes per seed; full table with both intervals: "
           "[`figures/fewshot.md`](figures/fewshot.md)):\n")
     print(fewshot_pivot(fs) + "\n")
     curves = sorted(d.glob("curves-*.png"))
@@ -115,6 +123,12 @@ def main(folder: str) -> None:
                     ("theory-finite.png", "finite-width networks against the closed forms")) if (d / f).exists()]
             print(" ".join(figs) + "\n")
     records = [json.loads(f.read_text()) for f in sorted((d / "runs").glob("*/run.json"))]
+    trained = {json.dumps(r.get("code", {}), sort_keys=True) for r in records if r["config"]["notebook"] == "fewshot.ipynb"}
+    if trained:
+        versions = [json.loads(v) for v in sorted(trained)]
+        print("Code version of the few-shot runs (from each `run.json`): " + ", ".join(
+            f"commit `{v.get('commit', '?')[:7]}`" + (" with uncommitted changes" if v.get("dirty") else "")
+            for v in versions) + ".\n")
     if records:
         total = sum(r["seconds"] for r in records)
         print(f"Wall-clock of the whole profile: {total / 60:.1f} minutes over {len(records)} runs (sum of the "
