@@ -102,7 +102,7 @@ def tune_runs(dataset: str, backbone: str, settings, methods=METHODS, train: dic
 
 # The cpu profile's few-shot protocol, the same for every method: rotated Omniglot training classes,
 # 20-way training episodes of shots + 5 images per class, epochs of 100 updates, validation on 200
-# episodes after each, learning rate cut by 10 after 2 epochs without improvement, stop after 4 (or 30
+# episodes after each, learning rate cut by 10 at the 3rd epoch without improvement, stop at the 4th (or 30
 # epochs); 3 seeds; 1000 test episodes of 15 queries per class. The 20-way 1-shot test uses the bodies
 # trained for 5-way 1-shot: their training episodes (20-way 1-shot) are the same, only validation differs.
 # Tuning: each method's 5 trials on 5-way 1-shot validation, one seed, at most 8 epochs each (a cut:

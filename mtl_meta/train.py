@@ -119,7 +119,8 @@ class TrainConfig:
     val_episodes: int = _option(400, "validation episodes after each epoch")
     val_queries: int = _option(15, "query images per class in validation episodes")
     val_adapt: str = _option("logreg-torch", "test-time adaptation used for validation")
-    lr_patience: int = _option(4, "epochs without validation improvement before the learning rate is cut")
+    lr_patience: int = _option(4, "epochs without validation improvement tolerated: the learning rate is cut after "
+                               "the next one without improvement (torch's ReduceLROnPlateau)")
     lr_factor: float = _option(0.1, "factor of each learning-rate cut")
     early_stop_patience: int = _option(15, "epochs without validation improvement before training stops")
     checkpoint_every: int = _option(0, "also checkpoint every this many updates (0: once per epoch)")
