@@ -62,10 +62,23 @@ def cost_summary(cost: pd.DataFrame) -> str:
     "Per setting: what each method paid to reach the best baseline's validation accuracy minus 1 point."
     lines = ["| setting | target (val %) | method | images | seconds | images / MTL's | seconds / MTL's |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
+    num = lambda v, f: "never" if math.isinf(v) else ("-" if math.isnan(v) else format(v, f))
+    rat = lambda v: "-" if math.isnan(v) or math.isinf(v) or v == 0 else f"{v:.2f}"
     for r in cost.itertuples():
         lines.append(f"| {r.ways}-way {r.shots}-shot | {r.target_val_acc - 1:.1f} ({r.target_from} - 1) | {r.method} | "
-                     f"{r.images_to_target_minus_1:.3g} | {r.seconds_to_target_minus_1:.0f} | "
-                     f"{r.images_ratio_to_target_minus_1:.2f} | {r.seconds_ratio_to_target_minus_1:.2f} |")
+                     f"{num(r.images_to_target_minus_1, '.3g')} | {num(r.seconds_to_target_minus_1, '.0f')} | "
+                     f"{rat(r.images_ratio_to_target_minus_1)} | {rat(r.seconds_ratio_to_target_minus_1)} |")
+    return "\n".join(lines)
+
+
+def matched_summary(eff: pd.DataFrame) -> str:
+    "Per setting and baseline: MTL's speedup at matched validation accuracy, in images and in seconds."
+    lines = ["| setting | baseline | matched val % | MTL images | baseline images | speedup (images) | MTL s | baseline s | speedup (s) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in eff.itertuples():
+        lines.append(f"| {r.ways}-way {r.shots}-shot | {r.baseline} | {r.matched_val_acc:.1f} | {r.mtl_images:.3g} | "
+                     f"{r.baseline_images:.3g} | {r.speedup_images:.2f} | {r.mtl_seconds:.0f} | {r.baseline_seconds:.0f} | "
+                     f"{r.speedup:.2f} |")
     return "\n".join(lines)
 
 
@@ -88,9 +101,15 @@ def main(folder: str) -> None:
     print(best_vs_mtl(fs) + "\n")
     if (d / "cost.csv").exists():
         print("Cost to reach the best baseline's converged validation accuracy minus 1 point (training images "
-              "through the body and wall-clock, mean over seeds; inf: never reached; full table with the exact "
+              "through the body and wall-clock, mean over seeds; never: some seed never reached it; full table with the exact "
               "target: [`figures/cost.md`](figures/cost.md)):\n")
         print(cost_summary(pd.read_csv(d / "cost.csv")) + "\n")
+    eff = d / "efficiency.csv"
+    if eff.exists() and "speedup_images" in pd.read_csv(eff).columns:
+        print("MTL's speedup over each baseline at matched validation accuracy (the lowest best validation accuracy "
+              "of any seed of the two methods, so every seed of both reaches it; mean over seeds; "
+              "[`figures/efficiency.md`](figures/efficiency.md)):\n")
+        print(matched_summary(pd.read_csv(eff)) + "\n")
     if (d / "tuning.md").exists():
         print("Every method's hyper-parameters were chosen on validation with the same number of trials: "
               "[`figures/tuning.md`](figures/tuning.md).\n")
@@ -98,6 +117,8 @@ def main(folder: str) -> None:
         print(f"![MTL's validation accuracy against its speedup over MetaOptNet-SVM, {fig.stem[11:]}](figures/{fig.name})\n")
     for curve in sorted(d.glob("efficiency-curve-*.csv")):
         c = pd.read_csv(curve)
+        if "method" not in c.columns:   # drawn from the few-shot runs: the figure above shows it
+            continue
         print(f"Efficiency curve ([`{curve.with_suffix('.md').name}`](figures/{curve.with_suffix('.md').name})): "
               "MTL trained for a fraction of the baseline's budget.\n")
         lines = ["| method | meta-batch | epochs | train s | test acc % | speedup |", "| --- | --- | --- | --- | --- | --- |"]
