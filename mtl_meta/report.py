@@ -15,9 +15,8 @@ from .profiles import METHODS
 
 # %% auto #0
 __all__ = ['PUBLISHED', 'REPORTS', 'use_figure_style', 'save_figure', 'seed_interval', 'fewshot_table', 'cost_to_accuracy',
-           'time_to_accuracy', 'cost_table', 'efficiency_curve', 'efficiency_table', 'paper_comparison',
-           'report_fewshot', 'report_taxonomy', 'report_sinusoid', 'report_efficiency', 'report_theory',
-           'write_figures_index', 'collect']
+           'cost_table', 'efficiency_curve', 'efficiency_table', 'paper_comparison', 'report_fewshot',
+           'report_taxonomy', 'report_sinusoid', 'report_efficiency', 'report_theory', 'write_figures_index', 'collect']
 
 # %% ../nbs/10b_report.ipynb #cccc0011
 def use_figure_style() -> None:
@@ -124,10 +123,6 @@ def cost_to_accuracy(history: list[dict], target: float) -> tuple[float, float]:
         if h["val_acc"] == h["val_acc"] and h["val_acc"] >= target - 1e-12:
             return float(h.get("images", float("nan"))), float(h["seconds"])
     return float("inf"), float("inf")
-
-def time_to_accuracy(history: list[dict], target: float) -> float:
-    "Wall-clock seconds of the first validation reaching `target` (inf if never)."
-    return cost_to_accuracy(history, target)[1]
 
 def cost_table(results: list[dict]):
     """Per setting and method: the cost (training images and seconds, mean over seeds) of first reaching the
