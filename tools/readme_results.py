@@ -49,6 +49,8 @@ def best_vs_mtl(fs: pd.DataFrame) -> str:
              + (" baseline images / MTL images |" if images else ""),
              "| --- | --- | --- | --- | --- | --- |" + (" --- |" if images else "")]
     for s, g in fs.groupby(fs.apply(SETTING, axis=1), sort=False):
+        if not (g.method == "mtl").any() or not (g.method != "mtl").any():
+            continue   # a setting with MTL alone, or without MTL, has no gap to report (yet)
         mtl = g[g.method == "mtl"].iloc[0]
         base = g[g.method != "mtl"].sort_values("acc").iloc[-1]
         gap_ci = math.hypot(_ci(mtl), _ci(base))
