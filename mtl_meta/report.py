@@ -14,15 +14,22 @@ from .core import atomic_write_bytes, atomic_write_text, markdown_table
 from .profiles import METHODS
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'REPORTS', 'use_figure_style', 'save_figure', 'seed_interval', 'fewshot_table', 'cost_to_accuracy',
-           'cost_table', 'efficiency_curve', 'efficiency_table', 'paper_comparison', 'report_fewshot',
-           'report_taxonomy', 'report_sinusoid', 'report_efficiency', 'report_theory', 'write_figures_index', 'collect']
+__all__ = ['PUBLISHED', 'REPORTS', 'use_figure_style', 'log_x_axis', 'save_figure', 'seed_interval', 'fewshot_table',
+           'cost_to_accuracy', 'cost_table', 'efficiency_curve', 'efficiency_table', 'paper_comparison',
+           'report_fewshot', 'report_taxonomy', 'report_sinusoid', 'report_efficiency', 'report_theory',
+           'write_figures_index', 'collect']
 
 # %% ../nbs/10b_report.ipynb #cccc0011
 def use_figure_style() -> None:
     "The seaborn theme of every reproduction figure (white grid, colour-blind palette)."
     import seaborn as sns
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind", font_scale=0.9)
+
+def log_x_axis(ax, label: str) -> None:
+    "A log-scale x axis labelled `label`, decades only (minor tick labels such as 3x10^4 crowd each other)."
+    from matplotlib.ticker import NullFormatter
+    ax.set(xscale="log", xlabel=label)
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 def save_figure(fig, path: str | Path, dpi: int = 120, description: str = "") -> list[Path]:
     "Write `fig` as `path`.png and `path`.pdf (any suffix of `path` is replaced), atomically; close it."
@@ -196,8 +203,8 @@ def _plot_efficiency_curve(curve, out: Path) -> list[Path]:
             ax.axhline(g["baseline_val_acc"].mean(), color="C3", ls="--",
                        label=f"{g['baseline'].iloc[0]} at convergence (mean over seeds)")
             ax.axvline(1.0, color="grey", lw=0.8)
-            ax.set(xscale="log", xlabel=f"speedup of MTL over {g['baseline'].iloc[0]} ({label}, log scale)",
-                   ylabel="validation accuracy (%)")
+            log_x_axis(ax, f"speedup of MTL over {g['baseline'].iloc[0]} ({label}, log scale)")
+            ax.set(ylabel="validation accuracy (%)")
         axs[0].legend(fontsize=7); fig.suptitle(f"{d}, {b}, {w}-way {k}-shot: MTL along its training"); fig.tight_layout()
         paths += save_figure(fig, out / f"efficiency-{d}-{w}w{k}s", dpi=110,
                              description=f"MTL validation accuracy against its speedup over the baseline, {d} {w}-way {k}-shot")
@@ -265,7 +272,8 @@ def _plot_curves(results: list[dict], out: Path) -> list[Path]:
                 h = r["per_seed"][0]["history"]
                 ax.plot([x[col] for x in h], [100 * x["val_acc"] for x in h], marker="o", ms=3,
                         label=r["method"], lw=2.5 if r["method"] == "mtl" else 1.2)
-            ax.set(xscale="log", xlabel=label, ylabel="validation accuracy (%)")
+            log_x_axis(ax, label)
+            ax.set(ylabel="validation accuracy (%)")
         fig.suptitle(f"{d}, {b}, {w}-way {k}-shot (seed {rs[0]['per_seed'][0]['seed']})")
         axs[0][0].legend(fontsize=8); fig.tight_layout()
         paths += save_figure(fig, out / f"curves-{d}-{w}w{k}s", dpi=110,
