@@ -270,7 +270,8 @@ def _plot_curves(results: list[dict], out: Path) -> list[Path]:
         for ax, (col, label) in zip(axs[0], axes):
             for r in sorted(rs, key=lambda r: METHODS.index(r["method"]) if r["method"] in METHODS else 99):
                 h = r["per_seed"][0]["history"]
-                ax.plot([x[col] for x in h], [100 * x["val_acc"] for x in h], marker="o", ms=3,
+                colour = f"C{METHODS.index(r['method']) % 10}" if r["method"] in METHODS else None  # same colour in every figure
+                ax.plot([x[col] for x in h], [100 * x["val_acc"] for x in h], marker="o", ms=3, color=colour,
                         label=r["method"], lw=2.5 if r["method"] == "mtl" else 1.2)
             log_x_axis(ax, label)
             ax.set(ylabel="validation accuracy (%)")
