@@ -12,7 +12,7 @@
 # Needs python3 with torch and CUDA; fastcore (which mtl_meta.train imports) is installed from .whl/*.whl
 # into /tmp/site when python3 lacks it (machines without network: download the wheel beforehand, see
 # figures/gpu/README.md). Step 3 writes a synthetic mini-ImageNet (64/16/20 classes x 600 images, 84x84, the
-# MetaOptNet pickle layout of tests/fixtures.py) under $SMOKE_ROOT (default /tmp/gpu-smoke): 1.9 GB of pickles + 1.3 GB of decoded cache.
+# MetaOptNet pickle layout of tests/fixtures.py) under $SMOKE_ROOT (default /tmp/gpu-smoke): 1.9 GB of pickles + about 1.0 GB of decoded cache (train and val).
 #
 # Knobs (environment): STEP_REPS (bench_mtl_step reps, 50), ALG_REPS (bench_algorithms reps, 10),
 # SMOKE_STEPS (training updates per method, 300), SMOKE_EPOCH (updates per epoch, 100), SMOKE_VAL (validation
