@@ -16,8 +16,8 @@ from .profiles import METHODS
 # %% auto #0
 __all__ = ['PUBLISHED', 'REPORTS', 'use_figure_style', 'log_x_axis', 'save_figure', 'seed_interval', 'fewshot_table',
            'cost_to_accuracy', 'cost_table', 'efficiency_curve', 'efficiency_table', 'paper_comparison',
-           'report_fewshot', 'report_taxonomy', 'report_sinusoid', 'report_efficiency', 'report_theory',
-           'write_figures_index', 'collect']
+           'timing_outliers', 'report_fewshot', 'report_taxonomy', 'report_sinusoid', 'report_efficiency',
+           'report_theory', 'write_figures_index', 'collect']
 
 # %% ../nbs/10b_report.ipynb #cccc0011
 def use_figure_style() -> None:
@@ -282,11 +282,40 @@ def _plot_curves(results: list[dict], out: Path) -> list[Path]:
     return paths
 
 # %% ../nbs/10b_report.ipynb #cccc0014b
+def timing_outliers(results: list[dict], factor: float = 2.0):
+    """Epochs whose update wall-clock exceeds `factor` times the median epoch of the same run and seed.
+    Every epoch of a run does the same work (100 updates of the same shape), so such an epoch means that
+    something else took the CPU or GPU meanwhile; its seconds inflate that run's cost. One row per epoch."""
+    import statistics
+    import pandas as pd
+    rows = []
+    for r in (r for r in results if r.get("experiment") == "fewshot"):
+        for s in r["per_seed"]:
+            cumulative = [h["seconds"] for h in s.get("history", [])]
+            spent = [b - a for a, b in zip([0.0] + cumulative, cumulative)]
+            if len(spent) < 3:
+                continue   # too few epochs for a median to mean anything
+            typical = statistics.median(spent)
+            rows += [{"run": r.get("run", ""), "method": r["method"], "ways": r["ways"], "shots": r["shots"],
+                      "seed": s["seed"], "epoch": e, "seconds": round(t, 1), "median_epoch_seconds": round(typical, 1),
+                      "excess_seconds": round(t - typical, 1)}
+                     for e, t in enumerate(spent) if t > factor * typical]
+    return pd.DataFrame(rows, columns=["run", "method", "ways", "shots", "seed", "epoch", "seconds",
+                                       "median_epoch_seconds", "excess_seconds"])
+
+def _write_timing_check(results: list[dict], out: Path) -> None:
+    slow = timing_outliers(results)
+    head = ("# Timing check\n\nEpochs whose update wall-clock exceeds twice the median epoch of the same run "
+            "and seed (every epoch does the same work, so something else was using the machine).\n\n")
+    atomic_write_text(out / "timing-check.md", head + (markdown_table(slow.drop(columns=["run"])) if len(slow) else
+                      "None: no run's wall-clock was inflated by other work this way.") + "\n")
+
 def report_fewshot(results: list[dict], out: Path) -> int:
     "The few-shot tables (accuracy, speedup at matched accuracy, cost to target, paper numbers) and curves."
     table = fewshot_table(results)
     if table.empty:
         return 0
+    _write_timing_check(results, out)
     _write_table(table.drop(columns=["run"]), out, "fewshot", "Few-shot benchmark",
                  "Accuracy in %, mean over seeds; ± is the 95% Student-t interval over seeds (ci95_seeds) and the mean 95% "
                  "interval over test episodes (ci95_episodes). train_seconds: training wall-clock per seed. "
