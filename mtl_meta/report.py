@@ -303,12 +303,11 @@ def timing_outliers(results: list[dict], factor: float = 2.0):
     return pd.DataFrame(rows, columns=["run", "method", "ways", "shots", "seed", "epoch", "seconds",
                                        "median_epoch_seconds", "excess_seconds"])
 
-def _write_timing_check(results: list[dict], out: Path) -> None:
-    slow = timing_outliers(results)
-    head = ("# Timing check\n\nEpochs whose update wall-clock exceeds twice the median epoch of the same run "
-            "and seed (every epoch does the same work, so something else was using the machine).\n\n")
-    atomic_write_text(out / "timing-check.md", head + (markdown_table(slow.drop(columns=["run"])) if len(slow) else
-                      "None: no run's wall-clock was inflated by other work this way.") + "\n")
+def _write_timing_check(results: list[dict], out: Path, factor: float = 2.0) -> None:
+    _write_table(timing_outliers(results, factor).drop(columns=["run"]), out, "timing-check", "Timing check",
+                 f"Epochs whose update wall-clock exceeds {factor:g} times the median epoch of the same run and seed "
+                 "(every epoch does the same work, so something else was using the machine); no rows: no run's "
+                 "seconds were inflated this way.\n\n")
 
 def report_fewshot(results: list[dict], out: Path) -> int:
     "The few-shot tables (accuracy, speedup at matched accuracy, cost to target, paper numbers) and curves."
