@@ -5,6 +5,7 @@
 The text is pasted into a markdown cell of `nbs/index.ipynb` (which generates README.md), so the
 numbers quoted in the README are exactly those in the committed `figures/` tables.
 """
+import csv
 import json
 import math
 import re
@@ -158,10 +159,19 @@ def main(folder: str) -> None:
         print("Code version of the few-shot runs (from each `run.json`): " + ", ".join(
             f"commit `{v.get('commit', '?')[:7]}`" + (" with uncommitted changes" if v.get("dirty") else "")
             for v in versions) + ".\n")
-    if records:
-        total = sum(r["seconds"] for r in records)
-        print(f"Wall-clock of the whole profile: {total / 60:.1f} minutes over {len(records)} runs (sum of the "
-              "`seconds` in each `figures/runs/*/run.json`; environment set-up not included).\n")
+    update_minutes = {}   # tuning trials and final runs: training-update seconds of every seed, from its history
+    for history in sorted((d / "runs").glob("*/seed*/history.csv")):
+        rows = list(csv.DictReader(history.open()))
+        if rows:
+            kind = "tuning" if history.parts[-3].startswith("tune-") else "final"
+            seeds, minutes = update_minutes.get(kind, (0, 0.0))
+            update_minutes[kind] = (seeds + 1, minutes + float(rows[-1]["seconds"]) / 60)
+    if update_minutes:
+        parts = [f"{minutes:.0f} minutes over " + (f"the {seeds} tuning trials" if kind == "tuning" else f"{seeds} seeds of final runs")
+                 for kind, (seeds, minutes) in sorted(update_minutes.items())]
+        print("Compute of the few-shot runs, in training-update time (the `seconds` of each seed's "
+              "`history.csv`, so validation, testing and set-up come on top, and a resumed run counts "
+              "its work once): " + "; ".join(parts) + ".\n")
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "figures")
