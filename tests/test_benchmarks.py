@@ -2,6 +2,7 @@
 
 No timing is asserted (speed is what the scripts report, not what tests check); these tests only
 catch a script that no longer runs against the package, e.g. a new algorithm it cannot time."""
+import json
 import os
 import subprocess
 import sys
@@ -53,3 +54,42 @@ def test_bench_adapt_and_episodes_on_real_omniglot(omniglot_root):
     assert sum(line.startswith(("omniglot", "clustered")) for line in out.splitlines()) == 4
     out = bench("bench_episodes.py", "--seconds", "0.2", env=env)
     assert "omniglot-minimal/train" in out
+
+
+@pytest.mark.parametrize("method", ["mtl", "maml", "metaoptnet-rr"])
+def test_patience_probe_rebuilds_the_committed_runs_training(method):
+    "Parsed by the CLI, the probe's `profile` command gives the committed seed's exact training config and options."
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from patience_probe import train_command
+    from mtl_meta.cli import _parse_overrides, _train_config, build_parser
+    run = REPO / "figures" / "runs" / f"omniglot-minimal-5w1s-{method}"
+    params = json.loads((run / "run.json").read_text())["config"]["parameters"]
+    committed = json.loads((run / "seed1" / "summary.json").read_text())
+    for schedule, changed in (("profile", set()), ("patient", {"lr_patience", "early_stop_patience", "epochs"})):
+        args = build_parser().parse_args(train_command(params, schedule, 1, Path("unused"))[1:])
+        config = _train_config(args)
+        differs = {k for k in config if config[k] != committed["config"][k]}
+        assert differs == changed, (schedule, {k: (config[k], committed["config"][k]) for k in differs})
+        assert (args.method, args.rotations) == (method, committed["metadata"]["train_rotations"])
+        assert _parse_overrides(args.algorithm_options, "--option") == committed["metadata"]["algorithm_options"]
+
+
+@pytest.mark.slow
+def test_patience_probe_runs_end_to_end(omniglot_root, tmp_path):
+    "A one-epoch committed run, retrained under both schedules and tested on the same episodes."
+    train_config = {"ways": 5, "shots": 1, "queries": 1, "train_ways": 5, "epochs": 1, "episodes_per_epoch": 2,
+                    "val_episodes": 2, "val_queries": 2, "val_adapt": "centroid", "lr": 0.01, "head_lr": 0.1,
+                    "lr_patience": 2, "early_stop_patience": 4}
+    params = {"method": "mtl", "dataset": "omniglot-minimal", "backbone": "conv4", "adapt": "centroid",
+              "train_rotations": False, "algorithm_options": {}, "train_config": train_config}
+    run_json = tmp_path / "figures" / "runs" / "omniglot-minimal-5w1s-mtl" / "run.json"
+    run_json.parent.mkdir(parents=True)
+    run_json.write_text(json.dumps({"config": {"parameters": params}}))
+    out = bench("patience_probe.py", "--methods", "mtl", "--figures", str(tmp_path / "figures"),
+                "--out", str(tmp_path / "probe"), "--episodes", "3", env={"MTL_META_DATA": str(omniglot_root)})
+    rows = {(r[0], r[1]): r for r in table_rows(out)[1:]}
+    assert set(rows) == {("mtl", "profile"), ("mtl", "patient")}
+    assert [int(rows["mtl", s][2]) for s in ("profile", "patient")] == [1, 2]   # epochs: the patient one trains twice as long
+    assert all(0 <= float(r[6].split(" ± ")[0]) <= 100 for r in rows.values())
+    written = (tmp_path / "probe" / "patience-probe.md").read_text()
+    assert all("| " + " | ".join(r) + " |" in written for r in rows.values())
