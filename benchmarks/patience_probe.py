@@ -87,7 +87,7 @@ def main():
             rows.append(f"| {method} | {name} | {summary['epochs']} | {summary['best_epoch']} | "
                         f"{100 * summary['best_val_acc']:.2f} | {summary['train_images'] / 1e6:.3f} | "
                         f"{100 * test['mean']:.2f} ± {100 * test['ci95']:.2f} |")
-    version = code_version()
+    version = code_version([args.out])
     text = "\n".join([
         f"# Patience probe: omniglot-minimal {args.setting}, seed {args.seed}", "",
         "profile: learning rate cut by 10 at the 3rd epoch without a validation gain, stop at the 4th, "

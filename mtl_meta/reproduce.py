@@ -22,8 +22,8 @@ from .profiles import _split_trial
 from .report import *     # collect, tables, save_figure, use_figure_style, ...
 
 # %% auto #0
-__all__ = ['RunResult', 'code_version', 'run_dir', 'is_complete', 'prepare_run_dir', 'execute_run', 'select_trials',
-           'resolve_tuned', 'with_overrides', 'reproduce', 'write_summary']
+__all__ = ['RunResult', 'uncommitted_changes', 'code_version', 'run_dir', 'is_complete', 'prepare_run_dir', 'execute_run',
+           'select_trials', 'resolve_tuned', 'with_overrides', 'reproduce', 'write_summary']
 
 # %% ../nbs/10_reproduce.ipynb #cccc000d
 @dataclass
@@ -34,18 +34,31 @@ class RunResult:
     notebook: Path         # the executed notebook
     error: str = ""
 
-def code_version() -> dict:
-    "The package version and, in a git checkout, the commit and whether the tree had uncommitted changes."
+def _git(repo: Path, *args: str):
+    import subprocess
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30)
+
+def uncommitted_changes(repo: Path, outputs: Sequence[str | Path] = ()) -> bool:
+    """Whether tracked files of the git checkout `repo` differ from its last commit, leaving out `outputs`:
+    folders that results are written to (a profile's `--out` inside the checkout, such as `figures/`), whose
+    changes are what a run produces, not a change of the code that produced it."""
+    repo = Path(repo).resolve()
+    excluded = [f":(exclude){Path(o).resolve().relative_to(repo).as_posix()}" for o in outputs
+                if Path(o).resolve().is_relative_to(repo) and Path(o).resolve() != repo]
+    return bool(_git(repo, "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded).stdout.strip())
+
+def code_version(outputs: Sequence[str | Path] = ()) -> dict:
+    """The package version and, in a git checkout, the commit and whether the code had uncommitted changes
+    (changes inside `outputs`, the folders results go to, do not count)."""
     import subprocess
     import mtl_meta
     info = {"version": mtl_meta.__version__}
     repo = Path(mtl_meta.__file__).resolve().parent.parent
     try:
-        git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], capture_output=True, text=True, timeout=30)
-        head = git("rev-parse", "HEAD")
+        head = _git(repo, "rev-parse", "HEAD")
         if head.returncode == 0:
             info["commit"] = head.stdout.strip()
-            info["dirty"] = bool(git("status", "--porcelain", "--untracked-files=no").stdout.strip())
+            info["dirty"] = uncommitted_changes(repo, outputs)
     except (OSError, subprocess.SubprocessError):
         pass
     return info
@@ -102,7 +115,7 @@ def execute_run(run: Run, out: str | Path, profile: str, root: Path, command: st
     seconds = time.perf_counter() - t0
     atomic_write_json(folder / "run.json", {
         "config": run.config(profile), "config_hash": run.config_hash(profile), "status": status,
-        "error": error, "seconds": round(seconds, 2), "command": command, "code": code_version(),
+        "error": error, "seconds": round(seconds, 2), "command": command, "code": code_version([out]),
         "python": platform.python_version(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     return RunResult(run, status, seconds, executed, error)
 
@@ -131,7 +144,7 @@ def select_trials(out: str | Path, trials: Sequence[Run], profile: str) -> dict:
         selected[key] = {"trial": best["trial"], "val_acc": best["val_acc"], "run": best["run"]}
     if rows:
         atomic_write_json(out / "tuning.json", {"profile": profile, "selected": selected, "trials": rows,
-                                                "code": code_version()})
+                                                "code": code_version([out])})
         lines = ["# Tuning on validation", "",
                  f"Profile `{profile}`: every method gets the same number of trials, one seed, ranked by best "
                  "validation accuracy (the test classes are never used); the selected trial is in bold.", "",

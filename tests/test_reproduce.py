@@ -2,6 +2,7 @@
 minimal sets, and the paper profile on tiny fixtures written in the four image benchmarks' real
 formats (ResNet-12 shrunk by an override so it runs on a CPU in seconds)."""
 import json
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -64,3 +65,22 @@ def test_paper_profile_end_to_end_on_fixtures(run_cli, tmp_path):
     assert "published" in comp.columns and comp.difference.notna().all()
     run = json.loads((out / "runs" / "cifar-fs-5w1s-mtl" / "run.json").read_text())
     assert run["config"]["parameters"]["backbone"] == "resnet12" and run["config"]["parameters"]["augment"] is True
+
+
+def test_uncommitted_changes_leaves_out_the_output_folders(tmp_path):
+    "Results written into a tracked folder (figures/) do not mark the code as changed; a changed source file does."
+    from mtl_meta.reproduce import uncommitted_changes
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "table.md").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert not uncommitted_changes(tmp_path)
+    (tmp_path / "figures" / "table.md").write_text("new\n")
+    assert uncommitted_changes(tmp_path)                                   # without outputs, any change counts
+    assert not uncommitted_changes(tmp_path, [tmp_path / "figures"])
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert uncommitted_changes(tmp_path, [tmp_path / "figures"])
+    assert uncommitted_changes(tmp_path, ["/somewhere/else"])              # a folder outside the checkout is ignored
