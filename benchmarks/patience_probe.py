@@ -39,8 +39,11 @@ def train_command(params: dict, schedule: str, seed: int, out: Path) -> list[str
     config = {**params["train_config"], **SCHEDULES[schedule](params["train_config"]), "seed": seed}
     cmd = ["mtl-meta", "train", "--method", params["method"], "--dataset", params["dataset"],
            "--backbone", params["backbone"], "--out", str(out), "--no-progress"]
-    if params.get("train_rotations"):
-        cmd.append("--rotations")
+    if params.get("backbone_options"):
+        sys.exit(f"the committed run sets backbone options {params['backbone_options']}, which mtl-meta train cannot take")
+    if seed not in params.get("seeds", [seed]):
+        sys.exit(f"seed {seed} is not one of the committed run's seeds {params['seeds']}: pass --seed with one of them")
+    cmd += ["--rotations"] * bool(params.get("train_rotations")) + ["--augment"] * bool(params.get("augment"))
     for key, value in config.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]
     options = {**params.get("algorithm_options", {}), **trial}   # e.g. MAML's inner_lr
@@ -55,7 +58,7 @@ def run(cmd: list[str]) -> str:
     done = subprocess.run([sys.executable, "-c", launcher, *cmd[1:]], capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
-    return done.stdout
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""   # the command's last line
 
 
 def main():

@@ -38,14 +38,15 @@ def _git(repo: Path, *args: str):
     import subprocess
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30)
 
-def uncommitted_changes(repo: Path, outputs: Sequence[str | Path] = ()) -> bool:
+def uncommitted_changes(repo: Path, outputs: Sequence[str | Path] = ()) -> bool | None:
     """Whether tracked files of the git checkout `repo` differ from its last commit, leaving out `outputs`:
     folders that results are written to (a profile's `--out` inside the checkout, such as `figures/`), whose
-    changes are what a run produces, not a change of the code that produced it."""
+    changes are what a run produces, not a change of the code that produced it. None where git cannot tell."""
     repo = Path(repo).resolve()
-    excluded = [f":(exclude){Path(o).resolve().relative_to(repo).as_posix()}" for o in outputs
+    excluded = [f":(exclude,literal){Path(o).resolve().relative_to(repo).as_posix()}" for o in outputs
                 if Path(o).resolve().is_relative_to(repo) and Path(o).resolve() != repo]
-    return bool(_git(repo, "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded).stdout.strip())
+    status = _git(repo, "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded)
+    return bool(status.stdout.strip()) if status.returncode == 0 else None
 
 def code_version(outputs: Sequence[str | Path] = ()) -> dict:
     """The package version and, in a git checkout, the commit and whether the code had uncommitted changes

@@ -57,9 +57,9 @@ def test_bench_adapt_and_episodes_on_real_omniglot(omniglot_root):
 
 
 @pytest.mark.parametrize("method", ["mtl", "maml", "metaoptnet-rr"])
-def test_patience_probe_rebuilds_the_committed_runs_training(method):
+def test_patience_probe_rebuilds_the_committed_runs_training(method, monkeypatch):
     "Parsed by the CLI, the probe's `profile` command gives the committed seed's exact training config and options."
-    sys.path.insert(0, str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     from patience_probe import train_command
     from mtl_meta.cli import _parse_overrides, _train_config, build_parser
     run = REPO / "figures" / "runs" / f"omniglot-minimal-5w1s-{method}"
@@ -70,7 +70,9 @@ def test_patience_probe_rebuilds_the_committed_runs_training(method):
         config = _train_config(args)
         differs = {k for k in config if config[k] != committed["config"][k]}
         assert differs == changed, (schedule, {k: (config[k], committed["config"][k]) for k in differs})
-        assert (args.method, args.rotations) == (method, committed["metadata"]["train_rotations"])
+        meta = committed["metadata"]
+        assert (args.method, args.dataset, args.backbone, args.rotations, args.augment) == (
+            meta["method"], meta["dataset"], meta["backbone"], meta["train_rotations"], meta["augment"])
         assert _parse_overrides(args.algorithm_options, "--option") == committed["metadata"]["algorithm_options"]
 
 

@@ -84,3 +84,8 @@ def test_uncommitted_changes_leaves_out_the_output_folders(tmp_path):
     (tmp_path / "code.py").write_text("x = 2\n")
     assert uncommitted_changes(tmp_path, [tmp_path / "figures"])
     assert uncommitted_changes(tmp_path, ["/somewhere/else"])              # a folder outside the checkout is ignored
+
+
+def test_uncommitted_changes_is_none_outside_a_checkout(tmp_path):
+    from mtl_meta.reproduce import uncommitted_changes
+    assert uncommitted_changes(tmp_path) is None

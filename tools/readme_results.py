@@ -116,7 +116,7 @@ def main(folder: str) -> None:
     if (d / "timing-check.csv").exists():
         flagged = len(pd.read_csv(d / "timing-check.csv"))
         print("Timing check ([`figures/timing-check.md`](figures/timing-check.md)): " + (
-            "no epoch of any run took more than twice its run's median epoch, so no other work inflated the seconds above.\n"
+            "no epoch of any final run took more than twice its run's median epoch, so no other work inflated the seconds above (tuning trials are not checked: their seconds are not compared).\n"
             if not flagged else f"{flagged} epoch(s) took more than twice their run's median epoch (other work on "
             "the machine); those runs' seconds are inflated, their images are not.\n"))
     if (d / "tuning.md").exists():
@@ -161,6 +161,9 @@ def main(folder: str) -> None:
             for v in versions) + ".\n")
     update_minutes = {}   # tuning trials and final runs: training-update seconds of every seed, from its history
     for history in sorted((d / "runs").glob("*/seed*/history.csv")):
+        record = history.parent.parent / "run.json"
+        if not record.exists() or json.loads(record.read_text()).get("status") != "ok":
+            continue   # failed or still running: not part of the profile's results
         rows = list(csv.DictReader(history.open()))
         if rows:
             kind = "tuning" if history.parts[-3].startswith("tune-") else "final"
