@@ -9,7 +9,7 @@ row retrains exactly one seed of a committed run. Training goes through the `mtl
 and is resumable: rerun the same command to continue, finished runs are reused.
 
     python benchmarks/patience_probe.py [--methods mtl metaoptnet-rr] [--setting 5w1s] [--seed 0]
-        [--figures figures] [--out out/patience-probe] [--episodes 1000]
+        [--figures figures] [--out runs/patience-probe] [--episodes 1000]
 
 Writes OUT/patience-probe.md (and prints it): epochs trained, best validation accuracy, training
 images and test accuracy with its 95% interval over test episodes, per method and schedule.
@@ -67,7 +67,7 @@ def main():
     ap.add_argument("--setting", default="5w1s", help="the committed runs' setting, as in their names")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--figures", type=Path, default=Path("figures"))
-    ap.add_argument("--out", type=Path, default=Path("out/patience-probe"))
+    ap.add_argument("--out", type=Path, default=Path("runs/patience-probe"))
     ap.add_argument("--episodes", type=int, default=1000, help="test episodes (15 queries per class)")
     args = ap.parse_args()
     rows = []
