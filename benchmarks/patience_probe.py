@@ -97,7 +97,7 @@ def main():
         "at most 30 epochs; patient: cut at the 5th, stop at the 10th, at most 60. Test: "
         f"{args.episodes} episodes of 15 queries per class, the same episodes for every row. "
         f"Code: commit {version.get('commit', '?')[:7]}{' (uncommitted changes)' if version.get('dirty') else ''}. "
-        f"Command: `python benchmarks/patience_probe.py {' '.join(sys.argv[1:])}`.", "",
+        f"Command: `{' '.join(['python benchmarks/patience_probe.py', *sys.argv[1:]])}`.", "",
         "| method | schedule | epochs | best epoch | best val % | train images (M) | test % |",
         "| --- | --- | --- | --- | --- | --- | --- |", *rows, ""])
     atomic_write_text(args.out / "patience-probe.md", text)
