@@ -24,7 +24,6 @@ from mtl_meta.core import atomic_write_text
 from mtl_meta.reproduce import code_version
 
 
-
 def patient(config: dict) -> dict:
     "The longer plateau schedule: cut the learning rate at the 5th flat epoch, stop at the 10th, twice the epochs."
     return {"lr_patience": 4, "early_stop_patience": 10, "epochs": 2 * config["epochs"]}
@@ -35,14 +34,14 @@ SCHEDULES = {"profile": lambda config: {}, "patient": patient}   # training-conf
 
 def train_command(params: dict, schedule: str, seed: int, out: Path) -> list[str]:
     "The `mtl-meta train` command of one seed of a committed run (its notebook `params`) under `schedule`."
-    trial = {k: v for k, v in params.get("trial", {}).items() if k not in ("lr", "head_lr")}
-    config = {**params["train_config"], **SCHEDULES[schedule](params["train_config"]), "seed": seed}
-    cmd = ["mtl-meta", "train", "--method", params["method"], "--dataset", params["dataset"],
-           "--backbone", params["backbone"], "--out", str(out), "--no-progress"]
     if params.get("backbone_options"):
         sys.exit(f"the committed run sets backbone options {params['backbone_options']}, which mtl-meta train cannot take")
     if seed not in params.get("seeds", [seed]):
         sys.exit(f"seed {seed} is not one of the committed run's seeds {params['seeds']}: pass --seed with one of them")
+    trial = {k: v for k, v in params.get("trial", {}).items() if k not in ("lr", "head_lr")}
+    config = {**params["train_config"], **SCHEDULES[schedule](params["train_config"]), "seed": seed}
+    cmd = ["mtl-meta", "train", "--method", params["method"], "--dataset", params["dataset"],
+           "--backbone", params["backbone"], "--out", str(out), "--no-progress"]
     cmd += ["--rotations"] * bool(params.get("train_rotations")) + ["--augment"] * bool(params.get("augment"))
     for key, value in config.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]
@@ -70,19 +69,23 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("runs/patience-probe"))
     ap.add_argument("--episodes", type=int, default=1000, help="test episodes (15 queries per class)")
     args = ap.parse_args()
-    rows = []
+    rows, schedules = [], {}
     for method in args.methods:
         run_json = args.figures / "runs" / f"omniglot-minimal-{args.setting}-{method}" / "run.json"
         if not run_json.exists():
             sys.exit(f"no committed run at {run_json}: pass --figures with a reproduced cpu profile")
         params = json.loads(run_json.read_text())["config"]["parameters"]
+        cfg = params["train_config"]
+        for name, override in SCHEDULES.items():
+            c = {**cfg, **override(cfg)}
+            schedules.setdefault(name, f"{name}: learning rate cut by 10 at flat epoch {c['lr_patience'] + 1}, "
+                                       f"stop at flat epoch {c['early_stop_patience']}, at most {c['epochs']} epochs")
         for name in SCHEDULES:
             out = args.out / f"{method}-{name}-seed{args.seed}"
             cmd = train_command(params, name, args.seed, out)
             print("$", " ".join(cmd), flush=True)
             run(cmd)
             summary = json.loads((out / "summary.json").read_text())
-            cfg = params["train_config"]
             test = json.loads(run(["mtl-meta", "evaluate", "--checkpoint", str(out / "checkpoint.pt"),
                                    "--ways", str(cfg["ways"]), "--shots", str(cfg["shots"]), "--queries", "15",
                                    "--episodes", str(args.episodes), "--adapt", params["adapt"],
@@ -93,9 +96,8 @@ def main():
     version = code_version([args.out])
     text = "\n".join([
         f"# Patience probe: omniglot-minimal {args.setting}, seed {args.seed}", "",
-        "profile: learning rate cut by 10 at the 3rd epoch without a validation gain, stop at the 4th, "
-        "at most 30 epochs; patient: cut at the 5th, stop at the 10th, at most 60. Test: "
-        f"{args.episodes} episodes of 15 queries per class, the same episodes for every row. "
+        "; ".join(schedules.values()) + " (a flat epoch: one without a validation gain, counted from the "
+        f"last gain). Test: {args.episodes} episodes of 15 queries per class, the same episodes for every row. "
         f"Code: commit {version.get('commit', '?')[:7]}{' (uncommitted changes)' if version.get('dirty') else ''}. "
         f"Command: `{' '.join(['python benchmarks/patience_probe.py', *sys.argv[1:]])}`.", "",
         "| method | schedule | epochs | best epoch | best val % | train images (M) | test % |",

@@ -289,7 +289,9 @@ def timing_outliers(results: list[dict], factor: float = 2.0):
     import statistics
     import pandas as pd
     rows = []
-    for r in (r for r in results if r.get("experiment") == "fewshot"):
+    for r in results:
+        if r.get("experiment") != "fewshot":
+            continue
         for s in r["per_seed"]:
             cumulative = [h["seconds"] for h in s.get("history", [])]
             spent = [b - a for a, b in zip([0.0] + cumulative, cumulative)]

@@ -5,7 +5,6 @@
 The text is pasted into a markdown cell of `nbs/index.ipynb` (which generates README.md), so the
 numbers quoted in the README are exactly those in the committed `figures/` tables.
 """
-import csv
 import json
 import math
 import re
@@ -159,22 +158,21 @@ def main(folder: str) -> None:
         print("Code version of the few-shot runs (from each `run.json`): " + ", ".join(
             f"commit `{v.get('commit', '?')[:7]}`" + (" with uncommitted changes" if v.get("dirty") else "")
             for v in versions) + ".\n")
-    update_minutes = {}   # tuning trials and final runs: training-update seconds of every seed, from its history
-    for history in sorted((d / "runs").glob("*/seed*/history.csv")):
-        record = history.parent.parent / "run.json"
-        if not record.exists() or json.loads(record.read_text()).get("status") != "ok":
+    update_minutes = {}   # experiment -> (seeds, minutes of training updates), from every ok run's results
+    for res_file in sorted((d / "runs").glob("*/results.json")):
+        if json.loads((res_file.parent / "run.json").read_text()).get("status") != "ok":
             continue   # failed or still running: not part of the profile's results
-        rows = list(csv.DictReader(history.open()))
-        if rows:
-            kind = "tuning" if history.parts[-3].startswith("tune-") else "final"
-            seeds, minutes = update_minutes.get(kind, (0, 0.0))
-            update_minutes[kind] = (seeds + 1, minutes + float(rows[-1]["seconds"]) / 60)
+        res = json.loads(res_file.read_text())
+        if res.get("experiment") in ("fewshot", "tuning"):
+            seeds, minutes = update_minutes.get(res["experiment"], (0, 0.0))
+            update_minutes[res["experiment"]] = (seeds + len(res["per_seed"]),
+                                                 minutes + sum(s["train_seconds"] for s in res["per_seed"]) / 60)
     if update_minutes:
         parts = [f"{minutes:.0f} minutes over " + (f"the {seeds} tuning trials" if kind == "tuning" else f"{seeds} seeds of final runs")
                  for kind, (seeds, minutes) in sorted(update_minutes.items())]
-        print("Compute of the few-shot runs, in training-update time (the `seconds` of each seed's "
-              "`history.csv`, so validation, testing and set-up come on top, and a resumed run counts "
-              "its work once): " + "; ".join(parts) + ".\n")
+        print("Compute of the few-shot runs, in training-update time (the `train_seconds` of each seed in "
+              "`figures/runs/*/results.json`, so validation, testing and set-up come on top, and a resumed run "
+              "counts its work once): " + "; ".join(parts) + ".\n")
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "figures")
