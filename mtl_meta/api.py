@@ -75,6 +75,12 @@ def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str 
     if world > 1:
         config = {**config, "device": device}
     cfg = TrainConfig.from_dict(config)
+    from mtl_meta.core import check_finite, sweep_temp_files
+    from mtl_meta.gbml import algorithm_options as _known_options
+    for name, value in (("dataset option", dataset_options), ("backbone option", backbone_options),
+                        ("method option", algorithm_options)):
+        check_finite(value or {}, name)
+    _known_options(method)   # an unknown method stops here, before any data is read
     seed_everything(cfg.seed)
     samplers = _samplers(dataset, cfg.ways, cfg.shots, cfg.queries, cfg.seed, data_root,
                          dataset_options=dataset_options, augment=augment, val_queries=cfg.val_queries,
@@ -87,6 +93,7 @@ def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str 
                 "train_rotations": train_rotations,
                 "backbone_options": backbone_options or {}, "algorithm_options": algorithm_options or {}}
     algorithm = build_algorithm(metadata)
+    sweep_temp_files()   # the arguments are good: a killed earlier run's temporary files can go
     trainer = Trainer(algorithm, samplers["train"], samplers["val"], cfg, out_dir=out_dir,
                       progress=progress, metadata=metadata, on_step=fault_hook(),
                       on_epoch=TrainingLog(out_dir, log_dir) if rank == 0 and (out_dir or log_dir) else None)
@@ -127,6 +134,8 @@ def evaluate(checkpoint: str | Path, dataset: str | None = None, split: str = "t
     from mtl_meta.adapt import evaluate as evaluate_features
     from mtl_meta.data import load_split, train_transform
     from mtl_meta.episodes import EpisodeSampler
+    if seed < 0:
+        raise MtlMetaError(f"--seed must be 0 or more, got {seed}")
     if ways < 2 or queries < 1 or episodes < 1:
         raise MtlMetaError(f"cannot score {ways}-way episodes with {queries} queries per class over {episodes} episodes: "
                            "evaluation needs --ways 2 or more, --queries 1 or more and --episodes 1 or more")

@@ -296,6 +296,13 @@ def main(argv: list[str] | None = None) -> int:
     except MtlMetaError as e:
         print(f"mtl-meta: error: {e}", file=sys.stderr)
         return 2
+    from mtl_meta.gbml import PLUGIN_ERROR
+    given = list(sys.argv[1:] if argv is None else argv)
+    if PLUGIN_ERROR is not None:   # a broken plugin: the top-level help and version still answer, nothing else runs
+        if given and given[0] not in ("-h", "--help", "--version"):
+            print(f"mtl-meta: error: {PLUGIN_ERROR}", file=sys.stderr)
+            return 2
+        print(f"mtl-meta: warning: {PLUGIN_ERROR}", file=sys.stderr)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if not getattr(args, "func", None):
@@ -310,3 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mtl-meta: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except OSError as e:   # the environment failed (disk full, path too long, ...): one line, not a traceback
+        from mtl_meta.core import _ENVIRONMENT_ERRNOS, environment_error
+        if e.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        print(f"mtl-meta: error: {environment_error(e)}", file=sys.stderr)
+        return 1

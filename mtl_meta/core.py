@@ -11,6 +11,8 @@ import json
 import os
 import random
 import socket
+import stat
+import errno
 import tempfile
 import time
 from pathlib import Path
@@ -19,9 +21,10 @@ from typing import Any
 import numpy as np
 
 # %% auto #0
-__all__ = ['EXTRAS', 'DATA_ENV', 'CACHE_ENV', 'LOCK_NAME', 'MtlMetaError', 'require_extra', 'data_root', 'cache_dir',
-           'check_readable_dir', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'seed_everything',
-           'check_output_dir', 'OutputLock', 'remove_stale_temp_files', 'one_writer', 'check_device', 'markdown_table']
+__all__ = ['EXTRAS', 'DATA_ENV', 'CACHE_ENV', 'TEMP_MARK', 'LOCK_NAME', 'MtlMetaError', 'require_extra', 'data_root', 'cache_dir',
+           'check_readable_dir', 'environment_error', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json',
+           'seed_everything', 'check_output_dir', 'OutputLock', 'is_own_temp_file', 'remove_stale_temp_files',
+           'sweep_temp_files', 'one_writer', 'check_device', 'check_finite', 'markdown_table']
 
 # %% ../nbs/00_core.ipynb #cccc0005
 class MtlMetaError(Exception):
@@ -79,21 +82,41 @@ def check_readable_dir(path: str | os.PathLike, what: str = "data root") -> Path
 
 # %% ../nbs/00_core.ipynb #cccc000d
 _UMASK = os.umask(0o022); os.umask(_UMASK)   # read once: os.umask can only be read by setting it
+TEMP_MARK = ".mtl-meta-"   # in the name of every temporary file we create: `.NAME.mtl-meta-XXXXXXXX.tmp`
+
+import errno as _errno
+_ENVIRONMENT_ERRNOS = {_errno.ENOSPC: "free some space or pass another output folder",
+                       _errno.EDQUOT: "free some space or pass another output folder",
+                       _errno.ENAMETOOLONG: "use a shorter output path",
+                       _errno.EROFS: "pass a writable output folder",
+                       _errno.EACCES: "pass a writable output folder",
+                       _errno.EPERM: "pass a writable output folder"}
+
+def environment_error(e: OSError, path: str | os.PathLike | None = None) -> MtlMetaError:
+    "A one-line `MtlMetaError` for an environment failure (disk full, path too long, read-only) while writing `path`."
+    where = path if path is not None else e.filename
+    hint = _ENVIRONMENT_ERRNOS.get(e.errno, "check the folder")
+    return MtlMetaError(f"cannot write {where} ({e.strerror or type(e).__name__}); {hint}")
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     "Write `data` to `path` atomically (temporary file in the same folder, fsync, rename)."
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", suffix=".tmp", dir=path.parent)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the result gets the mode any new file gets
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        os.replace(tmp, path)   # replaces a symlink at `path` itself, never the file it points to
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in _ENVIRONMENT_ERRNOS:
+            raise environment_error(e, path) from None
         raise
     return path
 
@@ -154,13 +177,32 @@ def _pid_alive(pid: int) -> bool:
 
 class OutputLock:
     "Context manager: hold the writer lock of `folder` (one process at a time), else a one-line `MtlMetaError`."
+    wait_for_dead_owner = 10.0   # seconds to wait while the recorded owner is dead but its children still hold the lock
+
     def __init__(self, folder: str | os.PathLike, option: str = "--out"):
         self.folder, self.option, self.fd = Path(folder), option, None
         self.path = self.folder / LOCK_NAME
 
+    def _record(self) -> dict:
+        try:
+            fd = self._open(os.O_RDONLY)
+        except (MtlMetaError, OSError):
+            return {}
+        try:
+            o = json.loads(os.read(fd, 4096).decode())
+            return o if isinstance(o, dict) else {}
+        except (OSError, ValueError):
+            return {}
+        finally:
+            os.close(fd)
+
+    def _owner_dead(self) -> bool:
+        o = self._record()
+        return o.get("host") == socket.gethostname() and isinstance(o.get("pid"), int) and not _pid_alive(o["pid"])
+
     def _owner(self) -> str:
         try:
-            o = json.loads(self.path.read_text())
+            o = self._record()
             return f"process {o['pid']} on {o['host']} (since {o['started']})"
         except (OSError, ValueError, KeyError, TypeError):
             return "another process"
@@ -169,13 +211,34 @@ class OutputLock:
         return MtlMetaError(f"output folder {self.folder} is in use by {self._owner()}; wait for it to finish "
                             f"or pass another {self.option}")
 
+    def _open(self, flags: int) -> int:
+        "Open the lock file without following a symlink or blocking on a FIFO; anything but a plain file is one line."
+        odd = (f"lock file {self.path} is not a plain file (a link, folder or device); remove it if no mtl-meta "
+               f"process uses {self.folder}, or pass another {self.option}")
+        try:
+            fd = os.open(self.path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o644)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EMLINK) or self.path.is_symlink():
+                raise MtlMetaError(odd) from None
+            if e.errno in _ENVIRONMENT_ERRNOS:
+                raise environment_error(e, self.path) from None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise MtlMetaError(odd)
+        return fd
+
     def _open_locked(self) -> int:
+        deadline = time.monotonic() + self.wait_for_dead_owner
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open(os.O_RDWR | os.O_CREAT)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
+                if time.monotonic() < deadline and self._owner_dead():
+                    time.sleep(0.2)   # a killed owner's runs still hold it: they are stopping (parent-death signal)
+                    continue
                 raise self._busy() from None
             try:   # the previous owner may have deleted the file between our open and our flock
                 if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
@@ -187,7 +250,7 @@ class OutputLock:
     def _create_exclusive(self) -> int:
         for _ in range(2):
             try:
-                return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+                return self._open(os.O_RDWR | os.O_CREAT | os.O_EXCL)
             except FileExistsError:
                 try:
                     pid = int(json.loads(self.path.read_text())["pid"])
@@ -214,8 +277,19 @@ class OutputLock:
             self.fd = None
 
 # %% ../nbs/00_core.ipynb #cccc1606
+_TEMP_NAME = None
+
+def is_own_temp_file(name: str) -> bool:
+    "Whether `name` has the shape of a temporary file `atomic_write_bytes` creates: `.NAME.mtl-meta-XXXXXXXX.tmp`."
+    global _TEMP_NAME
+    if _TEMP_NAME is None:
+        import re
+        _TEMP_NAME = re.compile(r"\..+" + re.escape(TEMP_MARK) + r"[a-z0-9_]{8}\.tmp")
+    return _TEMP_NAME.fullmatch(name) is not None
+
 def remove_stale_temp_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
-    """Delete the `.NAME.*.tmp` files that a killed `atomic_write_*` left in `folder`; return them.
+    """Delete the `.NAME.mtl-meta-XXXXXXXX.tmp` files that a killed `atomic_write_*` left in `folder`; return them.
+    Files of any other name (a user's `.notes.tmp`) are never touched.
 
     Call it only while holding the folder's `OutputLock`: then no one can be writing there. With
     `recursive`, sub-folders that hold a lock file of their own (another writer's folder) are left alone."""
@@ -227,7 +301,7 @@ def remove_stale_temp_files(folder: str | os.PathLike, recursive: bool = False) 
             continue
         for name in filenames:
             p = here / name
-            if name.startswith(".") and name.endswith(".tmp") and p.is_file() and not p.is_symlink():
+            if is_own_temp_file(name) and p.is_file() and not p.is_symlink():
                 p.unlink(missing_ok=True)
                 removed.append(p)
         if not recursive:
@@ -239,9 +313,22 @@ def _secondary_rank() -> bool:
     "Inside a torchrun group, only rank 0 writes; the others neither lock nor sweep."
     return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and int(os.environ.get("RANK", "0") or 0) != 0
 
+import contextvars
+_PENDING_SWEEP = contextvars.ContextVar("mtl_meta_pending_sweep", default=None)
+
+def sweep_temp_files() -> list[Path]:
+    """Called by a `one_writer` function once its arguments are checked: delete the stale temporary files
+    of its output folder (only names `atomic_write_bytes` makes; see `remove_stale_temp_files`)."""
+    pending = _PENDING_SWEEP.get()
+    if pending is None:
+        return []
+    _PENDING_SWEEP.set(None)
+    return remove_stale_temp_files(*pending)
+
 def one_writer(arg: str, option: str = "--out", recursive: bool = False):
-    """Decorator for a function that writes into the folder given as its argument `arg`: check the folder,
-    hold its `OutputLock` while the function runs, and delete stale temporary files first. A folder this
+    """Decorator for a function that writes into the folder given as its argument `arg`: check the folder and
+    hold its `OutputLock` while the function runs. Stale temporary files are deleted when the function calls
+    `sweep_temp_files()`, after it has checked its arguments (at the latest before it returns). A folder this
     call created is removed again if the function fails before writing anything."""
     def decorate(fn):
         sig = inspect.signature(fn)
@@ -255,8 +342,13 @@ def one_writer(arg: str, option: str = "--out", recursive: bool = False):
             folder = check_output_dir(folder, option)
             try:
                 with OutputLock(folder, option):
-                    remove_stale_temp_files(folder, recursive)
-                    return fn(*args, **kwargs)
+                    token = _PENDING_SWEEP.set((folder, recursive))
+                    try:
+                        result = fn(*args, **kwargs)
+                        sweep_temp_files()   # a function that never asked for the sweep still gets it on success
+                        return result
+                    finally:
+                        _PENDING_SWEEP.reset(token)
             except MtlMetaError:
                 if created:
                     try: folder.rmdir()     # only if still empty
@@ -279,11 +371,26 @@ def check_device(device: str | Any) -> "torch.device":
             raise MtlMetaError(f"device {device!r} asked for, but this machine has no usable CUDA GPU; use --device cpu")
         if dev.index is not None and dev.index >= n:
             raise MtlMetaError(f"device {device!r} does not exist: this machine has {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}")
+    elif dev.type not in ("cpu", "cuda", "mps"):   # meta, xla, ...: tensors there hold no values or need other setups
+        raise MtlMetaError(f"device {device!r} cannot train or evaluate here; use cpu, cuda, cuda:N or mps")
     elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise MtlMetaError(f"device {device!r} asked for, but MPS is not available here; use --device cpu")
     return dev
 
 # %% ../nbs/00_core.ipynb #cccc1701
+def check_finite(value, name: str) -> None:
+    """One-line `MtlMetaError` if any float in `value` (a number, or one nested in dicts, lists and tuples) is
+    NaN or infinite: such a setting would only show up epochs later, as a crash or a NaN checkpoint."""
+    import math
+    if isinstance(value, float) and not math.isfinite(value):
+        raise MtlMetaError(f"{name} must be a finite number, got {value}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            check_finite(v, f"{name}.{k}" if name else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_finite(v, f"{name}[{i}]")
+
 def markdown_table(df) -> str:
     "A DataFrame as a Markdown table: floats with 2 decimals, booleans as yes/no, other values as text."
     def cell(v):

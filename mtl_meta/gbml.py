@@ -19,7 +19,7 @@ from .mtl import MTL, MTLTaskHeads
 from .train import Algorithm
 
 # %% auto #0
-__all__ = ['MAML_PRESETS', 'ALGORITHMS', 'PLUGINS_ENV', 'smoothed_cross_entropy', 'MetaLearner', 'sgd_steps',
+__all__ = ['MAML_PRESETS', 'ALGORITHMS', 'PLUGINS_ENV', 'PLUGIN_ERROR', 'smoothed_cross_entropy', 'MetaLearner', 'sgd_steps',
            'GradientStepLearner', 'MAML', 'FOMAML', 'ANIL', 'ridge_head', 'R2D2', 'MetaOptNetRR', 'crammer_singer_svm',
            'MetaOptNetSVM', 'ProtoNet', 'load_plugins', 'algorithm_options', 'algorithm_class', 'make_algorithm',
            'taxonomy_table']
@@ -451,6 +451,10 @@ def load_plugins(names: str | None = None) -> list[str]:
         except ImportError as e:
             raise MtlMetaError(f"cannot import the plugin module {mod!r} named in ${PLUGINS_ENV} ({e}); "
                                "check the name and that its folder is on PYTHONPATH") from None
+        except Exception as e:   # the module itself is broken: its error, in one line
+            raise MtlMetaError(f"the plugin module {mod!r} named in ${PLUGINS_ENV} failed while being imported "
+                               f"({type(e).__name__}: {' '.join(str(e).split())[:160]}); fix it or remove it from "
+                               f"${PLUGINS_ENV}") from None
         loaded.append(mod)
     return loaded
 
@@ -460,6 +464,8 @@ def algorithm_options(name: str) -> dict:
 
 def algorithm_class(name: str) -> type:
     "The registered class of method `name` (case and surrounding spaces ignored)."
+    if PLUGIN_ERROR is not None:   # a broken plugin stops every use of the registry, in one line
+        raise PLUGIN_ERROR
     key = str(name).strip().lower()
     if key not in ALGORITHMS:
         raise MtlMetaError(f"unknown method {name!r}; choose one of: {', '.join(ALGORITHMS)}")
@@ -473,9 +479,15 @@ def make_algorithm(name: str, body: nn.Module, n_classes: int, ways: int = 5, **
     if unknown:
         raise MtlMetaError(f"method {cls.name} has no option(s) {', '.join(unknown)}; "
                            f"its options are: {', '.join(known) or 'none'}")
+    from mtl_meta.core import check_finite
+    check_finite(opts, "method option")   # inner_lr=NaN would train and crash at validation
     return cls(body, n_classes, ways=ways, **opts) if cls.heads_per_class else cls(body, ways=ways, **opts)
 
-load_plugins()   # methods added by the user's own modules join the registry before anyone reads it
+PLUGIN_ERROR: MtlMetaError | None = None
+try:
+    load_plugins()   # methods added by the user's own modules join the registry before anyone reads it
+except MtlMetaError as e:   # kept for the first use of the registry: importing mtl_meta (and --help) still works
+    PLUGIN_ERROR = e
 
 # %% ../nbs/09_gbml.ipynb #cccc0034
 def taxonomy_table(markdown: bool = False):

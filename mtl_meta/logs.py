@@ -10,6 +10,7 @@ import io
 import os
 import socket
 import struct
+import sys
 import time
 from pathlib import Path
 
@@ -105,13 +106,35 @@ class TrainingLog:
         self.writer = EventWriter(log_dir) if log_dir not in (None, "") else None
         self._started = False
 
-    def _start(self, epoch: int):
-        "Keep only the rows of epochs before `epoch` (those a resumed run will not redo)."
+    def _read_rows(self) -> dict[int, dict] | None:
+        "The rows of `history.csv` by epoch; {} when there is none, None when it cannot be read as our CSV."
+        try:
+            text = self.csv_path.read_bytes().decode("utf-8")
+            rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError, csv.Error):
+            return None
+        return {int(r["epoch"]): r for r in rows if (r.get("epoch") or "").isdigit()}
+
+    def _start(self, epoch: int, history: list[dict] = ()):
+        """Rewrite `history.csv` with the rows of epochs before `epoch` (those a resumed run will not redo).
+        The checkpoint's `history` is the record: rows the file lacks (missing, truncated, damaged) are rebuilt
+        from it, with a warning; only the wall-clock column, which the checkpoint does not hold, is lost."""
         self._started = True
-        keep = []
-        if self.csv_path.exists():
-            with open(self.csv_path, newline="") as f:
-                keep = [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit() and int(r["epoch"]) < epoch]
+        rows = self._read_rows()
+        earlier = [h for h in history if h["epoch"] < epoch]
+        keep, rebuilt = [], 0
+        for h in earlier:
+            r = (rows or {}).get(h["epoch"])
+            rebuilt += r is None
+            keep.append({**h, "wall_time": r.get("wall_time", "") if r else ""})
+        if not history:   # no checkpoint history to go by (a bare hook): keep what the file says
+            keep = [r for e, r in sorted((rows or {}).items()) if e < epoch]
+        if rebuilt or (rows is None and self.csv_path.exists()):
+            what = "cannot be read" if rows is None else "lacks rows"
+            print(f"mtl-meta: warning: {self.csv_path} {what}; rebuilt it from the checkpoint's history "
+                  f"({rebuilt} row{'s' if rebuilt != 1 else ''} restored without wall-clock times)", file=sys.stderr)
         buf = io.StringIO()
         w = csv.DictWriter(buf, HISTORY_COLUMNS, extrasaction="ignore", lineterminator="\n")
         w.writeheader(); w.writerows(keep)
@@ -122,8 +145,10 @@ class TrainingLog:
         full = {**row, "wall_time": round(time.time(), 3)}
         if self.csv_path is not None and getattr(trainer, "rank", 0) == 0:
             if not self._started:
-                self._start(row["epoch"])
-            with open(self.csv_path, "a", newline="") as f:
+                self._start(row["epoch"], getattr(getattr(trainer, "state", None), "history", None) or [])
+            # append without following a symlink put in its place (the file was just written by us)
+            fd = os.open(self.csv_path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
+            with open(fd, "a", newline="") as f:
                 csv.DictWriter(f, HISTORY_COLUMNS, extrasaction="ignore", lineterminator="\n").writerow(full)
                 f.flush()
         if self.writer is not None and getattr(trainer, "rank", 0) == 0:

@@ -135,6 +135,14 @@ class TrainConfig:
                 raise MtlMetaError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.queries < 0:
             raise MtlMetaError(f"queries must be non-negative, got {self.queries}")
+        if self.ways < 2:   # one class per episode: every prediction is right, validation says 100 %
+            raise MtlMetaError(f"ways must be at least 2 (a 1-way episode is scored 100 % whatever the model), "
+                               f"got {self.ways}")
+        for name in ("seed", "lr_patience", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise MtlMetaError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if self.early_stop_patience < 1:
+            raise MtlMetaError(f"early_stop_patience must be at least 1, got {self.early_stop_patience}")
         if self.max_steps is not None and self.max_steps < 1:
             raise MtlMetaError(f"max_steps must be at least 1, got {self.max_steps}")
         if self.train_ways is not None and self.train_ways < 2:
