@@ -23,8 +23,9 @@ import numpy as np
 # %% auto #0
 __all__ = ['EXTRAS', 'DATA_ENV', 'CACHE_ENV', 'TEMP_MARK', 'LOCK_NAME', 'MtlMetaError', 'require_extra', 'data_root', 'cache_dir',
            'check_readable_dir', 'environment_error', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json',
-           'seed_everything', 'check_output_dir', 'OutputLock', 'is_own_temp_file', 'remove_stale_temp_files',
-           'sweep_temp_files', 'one_writer', 'check_device', 'check_finite', 'markdown_table']
+           'seed_everything', 'check_output_dir', 'held_lock_fd', 'OutputLock', 'is_own_temp_file',
+           'remove_stale_temp_files', 'sweep_temp_files', 'one_writer', 'check_device', 'check_finite',
+           'markdown_table']
 
 # %% ../nbs/00_core.ipynb #cccc0005
 class MtlMetaError(Exception):
@@ -166,6 +167,12 @@ try:
 except ImportError:   # Windows: fall back to an exclusive-create lock file and a pid check
     fcntl = None
 
+def held_lock_fd(folder: str | os.PathLike) -> int | None:
+    """The descriptor of the `OutputLock` this process holds on `folder`, or None. A child process that writes
+    into the folder inherits it (`subprocess.run(..., pass_fds=(fd,))`): a `flock` lock stays held until every
+    process that shares it has exited, so the lock covers the children too."""
+    return OutputLock.held.get(str(Path(folder).resolve())) if fcntl is not None else None
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -261,8 +268,11 @@ class OutputLock:
                 self.path.unlink(missing_ok=True)   # its owner is dead: take it over
         raise self._busy()
 
+    held: dict[str, int] = {}   # folder (resolved) -> descriptor of the locks this process holds
+
     def __enter__(self) -> "OutputLock":
         fd = self._open_locked() if fcntl is not None else self._create_exclusive()
+        OutputLock.held[str(self.folder.resolve())] = fd
         owner = {"pid": os.getpid(), "host": socket.gethostname(),
                  "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
         os.ftruncate(fd, 0)
@@ -271,6 +281,7 @@ class OutputLock:
         return self
 
     def __exit__(self, *exc) -> None:
+        OutputLock.held.pop(str(self.folder.resolve()), None)
         if self.fd is not None:
             self.path.unlink(missing_ok=True)   # while still holding the lock, then let go
             os.close(self.fd)

@@ -14,10 +14,10 @@ from .core import atomic_write_bytes, atomic_write_text, markdown_table
 from .profiles import METHODS
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'REPORTS', 'use_figure_style', 'log_x_axis', 'save_figure', 'seed_interval', 'fewshot_table',
-           'cost_to_accuracy', 'cost_table', 'efficiency_curve', 'efficiency_table', 'paper_comparison',
-           'timing_outliers', 'report_fewshot', 'report_taxonomy', 'report_sinusoid', 'report_efficiency',
-           'report_theory', 'write_figures_index', 'collect']
+__all__ = ['PUBLISHED', 'RESULT_FIELDS', 'REPORTS', 'use_figure_style', 'log_x_axis', 'save_figure', 'seed_interval',
+           'fewshot_table', 'cost_to_accuracy', 'cost_table', 'efficiency_curve', 'efficiency_table',
+           'paper_comparison', 'check_results', 'read_results', 'timing_outliers', 'report_fewshot', 'report_taxonomy',
+           'report_sinusoid', 'report_efficiency', 'report_theory', 'write_figures_index', 'collect']
 
 # %% ../nbs/10b_report.ipynb #cccc0011
 def use_figure_style() -> None:
@@ -62,14 +62,17 @@ def _run_folders(out: Path, names: Iterable[str] | None = None) -> list[Path]:
     keep = None if names is None else set(names)
     return sorted(p for p in (Path(out) / "runs").glob("*") if p.is_dir() and (keep is None or p.name in keep))
 
-def _load_results(out: Path, names: Iterable[str] | None = None) -> list[dict]:
+def _load_results(out: Path, names: Iterable[str] | None = None, problems: dict | None = None) -> list[dict]:
+    """The valid `results.json` records under `out/runs/`; a damaged or incomplete one is left out of the tables
+    and named in `problems` (run name -> what is wrong) when given, never dropped without a word."""
     rows = []
     for f in (folder / "results.json" for folder in _run_folders(out, names)):
         if not f.exists():
             continue
-        try:
-            r = json.loads(f.read_text())
-        except ValueError:
+        r, problem = read_results(f)
+        if problem:
+            if problems is not None:
+                problems[f.parent.name] = problem
             continue
         r["run"] = f.parent.name
         rows.append(r)
@@ -281,6 +284,106 @@ def _plot_curves(results: list[dict], out: Path) -> list[Path]:
                              description=f"validation accuracy against training wall-clock, {d} {w}-way {k}-shot")
     return paths
 
+# %% ../nbs/10b_report.ipynb #cccc2611
+_NUMBER = "number"
+RESULT_FIELDS = {   # per experiment: the fields every table and figure reads, with their types
+    "fewshot": {"dataset": str, "backbone": str, "method": str, "ways": int, "shots": int, "seeds": list,
+                "test_episodes": int, "per_seed": list, "best_val_acc": _NUMBER, "train_seconds": _NUMBER,
+                "test_acc": _NUMBER, "test_ci95_episodes": _NUMBER},
+    "tuning": {"dataset": str, "backbone": str, "method": str, "ways": int, "shots": int, "seeds": list,
+               "trial": dict, "per_seed": list, "best_val_acc": _NUMBER, "train_seconds": _NUMBER,
+               "train_images": _NUMBER},
+    "sinusoid": {"shots": int, "seeds": list, "test_tasks": int, "summary": list, "rows": list},
+    "theory": {"depth_gaps": dict, "envelope_max_relative_gap": list, "anil_gradient_slope": _NUMBER,
+               "lambda_tau": list},
+    "efficiency": {"dataset": str, "ways": int, "shots": int, "baseline": dict, "mtl": list},
+}
+_SEED_FIELDS = {"best_val_acc": _NUMBER, "train_seconds": _NUMBER, "history": list}
+_HISTORY_FIELDS = {"epoch": int, "val_acc": _NUMBER, "seconds": _NUMBER}
+_TEST_FIELDS = {"ways": int, "shots": int, "test_acc": _NUMBER}
+_EFFICIENCY_FIELDS = {"train_seconds": _NUMBER, "test_acc": _NUMBER, "test_ci95": _NUMBER}
+
+def _fits(value, kind) -> bool:
+    if kind == _NUMBER:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+def _missing_fields(d, spec: dict, where: str) -> str:
+    "The first field of `spec` that `d` lacks or holds with the wrong type, as text ('' when none)."
+    if not isinstance(d, dict):
+        return f"{where} is {type(d).__name__}, not an object"
+    for name, kind in spec.items():
+        if name not in d:
+            return f"{where} has no {name!r}"
+        if not _fits(d[name], kind):
+            return f"{where}[{name!r}] is {type(d[name]).__name__} {str(d[name])[:40]}, not {getattr(kind, '__name__', kind)}"
+    return ""
+
+def _first(*checks) -> str:
+    return next((c for c in checks if c), "")
+
+def check_results(r, experiment: str | None = None) -> str:
+    """What makes the record `r` (a parsed `results.json`) unusable for the tables, in a few words; '' if nothing.
+    `experiment`: the kind the run must have written (None: whatever `r` says it is)."""
+    if not isinstance(r, dict):
+        return f"it holds a {type(r).__name__}, not a results object"
+    kind = r.get("experiment")
+    if experiment is not None and kind != experiment:
+        return f"its experiment is {kind!r}, expected {experiment!r}"
+    if kind not in RESULT_FIELDS:
+        return f"its experiment {kind!r} is none of {', '.join(RESULT_FIELDS)}" if experiment else ""
+    problem = _missing_fields(r, RESULT_FIELDS[kind], "it")
+    if problem:
+        return problem
+    if kind in ("fewshot", "tuning"):
+        seeds = r["per_seed"]
+        if not r["seeds"] or len(seeds) != len(r["seeds"]):
+            return f"it has {len(seeds)} per-seed records for {len(r['seeds'])} seeds"
+        for i, s in enumerate(seeds):
+            problem = _first(_missing_fields(s, _SEED_FIELDS, f"per_seed[{i}]"),
+                             *(_missing_fields(h, _HISTORY_FIELDS, f"per_seed[{i}].history[{j}]")
+                               for j, h in enumerate(s.get("history", []) if isinstance(s, dict) else [])))
+            if problem:
+                return problem
+        if kind == "tuning":
+            return _missing_fields(seeds[0], {"steps": int, "stopped": str}, "per_seed[0]")
+        if not 0 <= r["test_acc"] <= 1:
+            return f"its test accuracy {r['test_acc']} is not between 0 and 1"
+        tests = r.get("tests")
+        if tests is not None:
+            if not isinstance(tests, list) or not tests:
+                return "its 'tests' is not a non-empty list"
+            for j, t in enumerate(tests):
+                problem = _first(_missing_fields(t, {**_TEST_FIELDS, "test_ci95_episodes": _NUMBER}, f"tests[{j}]"),
+                                 *(_missing_fields((s.get("tests") or [None] * len(tests))[j] if j < len(s.get("tests") or [])
+                                                   else None, _TEST_FIELDS, f"per_seed[{i}].tests[{j}]")
+                                   for i, s in enumerate(seeds)))
+                if problem:
+                    return problem
+        return ""
+    if kind == "sinusoid":
+        return _first("its summary is empty" if not r["summary"] else "",
+                      *(_missing_fields(s, {"method": str}, f"summary[{i}]") for i, s in enumerate(r["summary"])))
+    if kind == "theory":
+        return _first("its depth_gaps is empty" if not r["depth_gaps"] else "",
+                      *(_missing_fields(d, {"gaps": dict, "slope": _NUMBER, "tail_slope": _NUMBER}, f"depth_gaps[{k!r}]")
+                        for k, d in r["depth_gaps"].items()))
+    return _first(_missing_fields(r["baseline"], {"method": str, **_EFFICIENCY_FIELDS}, "baseline"),
+                  "its mtl list is empty" if not r["mtl"] else "",
+                  *(_missing_fields(m, {"speedup": _NUMBER, **_EFFICIENCY_FIELDS}, f"mtl[{i}]")
+                    for i, m in enumerate(r["mtl"])))
+
+def read_results(path: str | Path, experiment: str | None = None) -> tuple[dict | None, str]:
+    "(record, '') for a valid `results.json` at `path`, else (None, what is wrong with it)."
+    try:
+        r = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        return None, f"{path} is missing"
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return None, f"{path} cannot be read ({type(e).__name__}: {' '.join(str(e).split())[:80]})"
+    problem = check_results(r, experiment)
+    return (None, f"{path} is incomplete: {problem}") if problem else (r, "")
+
 # %% ../nbs/10b_report.ipynb #cccc0014b
 def timing_outliers(results: list[dict], factor: float = 2.0):
     """Epochs whose update wall-clock exceeds `factor` times the median epoch of the same run and seed.
@@ -422,8 +525,8 @@ def write_figures_index(out: Path, results: list[dict], runs: Iterable[str] | No
     for folder in _run_folders(out, runs):
         for fig in sorted(folder.glob("*.png")):   # each run's own figures, next to the tables
             for twin in (fig, fig.with_suffix(".pdf")):
-                if twin.exists():
-                    shutil.copyfile(twin, out / twin.name)
+                if twin.exists():   # written anew (never through a link that stands at the destination)
+                    atomic_write_bytes(out / twin.name, twin.read_bytes())
             run = folder.name
             made.append((fig.stem, f"run `{run}` (`{run}/{run}.ipynb` under `runs/`)",
                          f"mtl-meta reproduce --profile {profiles.get(run, 'PROFILE')} --only {run} --force --out {out}"))
@@ -438,8 +541,12 @@ def collect(out: str | Path, runs: Iterable[str] | None = None) -> dict:
     """Build the tables and figures of a reproduction from the run results in `out/runs/` (only the runs
     named in `runs` when given: `reproduce` passes its profile's, so folders of runs that a profile no
     longer has are kept on disk but left out of the tables): one report per experiment, then the index."""
+    import sys
     out = Path(out)
-    results = _load_results(out, runs)
+    problems = {}
+    results = _load_results(out, runs, problems)
+    for name, problem in problems.items():   # said out loud: a table that lacks a run must not look complete
+        print(f"mtl-meta: warning: run {name} is left out of the tables: {problem}", file=sys.stderr)
     made = {report.__name__: report(results, out) for report in REPORTS}
     write_figures_index(out, results, runs)
-    return {"results": len(results), "fewshot_rows": made["report_fewshot"]}
+    return {"results": len(results), "fewshot_rows": made["report_fewshot"], "problems": problems}

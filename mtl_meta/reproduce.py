@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .core import (DATA_ENV, MtlMetaError, atomic_write_json, atomic_write_text, check_readable_dir,
-                           data_root, one_writer)
+                           data_root, one_writer, sweep_temp_files)
 # the runner's vocabulary, re-exported: `from mtl_meta.reproduce import get_profile, collect, save_figure` keeps working
 from .profiles import *   # Run, PROFILES, get_profile, tune_runs, fewshot_runs, experiments_dir, ...
 from .profiles import _split_trial
 from .report import *     # collect, tables, save_figure, use_figure_style, ...
 
 # %% auto #0
-__all__ = ['RunResult', 'uncommitted_changes', 'code_version', 'run_dir', 'is_complete', 'prepare_run_dir', 'execute_run',
-           'select_trials', 'resolve_tuned', 'with_overrides', 'reproduce', 'write_summary']
+__all__ = ['RunResult', 'uncommitted_changes', 'code_version', 'run_dir', 'record_problem', 'is_complete', 'prepare_run_dir',
+           'execute_run', 'select_trials', 'resolve_tuned', 'with_overrides', 'reproduce', 'write_summary']
 
 # %% ../nbs/10_reproduce.ipynb #cccc000d
 @dataclass
@@ -68,14 +68,50 @@ def run_dir(out: Path, run: Run) -> Path: return Path(out) / "runs" / run.name
 
 def _record_path(out: Path, run: Run) -> Path: return run_dir(out, run) / "run.json"
 
-def is_complete(out: Path, run: Run, profile: str) -> bool:
-    "Whether `run` already finished successfully in `out` with the same configuration."
-    p = _record_path(out, run)
+def _read_object(path: Path) -> dict | None:
+    "The JSON object in `path`; None when it is missing, unreadable or not an object."
     try:
-        rec = json.loads(p.read_text())
-    except (OSError, ValueError):
+        rec = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+def _expected_experiment(run: Run) -> str | None:
+    "The `experiment` a run's `results.json` must name (None for a notebook the tables do not know)."
+    if run.notebook == "fewshot.ipynb":
+        return "tuning" if run.parameters.get("test_episodes", 1) == 0 else "fewshot"
+    kind = Path(run.notebook).stem
+    return kind if kind in RESULT_FIELDS else None
+
+def record_problem(out: Path, run: Run) -> str:
+    """What is wrong with the result `run` left in `out` (its `results.json`, or the environment probe's
+    `environment.json`), checked for schema and completeness and against the run's own parameters; '' if nothing."""
+    folder = run_dir(out, run)
+    if run.notebook == "environment.ipynb":
+        env = _read_object(folder / "environment.json")
+        ok = env is not None and isinstance(env.get("hardware"), dict) and isinstance(env.get("matmul"), dict) \
+            and "device" in env["hardware"] and "gflops" in env["matmul"]
+        return "" if ok else f"{folder / 'environment.json'} is missing, unreadable or incomplete"
+    rec, problem = read_results(folder / "results.json", _expected_experiment(run))
+    if problem:
+        return problem
+    p = run.parameters
+    for key in ("method", "dataset", "backbone", "seeds"):
+        if key in p and rec.get(key) != p[key]:
+            return f"{folder / 'results.json'} holds {key} {rec.get(key)!r}, but the run has {p[key]!r}"
+    return ""
+
+def is_complete(out: Path, run: Run, profile: str, problems: dict | None = None) -> bool:
+    """Whether `run` already finished successfully in `out` with the same configuration and left a valid result.
+    A run recorded as finished whose result is damaged or incomplete is not complete; what is wrong with it
+    goes into `problems` (run name -> text) when given."""
+    rec = _read_object(_record_path(out, run))
+    if rec is None or rec.get("status") != "ok" or rec.get("config_hash") != run.config_hash(profile):
         return False
-    return rec.get("status") == "ok" and rec.get("config_hash") == run.config_hash(profile)
+    problem = record_problem(out, run)
+    if problem and problems is not None:
+        problems[run.name] = problem
+    return not problem
 
 def _first_error(exc: BaseException) -> str:
     ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
@@ -86,10 +122,7 @@ def prepare_run_dir(out: str | Path, run: Run, profile: str) -> Path:
     "Create the run's folder; empty it first when it holds a run made with another configuration."
     import shutil
     folder = run_dir(out, run).resolve()
-    try:
-        previous = json.loads((folder / "run.json").read_text()).get("config_hash")
-    except (OSError, ValueError):
-        previous = None
+    previous = (_read_object(folder / "run.json") or {}).get("config_hash")
     if previous is not None and previous != run.config_hash(profile):
         shutil.rmtree(folder)   # made with other parameters: its checkpoints and outputs do not apply
     folder.mkdir(parents=True, exist_ok=True)
@@ -104,6 +137,8 @@ def execute_run(run: Run, out: str | Path, profile: str, root: Path, command: st
     folder = prepare_run_dir(out, run, profile)
     (folder / "results.json").unlink(missing_ok=True)   # never let an earlier result stand for this run
     executed = folder / f"{run.name}.ipynb"
+    if executed.is_symlink():   # papermill opens the file for writing: never through a link
+        executed.unlink()
     params = {**run.parameters, "out_dir": str(folder), "data_root": str(root), "profile": profile}
     t0, error = time.perf_counter(), ""
     try:
@@ -113,6 +148,10 @@ def execute_run(run: Run, out: str | Path, profile: str, root: Path, command: st
         status = "ok"
     except Exception as e:  # papermill wraps cell errors; a broken kernel raises others
         status, error = "failed", _first_error(e)
+    if status == "ok":   # a notebook that ran to the end must also have left a complete result
+        problem = record_problem(out, run)
+        if problem:
+            status, error = "failed", f"the notebook finished but {problem}"
     seconds = time.perf_counter() - t0
     atomic_write_json(folder / "run.json", {
         "config": run.config(profile), "config_hash": run.config_hash(profile), "status": status,
@@ -121,21 +160,28 @@ def execute_run(run: Run, out: str | Path, profile: str, root: Path, command: st
     return RunResult(run, status, seconds, executed, error)
 
 # %% ../nbs/10_reproduce.ipynb #cccc000d2
+def _saved_selection(path: Path) -> dict:
+    "The `selected` trials of a `tuning.json`; {} (with a warning line) when the file is not such a record."
+    if not path.exists():
+        return {}
+    rec = _read_object(path)
+    selected = rec.get("selected") if rec is not None else None
+    if not isinstance(selected, dict) or not all(isinstance(v, dict) and isinstance(v.get("trial"), dict)
+                                                 and isinstance(v.get("run"), str) for v in selected.values()):
+        print(f"mtl-meta: warning: {path} is not a tuning record (expected an object whose 'selected' maps each "
+              "setting to its trial); ignoring it: the selection is rebuilt from the trials' results", file=sys.stderr)
+        return {}
+    return selected
+
 def select_trials(out: str | Path, trials: Sequence[Run], profile: str) -> dict:
     """Best validation trial per tuning key among the complete `trials` in `out` (ties: fewer images);
     falls back to `out/tuning.json` for keys without any; writes `tuning.json` and `tuning.md`."""
     out = Path(out)
-    try:
-        saved = json.loads((out / "tuning.json").read_text()).get("selected", {})
-    except (OSError, ValueError):
-        saved = {}
+    saved = _saved_selection(out / "tuning.json")
     rows = []
     for run in trials:
-        try:
-            res = json.loads((run_dir(out, run) / "results.json").read_text())
-        except (OSError, ValueError):
-            continue
         if is_complete(out, run, profile):
+            res = json.loads((run_dir(out, run) / "results.json").read_text())
             rows.append({"key": run.tunes, "run": run.name, "trial": res["trial"], "val_acc": res["best_val_acc"],
                          "images": res["train_images"], "seconds": res["train_seconds"],
                          "steps": res["per_seed"][0]["steps"], "stopped": res["per_seed"][0]["stopped"]})
@@ -217,6 +263,7 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MtlMetaError(f"cannot create the output folder {out} ({e.strerror}); pass another --out") from None
+    sweep_temp_files()   # every argument is checked: stale temporary files of a killed reproduction can go
     command = command or f"mtl-meta reproduce --profile {profile} --out {out}"
     bar = tqdm(total=len(runs), desc=f"reproduce[{profile}]", unit="run", disable=not progress, file=sys.stderr)
     def finished(r: RunResult):
@@ -227,9 +274,13 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     def execute(stage: list[Run]) -> None:
         "Skip the complete runs of `stage`, execute the others (concurrently when jobs > 1)."
         for run in stage:
-            if not force and is_complete(out, run, profile):
+            damaged = {}
+            if not force and is_complete(out, run, profile, damaged):
                 done[run.name] = RunResult(run, "skipped", 0.0, run_dir(out, run) / f"{run.name}.ipynb")
                 finished(done[run.name])
+            elif damaged:   # finished once, but its result cannot be trusted: said, then executed again
+                print(f"mtl-meta: warning: run {run.name} finished earlier but {damaged[run.name]}; running it again",
+                      file=sys.stderr)
         todo = [r for r in stage if r.name not in done]
         for r in run_all(todo, out, profile, root, command, jobs=jobs, executor=executor, slurm_options=slurm_options,
                          on_result=finished):
@@ -247,10 +298,14 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
                 finished(done[run.name])
         execute(ready)
     bar.close()
-    results = [done[r.name] for r in runs]
     if trials:   # tuning.md and tuning.json describe every complete trial, also after --only
         selected = select_trials(out, trials, profile)
-    collect(out, [r.name for r in every])
+    made = collect(out, [r.name for r in every])
+    for name, problem in made["problems"].items():   # a run whose result the tables cannot use has not succeeded
+        if name in done and done[name].status != "failed":
+            done[name] = RunResult(done[name].run, "failed", done[name].seconds, done[name].notebook,
+                                   f"its result is left out of the tables: {problem}")
+    results = [done[r.name] for r in runs]
     if selected:   # the summary shows the values the final runs used
         every = [with_overrides(resolve_tuned(r, selected), overrides or {}) if r.tuned in selected else r for r in every]
     # The summary covers the whole profile, also after `--only`: it describes the folder, not this call.
@@ -263,10 +318,7 @@ def write_summary(out: Path, profile: str, runs: Iterable[Run], command: str) ->
              "| run | notebook | parameters | status | outputs |", "| --- | --- | --- | --- | --- |"]
     for run in runs:
         folder = run_dir(out, run)
-        try:
-            status = json.loads((folder / "run.json").read_text())["status"]
-        except (OSError, ValueError, KeyError):
-            status = "not run"
+        status = (_read_object(folder / "run.json") or {}).get("status", "not run")
         files = sorted(p.name for p in folder.glob("*")
                        if p.is_file() and p.name not in ("run.json", f"{run.name}.ipynb", f"{run.name}.log"))
         params = ", ".join(f"{k}={v!r}" for k, v in sorted(run.parameters.items())) or "-"

@@ -21,8 +21,8 @@ from .core import MtlMetaError, require_extra
 from .reproduce import Run, RunResult, execute_run, prepare_run_dir, run_dir
 
 # %% auto #0
-__all__ = ['QUIET_ENV', 'KERNEL_ARGS', 'EXECUTORS', 'run_log', 'child_env', 'execute_isolated', 'run_all', 'headline',
-           'result_line']
+__all__ = ['QUIET_ENV', 'KERNEL_ARGS', 'PARENT_ENV', 'EXECUTORS', 'run_log', 'child_env', 'die_with_parent', 'execute_isolated',
+           'run_all', 'headline', 'result_line']
 
 # %% ../nbs/15_sweep.ipynb #cccc0005
 QUIET_ENV = {
@@ -62,8 +62,54 @@ def _from_payload(text: str) -> tuple:
     run = Run(r["name"], r["notebook"], r["parameters"], tuple(r["datasets"]), r["description"])
     return run, Path(p["out"]), p["profile"], Path(p["root"]), p["command"]
 
+PARENT_ENV = "MTL_META_PARENT_PID"   # set for a run's process: the pid of the reproduce process it belongs to
+
+def _children(pid: int) -> list[int]:
+    "The pids of the direct children of process `pid` (read from Linux's /proc; [] where there is none)."
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return kids
+
+def die_with_parent(parent: int) -> None:
+    """Make this process (a run's) stop when the reproduce process `parent` dies, even by `kill -9`.
+
+    Linux delivers SIGTERM on the parent's death (`prctl(PR_SET_PDEATHSIG)`); on SIGTERM this process kills
+    its own children (the notebook's kernel, which jupyter starts in a session of its own, with its whole
+    process group), waits for them, and exits. It holds the output folder's lock, inherited from `parent`,
+    until then, so a rerun cannot start while anything of the killed reproduction still writes."""
+    import signal
+    def stop(signum, frame):
+        for pid in _children(os.getpid()):
+            for kill in (os.killpg, os.kill):   # the kernel leads its own process group: take it all
+                try:
+                    kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            try:
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+        os._exit(128 + signum)
+    signal.signal(signal.SIGTERM, stop)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))   # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:   # the parent died before the signal was armed
+        stop(signal.SIGTERM, None)
+
 def _execute_here(payload: str) -> dict:
     "Execute a run in this process (a child or a cluster job); its stdout/stderr are already the log."
+    parent = os.environ.pop(PARENT_ENV, None)   # popped: the kernel must not think it is a run's process
+    if parent:
+        die_with_parent(int(parent))
     run, out, profile, root, command = _from_payload(payload)
     execute_run(run, out, profile, root, command=command, progress=False,
                 stderr_file=sys.stderr, extra_arguments=KERNEL_ARGS)
@@ -73,6 +119,8 @@ def _result(run: Run, out, returncode: int | None = None, error: str = "") -> Ru
     folder = run_dir(out, run)
     try:
         rec = json.loads((folder / "run.json").read_text())
+        if not isinstance(rec, dict) or rec.get("status") not in ("ok", "failed"):
+            raise ValueError("not a run record")
     except (OSError, ValueError):
         rec = {"status": "failed", "seconds": 0.0, "error": error or f"the run's process exited with code "
                f"{returncode} before recording a result; see {run_log(out, run)}"}
@@ -81,12 +129,20 @@ def _result(run: Run, out, returncode: int | None = None, error: str = "") -> Ru
 
 def execute_isolated(run: Run, out, profile: str, root, command: str = "", device_index: int | None = None) -> RunResult:
     "Execute `run` in a child process with a quiet environment; its output goes to the run's log."
+    from mtl_meta.core import held_lock_fd
     folder = prepare_run_dir(out, run, profile)
     (folder / "run.json").unlink(missing_ok=True)   # the status read back must be this execution's
-    with open(run_log(out, run), "w") as log:
+    log_path = run_log(out, run)
+    if log_path.is_symlink():   # the log is ours to write: never through a link put in its place
+        log_path.unlink()
+    lock = held_lock_fd(out)    # the child holds the folder's lock too: it is free only once the child is gone
+    env = {**child_env(device_index), PARENT_ENV: str(os.getpid())}
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    with open(fd, "w") as log:
         p = subprocess.run([sys.executable, "-c", "import sys; from mtl_meta.sweep import _execute_here; "
                             "_execute_here(sys.argv[1])", _payload(run, out, profile, root, command)],
-                           stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=child_env(device_index))
+                           stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                           pass_fds=() if lock is None else (lock,))
     return _result(run, out, p.returncode)
 
 # %% ../nbs/15_sweep.ipynb #cccc0009
