@@ -77,9 +77,9 @@ def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str 
     cfg = TrainConfig.from_dict(config)
     from mtl_meta.core import check_finite, sweep_temp_files
     from mtl_meta.gbml import algorithm_options as _known_options
-    for name, value in (("dataset option", dataset_options), ("backbone option", backbone_options),
-                        ("method option", algorithm_options)):
-        check_finite(value or {}, name)
+    for kind, options in (("dataset", dataset_options), ("backbone", backbone_options), ("method", algorithm_options)):
+        for k, v in (options or {}).items():
+            check_finite(v, f"{kind} option {k}")
     _known_options(method)   # an unknown method stops here, before any data is read
     seed_everything(cfg.seed)
     samplers = _samplers(dataset, cfg.ways, cfg.shots, cfg.queries, cfg.seed, data_root,

@@ -149,9 +149,9 @@ def seed_everything(seed: int) -> np.random.Generator:
 def check_output_dir(path: str | os.PathLike, option: str = "--out") -> Path:
     "Create the output folder `path` if needed and return it; anything in the way is a one-line `MtlMetaError`."
     path = Path(path).expanduser()
-    if path.exists() and not path.is_dir():
-        raise MtlMetaError(f"output folder {path} is a file, not a folder; pass another {option}")
-    try:
+    try:   # inside the try: a path longer than the system allows fails already here (ENAMETOOLONG)
+        if path.exists() and not path.is_dir():
+            raise MtlMetaError(f"output folder {path} is a file, not a folder; pass another {option}")
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):   # os.access lies for root and on read-only mounts
             pass
@@ -349,7 +349,10 @@ def one_writer(arg: str, option: str = "--out", recursive: bool = False):
             folder = bound.arguments.get(arg, sig.parameters[arg].default)
             if folder in (None, "") or _secondary_rank():
                 return fn(*args, **kwargs)
-            created = not Path(folder).expanduser().exists()
+            try:
+                created = not Path(folder).expanduser().exists()
+            except OSError:   # e.g. a path too long: check_output_dir says so in one line
+                created = False
             folder = check_output_dir(folder, option)
             try:
                 with OutputLock(folder, option):

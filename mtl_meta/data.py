@@ -96,13 +96,23 @@ def file_digest(path: Path, algo: str = "sha256") -> str:
             h.update(block)
     return h.hexdigest()
 
+def _read_sums(sums: Path) -> str:
+    "The text of a SHA256SUMS file; one line naming the file when it is not text (or cannot be read)."
+    try:
+        return sums.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise MtlMetaError(f"{sums} is not a text file of checksums (it holds bytes that are not UTF-8); "
+                           "delete it or download the data set again") from None
+    except OSError as e:
+        raise MtlMetaError(f"cannot read {sums} ({e.strerror}); check the file or delete it") from None
+
 def verify_sha256sums(folder: Path, names: list[str]) -> bool:
     "Check `names` against `folder/SHA256SUMS` when that file exists; return whether it did."
     sums = folder / "SHA256SUMS"
     if not sums.exists():
         return False
     expected = {}
-    for line in sums.read_text().splitlines():
+    for line in _read_sums(sums).splitlines():
         parts = line.split()
         if len(parts) == 2:
             expected[parts[1].lstrip("*")] = parts[0].lower()
@@ -117,7 +127,7 @@ def record_sha256sums(folder: Path, names: list[str]) -> Path:
     from mtl_meta.core import atomic_write_text
     sums, lines = folder / "SHA256SUMS", {}
     if sums.exists():
-        for line in sums.read_text().splitlines():
+        for line in _read_sums(sums).splitlines():
             parts = line.split()
             if len(parts) == 2:
                 lines[parts[1].lstrip("*")] = parts[0].lower()

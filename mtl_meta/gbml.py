@@ -480,7 +480,8 @@ def make_algorithm(name: str, body: nn.Module, n_classes: int, ways: int = 5, **
         raise MtlMetaError(f"method {cls.name} has no option(s) {', '.join(unknown)}; "
                            f"its options are: {', '.join(known) or 'none'}")
     from mtl_meta.core import check_finite
-    check_finite(opts, "method option")   # inner_lr=NaN would train and crash at validation
+    for k, v in opts.items():   # inner_lr=NaN would train, then crash at validation
+        check_finite(v, f"method option {k}")
     return cls(body, n_classes, ways=ways, **opts) if cls.heads_per_class else cls(body, ways=ways, **opts)
 
 PLUGIN_ERROR: MtlMetaError | None = None

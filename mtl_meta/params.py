@@ -16,7 +16,8 @@ from typing import Any
 from .core import MtlMetaError
 
 # %% auto #0
-__all__ = ['Parameter', 'parse_annotation', 'notebook_parameters', 'type_matches', 'check_parameters', 'check_run_parameters']
+__all__ = ['Parameter', 'parse_annotation', 'notebook_parameters', 'type_matches', 'check_parameters', 'check_run_parameters',
+           'check_values', 'seeds_rule']
 
 # %% ../nbs/14_params.ipynb #cccc0005
 @dataclass(frozen=True)
@@ -134,3 +135,32 @@ def check_run_parameters(notebook: str | Path, values: dict, where: str = "", al
         raise MtlMetaError(f"{where}: unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
                            f"{Path(notebook).name} takes: {', '.join(declared)}")
     check_parameters({n: p.annotation for n, p in declared.items()}, values, where=where)
+
+# %% ../nbs/14_params.ipynb #cccc2621
+def check_values(values: dict, rules: dict, where: str = "") -> None:
+    """One `MtlMetaError` line naming every value in `values` that is not finite (NaN or infinity anywhere
+    inside it) or breaks its rule. `rules` maps a name to `(test, what)`: `test(value)` is true for a good
+    value, `what` says what a good one is. A test that raises counts as broken."""
+    from mtl_meta.core import check_finite
+    bad = []
+    for name, value in values.items():
+        try:
+            check_finite(value, name)
+        except MtlMetaError as e:
+            bad.append(str(e))
+            continue
+        if name in rules:
+            test, what = rules[name]
+            try:
+                ok = bool(test(value))
+            except Exception:
+                ok = False
+            if not ok:
+                bad.append(f"{name} must be {what}, got {value!r}"[:200])
+    if bad:
+        raise MtlMetaError(f"{where + ': ' if where else ''}bad parameter value{'s' if len(bad) > 1 else ''}: "
+                           f"{'; '.join(bad)}")
+
+def seeds_rule(v) -> bool:
+    "A non-empty list of distinct seeds, each 0 or more (the rule every experiment's `seeds` follows)."
+    return len(v) > 0 and all(s >= 0 for s in v) and len(set(v)) == len(v)

@@ -288,8 +288,8 @@ def _plot_curves(results: list[dict], out: Path) -> list[Path]:
 _NUMBER = "number"
 RESULT_FIELDS = {   # per experiment: the fields every table and figure reads, with their types
     "fewshot": {"dataset": str, "backbone": str, "method": str, "ways": int, "shots": int, "seeds": list,
-                "test_episodes": int, "per_seed": list, "best_val_acc": _NUMBER, "train_seconds": _NUMBER,
-                "test_acc": _NUMBER, "test_ci95_episodes": _NUMBER},
+                "test_episodes": int, "per_seed": list, "train_seconds": _NUMBER, "test_acc": _NUMBER,
+                "test_ci95_episodes": _NUMBER},
     "tuning": {"dataset": str, "backbone": str, "method": str, "ways": int, "shots": int, "seeds": list,
                "trial": dict, "per_seed": list, "best_val_acc": _NUMBER, "train_seconds": _NUMBER,
                "train_images": _NUMBER},

@@ -1,4 +1,5 @@
-"""Runs that cannot be mixed up (issue 16): each case an adversarial user found, as a test.
+"""Runs that cannot be mixed up (issue 16) and records you can trust when files are damaged or processes die
+(issue 26): each case an adversarial user found, as a test.
 
 Every bad input must end in exit code 2 (CLI) or an `MtlMetaError` (library) with one line that says
 what was wrong and what to do; an output folder never holds a checkpoint and a summary of different
@@ -242,7 +243,7 @@ def test_mini_imagenet_pickles_with_bad_labels_are_one_line(tmp_path):
 # -- 6. temporary files of a killed writer are removed -------------------------------------------------------------
 
 def test_stale_temp_files_are_removed_when_the_folder_is_next_opened(omniglot_root, tmp_path):
-    stale = [tmp_path / ".checkpoint.pt.k1ll3d.tmp", tmp_path / ".summary.json.abc.tmp"]
+    stale = [tmp_path / ".checkpoint.pt.mtl-meta-k1ll3d00.tmp", tmp_path / ".summary.json.mtl-meta-abc12345.tmp"]
     for p in stale:
         p.write_bytes(b"half a file")
     api.train("protonet", out_dir=tmp_path, data_root=omniglot_root, **TINY)
@@ -305,3 +306,431 @@ def test_malicious_checkpoint_is_refused_and_never_runs(tmp_path, run_cli):
     r = run_cli("evaluate", "--checkpoint", str(tmp_path / "checkpoint.pt"), "--no-progress")
     _cli_fails(r, "is corrupt or unsafe to load")
     assert not marker.exists()
+
+
+
+# ======================================================================================================
+# Issue 26: records you can trust when files are damaged or processes die
+# ======================================================================================================
+
+FAST = ["--set", "epochs=1", "episodes_per_epoch=2", "val_episodes=2", "test_episodes=2", "test_queries=1"]
+TRIAL, FINAL = "tune-omniglot-minimal-5w1s-protonet-t0", "omniglot-minimal-5w1s-protonet"
+
+
+def _reproduce(run_cli, out, root, *only, extra=(), env=None):
+    return run_cli("reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--data-root", str(root),
+                   "--only", *only, *FAST, *extra, env=env)
+
+
+@pytest.fixture(scope="module")
+def smoke_out(tmp_path_factory):
+    "A tuning trial and its final few-shot run of the smoke profile, trained for two updates (shared, copied per test)."
+    from conftest import cli
+    from mtl_meta.core import data_root
+    root = data_root()
+    if not (root / "omniglot" / "images_background_small1.zip").exists():
+        pytest.skip("Omniglot minimal archives not found; set MTL_META_DATA")
+    out = tmp_path_factory.mktemp("smoke") / "S"
+    r = _reproduce(cli, out, root, TRIAL, FINAL)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def _copy(src, dst):
+    import shutil
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+def _table_rows(out):
+    import pandas as pd
+    return sorted(zip(*pd.read_csv(out / "fewshot.csv")[["method", "ways"]].values.T))
+
+
+# -- 1. a damaged results.json is re-run, never dropped from a table ----------------------------------------
+
+@pytest.mark.parametrize("damage", ["truncated", "binary", "incomplete", "a list"])
+def test_damaged_results_json_is_run_again_not_dropped(run_cli, smoke_out, omniglot_root, tmp_path, damage):
+    out = _copy(smoke_out, tmp_path / "S")
+    res = out / "runs" / FINAL / "results.json"
+    good = json.loads(res.read_text())
+    res.write_bytes({"truncated": res.read_bytes()[:200], "binary": b"\xff\xfe\x00\x81 not json",
+                     "incomplete": json.dumps({k: v for k, v in good.items() if k != "test_acc"}).encode(),
+                     "a list": json.dumps([good]).encode()}[damage])
+    r = _reproduce(run_cli, out, omniglot_root, TRIAL, FINAL)
+    assert r.returncode == 0, r.stderr
+    _one_line([l for l in r.stderr.splitlines() if FINAL in l][0], f"run {FINAL} finished earlier but",
+              "running it again")
+    assert "2 of 2 runs complete" in r.stdout and f"ok       {FINAL}" in r.stdout
+    assert _table_rows(out) == [("protonet", 5), ("protonet", 20)]          # the method is back in the table
+    again = json.loads(res.read_text())
+    assert again["test_acc"] == good["test_acc"]   # recomputed from the saved checkpoints: the same result
+
+
+def test_a_run_that_cannot_be_redone_fails_the_reproduction_and_is_named(run_cli, smoke_out, omniglot_root, tmp_path):
+    out = _copy(smoke_out, tmp_path / "S")
+    folder = out / "runs" / FINAL
+    (folder / "results.json").write_text("{")
+    import shutil
+    shutil.rmtree(folder / "seed0"); (folder / "seed0").write_text("in the way")   # the rerun cannot train
+    r = _reproduce(run_cli, out, omniglot_root, TRIAL, FINAL)
+    assert r.returncode == 1
+    assert "1 of 2 runs complete" in r.stdout
+    assert any(l.startswith(f"mtl-meta: error: run '{FINAL}' failed") for l in r.stderr.splitlines()), r.stderr
+    assert not (out / "fewshot.csv").exists() or "protonet" not in (out / "fewshot.csv").read_text()
+
+
+def test_committed_results_are_valid_and_the_cpu_profile_is_complete(run_cli, tmp_path):
+    """A clone relies on this: every committed result passes the checks, and reproducing the cpu profile into
+    a copy of figures/ skips all of its runs and only redraws."""
+    from pathlib import Path
+    from mtl_meta.report import read_results
+    from mtl_meta.reproduce import get_profile, record_problem
+    figures = Path(__file__).resolve().parents[1] / "figures"
+    files = sorted((figures / "runs").glob("*/results.json"))
+    assert len(files) >= 50
+    for f in files:
+        rec, problem = read_results(f)
+        assert problem == "" and rec["experiment"] in ("fewshot", "tuning", "sinusoid", "theory", "efficiency"), f
+    for run in get_profile("cpu"):
+        if not run.tuned:   # the final runs' parameters need the selection: checked by the reproduction below
+            assert record_problem(figures, run) == "", run.name
+    out = _copy(figures, tmp_path / "figures")
+    r = run_cli("reproduce", "--profile", "cpu", "--out", str(out), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stdout.splitlines() if l.split()[:1] in (["ok"], ["failed"], ["skipped"])]
+    assert len(lines) == len(get_profile("cpu")) == 59 and all(l.startswith("skipped") for l in lines)
+    assert "59 of 59 runs complete" in r.stdout
+    assert (out / "fewshot.csv").read_text() == (figures / "fewshot.csv").read_text()
+
+
+def test_run_records_of_the_wrong_shape_are_one_line_or_ignored(tmp_path, capsys):
+    from mtl_meta.reproduce import get_profile, is_complete, select_trials, write_summary
+    runs = get_profile("smoke")
+    trials = [r for r in runs if r.tunes]
+    for r in runs:
+        (tmp_path / "runs" / r.name).mkdir(parents=True)
+        (tmp_path / "runs" / r.name / "run.json").write_text("[1, 2]")   # JSON, but not a run record
+    (tmp_path / "tuning.json").write_text(json.dumps([{"selected": {}}]))
+    assert not any(is_complete(tmp_path, r, "smoke") for r in runs)
+    assert select_trials(tmp_path, trials, "smoke") == {}
+    err = capsys.readouterr().err
+    _one_line(err, f"{tmp_path / 'tuning.json'} is not a tuning record", "ignoring it")
+    write_summary(tmp_path, "smoke", runs, "cmd")
+    assert "| environment |" in (tmp_path / "reproduction.md").read_text()
+
+
+# -- 2. a killed reproduce leaves nothing running; its rerun equals a clean run ----------------------------
+
+def _tagged_processes(tag):
+    "Pids of the live processes (not zombies) whose environment holds `tag`."
+    from pathlib import Path
+    pids = []
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            if f"MTL_META_TEST_TAG={tag}".encode() in (d / "environ").read_bytes().split(b"\0") and \
+                    (d / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                pids.append(int(d.name))
+        except (OSError, IndexError):
+            continue
+    return pids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal and /proc are Linux's")
+def test_killed_reproduce_leaves_no_process_and_its_rerun_equals_a_clean_run(run_cli, omniglot_root, tmp_path):
+    import time
+    import uuid
+    import pandas as pd
+    from conftest import BIN
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    args = ["--profile", "smoke", "--only", "sinusoid", "--no-progress", "--data-root", str(omniglot_root)]
+    r = run_cli("reproduce", *args, "--out", str(clean))
+    assert r.returncode == 0, r.stderr
+    tag = uuid.uuid4().hex
+    p = subprocess.Popen([str(BIN / "mtl-meta"), "reproduce", *args, "--out", str(killed)],
+                         env={**os.environ, "MTL_META_TEST_TAG": tag}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        def kernel_running():
+            for pid in _tagged_processes(tag):
+                try:
+                    if b"ipykernel" in open(f"/proc/{pid}/cmdline", "rb").read():
+                        return True
+                except OSError:
+                    pass
+            return False
+        while not kernel_running():   # the run's process and its notebook kernel are up
+            assert p.poll() is None and time.monotonic() < deadline, "the run's kernel never started"
+            time.sleep(0.2)
+        assert len(_tagged_processes(tag)) >= 3   # reproduce, the run's process, the kernel
+    finally:
+        p.send_signal(signal.SIGKILL); p.wait()
+    deadline = time.monotonic() + 15
+    while _tagged_processes(tag) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _tagged_processes(tag) == [], "processes of the killed reproduction are still running"
+    r = run_cli("reproduce", *args, "--out", str(killed))
+    assert r.returncode == 0, r.stderr
+    assert "1 of 1 runs complete" in r.stdout
+    a, b = (pd.read_csv(o / "sinusoid.csv") for o in (clean, killed))
+    timing = [c for c in a.columns if "seconds" in c or "speedup" in c]
+    pd.testing.assert_frame_equal(a.drop(columns=timing), b.drop(columns=timing))
+    assert "RuntimeError" not in (killed / "runs" / "sinusoid" / "sinusoid.log").read_text()
+
+
+def test_run_processes_hold_the_output_folders_lock(tmp_path):
+    "The lock of a reproduction is inherited by its runs' processes: free only once the last of them has exited."
+    code = ("import os, sys, subprocess, time\nfrom mtl_meta.core import OutputLock, held_lock_fd\n"
+            "with OutputLock(sys.argv[1]) as lock:\n"
+            "    fd = held_lock_fd(sys.argv[1]); assert fd == lock.fd\n"
+            "    c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'], pass_fds=(fd,))\n"
+            "    print(c.pid, flush=True); time.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    child = int(p.stdout.readline())
+    p.send_signal(signal.SIGKILL); p.wait()
+    try:
+        lock = core.OutputLock(tmp_path)
+        lock.wait_for_dead_owner = 0.5
+        with pytest.raises(MtlMetaError, match=f"in use by process {p.pid}"):   # the child still holds it
+            with lock:
+                pass
+    finally:
+        os.kill(child, signal.SIGKILL)
+    import time
+    time.sleep(0.3)
+    with core.OutputLock(tmp_path):   # the last holder is gone: free
+        pass
+
+
+# -- 3. locks and outputs never follow a link -------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["symlink", "folder", "fifo", "dangling symlink"])
+def test_odd_lock_files_are_one_line_and_touch_nothing(run_cli, omniglot_root, tmp_path, kind):
+    out = tmp_path / "run"; out.mkdir()
+    target = tmp_path / "precious.txt"; target.write_text("keep me")
+    lock = out / core.LOCK_NAME
+    {"symlink": lambda: lock.symlink_to(target), "folder": lock.mkdir, "fifo": lambda: os.mkfifo(lock),
+     "dangling symlink": lambda: lock.symlink_to(tmp_path / "nowhere")}[kind]()
+    r = run_cli("train", "--method", "protonet", *TINY_CLI, "--out", str(out), "--data-root", str(omniglot_root))
+    _cli_fails(r, f"lock file {lock} is not a plain file", "pass another --out")
+    assert target.read_text() == "keep me" and not (tmp_path / "nowhere").exists()
+    assert sorted(p.name for p in out.iterdir()) == [core.LOCK_NAME]
+
+
+def test_history_csv_as_a_symlink_is_replaced_not_followed(omniglot_root, tmp_path):
+    target = tmp_path / "precious.txt"; target.write_text("keep me")
+    out = tmp_path / "run"; out.mkdir()
+    (out / "history.csv").symlink_to(target)
+    api.train("protonet", out_dir=out, data_root=omniglot_root, **TINY)
+    assert target.read_text() == "keep me"
+    assert not (out / "history.csv").is_symlink() and (out / "history.csv").read_text().startswith("epoch,")
+
+
+# -- 4. history.csv is rebuilt from the checkpoint ----------------------------------------------------------
+
+@pytest.mark.parametrize("damage", ["binary", "truncated", "missing"])
+def test_damaged_history_csv_is_rebuilt_from_the_checkpoint(omniglot_root, tmp_path, capsys, damage):
+    import csv
+    tiny = {**TINY, "max_steps": 4, "episodes_per_epoch": 1}   # one validation per update
+    api.train("protonet", out_dir=tmp_path, data_root=omniglot_root, **{**tiny, "max_steps": 2})
+    path = tmp_path / "history.csv"
+    if damage == "binary":
+        path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe garbage")
+    elif damage == "truncated":
+        path.write_text(path.read_text().splitlines()[0] + "\n")
+    else:
+        path.unlink()
+    capsys.readouterr()
+    s = api.train("protonet", out_dir=tmp_path, data_root=omniglot_root, **tiny)
+    _one_line(capsys.readouterr().err, f"mtl-meta: warning: {path}", "rebuilt it from the checkpoint's history")
+    rows = list(csv.DictReader(open(path)))
+    assert [int(r["epoch"]) for r in rows] == [h["epoch"] for h in s["history"]] == [0, 1, 2, 3]
+    assert [float(r["val_acc"]) for r in rows] == pytest.approx([h["val_acc"] for h in s["history"]])
+
+
+# -- 5. experiment notebooks check every parameter before any work ----------------------------------------
+
+def _first_cells(notebook, **values):
+    "Execute a notebook's parameters cell, `values` (as papermill injects them) and its checking cell."
+    from mtl_meta.profiles import experiments_dir
+    nb = json.loads((experiments_dir() / notebook).read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert "parameters" in code[0]["metadata"].get("tags", [])
+    ns = {}
+    exec("".join(code[0]["source"]), ns)
+    ns.update(values)
+    exec("".join(code[1]["source"]), ns)
+
+
+@pytest.mark.parametrize("notebook, values, needle", [
+    ("fewshot.ipynb", {"test_episodes": -1}, "test_episodes must be 0 (a tuning trial, no test) or more, got -1"),
+    ("fewshot.ipynb", {"extra_tests": [[-5, 1]]}, "extra_tests must be a list of [ways, shots] pairs"),
+    ("fewshot.ipynb", {"seeds": [-1]}, "seeds must be a non-empty list of distinct seeds"),
+    ("fewshot.ipynb", {"seeds": []}, "seeds must be a non-empty list"),
+    ("fewshot.ipynb", {"adapt": "magic"}, "adapt must be one of"),
+    ("fewshot.ipynb", {"algorithm_options": {"inner_lr": float("nan")}}, "algorithm_options.inner_lr must be a finite"),
+    ("fewshot.ipynb", {"method": "maml", "algorithm_options": {"nope": 1}}, "algorithm_options must be made of the options of maml"),
+    ("fewshot.ipynb", {"train_config": {"lr": float("nan")}}, "lr must be"),
+    ("fewshot.ipynb", {"train_config": {"ways": 1}}, "ways must be at least 2"),
+    ("efficiency.ipynb", {"mtl_configs": [{"epochs": 1}, {"epochs": -1}]}, "epochs must be at least 1"),
+    ("efficiency.ipynb", {"test_episodes": 0}, "test_episodes must be 1 or more"),
+    ("sinusoid.ipynb", {"inner_lr": float("inf")}, "inner_lr must be a finite number, got inf"),
+    ("sinusoid.ipynb", {"meta_batch_size": 50, "n_tasks": 10}, "meta_batch_size must be between 1 and n_tasks=10"),
+    ("theory.ipynb", {"depths": [0, 4]}, "depths must be a non-empty list of integers, each 1 or more"),
+    ("theory.ipynb", {"lambda_taus": [[0.1, -1]]}, "lambda_taus must be a non-empty list of [lambda, tau] pairs"),
+    ("environment.ipynb", {"matmul_size": 0}, "matmul_size must be 1 or more"),
+])
+def test_experiment_notebooks_check_every_parameter_in_their_first_cell(notebook, values, needle):
+    with pytest.raises(MtlMetaError) as e:
+        _first_cells(notebook, **values)
+    _one_line(e, needle)
+
+
+def test_experiment_notebook_defaults_and_profile_runs_pass_their_checks():
+    from mtl_meta.profiles import PROFILES
+    from mtl_meta.reproduce import resolve_tuned
+    for profile, runs in PROFILES.items():
+        for run in runs:
+            params = run.parameters
+            if run.tuned:   # a final run gets its trial from tuning: any trial of its grid will do here
+                trial = next(r for r in runs if r.tunes == run.tuned).parameters["trial"]
+                params = resolve_tuned(run, {run.tuned: {"trial": trial, "run": "t"}}).parameters
+            _first_cells(run.notebook, **params)
+
+
+def test_bad_notebook_parameter_fails_the_run_before_any_training(run_cli, omniglot_root, tmp_path):
+    out = tmp_path / "S"
+    r = _reproduce(run_cli, out, omniglot_root, TRIAL, extra=["seeds=[-1]"])
+    assert r.returncode == 1
+    msg = _one_line([l for l in r.stderr.splitlines() if "failed" in l][0], "seeds must be a non-empty list")
+    assert "seed-1" not in msg and not list((out / "runs" / TRIAL).glob("seed*"))   # no empty seed folder
+
+
+# -- 6. only the tool's own temporary files are swept, after the arguments are checked ----------------------
+
+def test_sweep_spares_other_files_and_waits_for_good_arguments(run_cli, omniglot_root, tmp_path):
+    out = tmp_path / "S"; (out / "runs" / "x").mkdir(parents=True)
+    mine = [out / ".my-notes.tmp", out / "runs" / "x" / ".draft.tmp", out / ".report.md.tmp"]
+    ours = out / "runs" / "x" / ".results.json.mtl-meta-k1ll3d00.tmp"
+    for f in [*mine, ours]:
+        f.write_text("text")
+    r = run_cli("reproduce", "--profile", "smoke", "--out", str(out), "--only", "no-such-run", "--no-progress")
+    _cli_fails(r, "has no run named 'no-such-run'")
+    assert all(f.exists() for f in [*mine, ours])                       # bad arguments: nothing deleted
+    r = run_cli("reproduce", "--profile", "smoke", "--out", str(out), "--only", "environment", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert all(f.read_text() == "text" for f in mine) and not ours.exists()
+    run = tmp_path / "run"; run.mkdir()
+    (run / ".my-notes.tmp").write_text("mine"); (run / ".checkpoint.pt.mtl-meta-abcdefgh.tmp").write_text("half")
+    with pytest.raises(MtlMetaError):
+        api.train("protonet", out_dir=run, data_root=omniglot_root, **{**TINY, "lr": -1.0})
+    assert (run / ".checkpoint.pt.mtl-meta-abcdefgh.tmp").exists()     # refused before the sweep
+    api.train("protonet", out_dir=run, data_root=omniglot_root, **TINY)
+    assert (run / ".my-notes.tmp").read_text() == "mine" and not (run / ".checkpoint.pt.mtl-meta-abcdefgh.tmp").exists()
+
+
+# -- 7. every float in the configuration is finite ----------------------------------------------------------
+
+@pytest.mark.parametrize("option", ["inner_lr=NaN", "inner_lr=Infinity", "inner_lr=-Infinity"])
+def test_non_finite_method_options_are_refused_before_training(run_cli, omniglot_root, tmp_path, option):
+    r = run_cli("train", "--method", "maml", "--option", option, *TINY_CLI, "--out", str(tmp_path / "o"),
+                "--data-root", str(omniglot_root))
+    _cli_fails(r, "method option inner_lr must be a finite number")
+    assert not (tmp_path / "o").exists()
+
+
+def test_non_finite_values_in_nested_options_are_refused(omniglot_root, tmp_path):
+    with pytest.raises(MtlMetaError) as e:
+        api.train("protonet", out_dir=tmp_path / "o", data_root=omniglot_root,
+                  backbone_options={"hidden": [32, float("nan")]}, **TINY)
+    _one_line(e, "backbone option hidden[1] must be a finite number, got nan")
+    assert not (tmp_path / "o").exists()
+
+
+# -- 8. one line for the rest --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, needle", [
+    (["--seed", "-1"], "seed must be 0 or more, got -1"),
+    (["--ways", "1"], "ways must be at least 2"),
+    (["--checkpoint-every", "-3"], "checkpoint_every must be 0 or more, got -3"),
+    (["--lr-patience", "-1"], "lr_patience must be 0 or more, got -1"),
+    (["--device", "meta"], "device 'meta' cannot train or evaluate here"),
+])
+def test_bad_train_values_are_one_line_before_the_folder_is_made(run_cli, omniglot_root, tmp_path, args, needle):
+    r = run_cli("train", "--method", "protonet", *TINY_CLI, *args, "--out", str(tmp_path / "o"),
+                "--data-root", str(omniglot_root))
+    _cli_fails(r, needle)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args, needle", [(["--seed", "-1"], "--seed must be 0 or more, got -1"),
+                                          (["--device", "meta"], "device 'meta' cannot train or evaluate here")])
+def test_bad_evaluate_values_are_one_line(run_cli, trained, omniglot_root, args, needle):
+    r = run_cli("evaluate", "--checkpoint", str(trained / "checkpoint.pt"), "--episodes", "2", *args,
+                "--no-progress", "--data-root", str(omniglot_root))
+    _cli_fails(r, needle)
+
+
+def test_disk_full_is_one_line_and_keeps_the_previous_files(trained, omniglot_root, tmp_path, monkeypatch):
+    import errno
+    import shutil
+    out = tmp_path / "run"
+    shutil.copytree(trained, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    def full(fd): raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(MtlMetaError) as e:
+        api.train("protonet", out_dir=out, data_root=omniglot_root, **{**TINY, "max_steps": 3})
+    _one_line(e, "(No space left on device); free some space or pass another output folder")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != "history.csv"} == \
+        {k: v for k, v in before.items() if k != "history.csv"}
+    assert not [p for p in out.iterdir() if core.is_own_temp_file(p.name)]
+
+
+def test_environment_failures_escaping_as_oserror_are_one_line_in_the_cli(monkeypatch, capsys):
+    import errno
+    from mtl_meta import cli
+    def full(args): raise OSError(errno.ENOSPC, "No space left on device", "/some/file")
+    monkeypatch.setattr(cli, "cmd_data_info", full)
+    assert cli.main(["data", "info", "--dataset", "omniglot-minimal"]) == 1
+    _one_line(capsys.readouterr().err, "mtl-meta: error: cannot write /some/file (No space left on device)")
+
+
+def test_path_longer_than_the_system_allows_is_one_line(run_cli, omniglot_root, tmp_path):
+    r = run_cli("train", "--method", "protonet", *TINY_CLI, "--out", str(tmp_path / ("x" * 300)),
+                "--data-root", str(omniglot_root))
+    _cli_fails(r, "File name too long", "pass another --out")
+    deep = tmp_path / "/".join(["y" * 250] * 20)   # every part fits, the whole path does not
+    r = run_cli("train", "--method", "protonet", *TINY_CLI, "--out", str(deep), "--data-root", str(omniglot_root))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_non_utf8_sha256sums_is_one_line(run_cli, omniglot_root, tmp_path):
+    folder = tmp_path / "omniglot"; folder.mkdir()
+    for n in ("images_background_small1.zip", "images_background_small2.zip"):
+        os.symlink(omniglot_root / "omniglot" / n, folder / n)
+    (folder / "SHA256SUMS").write_bytes(b"\xff\xfe\x00 not text \x81")
+    r = run_cli("data", "info", "--dataset", "omniglot-minimal", "--data-root", str(tmp_path),
+                env={"MTL_META_CACHE": str(tmp_path / "cache")})
+    _cli_fails(r, f"{folder / 'SHA256SUMS'} is not a text file of checksums", "delete it")
+
+
+def test_tuning_json_holding_a_list_is_one_warning_and_the_run_goes_on(run_cli, smoke_out, omniglot_root, tmp_path):
+    out = _copy(smoke_out, tmp_path / "S")
+    (out / "tuning.json").write_text("[1, 2, 3]")
+    r = _reproduce(run_cli, out, omniglot_root, TRIAL, FINAL)
+    assert r.returncode == 0, r.stderr
+    _one_line(r.stderr, f"mtl-meta: warning: {out / 'tuning.json'} is not a tuning record")
+    assert "2 of 2 runs complete" in r.stdout and "skipped" in r.stdout
+    assert isinstance(json.loads((out / "tuning.json").read_text())["selected"], dict)   # rebuilt from the trials
+
+
+def test_a_plugin_that_raises_on_import_is_one_line_and_help_still_works(run_cli, tmp_path):
+    (tmp_path / "broken_plugin.py").write_text("raise RuntimeError('half-written plugin')\n")
+    env = {"MTL_META_PLUGINS": "broken_plugin", "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    r = run_cli("--help", env=env)
+    assert r.returncode == 0 and "reproduce" in r.stdout, r.stderr
+    _one_line(r.stderr, "mtl-meta: warning: the plugin module 'broken_plugin'", "RuntimeError: half-written plugin")
+    r = run_cli("train", "--out", str(tmp_path / "o"), env=env)
+    _cli_fails(r, "the plugin module 'broken_plugin'", "failed while being imported", "fix it or remove it")
+    assert not (tmp_path / "o").exists()
