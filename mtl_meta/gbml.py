@@ -451,7 +451,7 @@ def load_plugins(names: str | None = None) -> list[str]:
         except ImportError as e:
             raise MtlMetaError(f"cannot import the plugin module {mod!r} named in ${PLUGINS_ENV} ({e}); "
                                "check the name and that its folder is on PYTHONPATH") from None
-        except Exception as e:   # the module itself is broken: its error, in one line
+        except (Exception, SystemExit) as e:   # the module itself is broken (or exits): its error, in one line
             raise MtlMetaError(f"the plugin module {mod!r} named in ${PLUGINS_ENV} failed while being imported "
                                f"({type(e).__name__}: {' '.join(str(e).split())[:160]}); fix it or remove it from "
                                f"${PLUGINS_ENV}") from None

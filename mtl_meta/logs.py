@@ -103,11 +103,16 @@ class TrainingLog:
     "Epoch hook of `Trainer`: `history.csv` in `out_dir` and, with `log_dir`, TensorBoard scalars."
     def __init__(self, out_dir: str | os.PathLike | None = None, log_dir: str | os.PathLike | None = None):
         self.csv_path = Path(out_dir) / "history.csv" if out_dir is not None else None
+        if self.csv_path is not None and self.csv_path.is_dir() and not self.csv_path.is_symlink():
+            raise MtlMetaError(f"{self.csv_path} is a folder, so the training history cannot be written there; "
+                               "remove it or pass another --out")   # said before training, not after the first epoch
         self.writer = EventWriter(log_dir) if log_dir not in (None, "") else None
         self._started = False
 
     def _read_rows(self) -> dict[int, dict] | None:
         "The rows of `history.csv` by epoch; {} when there is none, None when it cannot be read as our CSV."
+        if self.csv_path.exists() and not self.csv_path.is_file():
+            return None   # a FIFO or device in its place: never read (it could block); replaced by the rebuilt file
         try:
             text = self.csv_path.read_bytes().decode("utf-8")
             rows = list(csv.DictReader(io.StringIO(text, newline="")))

@@ -375,6 +375,8 @@ def check_results(r, experiment: str | None = None) -> str:
 
 def read_results(path: str | Path, experiment: str | None = None) -> tuple[dict | None, str]:
     "(record, '') for a valid `results.json` at `path`, else (None, what is wrong with it)."
+    if Path(path).exists() and not Path(path).is_file():   # a folder or a FIFO (reading one would block)
+        return None, f"{path} is not a plain file"
     try:
         r = json.loads(Path(path).read_bytes().decode("utf-8"))
     except FileNotFoundError:

@@ -70,6 +70,8 @@ def _record_path(out: Path, run: Run) -> Path: return run_dir(out, run) / "run.j
 
 def _read_object(path: Path) -> dict | None:
     "The JSON object in `path`; None when it is missing, unreadable or not an object."
+    if not Path(path).is_file():   # missing, or a folder or FIFO in its place (reading a FIFO would block)
+        return None
     try:
         rec = json.loads(Path(path).read_bytes().decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):

@@ -748,12 +748,34 @@ def test_tuning_json_holding_a_list_is_one_warning_and_the_run_goes_on(run_cli, 
     assert isinstance(json.loads((out / "tuning.json").read_text())["selected"], dict)   # rebuilt from the trials
 
 
-def test_a_plugin_that_raises_on_import_is_one_line_and_help_still_works(run_cli, tmp_path):
-    (tmp_path / "broken_plugin.py").write_text("raise RuntimeError('half-written plugin')\n")
+@pytest.mark.parametrize("body, error", [("raise RuntimeError('half-written plugin')", "RuntimeError: half-written plugin"),
+                                         ("import sys; sys.exit(3)", "SystemExit: 3")])   # (the second: probed)
+def test_a_plugin_that_raises_on_import_is_one_line_and_help_still_works(run_cli, tmp_path, body, error):
+    (tmp_path / "broken_plugin.py").write_text(body + "\n")
     env = {"MTL_META_PLUGINS": "broken_plugin", "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     r = run_cli("--help", env=env)
     assert r.returncode == 0 and "reproduce" in r.stdout, r.stderr
-    _one_line(r.stderr, "mtl-meta: warning: the plugin module 'broken_plugin'", "RuntimeError: half-written plugin")
+    _one_line(r.stderr, "mtl-meta: warning: the plugin module 'broken_plugin'", error)
     r = run_cli("train", "--out", str(tmp_path / "o"), env=env)
     _cli_fails(r, "the plugin module 'broken_plugin'", "failed while being imported", "fix it or remove it")
     assert not (tmp_path / "o").exists()
+
+
+# -- probed beyond the list ------------------------------------------------------------------------------
+
+def test_history_csv_that_is_a_folder_is_one_line_before_training(omniglot_root, tmp_path):
+    (tmp_path / "history.csv").mkdir()
+    with pytest.raises(MtlMetaError) as e:
+        api.train("protonet", out_dir=tmp_path, data_root=omniglot_root, **TINY)
+    _one_line(e, "history.csv is a folder", "pass another --out")
+    assert not (tmp_path / "checkpoint.pt").exists()   # refused before any update
+
+
+def test_records_that_are_fifos_are_damaged_not_a_hang(tmp_path):
+    from mtl_meta.report import read_results
+    from mtl_meta.reproduce import get_profile, is_complete
+    run = get_profile("smoke", ["sinusoid"])[0]
+    folder = tmp_path / "runs" / "sinusoid"; folder.mkdir(parents=True)
+    os.mkfifo(folder / "results.json"); os.mkfifo(folder / "run.json")   # reading either would block forever
+    assert read_results(folder / "results.json") == (None, f"{folder / 'results.json'} is not a plain file")
+    assert not is_complete(tmp_path, run, "smoke")
