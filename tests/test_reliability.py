@@ -459,6 +459,7 @@ def _tagged_processes(tag):
     return pids
 
 
+@pytest.mark.slow   # three notebook kernels: a clean run, a killed one, its rerun
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal and /proc are Linux's")
 def test_killed_reproduce_leaves_no_process_and_its_rerun_equals_a_clean_run(run_cli, omniglot_root, tmp_path):
     import time
