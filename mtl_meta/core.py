@@ -86,12 +86,14 @@ _UMASK = os.umask(0o022); os.umask(_UMASK)   # read once: os.umask can only be r
 TEMP_MARK = ".mtl-meta-"   # in the name of every temporary file we create: `.NAME.mtl-meta-XXXXXXXX.tmp`
 
 import errno as _errno
-_ENVIRONMENT_ERRNOS = {_errno.ENOSPC: "free some space or pass another output folder",
-                       _errno.EDQUOT: "free some space or pass another output folder",
-                       _errno.ENAMETOOLONG: "use a shorter output path",
-                       _errno.EROFS: "pass a writable output folder",
-                       _errno.EACCES: "pass a writable output folder",
-                       _errno.EPERM: "pass a writable output folder"}
+_ENVIRONMENT_ERRNOS = {_errno.ENOSPC: "free some space or write elsewhere",
+                       _errno.EDQUOT: "free some space or write elsewhere",
+                       _errno.ENAMETOOLONG: "use a shorter path",
+                       _errno.EROFS: "check its permissions or write elsewhere",
+                       _errno.EACCES: "check its permissions or write elsewhere",
+                       _errno.EPERM: "check its permissions or write elsewhere"}
+_WRITE_FAILURES = {_errno.ENOSPC, _errno.EDQUOT, _errno.ENAMETOOLONG}   # said by atomic writes themselves;
+# permission errors stay OSError there: the callers that can name the right option (--data-root...) catch them
 
 def environment_error(e: OSError, path: str | os.PathLike | None = None) -> MtlMetaError:
     "A one-line `MtlMetaError` for an environment failure (disk full, path too long, read-only) while writing `path`."
@@ -116,7 +118,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except BaseException as e:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.errno in _ENVIRONMENT_ERRNOS:
+        if isinstance(e, OSError) and e.errno in _WRITE_FAILURES:
             raise environment_error(e, path) from None
         raise
     return path

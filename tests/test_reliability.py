@@ -705,7 +705,7 @@ def test_disk_full_is_one_line_and_keeps_the_previous_files(trained, omniglot_ro
     monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(MtlMetaError) as e:
         api.train("protonet", out_dir=out, data_root=omniglot_root, **{**TINY, "max_steps": 3})
-    _one_line(e, "(No space left on device); free some space or pass another output folder")
+    _one_line(e, "(No space left on device); free some space or write elsewhere")
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != "history.csv"} == \
         {k: v for k, v in before.items() if k != "history.csv"}
     assert not [p for p in out.iterdir() if core.is_own_temp_file(p.name)]
