@@ -100,9 +100,9 @@ def record_problem(out: Path, run: Run) -> str:
     rec, problem = read_results(folder / "results.json", kind)
     if problem:
         return problem
-    p = run.parameters
-    for key in ("method", "dataset", "backbone", "seeds"):
-        if key in p and rec.get(key) != p[key]:
+    p, recorded = run.parameters, RESULT_FIELDS.get(kind, {})
+    for key in ("method", "dataset", "backbone", "seeds"):   # where both the run and its kind of record name it
+        if key in p and key in recorded and rec.get(key) != p[key]:
             return f"{folder / 'results.json'} holds {key} {rec.get(key)!r}, but the run has {p[key]!r}"
     return ""
 

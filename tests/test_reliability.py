@@ -427,6 +427,22 @@ def test_committed_results_are_valid_and_the_cpu_profile_is_complete(run_cli, tm
     assert (out / "fewshot.csv").read_text() == (figures / "fewshot.csv").read_text()
 
 
+def test_every_profile_runs_real_results_pass_the_checks(tmp_path):
+    "The committed cpu results, placed as the smoke and paper runs of the same notebooks, pass `record_problem` there too."
+    import shutil
+    from pathlib import Path
+    from mtl_meta.reproduce import PROFILES, record_problem
+    figures = Path(__file__).resolve().parents[1] / "figures" / "runs"
+    for profile, runs in PROFILES.items():
+        for run in runs:
+            source = figures / ("environment" if run.notebook == "environment.ipynb" else Path(run.notebook).stem)
+            if not source.is_dir() or run.notebook == "fewshot.ipynb":   # few-shot: compared field by field above
+                continue
+            folder = tmp_path / profile / "runs" / run.name
+            shutil.copytree(source, folder)
+            assert record_problem(tmp_path / profile, run) == "", (profile, run.name)
+
+
 def test_run_records_of_the_wrong_shape_are_one_line_or_ignored(tmp_path, capsys):
     from mtl_meta.reproduce import get_profile, is_complete, select_trials, write_summary
     runs = get_profile("smoke")
