@@ -85,14 +85,13 @@ def check_readable_dir(path: str | os.PathLike, what: str = "data root") -> Path
 _UMASK = os.umask(0o022); os.umask(_UMASK)   # read once: os.umask can only be read by setting it
 TEMP_MARK = ".mtl-meta-"   # in the name of every temporary file we create: `.NAME.mtl-meta-XXXXXXXX.tmp`
 
-import errno as _errno
-_ENVIRONMENT_ERRNOS = {_errno.ENOSPC: "free some space or write elsewhere",
-                       _errno.EDQUOT: "free some space or write elsewhere",
-                       _errno.ENAMETOOLONG: "use a shorter path",
-                       _errno.EROFS: "check its permissions or write elsewhere",
-                       _errno.EACCES: "check its permissions or write elsewhere",
-                       _errno.EPERM: "check its permissions or write elsewhere"}
-_WRITE_FAILURES = {_errno.ENOSPC, _errno.EDQUOT, _errno.ENAMETOOLONG}   # said by atomic writes themselves;
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC: "free some space or write elsewhere",
+                       errno.EDQUOT: "free some space or write elsewhere",
+                       errno.ENAMETOOLONG: "use a shorter path",
+                       errno.EROFS: "check its permissions or write elsewhere",
+                       errno.EACCES: "check its permissions or write elsewhere",
+                       errno.EPERM: "check its permissions or write elsewhere"}
+_WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG}   # said by atomic writes themselves;
 # permission errors stay OSError there: the callers that can name the right option (--data-root...) catch them
 
 def environment_error(e: OSError, path: str | os.PathLike | None = None) -> MtlMetaError:
