@@ -126,6 +126,9 @@ def _first_error(exc: BaseException) -> str:
 def prepare_run_dir(out: str | Path, run: Run, profile: str) -> Path:
     "Create the run's folder; empty it first when it holds a run made with another configuration."
     import shutil
+    if run_dir(out, run).is_symlink():   # clearing it would delete files outside the output folder
+        raise MtlMetaError(f"run folder {run_dir(out, run)} is a symbolic link; reproduce writes (and may clear) run "
+                           "folders, so it never follows one: remove the link or pass another --out")
     folder = run_dir(out, run).resolve()
     previous = (_read_object(folder / "run.json") or {}).get("config_hash")
     if previous is not None and previous != run.config_hash(profile):

@@ -796,3 +796,18 @@ def test_records_that_are_fifos_are_damaged_not_a_hang(tmp_path):
     os.mkfifo(folder / "results.json"); os.mkfifo(folder / "run.json")   # reading either would block forever
     assert read_results(folder / "results.json") == (None, f"{folder / 'results.json'} is not a plain file")
     assert not is_complete(tmp_path, run, "smoke")
+
+
+def test_a_run_folder_that_is_a_symlink_is_refused_not_cleared(tmp_path):
+    "Clearing a run folder made with other parameters must never follow a link and empty a folder elsewhere."
+    from mtl_meta.reproduce import get_profile, prepare_run_dir
+    run = get_profile("smoke", ["sinusoid"])[0]
+    elsewhere = tmp_path / "elsewhere"; elsewhere.mkdir()
+    (elsewhere / "run.json").write_text(json.dumps({"config_hash": "another run's"}))
+    (elsewhere / "precious.txt").write_text("keep me")
+    (tmp_path / "out" / "runs").mkdir(parents=True)
+    (tmp_path / "out" / "runs" / "sinusoid").symlink_to(elsewhere)
+    with pytest.raises(MtlMetaError) as e:
+        prepare_run_dir(tmp_path / "out", run, "smoke")
+    _one_line(e, "is a symbolic link", "remove the link or pass another --out")
+    assert (elsewhere / "precious.txt").read_text() == "keep me"
