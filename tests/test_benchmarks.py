@@ -99,7 +99,7 @@ def test_patience_probe_runs_end_to_end(omniglot_root, tmp_path):
 
 def test_bench_loop_cpu_path_prints_loop_step_and_projection():
     out = bench("bench_loop.py", "--device", "cpu", "--backbone", "conv4", "--size", "28", "--channels", "1",
-                "--classes", "6", "--per-class", "10", "--cases", "mtl", "mtl-mb4-1fwd", "--precisions", "fp32",
+                "--classes", "6", "--per-class", "21", "--cases", "mtl", "mtl-mb4-1fwd", "--precisions", "fp32",
                 "--updates", "1", "--warmup", "0", "--val-episodes", "1")
     rows = table_rows(out)
     whats = {(r[0], r[2]) for r in rows if len(r) == 6}
@@ -108,6 +108,7 @@ def test_bench_loop_cpu_path_prints_loop_step_and_projection():
     assert len(proj) == 1 and float(proj[0][6]) > 0 and proj[0][7] == "3.7"
 
 
+@pytest.mark.slow   # a papermill kernel start, a short training run and its tests: tens of seconds
 def test_bench_breakdown_reports_every_part(omniglot_root):
     out = bench("bench_breakdown.py", "--methods", "mtl", "--updates", "2", "--val-episodes", "2",
                 "--test-episodes", "2", "--data-root", str(omniglot_root))
