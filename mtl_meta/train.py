@@ -534,7 +534,10 @@ class EpisodePrefetcher:
         "Stop drawing ahead; leave the sampler where the consumer is, with its transforms back."
         state = None
         while self._queue:
-            s, _ = self._queue.popleft().result()
+            try:
+                s, _ = self._queue.popleft().result()
+            except Exception:   # a draw that failed: its error was (or will be) raised where it was consumed
+                continue
             state = s if state is None else state
         self._pool.shutdown(wait=True)
         if state is not None:
