@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The GPU checklist (docs: shared/docs/GPU.md, items 1-3) as one bounded script for a lent GPU machine.
+# The GPU checklist (docs: shared/docs/GPU.md, items 1-3, 5-6) as one bounded script for a lent GPU machine.
 #
 #   bash benchmarks/gpu_checklist.sh OUT_DIR [COMMIT] [BUDGET_S]
 #
-# Run from the repository root. OUT_DIR receives one log per step (00_env.log, 01_mtl_step.log,
-# 02_algorithms.log, 03_train.log, 03_train.json). COMMIT (default: $GIT_COMMIT, else `git rev-parse HEAD`)
+# Run from the repository root. OUT_DIR receives one log per step (00_env.log, 05_loop.log, 05_loop.json,
+# 06_projection.md, 01_mtl_step.log, 02_algorithms.log, 03_train.log, 03_train.json). Steps 5 and 6 run
+# first (GPU.md: on the next GPU, run 5 and 6 first): the full training loop against the step alone, with and
+# without prefetching and one forward per meta-batch, images/s per case at the paper's shapes in fp32 and
+# bf16 + channels-last (benchmarks/bench_loop.py), and from the same measurements the projected wall-clock
+# of the paper profile's MTL mini-ImageNet 5w5s run and of MetaOptNet-SVM at its recipe. COMMIT (default: $GIT_COMMIT, else `git rev-parse HEAD`)
 # is printed with the results, for machines where git does not work. BUDGET_S (default 400) bounds the
 # whole script: every step runs under `timeout`, capped by what is left of the budget, so one step that
 # fails or hangs does not lose the others.
@@ -18,7 +22,9 @@
 # SMOKE_STEPS (training updates per method, 300), SMOKE_EPOCH (updates per epoch, 100), SMOKE_VAL (validation
 # episodes, 50), SMOKE_PER_CLASS (images per class, 600), SMOKE_REPS (timed repetitions of each part of a
 # step, 50), SMOKE_DEVICE (cuda; the benchmarks' device too), SMOKE_AMP (bf16; empty: fp32), STEPS (which
-# steps run, default "1 2 3"; the environment always prints).
+# steps run, default "5 6 1 2 3"; the environment always prints), LOOP_UPDATES (bench_loop updates, 30),
+# LOOP_VAL (bench_loop validation episodes, 50), LOOP_COMPILE (1: also time torch.compile), LOOP_ARGS (more
+# bench_loop arguments; the CPU dry run: "--backbone conv4 --size 28 --channels 1 --classes 10 --per-class 30").
 set -u
 OUT=${1:?usage: gpu_checklist.sh OUT_DIR [COMMIT] [BUDGET_S]}
 COMMIT=${2:-${GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}}
@@ -29,7 +35,7 @@ export PYTHONUNBUFFERED=1
 START=$(date +%s)
 SMOKE_ROOT=${SMOKE_ROOT:-/tmp/gpu-smoke}
 DEV=${SMOKE_DEVICE:-cuda}
-STEPS=" ${STEPS:-1 2 3} "
+STEPS=" ${STEPS:-5 6 1 2 3} "
 want() { [[ $STEPS == *" $1 "* ]]; }
 
 if ! python3 -c "import fastcore" 2>/dev/null; then
@@ -111,6 +117,28 @@ EOF
   echo "### data rc=$?"
 ) > "$SMOKE_ROOT.gen.log" 2>&1 &
 GEN_PID=$!
+fi
+
+# ---- 5. the full loop against the step alone (and 6. the projected wall-clock, from the same run) -----------
+if want 5 || want 6; then
+  # shellcheck disable=SC2086
+  run_step "$OUT/05_loop.log" 240 $BENCH_PIN python3 benchmarks/bench_loop.py --device "$DEV" \
+    --updates "${LOOP_UPDATES:-30}" --warmup 10 --val-episodes "${LOOP_VAL:-50}" --json "$OUT/05_loop.json" \
+    $( [[ ${LOOP_COMPILE:-0} == 1 ]] && echo --compile ) ${LOOP_ARGS:-}
+fi
+if want 6; then
+  run_step "$OUT/05_loop.log" 30 python3 - "$OUT/05_loop.log" "$OUT/06_projection.md" <<'EOF'
+"""Item 6: the projection table that bench_loop printed, on its own, beside the paper's V100 GPU-hours."""
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+start = next((i for i, l in enumerate(lines) if l.startswith("| run | precision | updates")), None)
+if start is None:
+    sys.exit("no projection table in " + sys.argv[1] + " (did step 5 run to the end?)")
+table = [l for l in lines[start:] if l.startswith("|")]
+text = "# Projected wall-clock on this device (bench_loop.py)\n\n" + "\n".join(table) + "\n"
+open(sys.argv[2], "w").write(text)
+print(text)
+EOF
 fi
 
 # ---- 1. MTL step vs supervised step --------------------------------------------------------------------

@@ -71,6 +71,7 @@ def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str 
     event files with the same curves (it does not change the result, so it is not a config field)."""
     from mtl_meta.distributed import fault_hook, init_distributed
     from mtl_meta.logs import TrainingLog
+    t_setup = time.perf_counter()
     rank, world, device = init_distributed(config.get("device", "cpu"))
     if world > 1:
         config = {**config, "device": device}
@@ -97,6 +98,7 @@ def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str 
     trainer = Trainer(algorithm, samplers["train"], samplers["val"], cfg, out_dir=out_dir,
                       progress=progress, metadata=metadata, on_step=fault_hook(),
                       on_epoch=TrainingLog(out_dir, log_dir) if rank == 0 and (out_dir or log_dir) else None)
+    setup_seconds = time.perf_counter() - t_setup   # data loading, samplers, model (wall-clock, not a result)
     st = trainer.fit(resume=resume)
     if trainer.on_epoch is not None:
         trainer.on_epoch.close()
@@ -104,7 +106,8 @@ def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str 
                "train_seconds": round(st.seconds, 3), "train_images": st.images,
                "best_val_acc": st.best_val, "best_epoch": st.best_epoch,
                "stopped": st.stopped, "history": st.history,
-               "parameters": sum(p.numel() for p in algorithm.parameters()), "processes": world}
+               "parameters": sum(p.numel() for p in algorithm.parameters()), "processes": world,
+               "timings": {"setup": round(setup_seconds, 3), **{k: round(v, 3) for k, v in trainer.timings.items()}}}
     if out_dir is not None and rank == 0:
         atomic_write_json(Path(out_dir) / "summary.json", summary)
     return summary

@@ -10,9 +10,10 @@ import abc
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Callable
 
 import numpy as np
@@ -25,7 +26,8 @@ from .episodes import Episode
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'RESUME_MAY_CHANGE', 'Algorithm', 'TrainConfig', 'rng_state', 'set_rng_state', 'save_checkpoint',
-           'load_checkpoint', 'run_identity', 'identity_conflicts', 'TrainState', 'Trainer']
+           'load_checkpoint', 'run_identity', 'identity_conflicts', 'TrainState', 'Trainer', 'EpisodePrefetcher',
+           'episode_batchnorm']
 
 # %% ../nbs/07_train.ipynb #cccc0005
 class Algorithm(nn.Module, metaclass=abc.ABCMeta):
@@ -128,6 +130,13 @@ class TrainConfig:
     device: str = _option("cpu", "torch device, e.g. cpu or cuda")
     amp: str | None = _option(None, "mixed precision on GPUs: bf16 or fp16")
     channels_last: bool = _option(False, "channels-last memory format (GPUs)")
+    prefetch: int = _option(0, "training steps whose episodes a background thread draws ahead, on the sampler's own "
+                               "random stream (0: none); the result is bit-for-bit the same")
+    one_forward: bool = _option(False, "one forward per meta-batch for methods that allow it (MTL), each episode's "
+                                       "slice batch-normalised with its own statistics; equal to per-episode "
+                                       "gradients up to float rounding")
+    compile: bool = _option(False, "torch.compile the body (needs a C++ compiler on CPU, Triton on GPU); float "
+                                   "results may differ in the last bits")
 
     def __post_init__(self):
         for name in ("ways", "shots", "meta_batch_size", "epochs", "episodes_per_epoch", "val_episodes"):
@@ -161,6 +170,8 @@ class TrainConfig:
             raise MtlMetaError(f"weight_decay must be non-negative, got {self.weight_decay}")
         if not 0 < self.lr_factor < 1:
             raise MtlMetaError(f"lr_factor must lie between 0 and 1, got {self.lr_factor}")
+        if self.prefetch < 0:
+            raise MtlMetaError(f"prefetch must be 0 (off) or a positive number of steps, got {self.prefetch}")
         if self.val_queries < 1:
             raise MtlMetaError(f"val_queries must be at least 1 (validation scores query images), got {self.val_queries}")
 
@@ -236,7 +247,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return ckpt
 
 # %% ../nbs/07_train.ipynb #cccc1611
-RESUME_MAY_CHANGE = ("max_steps", "epochs", "device", "checkpoint_every")
+RESUME_MAY_CHANGE = ("max_steps", "epochs", "device", "checkpoint_every", "prefetch")
 
 def run_identity(metadata: dict | None, config: dict | TrainConfig | None) -> dict:
     "The fields a resumed run must share with the run that wrote the checkpoint."
@@ -367,6 +378,8 @@ def _prepare(self: Trainer, episode: Episode) -> Episode:
 @patch
 def _step_episodes(self: Trainer) -> list:
     "This process's episodes of the next update."
+    if getattr(self, "_prefetcher", None) is not None:   # drawn ahead in the background (see EpisodePrefetcher)
+        return self._prefetcher.sample_step()
     if hasattr(self.train_sampler, "sample_step"):
         return self.train_sampler.sample_step(self.rank, self.world_size)
     if self.world_size > 1:
@@ -378,10 +391,20 @@ def train_step(self: Trainer) -> tuple[float, float]:
     "One optimiser update over a meta-batch; returns its mean loss and training accuracy."
     self.algorithm.train()
     self.optimizer.zero_grad(set_to_none=True)
+    t0 = time.perf_counter()
     episodes = self._step_episodes()
+    t1 = time.perf_counter()
+    self.timings["sample"] += t1 - t0
     m = len(episodes)
     loss_fn = self.ddp if self.ddp is not None else self.algorithm.episode_loss
     tot = torch.zeros(2, dtype=torch.float64)
+    if self._use_one_forward(m):   # the meta-batch as one batched episode (see episode_batchnorm)
+        ep = self._prepare_batch(episodes)
+        with episode_batchnorm(self.algorithm.body, m), self._autocast():
+            loss, acc = loss_fn(ep)
+        self.scaler.scale(loss).backward()
+        tot += m * torch.tensor([float(loss.detach()), float(acc)], dtype=torch.float64)
+        episodes = []
     for i, episode in enumerate(episodes):
         ep = self._prepare(episode)
         sync = self.ddp is None or i == m - 1
@@ -393,10 +416,188 @@ def train_step(self: Trainer) -> tuple[float, float]:
     self.scaler.step(self.optimizer)
     self.scaler.update()
     self.state.step += 1
+    self.timings["update"] += time.perf_counter() - t1
     if self.world_size > 1:   # the logged loss is the mean over the whole meta-batch, on every rank
         torch.distributed.all_reduce(tot)
         tot /= self.world_size
     return float(tot[0]) / m, float(tot[1]) / m
+
+# %% ../nbs/07_train.ipynb #cccc2506
+@patch(as_prop=True)
+def timings(self: Trainer) -> dict:
+    "Seconds spent by `fit` on sampling, updates, validation and checkpoints (wall-clock, not saved)."
+    return self.__dict__.setdefault("_timings", {"sample": 0.0, "update": 0.0, "validate": 0.0, "save": 0.0})
+
+@patch
+def _timed_save(self: Trainer) -> None:
+    t0 = time.perf_counter()
+    self.save()
+    self.timings["save"] += time.perf_counter() - t0
+
+@patch
+def _use_one_forward(self: Trainer, m: int) -> bool:
+    "One forward for this meta-batch: asked for, more than one episode, and a method that allows it."
+    return self.config.one_forward and m > 1 and getattr(self.algorithm, "supports_one_forward", False)
+
+@patch
+def _prepare_batch(self: Trainer, episodes: list) -> Episode:
+    "The meta-batch's episodes stacked into one batched episode on the device."
+    ep = Episode(*(torch.stack([getattr(e, f.name) for e in episodes]) for f in fields(Episode)))
+    ep = ep.to(self.device, non_blocking=True)
+    if self.config.channels_last:
+        for name in ("support", "query"):
+            x = getattr(ep, name)
+            flat = x.reshape(-1, *x.shape[-3:]).contiguous(memory_format=torch.channels_last)
+            setattr(ep, name, flat.view(x.shape))   # splitting the leading dimension keeps the layout
+    return ep
+
+@patch
+def _train_sampler_state(self: Trainer) -> dict:
+    "The training sampler's state before the next episode an update will use (not one drawn ahead)."
+    pf = getattr(self, "_prefetcher", None)
+    return pf.state_dict() if pf is not None else self.train_sampler.state_dict()
+
+@patch
+def _start_fast_paths(self: Trainer) -> None:
+    "Compile the body and start drawing episodes ahead, as the config asks."
+    cfg = self.config
+    if cfg.compile and not getattr(self, "_compiled", False):
+        self.algorithm.body.compile()   # in place: parameter names (checkpoints) unchanged
+        self._compiled = True
+    if cfg.prefetch and hasattr(self.train_sampler, "sample_step") and getattr(self, "_prefetcher", None) is None:
+        self._prefetcher = EpisodePrefetcher(self.train_sampler, self.rank, self.world_size, cfg.prefetch,
+                                             pin_memory=self.device.type == "cuda")
+
+@patch
+def _stop_prefetch(self: Trainer) -> None:
+    pf, self._prefetcher = getattr(self, "_prefetcher", None), None
+    if pf is not None:
+        pf.close()
+
+
+# %% ../nbs/07_train.ipynb #cccc2502
+def _global_rng_transform(transform) -> bool:
+    "Does `transform` draw from torch's global random generator (or might it: an unknown callable)?"
+    if transform is None or getattr(transform, "deterministic", False):
+        return False
+    return getattr(transform, "generator", None) is None
+
+def _pin(episode: Episode) -> Episode:
+    "The episode in page-locked memory, so that a non-blocking copy to the GPU really overlaps."
+    return replace(episode, **{f.name: getattr(episode, f.name).pin_memory() for f in fields(episode)})
+
+class EpisodePrefetcher:
+    """Draw the next `depth` steps' episodes of `sampler` (a `MetaBatchSampler`) in a background thread.
+
+    One worker thread draws the steps in order on the sampler's own generators, so the episodes are
+    those the sampler would have returned without it. A transform that draws from torch's global random
+    generator (augmentation without its own generator) runs in the consumer's thread instead, in the
+    original order, so the global stream is not shared between threads. `state_dict()` is the sampler
+    state before the next step the consumer will get; `close()` rewinds the sampler to it."""
+    def __init__(self, sampler, rank: int = 0, world_size: int = 1, depth: int = 1, pin_memory: bool = False):
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+        if depth < 1:
+            raise MtlMetaError(f"prefetch depth must be at least 1, got {depth}")
+        self.sampler, self.rank, self.world_size, self.depth, self.pin = sampler, rank, world_size, depth, pin_memory
+        slots = getattr(sampler, "slots", [])
+        self._moved = [(s, s.transform) for s in slots if _global_rng_transform(getattr(s, "transform", None))]
+        for s, _ in self._moved:
+            s.transform = None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="mtl-meta-prefetch")
+        self._queue = deque()
+        for _ in range(depth):
+            self._submit()
+
+    def _draw(self):
+        state = self.sampler.state_dict()
+        episodes = self.sampler.sample_step(self.rank, self.world_size)
+        if self.pin and not self._moved:
+            episodes = [_pin(e) for e in episodes]
+        return state, episodes
+
+    def _submit(self):
+        self._queue.append(self._pool.submit(self._draw))
+
+    def _finish(self, episodes: list) -> list:
+        "Apply the transforms moved to this thread, in the order the sampler applies them (support, query)."
+        if self._moved:
+            tf = self._moved[0][1]   # a MetaBatchSampler's slots share one transform
+            episodes = [replace(e, support=tf(e.support), query=tf(e.query)) for e in episodes]
+            if self.pin:
+                episodes = [_pin(e) for e in episodes]
+        return episodes
+
+    def sample_step(self, rank: int = 0, world_size: int = 1) -> list:
+        "The episodes of the next step (drawn ahead), and one more step queued."
+        _, episodes = self._queue.popleft().result()
+        self._submit()
+        return self._finish(episodes)
+
+    def state_dict(self) -> dict:
+        "The sampler state before the next step `sample_step` returns."
+        return self._queue[0].result()[0] if self._queue else self.sampler.state_dict()
+
+    def close(self) -> None:
+        "Stop drawing ahead; leave the sampler where the consumer is, with its transforms back."
+        state = None
+        while self._queue:
+            try:
+                s, _ = self._queue.popleft().result()
+            except Exception:   # a draw that failed: its error was (or will be) raised where it was consumed
+                continue
+            state = s if state is None else state
+        self._pool.shutdown(wait=True)
+        if state is not None:
+            self.sampler.load_state_dict(state)
+        for s, tf in self._moved:
+            s.transform = tf
+        self._moved = []
+
+
+# %% ../nbs/07_train.ipynb #cccc2504
+def _grouped_batchnorm(bn: nn.modules.batchnorm._BatchNorm, groups: int, x: Tensor) -> Tensor:
+    "BatchNorm in training mode on `groups` equal slices of the batch, each with its own statistics."
+    if not bn.training or groups == 1:
+        return type(bn).forward(bn, x)
+    n, c, rest = x.shape[0], x.shape[1], x.shape[2:]
+    if n % groups:
+        raise MtlMetaError(f"cannot split a batch of {n} into {groups} equal episodes")
+    b = n // groups
+    # (groups*b, c, ...) -> (b, groups*c, ...): the slices become channels, so one batch_norm call
+    # normalises each slice's channels with that slice's statistics
+    xs = x.reshape(groups, b, c, *rest).transpose(0, 1).reshape(b, groups * c, *rest)
+    w = bn.weight.repeat(groups) if bn.weight is not None else None
+    bias = bn.bias.repeat(groups) if bn.bias is not None else None
+    y = nn.functional.batch_norm(xs, None, None, w, bias, True, 0.0, bn.eps)
+    y = y.reshape(b, groups, c, *rest).transpose(0, 1).reshape(n, c, *rest)
+    if bn.track_running_stats and bn.running_mean is not None:
+        with torch.no_grad():   # the running averages, updated as `groups` forwards one after the other would
+            dims = [0, *range(2, xs.dim())]
+            xf = xs.detach().float()
+            mean = xf.mean(dims).reshape(groups, c)
+            var = xf.var(dims, unbiased=True).reshape(groups, c) if xf.numel() // (groups * c) > 1 \
+                else torch.zeros(groups, c, device=x.device)
+            for g in range(groups):
+                bn.num_batches_tracked.add_(1)
+                f = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+                bn.running_mean.mul_(1 - f).add_(mean[g].to(bn.running_mean.dtype), alpha=f)
+                bn.running_var.mul_(1 - f).add_(var[g].to(bn.running_var.dtype), alpha=f)
+    return y
+
+@contextmanager
+def episode_batchnorm(module: nn.Module, groups: int):
+    "Inside: `module`'s BatchNorm layers in training mode treat their batch as `groups` equal episodes."
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if groups > 1:
+        for bn in bns:
+            bn.forward = partial(_grouped_batchnorm, bn, groups)
+    try:
+        yield
+    finally:
+        for bn in bns:
+            bn.__dict__.pop("forward", None)
+
 
 # %% ../nbs/07_train.ipynb #cccc0012f
 @patch
@@ -425,7 +626,7 @@ def validate(self: Trainer) -> float:
 def state_dict(self: Trainer) -> dict:
     return {"algorithm": self.algorithm.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-            "train_sampler": self.train_sampler.state_dict(), "rng": rng_state(),
+            "train_sampler": self._train_sampler_state(), "rng": rng_state(),
             "state": asdict(self.state), "best_body": self.best_body,
             "config": asdict(self.config), "algorithm_name": self.algorithm.name,
             "metadata": self.metadata}
@@ -473,7 +674,9 @@ def resume(self: Trainer) -> bool:
 def _end_epoch(self: Trainer, train_loss: float, train_acc: float) -> bool:
     "Validate, schedule, keep the best body; return True when training should stop."
     st, cfg = self.state, self.config
+    t0 = time.perf_counter()
     val = self.validate() if self.val_sampler is not None else float("nan")
+    self.timings["validate"] += time.perf_counter() - t0
     st.history.append({"epoch": st.epoch, "step": st.step, "seconds": round(st.seconds, 3),
                        "images": st.images, "train_loss": train_loss, "train_acc": train_acc, "val_acc": val,
                        "lr": self.optimizer.param_groups[0]["lr"]})
@@ -505,6 +708,20 @@ def fit(self: Trainer, resume: bool = True) -> TrainState:
         st.stopped = ""  # resumed with a larger budget: carry on
     bar = tqdm(total=total, initial=min(st.step, total), desc=f"train[{self.algorithm.name}]",
                unit="step", disable=not self.progress or self.rank != 0, dynamic_ncols=True)
+    self._start_fast_paths()
+    try:
+        self._loop(bar)
+    finally:
+        self._stop_prefetch()
+    bar.close()
+    if self.best_body is not None:  # finish with the body that validated best
+        self.algorithm.body.load_state_dict(self.best_body)
+    return st
+
+@patch
+def _loop(self: Trainer, bar) -> None:
+    "The updates of `fit`, each followed by its epoch end or checkpoint when one is due."
+    cfg, st = self.config, self.state
     while not st.stopped:
         t0 = time.perf_counter()
         loss, acc = self.train_step()
@@ -519,12 +736,8 @@ def fit(self: Trainer, resume: bool = True) -> TrainState:
             st.epoch_sums = [0.0, 0.0, 0]
             if hit_max and not st.stopped:
                 st.stopped = f"reached max_steps={cfg.max_steps}"
-            self.save()
+            self._timed_save()
         elif cfg.checkpoint_every and st.step % cfg.checkpoint_every == 0:
-            self.save()
+            self._timed_save()
         if self.on_step is not None:
             self.on_step(self)
-    bar.close()
-    if self.best_body is not None:  # finish with the body that validated best
-        self.algorithm.body.load_state_dict(self.best_body)
-    return st

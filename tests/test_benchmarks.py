@@ -95,3 +95,31 @@ def test_patience_probe_runs_end_to_end(omniglot_root, tmp_path):
     assert all(0 <= float(r[6].split(" ± ")[0]) <= 100 for r in rows.values())
     written = (tmp_path / "probe" / "patience-probe.md").read_text()
     assert all("| " + " | ".join(r) + " |" in written for r in rows.values())
+
+
+def test_bench_loop_cpu_path_prints_loop_step_and_projection():
+    out = bench("bench_loop.py", "--device", "cpu", "--backbone", "conv4", "--size", "28", "--channels", "1",
+                "--classes", "6", "--per-class", "21", "--cases", "mtl", "mtl-mb4-1fwd", "--precisions", "fp32",
+                "--updates", "1", "--warmup", "0", "--val-episodes", "1")
+    rows = table_rows(out)
+    whats = {(r[0], r[2]) for r in rows if len(r) == 6}
+    assert {("mtl", "step alone"), ("mtl", "loop"), ("mtl", "loop + prefetch"), ("mtl-mb4-1fwd", "loop")} <= whats
+    proj = [r for r in rows if r[0].startswith("MTL mini-ImageNet 5w5s")]
+    assert len(proj) == 1 and float(proj[0][6]) > 0 and proj[0][7] == "3.7"
+
+
+@pytest.mark.slow   # a papermill kernel start, a short training run and its tests: tens of seconds
+def test_bench_breakdown_reports_every_part(omniglot_root):
+    out = bench("bench_breakdown.py", "--methods", "mtl", "--updates", "2", "--val-episodes", "2",
+                "--test-episodes", "2", "--data-root", str(omniglot_root))
+    rows = [r for r in table_rows(out) if r[0] == "mtl"]
+    assert len(rows) == 2    # this run, and the projection onto the committed final run
+    shares = [float(x) for x in rows[0][2:10]]
+    assert abs(sum(shares) - 100) < 0.5 and all(s >= 0 for s in shares)
+    assert float(rows[1][10]) > 0    # the committed run's updates
+
+
+def test_bench_breakdown_bad_input_is_one_line():
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_breakdown.py"), "--updates", "1"],
+                       capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--updates" in r.stderr
