@@ -14,7 +14,8 @@ import mtl_meta
 from .core import DATA_ENV, CACHE_ENV, MtlMetaError
 
 # %% auto #0
-__all__ = ['build_parser', 'cmd_reproduce', 'cmd_train', 'cmd_evaluate', 'cmd_data_info', 'cmd_data_download', 'main']
+__all__ = ['build_parser', 'cmd_reproduce', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_export', 'cmd_data_info',
+           'cmd_data_download', 'main']
 
 # %% ../nbs/11_cli.ipynb #cccc0005
 class _Parser(argparse.ArgumentParser):
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"Caches go to ${CACHE_ENV} (default ~/.cache/mtl_meta).")
     parser.add_argument("--version", action="version", version=f"mtl-meta {mtl_meta.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_reproduce, _add_train, _add_evaluate, _add_data):
+    for add in (_add_reproduce, _add_train, _add_evaluate, _add_predict, _add_export, _add_data):
         add(sub)
     return parser
 
@@ -93,7 +94,7 @@ def _add_evaluate(sub) -> None:
                         description="Freeze the checkpoint's body, adapt a head on each test episode's support "
                         "set and report the query accuracy with a 95% confidence interval.")
     ev.add_argument("--checkpoint", required=True, metavar="FILE", help="checkpoint.pt written by mtl-meta train")
-    ev.add_argument("--dataset", default=None, metavar="NAME", help="data set (default: the one trained on)")
+    ev.add_argument("--dataset", default=None, metavar="NAME", help="data set or image folder (default: the one trained on)")
     ev.add_argument("--split", default="test", choices=["train", "val", "test"], help="class split (default: %(default)s)")
     _add_episode_shape(ev, queries=15, queries_help="query images per class")
     ev.add_argument("--episodes", type=_positive, default=600, metavar="E", help="test episodes (default: %(default)s)")
@@ -142,11 +143,15 @@ def _add_run_options(p):
     p.add_argument("--option", nargs="+", metavar="KEY=VALUE", default=[], dest="algorithm_options",
                    help="an option of the method (VALUE is JSON, else a string), e.g. --option bias=false for "
                         "MTL heads without bias, --option inner_lr=0.1 for MAML")
-    p.add_argument("--dataset", default="omniglot-minimal", metavar="NAME", help="data set (default: %(default)s)")
+    p.add_argument("--dataset", default="omniglot-minimal", metavar="NAME", help="data set: a registered name or the "
+                   "path of an image folder PATH/<class>/<image> (default: %(default)s)")
+    p.add_argument("--dataset-option", nargs="+", metavar="KEY=VALUE", default=[], dest="dataset_options",
+                   help="an option of the data set (VALUE is JSON, else a string), e.g. image_size=32 channels=1 "
+                        "fractions=[0.6,0.2,0.2] normalize=null for an image folder")
     p.add_argument("--rotations", action="store_true",
                    help="Omniglot: each training class rotated by 90, 180 and 270 degrees becomes a new class "
                         "(validation and test classes stay as they are)")
-    p.add_argument("--backbone", default="conv4", metavar="NAME", help="conv4, resnet12 (default: %(default)s)")
+    p.add_argument("--backbone", default="conv4", metavar="NAME", help="conv4, resnet12, resnet18 (torchvision), mlp, or one a plugin registers (default: %(default)s)")
     p.add_argument("--augment", action="store_true", help="data augmentation (MetaOptNet recipe) for image benchmarks")
 
 def _config_type(annotation: str):
@@ -243,6 +248,7 @@ def cmd_train(args) -> int:
         return launch(_without_devices(args.argv), args.devices)
     summary = train(method=args.method, dataset=args.dataset, backbone=args.backbone, out_dir=args.out,
                     data_root=args.data_root, augment=args.augment, train_rotations=args.rotations,
+                    dataset_options=_parse_overrides(args.dataset_options, "--dataset-option"),
                     algorithm_options=_parse_overrides(args.algorithm_options, "--option"),
                     progress=not args.no_progress, log_dir=args.log_dir, **_train_config(args))
     shutdown_distributed()
@@ -266,6 +272,52 @@ def cmd_evaluate(args) -> int:
     else:
         print(f"{args.ways}-way {args.shots}-shot accuracy over {args.episodes} episodes: "
               f"{100 * res.mean:.2f} +- {100 * res.ci95:.2f} % (95% CI, adapt={args.adapt})")
+    return 0
+
+# %% ../nbs/11_cli.ipynb #cccc290f
+def _add_predict(sub) -> None:
+    from mtl_meta.adapt import ADAPTERS
+    pr = sub.add_parser("predict", help="classify new images with a trained body, from a few labelled examples",
+                        description="Fit the test-time head on the support images (one sub-folder of images per "
+                        "class) with the checkpoint's trained body, and print the predicted class of each query "
+                        "image (tab-separated: image, class, probability).")
+    pr.add_argument("--checkpoint", required=True, metavar="FILE", help="checkpoint.pt written by mtl-meta train")
+    pr.add_argument("--support", required=True, metavar="DIR", help="DIR/<class>/<image>: the labelled examples")
+    pr.add_argument("--query", required=True, metavar="PATH", help="a folder of images (searched recursively) or one image")
+    pr.add_argument("--adapt", default="logreg", choices=list(ADAPTERS), help="test-time head (default: %(default)s)")
+    pr.add_argument("--out", default=None, metavar="FILE", help="also write the predictions as CSV to FILE")
+    pr.add_argument("--json", action="store_true", help="print one JSON object per line instead")
+    pr.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    pr.set_defaults(func=cmd_predict)
+
+def cmd_predict(args) -> int:
+    import csv
+    import io
+    import json
+    from mtl_meta.api import predict
+    from mtl_meta.core import atomic_write_text
+    rows = predict(args.checkpoint, args.support, args.query, adapt=args.adapt, device=args.device)
+    for r in rows:
+        print(json.dumps(r) if args.json else f"{r['image']}\t{r['class']}\t{r['probability']:.4f}")
+    if args.out:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=["image", "class", "probability"])
+        w.writeheader(); w.writerows(rows)
+        atomic_write_text(Path(args.out), buf.getvalue())
+    return 0
+
+def _add_export(sub) -> None:
+    ex = sub.add_parser("export", help="the trained body with its preprocessing as a TorchScript file",
+                        description="Write the checkpoint's trained body, behind the normalisation it was trained "
+                        "with, as TorchScript: torch.jit.load(FILE) maps images (n, C, H, W) in [0, 1] to feature "
+                        "vectors without mtl_meta installed.")
+    ex.add_argument("--checkpoint", required=True, metavar="FILE", help="checkpoint.pt written by mtl-meta train")
+    ex.add_argument("--out", required=True, metavar="FILE", help="the TorchScript file to write (e.g. body.pt)")
+    ex.set_defaults(func=cmd_export)
+
+def cmd_export(args) -> int:
+    from mtl_meta.api import export_body
+    print(f"wrote {export_body(args.checkpoint, args.out)}")
     return 0
 
 # %% ../nbs/11_cli.ipynb #cccc000b

@@ -35,9 +35,9 @@ __all__ = ['DATASETS', 'SPLITS', 'CACHE_VERSION', 'OMNIGLOT_MINIMAL_ARCHIVES', '
            'DOWNLOADS', 'IMAGENET_STATS', 'CIFAR_STATS', 'DatasetInfo', 'register_dataset', 'dataset_info',
            'missing_dataset', 'file_digest', 'verify_sha256sums', 'record_sha256sums', 'cached_split',
            'safe_pickle_load', 'with_rotations', 'load_omniglot_minimal', 'load_omniglot', 'load_mini_imagenet',
-           'load_tiered_imagenet', 'load_cifar', 'load_split', 'dataset_transform', 'describe_dataset',
-           'image_folder_classes', 'folder_class_split', 'load_image_folder', 'folder_stats', 'download',
-           'BatchAugment', 'train_transform', 'SinusoidTasks', 'SharedRepresentationTasks']
+           'load_tiered_imagenet', 'load_cifar', 'load_split', 'dataset_normalization', 'dataset_transform',
+           'describe_dataset', 'image_folder_classes', 'folder_class_split', 'load_image_folder', 'folder_stats',
+           'download', 'BatchAugment', 'train_transform', 'SinusoidTasks', 'SharedRepresentationTasks']
 
 # %% ../nbs/02_data.ipynb #cccc0005
 @dataclass(frozen=True)
@@ -649,6 +649,13 @@ def load_split(name: str, split: str = "train", data_root: str | os.PathLike | N
     data = info.load(split, root, cache=cache, **given)
     data.name = f"{info.name}/{split}"
     return data
+
+def dataset_normalization(name: str, **options) -> tuple | None:
+    "A data set's per-channel (mean, std) for these options (an image folder's is computed on its training classes)."
+    info = dataset_info(name)
+    if _is_folder_name(name):
+        options = {"path": str(name), **options}
+    return info.normalization(**options) if info.kind == "images" else None
 
 def dataset_transform(name: str, augment: bool = False, **options):
     "The per-image transform of a data set (normalisation, plus its augmentation if `augment`), or None."
