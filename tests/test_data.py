@@ -413,7 +413,7 @@ from mtl_meta.episodes import FewShotSplit
 def load(split, root, cache=None, classes=6):
     g = np.random.default_rng({"train": 0, "val": 1, "test": 2}[split])
     labels = np.repeat(np.arange(classes), 5)
-    return FewShotSplit(g.integers(0, 256, (len(labels), 1, 8, 8), dtype=np.uint8), labels,
+    return FewShotSplit(g.integers(0, 256, (len(labels), 1, 16, 16), dtype=np.uint8), labels,
                         [f"{split}{k}" for k in range(classes)])
 
 register_dataset(DatasetInfo("toy-noise", "", "nothing", "a test", load=load, options=("classes",),
@@ -427,9 +427,9 @@ def test_a_plugin_data_set_is_seen_by_the_cli(run_cli, tmp_path):
            "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH", "")]))}
     r = run_cli("data", "info", "--dataset", "toy-noise", env=env)
     assert r.returncode == 0, r.stderr
-    assert "1x8x8" in r.stdout and r.stdout.count(" 6 ") >= 3
+    assert "1x16x16" in r.stdout and r.stdout.count(" 6 ") >= 3
     r = run_cli("train", "--dataset", "toy-noise", "--method", "protonet", "--ways", "3", "--shots", "1",
-                "--queries", "2", "--epochs", "1", "--episodes-per-epoch", "2", "--val-episodes", "2",
+                "--queries", "2", "--epochs", "1", "--episodes-per-epoch", "2", "--val-episodes", "2", "--val-queries", "2",
                 "--out", str(tmp_path / "run"), "--no-progress", env=env)
     assert r.returncode == 0, r.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
