@@ -89,7 +89,7 @@ def train(method: str = "mtl", dataset="omniglot-minimal", backbone="conv4",
           train_rotations: bool = False,
           dataset_options: dict | None = None, backbone_options: dict | None = None,
           algorithm_options: dict | None = None, resume: bool = True, progress: bool = False,
-          log_dir: str | Path | None = None, transform=None, **config) -> dict:
+          log_dir: str | Path | None = None, transform=None, epoch_lines: bool = False, **config) -> dict:
     """Train `method` with `backbone` on `dataset`; write `checkpoint.pt` and `summary.json` to `out_dir`.
 
     `dataset` is a registered name, the path of an image folder (`PATH/<class>/<image>`), a torch
@@ -101,7 +101,8 @@ def train(method: str = "mtl", dataset="omniglot-minimal", backbone="conv4",
     `config` holds `TrainConfig` fields (ways, shots, queries, meta_batch_size, lr, epochs,
     episodes_per_epoch, max_steps, val_episodes, seed, device, amp, ...). Returns the summary.
     `out_dir/history.csv` gets one row per validation as training goes; `log_dir` adds TensorBoard
-    event files with the same curves (it does not change the result, so it is not a config field)."""
+    event files with the same curves (it does not change the result, so it is not a config field);
+    `epoch_lines` prints one line per epoch when the progress bar is off."""
     from mtl_meta.distributed import fault_hook, init_distributed
     from mtl_meta.logs import TrainingLog
     from mtl_meta.data import _is_folder_name, dataset_normalization
@@ -132,6 +133,7 @@ def train(method: str = "mtl", dataset="omniglot-minimal", backbone="conv4",
     trainer = Trainer(algorithm, samplers["train"], samplers["val"], cfg, out_dir=out_dir,
                       progress=progress, metadata=metadata, on_step=fault_hook(),
                       on_epoch=TrainingLog(out_dir, log_dir) if rank == 0 and (out_dir or log_dir) else None)
+    trainer.epoch_lines = epoch_lines
     st = trainer.fit(resume=resume)
     if trainer.on_epoch is not None:
         trainer.on_epoch.close()
@@ -175,14 +177,18 @@ def _eval_transform(meta: dict, dataset):
         return None
     return train_transform(dataset, augment=False, **(meta.get("dataset_options") or {}))
 
-def evaluate(checkpoint: str | Path, dataset=None, split: str = "test", ways: int = 5,
-             shots: int = 1, queries: int = 15, episodes: int = 600, adapt: str = "logreg", seed: int = 0,
+def evaluate(checkpoint: str | Path, dataset=None, split: str = "test", ways: int | None = None,
+             shots: int | None = None, queries: int = 15, episodes: int = 600, adapt: str = "logreg", seed: int = 0,
              data_root: str | Path | None = None, device: str = "cpu", progress: bool = False,
              body: torch.nn.Module | None = None, **adapt_options):
     """Accuracy (mean and 95% interval) of test-time adaptation with a trained checkpoint's body, on
-    `dataset` (default: the one trained on; also a torch `Dataset` or a dict of splits, as in `train`)."""
+    `dataset` (default: the one trained on; also a torch `Dataset` or a dict of splits, as in `train`).
+    `ways` and `shots` default to those the checkpoint was trained (validated) with; the result records them."""
     from mtl_meta.adapt import evaluate as evaluate_features
     from mtl_meta.episodes import EpisodeSampler
+    if ways is None or shots is None:
+        cfg = load_checkpoint(checkpoint, map_location="cpu").get("config") or {}
+        ways, shots = ways or cfg.get("ways", 5), shots or cfg.get("shots", 1)
     if ways < 2 or queries < 1 or episodes < 1:
         raise MtlMetaError(f"cannot score {ways}-way episodes with {queries} queries per class over {episodes} episodes: "
                            "evaluation needs --ways 2 or more, --queries 1 or more and --episodes 1 or more")
@@ -197,8 +203,10 @@ def evaluate(checkpoint: str | Path, dataset=None, split: str = "test", ways: in
         raise MtlMetaError(f"the checkpoint expects images of shape {tuple(meta['image_shape'])}, but {dataset} "
                            f"has {data.image_shape}; evaluate on the data set it was trained on")
     sampler = EpisodeSampler(data, ways, shots, queries, seed=seed, transform=_eval_transform(meta, dataset))
-    return evaluate_features(algorithm.features, sampler, adapt=adapt, episodes=episodes, device=device,
-                             progress=progress, **adapt_options)
+    res = evaluate_features(algorithm.features, sampler, adapt=adapt, episodes=episodes, device=device,
+                            progress=progress, **adapt_options)
+    res.ways, res.shots = ways, shots
+    return res
 
 # %% ../nbs/12_api.ipynb #cccc290d
 def _read_images(files: list[Path], meta: dict) -> torch.Tensor:

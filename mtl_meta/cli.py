@@ -14,8 +14,8 @@ import mtl_meta
 from .core import DATA_ENV, CACHE_ENV, MtlMetaError
 
 # %% auto #0
-__all__ = ['build_parser', 'cmd_reproduce', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_export', 'cmd_data_info',
-           'cmd_data_download', 'main']
+__all__ = ['CPU_EPISODE_BUDGET', 'build_parser', 'cmd_reproduce', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_export',
+           'cmd_data_info', 'cmd_data_download', 'main']
 
 # %% ../nbs/11_cli.ipynb #cccc0005
 class _Parser(argparse.ArgumentParser):
@@ -96,7 +96,11 @@ def _add_evaluate(sub) -> None:
     ev.add_argument("--checkpoint", required=True, metavar="FILE", help="checkpoint.pt written by mtl-meta train")
     ev.add_argument("--dataset", default=None, metavar="NAME", help="data set or image folder (default: the one trained on)")
     ev.add_argument("--split", default="test", choices=["train", "val", "test"], help="class split (default: %(default)s)")
-    _add_episode_shape(ev, queries=15, queries_help="query images per class")
+    ev.add_argument("--ways", type=_positive, default=None, metavar="N",
+                    help="classes per episode (default: the checkpoint's training ways)")
+    ev.add_argument("--shots", type=_positive, default=None, metavar="K",
+                    help="support images per class (default: the checkpoint's training shots)")
+    ev.add_argument("--queries", type=int, default=15, metavar="Q", help="query images per class (default: %(default)s)")
     ev.add_argument("--episodes", type=_positive, default=600, metavar="E", help="test episodes (default: %(default)s)")
     ev.add_argument("--adapt", default="logreg", choices=list(ADAPTERS),
                     help="test-time adaptation (default: %(default)s, the paper's)")
@@ -114,7 +118,7 @@ def _add_data(sub) -> None:
     info = dsub.add_parser("info", help="classes and images per split of a data set",
                            description="Load a data set (decoding it into the cache on first use) and "
                            "print its classes and images per split.")
-    info.add_argument("--dataset", required=True, metavar="NAME", help=", ".join(DATASETS))
+    info.add_argument("--dataset", required=True, metavar="NAME", help=", ".join(DATASETS) + ", or an image folder's path")
     _add_data_root(info)
     info.set_defaults(func=cmd_data_info)
     dl = dsub.add_parser("download", help="fetch a data set's official public files into the data root",
@@ -122,7 +126,8 @@ def _add_data(sub) -> None:
                          "command that writes there): omniglot, omniglot-minimal, cifar-fs, fc100. "
                          "mini- and tiered-ImageNet have no official public source; the error names where to get them.")
     dl.add_argument("--dataset", required=True, metavar="NAME", help="the data set to fetch")
-    _add_data_root(dl)
+    dl.add_argument("--data-root", metavar="DIR", default=None,
+                    help=f"folder to download into (written to; default: ${DATA_ENV} or ~/data)")
     dl.set_defaults(func=cmd_data_download)
     data.set_defaults(func=lambda a: _missing_subcommand(data))
 
@@ -241,16 +246,28 @@ def _without_devices(argv: list[str]) -> list[str]:
             out.append(a)
     return out
 
+CPU_EPISODE_BUDGET = 20_000   # above this many training episodes on the CPU, train says what it is in for
+
+def _warn_cpu_budget(args) -> None:
+    "One line on stderr when the training budget is GPU-sized but the device is the CPU."
+    episodes = args.epochs * args.episodes_per_epoch * args.meta_batch_size
+    if str(args.device).startswith("cpu") and args.max_steps is None and episodes > CPU_EPISODE_BUDGET:
+        print(f"mtl-meta: note: up to {args.epochs} epochs of {args.episodes_per_epoch} episodes ({episodes:,} episodes) "
+              "on the CPU can take hours (early stopping may end it sooner); for a shorter run set --epochs, "
+              "--episodes-per-epoch or --max-steps", file=sys.stderr)
+
 def cmd_train(args) -> int:
     from mtl_meta.api import train
     from mtl_meta.distributed import distributed_env, launch, shutdown_distributed
     if args.devices > 1 and distributed_env()[2] == 1:
         return launch(_without_devices(args.argv), args.devices)
+    _warn_cpu_budget(args)
     summary = train(method=args.method, dataset=args.dataset, backbone=args.backbone, out_dir=args.out,
                     data_root=args.data_root, augment=args.augment, train_rotations=args.rotations,
                     dataset_options=_parse_overrides(args.dataset_options, "--dataset-option"),
                     algorithm_options=_parse_overrides(args.algorithm_options, "--option"),
-                    progress=not args.no_progress, log_dir=args.log_dir, **_train_config(args))
+                    progress=not args.no_progress, epoch_lines=args.no_progress, log_dir=args.log_dir,
+                    **_train_config(args))
     shutdown_distributed()
     if distributed_env()[0] != 0:
         return 0
@@ -265,6 +282,7 @@ def cmd_evaluate(args) -> int:
     res = evaluate(args.checkpoint, dataset=args.dataset, split=args.split, ways=args.ways, shots=args.shots,
                    queries=args.queries, episodes=args.episodes, adapt=args.adapt, seed=args.seed,
                    data_root=args.data_root, device=args.device, progress=not args.no_progress)
+    args.ways, args.shots = res.ways, res.shots   # the checkpoint's when not given
     if args.json:
         print(json.dumps({"mean": float(res.mean), "ci95": float(res.ci95), "episodes": args.episodes,
                           "ways": args.ways, "shots": args.shots, "queries": args.queries, "adapt": args.adapt,

@@ -508,6 +508,7 @@ def fit(self: Trainer, resume: bool = True) -> TrainState:
         hit_max = cfg.max_steps is not None and st.step >= cfg.max_steps
         if end_of_epoch or hit_max:
             self._end_epoch(sums[0] / sums[2], sums[1] / sums[2])
+            self._report_epoch(bar)
             st.epoch_sums = [0.0, 0.0, 0]
             if hit_max and not st.stopped:
                 st.stopped = f"reached max_steps={cfg.max_steps}"
@@ -520,3 +521,16 @@ def fit(self: Trainer, resume: bool = True) -> TrainState:
     if self.best_body is not None:  # finish with the body that validated best
         self.algorithm.body.load_state_dict(self.best_body)
     return st
+
+@patch
+def _report_epoch(self: Trainer, bar) -> None:
+    "After each validation: its accuracy in the progress bar, or one printed line when the bar is off and `epoch_lines`."
+    if self.rank != 0 or not self.state.history:
+        return
+    row = self.state.history[-1]
+    if self.progress:
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}", val=f"{row['val_acc']:.3f}",
+                        refresh=True)
+    elif getattr(self, "epoch_lines", False):
+        print(f"epoch {row['epoch'] + 1}: step {row['step']}, train loss {row['train_loss']:.4f}, "
+              f"train acc {row['train_acc']:.4f}, val acc {row['val_acc']:.4f}, {row['seconds']:.1f} s", flush=True)
