@@ -151,7 +151,7 @@ def load_trained(checkpoint: str | Path, device: str = "cpu", body: torch.nn.Mod
     """The trained algorithm (with its best body) and the run metadata stored in a checkpoint. `body`: the
     module of a run trained with your own backbone module."""
     ckpt = load_checkpoint(checkpoint, map_location=check_device(device))
-    meta = ckpt.get("metadata") or {}
+    meta = ckpt.get("metadata") or ckpt.get("description") or {}   # description: a Trainer built by hand
     if "method" not in meta:
         raise MtlMetaError(f"checkpoint {checkpoint} has no run description; it was not written by mtl-meta train "
                            "or by Trainer with metadata= (a dict with method, backbone, image_shape, n_classes, ways), or pass "

@@ -144,7 +144,9 @@ def make_backbone(name: str, in_channels: int = 1, image_size: int = 28, **optio
     if name not in BACKBONES:
         raise MtlMetaError(f"unknown backbone {name!r}; choose from {', '.join(BACKBONES)}")
     try:
-        return BACKBONES[name](in_channels, image_size, **options)
+        body = BACKBONES[name](in_channels, image_size, **options)
+        body.backbone_spec = {"name": name, "options": dict(options)}   # how a checkpoint describes it
+        return body
     except TypeError as e:
         raise MtlMetaError(f"bad option for backbone {name!r}: {e}") from None
 

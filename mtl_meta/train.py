@@ -420,7 +420,7 @@ def state_dict(self: Trainer) -> dict:
             "train_sampler": self.train_sampler.state_dict(), "rng": rng_state(),
             "state": asdict(self.state), "best_body": self.best_body,
             "config": asdict(self.config), "algorithm_name": self.algorithm.name,
-            "metadata": self.metadata}
+            "metadata": self.metadata, "description": self.describe()}
 
 @patch
 def load_state_dict(self: Trainer, ckpt: dict) -> None:
@@ -459,6 +459,27 @@ def resume(self: Trainer) -> bool:
         return False
     self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=self.device))
     return True
+
+@patch
+def describe(self: Trainer) -> dict:
+    """What rebuilds the model of a run built by hand (no `metadata`): the method's registry name, the body
+    (its registry name when `models.make_backbone` built it, else its class), the training split's image shape
+    and classes, and the method's options. `api.load_trained` and `mtl-meta evaluate` fall back to it."""
+    from mtl_meta.gbml import ALGORITHMS
+    algo = self.algorithm
+    method = next((k for k, c in ALGORITHMS.items() if type(algo) is c), None)
+    split = getattr(self.train_sampler, "split", None)
+    if method is None or split is None:
+        return {}
+    spec = getattr(algo.body, "backbone_spec", None)
+    plain = (int, float, str, bool, type(None))
+    missing = object()
+    options = {k: getattr(algo, k) for k, v in type(algo).option_defaults().items()
+               if isinstance(getattr(algo, k, missing), plain) and getattr(algo, k) != v}
+    return {"method": method, "backbone": spec["name"] if spec else f"<{type(algo.body).__name__}>",
+            "backbone_options": spec["options"] if spec else {}, "image_shape": list(split.image_shape),
+            "n_classes": int(split.n_classes), "ways": self.config.training_ways,
+            "dataset": (getattr(split, "name", "") or "").split("/")[0] or None, "algorithm_options": options}
 
 # %% ../nbs/07_train.ipynb #cccc0012k
 @patch

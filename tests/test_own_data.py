@@ -136,3 +136,23 @@ def test_a_plugin_backbone_trains_and_evaluates_through_the_cli(run_cli, folder,
     r = run_cli("train", "--backbone", "tiny-cnn", "--dataset", str(folder), *TINY, "--out", str(tmp_path / "x"),
                 env={"MTL_META_CACHE": env["MTL_META_CACHE"]})
     assert r.returncode == 2 and "unknown backbone 'tiny-cnn'" in r.stderr
+
+
+def test_a_checkpoint_of_the_low_level_route_is_accepted_by_evaluate(run_cli, folder, tmp_path, monkeypatch):
+    "Trainer built by hand (no metadata): its checkpoint describes the run, and evaluate rebuilds the model from it."
+    from mtl_meta import api
+    from mtl_meta.data import load_split
+    from mtl_meta.episodes import EpisodeSampler, MetaBatchSampler
+    from mtl_meta.gbml import make_algorithm
+    from mtl_meta.models import make_backbone
+    from mtl_meta.train import TrainConfig, Trainer
+    monkeypatch.setenv("MTL_META_CACHE", str(tmp_path / "cache"))
+    tr, va = (load_split(str(folder), s) for s in ("train", "val"))
+    algorithm = make_algorithm("protonet", make_backbone("conv4", 3, 16), n_classes=tr.n_classes, ways=2)
+    cfg = TrainConfig(ways=2, shots=1, queries=2, epochs=1, episodes_per_epoch=2, val_episodes=2, val_queries=2)
+    Trainer(algorithm, MetaBatchSampler(tr, 2, 1, 2), EpisodeSampler(va, 2, 1, 2), cfg, out_dir=tmp_path / "low").fit()
+    res = api.evaluate(tmp_path / "low" / "checkpoint.pt", dataset=str(folder), queries=2, episodes=3)
+    assert (res.ways, res.shots) == (2, 1) and 0 <= res.mean <= 1   # ways and shots: the checkpoint's
+    r = run_cli("evaluate", "--checkpoint", str(tmp_path / "low" / "checkpoint.pt"), "--dataset", str(folder),
+                "--queries", "2", "--episodes", "2", "--no-progress", env={"MTL_META_CACHE": str(tmp_path / "cache")})
+    assert r.returncode == 0 and "2-way 1-shot accuracy" in r.stdout, r.stderr
