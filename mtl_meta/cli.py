@@ -27,8 +27,19 @@ def _add_data_root(p):
     p.add_argument("--data-root", metavar="DIR", default=None,
                    help=f"folder holding the data sets (read only; default: ${DATA_ENV} or ~/data)")
 
-def build_parser() -> argparse.ArgumentParser:
-    "The `mtl-meta` argument parser with all subcommands (one function each below)."
+class _HelpOnly:
+    "A subparsers stand-in that keeps each command's name and help and stops before its options (and their imports)."
+    class Done(Exception):
+        pass
+    def __init__(self, sub):
+        self.sub = sub
+    def add_parser(self, *args, **kwargs):
+        self.sub.add_parser(*args, **kwargs)
+        raise _HelpOnly.Done
+
+def build_parser(commands: bool = True) -> argparse.ArgumentParser:
+    """The `mtl-meta` argument parser with all subcommands (one function each below). `commands=False` gives
+    each subcommand its name and help only, without importing torch: what `mtl-meta --help` needs."""
     parser = _Parser(prog="mtl-meta", description=(
         "Multi-task learning versus meta-learning for few-shot learning: a reproducible companion "
         "to Wang, Zhao & Li, 'Bridging Multi-Task Learning and Meta-Learning' (ICML 2021)."),
@@ -36,15 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mtl-meta {mtl_meta.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add in (_add_reproduce, _add_train, _add_evaluate, _add_predict, _add_export, _add_data):
-        add(sub)
+        try:
+            add(sub if commands else _HelpOnly(sub))
+        except _HelpOnly.Done:
+            pass
     return parser
 
 def _add_reproduce(sub) -> None:
-    from mtl_meta.reproduce import PROFILES
     rep = sub.add_parser("reproduce", help="run a profile of experiment notebooks headless (papermill)",
                          description="Execute a profile's experiment notebooks with papermill, skip runs "
                          "already complete (rerun the same command to resume), and write tables and "
                          "figures into --out. Executed notebooks are kept in OUT/runs/.")
+    from mtl_meta.reproduce import PROFILES
     rep.add_argument("--profile", default="cpu", choices=list(PROFILES), metavar="NAME",
                      help="smoke (CI, minutes), cpu (default: theory, sinusoid, Omniglot on a laptop), "
                           "paper (image benchmarks on a GPU with the data sets); default: %(default)s")
@@ -89,10 +103,10 @@ def _add_train(sub) -> None:
     tr.set_defaults(func=cmd_train)
 
 def _add_evaluate(sub) -> None:
-    from mtl_meta.adapt import ADAPTERS
     ev = sub.add_parser("evaluate", help="few-shot accuracy of a trained checkpoint",
                         description="Freeze the checkpoint's body, adapt a head on each test episode's support "
                         "set and report the query accuracy with a 95% confidence interval.")
+    from mtl_meta.adapt import ADAPTERS
     ev.add_argument("--checkpoint", required=True, metavar="FILE", help="checkpoint.pt written by mtl-meta train")
     ev.add_argument("--dataset", default=None, metavar="NAME", help="data set or image folder (default: the one trained on)")
     ev.add_argument("--split", default="test", choices=["train", "val", "test"], help="class split (default: %(default)s)")
@@ -112,8 +126,8 @@ def _add_evaluate(sub) -> None:
     ev.set_defaults(func=cmd_evaluate)
 
 def _add_data(sub) -> None:
-    from mtl_meta.data import DATASETS
     data = sub.add_parser("data", help="inspect data sets", description="Inspect few-shot data sets.")
+    from mtl_meta.data import DATASETS
     dsub = data.add_subparsers(dest="data_command", metavar="COMMAND", parser_class=_Parser)
     info = dsub.add_parser("info", help="classes and images per split of a data set",
                            description="Load a data set (decoding it into the cache on first use) and "
@@ -294,11 +308,11 @@ def cmd_evaluate(args) -> int:
 
 # %% ../nbs/11_cli.ipynb #cccc290f
 def _add_predict(sub) -> None:
-    from mtl_meta.adapt import ADAPTERS
     pr = sub.add_parser("predict", help="classify new images with a trained body, from a few labelled examples",
                         description="Fit the test-time head on the support images (one sub-folder of images per "
                         "class) with the checkpoint's trained body, and print the predicted class of each query "
                         "image (tab-separated: image, class, probability).")
+    from mtl_meta.adapt import ADAPTERS
     pr.add_argument("--checkpoint", required=True, metavar="FILE", help="checkpoint.pt written by mtl-meta train")
     pr.add_argument("--support", required=True, metavar="DIR", help="DIR/<class>/<image>: the labelled examples")
     pr.add_argument("--query", required=True, metavar="PATH", help="a folder of images (searched recursively) or one image")
@@ -361,6 +375,12 @@ def cmd_data_download(args) -> int:
 # %% ../nbs/11_cli.ipynb #cccc000d
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `mtl-meta` console script; returns the exit status."
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or args_list[0] in ("-h", "--help", "--version"):   # answered without importing torch
+        parser = build_parser(commands=False)
+        parser.parse_args(args_list)
+        parser.print_help(sys.stderr)
+        return 2
     try:
         parser = build_parser()   # reads the method registry, which loads the user's plugin modules
     except MtlMetaError as e:

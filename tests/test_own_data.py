@@ -156,3 +156,30 @@ def test_a_checkpoint_of_the_low_level_route_is_accepted_by_evaluate(run_cli, fo
     r = run_cli("evaluate", "--checkpoint", str(tmp_path / "low" / "checkpoint.pt"), "--dataset", str(folder),
                 "--queries", "2", "--episodes", "2", "--no-progress", env={"MTL_META_CACHE": str(tmp_path / "cache")})
     assert r.returncode == 0 and "2-way 1-shot accuracy" in r.stdout, r.stderr
+
+
+def test_top_level_help_does_not_import_torch_and_python_m_works():
+    code = ("import sys, mtl_meta.cli as c\ntry:\n    c.main(['--help'])\nexcept SystemExit as e:\n    code = e.code\n"
+            "print(code, 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip().splitlines()[-1] == "0 False", r.stdout + r.stderr
+    assert "predict" in r.stdout and "export" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "mtl_meta", "train", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--dataset-option" in r.stdout
+
+
+def test_epoch_lines_without_the_bar_and_a_cpu_budget_note(run_cli, folder, tmp_path, env, capsys):
+    import argparse
+    from mtl_meta.cli import _warn_cpu_budget
+    r = run_cli("train", "--method", "protonet", "--dataset", str(folder), *TINY, "--epochs", "2",
+                "--out", str(tmp_path / "o"), env=env)
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stdout.splitlines() if l.startswith("epoch ")]
+    assert len(lines) == 2 and all("val acc" in l for l in lines), r.stdout
+    assert "note:" not in r.stderr   # a CPU-sized budget: no note
+    budget = dict(epochs=100, episodes_per_epoch=1600, meta_batch_size=1, device="cpu", max_steps=None)
+    _warn_cpu_budget(argparse.Namespace(**budget))
+    assert "can take hours" in capsys.readouterr().err
+    for change in ({"device": "cuda"}, {"max_steps": 500}, {"epochs": 5}):
+        _warn_cpu_budget(argparse.Namespace(**{**budget, **change}))
+        assert capsys.readouterr().err == ""
