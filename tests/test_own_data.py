@@ -183,3 +183,17 @@ def test_epoch_lines_without_the_bar_and_a_cpu_budget_note(run_cli, folder, tmp_
     for change in ({"device": "cuda"}, {"max_steps": 500}, {"epochs": 5}):
         _warn_cpu_budget(argparse.Namespace(**{**budget, **change}))
         assert capsys.readouterr().err == ""
+
+
+def test_tensorboard_wall_clock_is_exact(tmp_path):
+    "The wall-clock scalar is elapsed seconds (exact in float32); the event's own double wall time is the clock."
+    import time
+    ea = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    from mtl_meta.logs import TrainingLog
+    log = TrainingLog(None, tmp_path / "tb")
+    before = time.time()
+    log(None, {"epoch": 0, "step": 3, "images": 30, "seconds": 1.5, "train_loss": 1.0, "train_acc": 0.5,
+               "val_acc": 0.6, "lr": 1e-3})
+    log.close()
+    [p] = ea.EventAccumulator(str(tmp_path / "tb")).Reload().Scalars("seconds/wall")
+    assert 0 <= p.value < 60 and abs(p.wall_time - before) < 60
