@@ -219,13 +219,23 @@ def _crc(path: Path) -> str:
 _CACHE_FILES = ("images.npy", "labels.npy")
 
 def _read_cache_entry(folder: Path, name: str, split: str) -> FewShotSplit | None:
-    "The cached split in `folder`, or None when the entry is incomplete or corrupt (wrong size or checksum)."
+    """The cached split in `folder`, or None when the entry is incomplete or corrupt (wrong size or checksum).
+    Sizes are checked at every load; checksums whenever a file changed (size or modification time) since
+    they were last found right, which `verified` records (so gigabytes are not re-read at every load)."""
     try:
         meta = json.loads((folder / "meta.json").read_text())
+        stamp = " ".join(f"{(folder / f).stat().st_size}:{(folder / f).stat().st_mtime_ns}" for f in _CACHE_FILES)
         for f in _CACHE_FILES:
-            want = meta["checksums"][f]
-            if (folder / f).stat().st_size != want["size"] or _crc(folder / f) != want["crc32"]:
+            if (folder / f).stat().st_size != meta["checksums"][f]["size"]:
                 return None
+        marker = folder / "verified"
+        if not marker.exists() or marker.read_text() != stamp:
+            if any(_crc(folder / f) != meta["checksums"][f]["crc32"] for f in _CACHE_FILES):
+                return None
+            try:
+                core.atomic_write_text(marker, stamp)
+            except OSError:
+                pass   # a read-only cache: verify again next time
         return FewShotSplit(np.load(folder / "images.npy", mmap_mode="r"), np.load(folder / "labels.npy"),
                             meta["class_names"], name=f"{name}/{split}")
     except (OSError, ValueError, KeyError, TypeError, MtlMetaError):

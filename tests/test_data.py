@@ -317,6 +317,14 @@ def test_corrupt_cache_entry_is_detected_and_rebuilt(omniglot_root, cache):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_split("omniglot-minimal", "test", cache=cache)
+    assert (entry / "verified").exists()   # checksums found right: not re-read until a file changes
+    import time
+    time.sleep(0.05)   # past the file system's timestamp granularity
+    with open(entry / "images.npy", "r+b") as f:   # a later change is still caught: it moves the file's mtime
+        f.seek(200)
+        f.write(b"\x01\x02\x03")
+    with pytest.warns(UserWarning, match="corrupt"):
+        assert np.array_equal(np.array(load_split("omniglot-minimal", "test", cache=cache).images), expected)
 
 
 def test_image_folder_splits_and_sees_a_changed_image(tmp_path, cache):
