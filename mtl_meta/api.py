@@ -89,7 +89,8 @@ def train(method: str = "mtl", dataset="omniglot-minimal", backbone="conv4",
           train_rotations: bool = False,
           dataset_options: dict | None = None, backbone_options: dict | None = None,
           algorithm_options: dict | None = None, resume: bool = True, progress: bool = False,
-          log_dir: str | Path | None = None, transform=None, epoch_lines: bool = False, **config) -> dict:
+          log_dir: str | Path | None = None, transform=None, epoch_lines: bool = False,
+          before_fit=None, **config) -> dict:
     """Train `method` with `backbone` on `dataset`; write `checkpoint.pt` and `summary.json` to `out_dir`.
 
     `dataset` is a registered name, the path of an image folder (`PATH/<class>/<image>`), a torch
@@ -102,7 +103,8 @@ def train(method: str = "mtl", dataset="omniglot-minimal", backbone="conv4",
     episodes_per_epoch, max_steps, val_episodes, seed, device, amp, ...). Returns the summary.
     `out_dir/history.csv` gets one row per validation as training goes; `log_dir` adds TensorBoard
     event files with the same curves (it does not change the result, so it is not a config field);
-    `epoch_lines` prints one line per epoch when the progress bar is off."""
+    `epoch_lines` prints one line per epoch when the progress bar is off; `before_fit(config)` is called
+    once data and model are ready, just before training starts (the CLI's note on CPU budgets)."""
     from mtl_meta.distributed import fault_hook, init_distributed
     from mtl_meta.logs import TrainingLog
     from mtl_meta.data import _is_folder_name, dataset_normalization
@@ -134,6 +136,8 @@ def train(method: str = "mtl", dataset="omniglot-minimal", backbone="conv4",
                       progress=progress, metadata=metadata, on_step=fault_hook(),
                       on_epoch=TrainingLog(out_dir, log_dir) if rank == 0 and (out_dir or log_dir) else None)
     trainer.epoch_lines = epoch_lines
+    if before_fit is not None and rank == 0:
+        before_fit(cfg)
     st = trainer.fit(resume=resume)
     if trainer.on_epoch is not None:
         trainer.on_epoch.close()

@@ -263,7 +263,7 @@ def _without_devices(argv: list[str]) -> list[str]:
 CPU_EPISODE_BUDGET = 20_000   # above this many training episodes on the CPU, train says what it is in for
 
 def _warn_cpu_budget(args) -> None:
-    "One line on stderr when the training budget is GPU-sized but the device is the CPU."
+    "One line on stderr when the training budget (a TrainConfig, once data and model are ready) is GPU-sized but the device is the CPU."
     episodes = args.epochs * args.episodes_per_epoch * args.meta_batch_size
     if str(args.device).startswith("cpu") and args.max_steps is None and episodes > CPU_EPISODE_BUDGET:
         print(f"mtl-meta: note: up to {args.epochs} epochs of {args.episodes_per_epoch} episodes ({episodes:,} episodes) "
@@ -275,12 +275,12 @@ def cmd_train(args) -> int:
     from mtl_meta.distributed import distributed_env, launch, shutdown_distributed
     if args.devices > 1 and distributed_env()[2] == 1:
         return launch(_without_devices(args.argv), args.devices)
-    _warn_cpu_budget(args)
     summary = train(method=args.method, dataset=args.dataset, backbone=args.backbone, out_dir=args.out,
                     data_root=args.data_root, augment=args.augment, train_rotations=args.rotations,
                     dataset_options=_parse_overrides(args.dataset_options, "--dataset-option"),
                     algorithm_options=_parse_overrides(args.algorithm_options, "--option"),
                     progress=not args.no_progress, epoch_lines=args.no_progress, log_dir=args.log_dir,
+                    before_fit=_warn_cpu_budget,
                     **_train_config(args))
     shutdown_distributed()
     if distributed_env()[0] != 0:
