@@ -31,9 +31,9 @@ from .episodes import FewShotSplit
 
 # %% auto #0
 __all__ = ['DATASETS', 'SPLITS', 'CACHE_VERSION', 'OMNIGLOT_MINIMAL_ARCHIVES', 'OMNIGLOT_MINIMAL_SPLIT', 'OMNIGLOT_VAL_ALPHABETS',
-           'MINI_IMAGENET_FILES', 'CIFAR_FS_SPLIT', 'FC100_SPLIT', 'IMAGE_SUFFIXES', 'OMNIGLOT_MINIMAL_SHA256',
-           'DOWNLOADS', 'IMAGENET_STATS', 'CIFAR_STATS', 'DatasetInfo', 'register_dataset', 'dataset_info',
-           'missing_dataset', 'file_digest', 'verify_sha256sums', 'record_sha256sums', 'cached_split',
+           'MINI_IMAGENET_FILES', 'CIFAR_FS_SPLIT', 'FC100_SPLIT', 'IMAGE_SUFFIXES', 'DOWNLOADS',
+           'OMNIGLOT_MINIMAL_SHA256', 'IMAGENET_STATS', 'CIFAR_STATS', 'DatasetInfo', 'register_dataset',
+           'dataset_info', 'missing_dataset', 'file_digest', 'verify_sha256sums', 'record_sha256sums', 'cached_split',
            'safe_pickle_load', 'with_rotations', 'load_omniglot_minimal', 'load_omniglot', 'load_mini_imagenet',
            'load_tiered_imagenet', 'load_cifar', 'load_split', 'dataset_normalization', 'dataset_transform',
            'describe_dataset', 'image_folder_classes', 'folder_class_split', 'load_image_folder', 'folder_stats',
@@ -82,17 +82,25 @@ def _omniglot_loader(full: bool):
         return data
     return load
 
+_OMNIGLOT_RAW = "https://github.com/brendenlake/omniglot/raw/master/python/"
+_CIFAR100 = (("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "cifar-100-python.tar.gz",
+              {"md5": "eb9058c3a382ffc7106e4002c42a8d85"}),)
 _IMAGENET = dict(stats=lambda **_: IMAGENET_STATS, pad=8)   # the stats are defined with the augmentation below
-_CIFAR = dict(stats=lambda **_: CIFAR_STATS, pad=4)
+_CIFAR = dict(stats=lambda **_: CIFAR_STATS, pad=4, downloads=_CIFAR100)
 DATASETS: dict[str, DatasetInfo] = {d.name: d for d in [
     DatasetInfo("omniglot-minimal", "omniglot",
                 "images_background_small1.zip, images_background_small2.zip (and optionally SHA256SUMS)",
                 "https://github.com/brendenlake/omniglot (python/images_background_small{1,2}.zip)",
-                load=_omniglot_loader(False), options=("image_size", "rotations"), pad=2, flip=False),
+                load=_omniglot_loader(False), options=("image_size", "rotations"), pad=2, flip=False,
+                downloads=tuple((_OMNIGLOT_RAW + n, "omniglot/" + n, {"sha256": h}) for n, h in (  # published here
+                    ("images_background_small1.zip", "f38eb80f801274ac2b4dff5b24289016bfaba4a7d5bb50deebf27104ad6cb8a4"),
+                    ("images_background_small2.zip", "3ccaa407515a8778e5d0861875af38b17e418f301ad5bb3b5a6b65d901a41c7f")))),
     DatasetInfo("omniglot", "omniglot-py",
                 "images_background/ and images_evaluation/ folders (<Alphabet>/characterNN/*.png) or the same as .zip",
                 "https://github.com/brendenlake/omniglot (python/images_background.zip, images_evaluation.zip)",
-                load=_omniglot_loader(True), options=("image_size", "rotations"), pad=2, flip=False),
+                load=_omniglot_loader(True), options=("image_size", "rotations"), pad=2, flip=False,
+                downloads=tuple((_OMNIGLOT_RAW + n, "omniglot-py/" + n, {})
+                                for n in ("images_background.zip", "images_evaluation.zip"))),
     DatasetInfo("mini-imagenet", "mini-imagenet",
                 "miniImageNet_category_split_{train_phase_train,val,test}.pkl (MetaOptNet/RFS) or "
                 "mini-imagenet-cache-{train,val,test}.pkl (Ravi & Larochelle cache)",
@@ -825,19 +833,9 @@ register_dataset(DatasetInfo(
     stats=folder_stats))
 
 # %% ../nbs/02_data.ipynb #cccc0021
-OMNIGLOT_MINIMAL_SHA256 = {   # the archives in github.com/brendenlake/omniglot, python/
-    "images_background_small1.zip": "f38eb80f801274ac2b4dff5b24289016bfaba4a7d5bb50deebf27104ad6cb8a4",
-    "images_background_small2.zip": "3ccaa407515a8778e5d0861875af38b17e418f301ad5bb3b5a6b65d901a41c7f",
-}
-DOWNLOADS = {   # (url, path under the data root, published checksums {algorithm: hex digest})
-    "omniglot-minimal": [("https://github.com/brendenlake/omniglot/raw/master/python/" + n, "omniglot/" + n,
-                          {"sha256": OMNIGLOT_MINIMAL_SHA256[n]}) for n in OMNIGLOT_MINIMAL_ARCHIVES],
-    "omniglot": [("https://github.com/brendenlake/omniglot/raw/master/python/" + n, "omniglot-py/" + n, {})
-                 for n in ("images_background.zip", "images_evaluation.zip")],
-    "cifar-fs": [("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "cifar-100-python.tar.gz",
-                  {"md5": "eb9058c3a382ffc7106e4002c42a8d85"})],
-}
-DOWNLOADS["fc100"] = DOWNLOADS["cifar-fs"]
+# each record's `downloads`: (url, path under the data root, published checksums {algorithm: hex digest})
+DOWNLOADS = {name: list(d.downloads) for name, d in DATASETS.items() if d.downloads}
+OMNIGLOT_MINIMAL_SHA256 = {Path(rel).name: sums["sha256"] for _, rel, sums in DOWNLOADS["omniglot-minimal"]}
 
 def _fetch(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=60) as r:
@@ -848,7 +846,7 @@ def download(name: str, root: str | os.PathLike, fetch: Callable[[str], bytes] |
     in `SHA256SUMS` beside them (verified at every load). Nothing is written, not even `root`, unless every
     file arrived intact. `fetch(url) -> bytes` replaces the network (tests)."""
     from mtl_meta.core import atomic_write_bytes
-    specs = dataset_info(name).downloads or DOWNLOADS.get(name)
+    specs = dataset_info(name).downloads
     if not specs:
         raise MtlMetaError(f"{name} has no official public download; {dataset_info(name).source}")
     root, fetch = Path(root), fetch or _fetch
