@@ -16,8 +16,8 @@ from torch import Tensor
 from .core import MtlMetaError
 
 # %% auto #0
-__all__ = ['FewShotSplit', 'Episode', 'apply_transform', 'EpisodeSampler', 'MetaBatchSampler', 'task_pool', 'TaskPoolSampler',
-           'DatasetSplit', 'split_dataset']
+__all__ = ['FewShotSplit', 'Episode', 'apply_transform', 'as_split', 'EpisodeSampler', 'MetaBatchSampler', 'task_pool',
+           'TaskPoolSampler', 'DatasetSplit', 'split_dataset']
 
 # %% ../nbs/01_episodes.ipynb #cccc0004
 @dataclass
@@ -94,11 +94,20 @@ def apply_transform(transform, x: Tensor) -> Tensor:
         return transform(x)
     return torch.stack([transform(im) for im in x]) if len(x) else x
 
+def as_split(data):
+    "A `FewShotSplit` or `DatasetSplit` as it is; any torch `Dataset` of (image, label) wrapped in a `DatasetSplit`."
+    if hasattr(data, "labels") and hasattr(data, "n_classes"):
+        return data
+    if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+        return DatasetSplit(data, name=type(data).__name__)
+    raise MtlMetaError(f"episodes need a FewShotSplit or a torch Dataset of (image, label), got {type(data).__name__}")
+
 class EpisodeSampler:
     "Seeded, vectorised N-way K-shot Q-query episodes from a `FewShotSplit`."
     def __init__(self, split: FewShotSplit, ways: int, shots: int, queries: int = 15, seed: int = 0,
                  transform=None):
         _check_episode_shape(ways, shots, queries)
+        split = as_split(split)
         self.split, self.ways, self.shots, self.queries = split, int(ways), int(shots), int(queries)
         self.transform = transform
         counts = np.bincount(split.labels, minlength=split.n_classes)
@@ -183,6 +192,7 @@ class MetaBatchSampler:
                  seed: int = 0, transform=None, sampler_cls=None, **sampler_options):
         if meta_batch_size < 1:
             raise MtlMetaError(f"meta_batch_size must be at least 1, got {meta_batch_size}")
+        split = as_split(split)   # once, shared by every stream
         seeds = np.random.SeedSequence(seed).generate_state(meta_batch_size, dtype=np.uint64)
         cls = sampler_cls or EpisodeSampler
         self.slots = [cls(split, ways, shots, queries, seed=int(s), transform=transform, **sampler_options)

@@ -442,3 +442,18 @@ def test_a_plugin_data_set_is_seen_by_the_cli(run_cli, tmp_path):
     assert r.returncode == 0, r.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["metadata"]["dataset"] == "toy-noise" and summary["metadata"]["normalization"] == [[0.5], [0.25]]
+
+
+def test_a_torchvision_image_folder_given_straight_to_a_sampler(tmp_path):
+    "The issue's raw AttributeError ('ImageFolder' object has no attribute 'labels'): now episodes."
+    from torchvision.datasets import ImageFolder
+    from torchvision.transforms import ToTensor
+    from fixtures import write_image_folder
+    from mtl_meta.episodes import MetaBatchSampler
+    ds = ImageFolder(str(write_image_folder(tmp_path / "imgs", classes=4, per_class=3)), transform=ToTensor())
+    ep = EpisodeSampler(ds, ways=4, shots=1, queries=2, seed=0).sample()
+    assert ep.support.shape == (4, 3, 12, 12) and sorted(ep.classes.tolist()) == [0, 1, 2, 3]
+    assert MetaBatchSampler(ds, 2, 1, 1, meta_batch_size=2).split.class_names == ds.classes
+    with pytest.raises(MtlMetaError) as e:
+        EpisodeSampler(ds, ways=4, shots=2, queries=2)
+    _one_line(e, "has only 3 images")
