@@ -80,6 +80,7 @@ def test_wheel_contains_package_experiments_and_console_script(tmp_path):
         meta = z.read(next(n for n in names if n.endswith("METADATA"))).decode()
     for spec in settings()["requirements"].split():
         assert f"Requires-Dist: {Requirement(spec).name}" in meta
+    assert "](figures/" not in meta and "https://raw.githubusercontent.com/" in meta   # absolute links (issue 29)
     # installed from the wheel alone, the runner finds the notebooks shipped inside the package
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
