@@ -1,4 +1,5 @@
 """Packaging for mtl_meta: every piece of metadata comes from settings.ini (nbdev 2 layout)."""
+import re
 from configparser import ConfigParser
 from pathlib import Path
 
@@ -21,11 +22,28 @@ extras = {key[: -len("_requirements")]: cfg[key].split() for key in cfg
 extras["dev"] = cfg.get("dev_requirements", "").split() + sorted({r for reqs in extras.values() for r in reqs})
 scripts = [s for s in cfg.get("console_scripts", "").split() if s]
 
+
+def absolute_links(markdown: str) -> str:
+    "The README with its relative links and images made absolute (the package page lives outside the repository)."
+    repo = cfg["git_url"].rstrip("/")
+    raw = repo.replace("https://github.com/", "https://raw.githubusercontent.com/") + "/" + cfg["branch"] + "/"
+    blob = repo + "/blob/" + cfg["branch"] + "/"
+    def fix(m):
+        bang, text, target = m.group(1), m.group(2), m.group(3)
+        if re.match(r"[a-z][a-z0-9+.-]*:|#|/", target):
+            return m.group(0)
+        return f"{bang}[{text}]({(raw if bang else blob) + target})"
+    out = re.sub(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)", fix, markdown)
+    return re.sub(r'(<img[^>]*\bsrc=")(?![a-z][a-z0-9+.-]*:|/)([^"]+)"', lambda m: m.group(1) + raw + m.group(2) + '"', out)
+
+
+readme = here / "README.md"
+
 setuptools.setup(
     name=cfg["lib_name"].replace("_", "-"),
     version=cfg["version"],
     description=cfg["description"],
-    long_description=(here / "README.md").read_text(encoding="utf-8") if (here / "README.md").exists() else "",
+    long_description=absolute_links(readme.read_text(encoding="utf-8")) if readme.exists() else "",
     long_description_content_type="text/markdown",
     author=cfg["author"],
     author_email=cfg["author_email"],

@@ -15,23 +15,47 @@ from .core import MtlMetaError, atomic_write_json, check_device, one_writer, see
 from .train import Algorithm, TrainConfig, Trainer, load_checkpoint
 
 # %% auto #0
-__all__ = ['build_algorithm', 'train', 'load_trained', 'evaluate']
+__all__ = ['build_algorithm', 'train', 'load_trained', 'evaluate', 'predict', 'export_body']
 
 # %% ../nbs/12_api.ipynb #cccc0005
-def _samplers(dataset: str, ways: int, shots: int, queries: int, seed: int, root, splits=("train", "val"),
+def _is_name(dataset) -> bool:
+    import os
+    return isinstance(dataset, (str, os.PathLike))
+
+def _load_splits(dataset, root, splits, opts: dict) -> dict:
+    """The class splits of `dataset`: a registered name or an image folder's path (through the registry), a
+    dict of ready splits (`FewShotSplit` or `DatasetSplit`), or any torch `Dataset` of (image, label)
+    (cut into classes by `episodes.split_dataset`, whose `fractions` and `seed` the options may set)."""
+    from mtl_meta.data import load_split
+    from mtl_meta.episodes import split_dataset
+    if _is_name(dataset):
+        return {s: load_split(dataset, s, data_root=root, **opts) for s in splits}
+    if isinstance(dataset, dict):
+        missing = [s for s in splits if s not in dataset]
+        if missing:
+            raise MtlMetaError(f"the data set dict lacks the split(s) {', '.join(missing)}; give train, val and test")
+        return {s: dataset[s] for s in splits}
+    if hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__"):
+        parts = split_dataset(dataset, **opts)
+        return {s: parts[s] for s in splits}
+    raise MtlMetaError(f"dataset must be a name, a folder, a dict of splits or a torch Dataset, "
+                       f"got {type(dataset).__name__}")
+
+def _samplers(dataset, ways: int, shots: int, queries: int, seed: int, root, splits=("train", "val"),
               dataset_options: dict | None = None, augment: bool = False, val_queries: int = 15,
               meta_batch_size: int = 1, sampler_options: dict | None = None, train_ways: int | None = None,
-              train_rotations: bool = False):
-    from mtl_meta.data import load_split, train_transform, with_rotations
+              train_rotations: bool = False, transform=None):
+    from mtl_meta.data import train_transform, with_rotations
     from mtl_meta.episodes import EpisodeSampler, MetaBatchSampler
     opts = dataset_options or {}
     out = {}
-    for i, split in enumerate(splits):
-        data = load_split(dataset, split, data_root=root, **opts)
+    for i, (split, data) in enumerate(_load_splits(dataset, root, splits, opts).items()):
         is_train = split == "train"
         if is_train and train_rotations:   # the Omniglot practice: rotated characters are new training classes
             data = with_rotations(data)
-        tf = train_transform(dataset, augment=augment) if is_train else train_transform(dataset, augment=False)
+        tf = train_transform(dataset, augment=augment and is_train, **opts) if _is_name(dataset) else None
+        if is_train and transform is not None:   # the user's own per-image transform replaces the data set's
+            tf = transform
         if is_train:   # one episode stream per meta-batch slot: shardable over processes
             out[split] = MetaBatchSampler(data, train_ways or ways, shots, queries, meta_batch_size,
                                           seed=seed + 1000 * i, transform=tf, **(sampler_options or {}))
@@ -44,34 +68,47 @@ def _sampler_options(method: str, algorithm_options: dict | None) -> dict:
     from mtl_meta.gbml import algorithm_class
     return algorithm_class(method).sampler_options(algorithm_options or {})
 
-def build_algorithm(metadata: dict) -> Algorithm:
-    "Rebuild the (untrained) algorithm a run's metadata describes."
-    from mtl_meta.models import make_backbone
+def build_algorithm(metadata: dict, body: torch.nn.Module | None = None) -> Algorithm:
+    """Rebuild the (untrained) algorithm a run's metadata describes; `body` supplies the module of a run
+    trained with the user's own backbone module (its metadata names only the class)."""
+    from mtl_meta.models import build_backbone
     from mtl_meta.gbml import make_algorithm
-    c, h, w = metadata["image_shape"]
-    body = make_backbone(metadata["backbone"], in_channels=c, image_size=h, **metadata.get("backbone_options", {}))
+    name = metadata["backbone"]
+    if body is None and str(name).startswith("<"):
+        raise MtlMetaError(f"this run was trained with your own backbone module {name}; pass that module as "
+                           "body= (mtl_meta.api.load_trained / evaluate / predict)")
+    body = build_backbone(body if body is not None else name, metadata["image_shape"],
+                          **({} if body is not None else metadata.get("backbone_options", {})))
     return make_algorithm(metadata["method"], body, n_classes=metadata["n_classes"], ways=metadata["ways"],
                           **metadata.get("algorithm_options", {}))
 
 # %% ../nbs/12_api.ipynb #cccc0007
 @one_writer("out_dir")   # checked before any work, one process at a time, stale temp files removed
-def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str = "conv4",
+def train(method: str = "mtl", dataset="omniglot-minimal", backbone="conv4",
           out_dir: str | Path | None = None, data_root: str | Path | None = None, augment: bool = False,
           train_rotations: bool = False,
           dataset_options: dict | None = None, backbone_options: dict | None = None,
           algorithm_options: dict | None = None, resume: bool = True, progress: bool = False,
-          log_dir: str | Path | None = None, **config) -> dict:
+          log_dir: str | Path | None = None, transform=None, epoch_lines: bool = False,
+          before_fit=None, **config) -> dict:
     """Train `method` with `backbone` on `dataset`; write `checkpoint.pt` and `summary.json` to `out_dir`.
 
+    `dataset` is a registered name, the path of an image folder (`PATH/<class>/<image>`), a torch
+    `Dataset` of (image, label) (split by class with `episodes.split_dataset`) or a dict of splits;
+    `backbone` a registered name or any `nn.Module` mapping images to feature vectors. `transform`
+    is a per-image transform of the training images that replaces the data set's own.
     `train_rotations` adds every training class rotated by 90, 180 and 270 degrees as a new class
     (the Omniglot practice; validation and test classes are not rotated).
     `config` holds `TrainConfig` fields (ways, shots, queries, meta_batch_size, lr, epochs,
     episodes_per_epoch, max_steps, val_episodes, seed, device, amp, ...). Returns the summary.
     `out_dir/history.csv` gets one row per validation as training goes; `log_dir` adds TensorBoard
-    event files with the same curves (it does not change the result, so it is not a config field)."""
+    event files with the same curves (it does not change the result, so it is not a config field);
+    `epoch_lines` prints one line per epoch when the progress bar is off; `before_fit(config)` is called
+    once data and model are ready, just before training starts (the CLI's note on CPU budgets)."""
     from mtl_meta.distributed import fault_hook, init_distributed
     from mtl_meta.logs import TrainingLog
     t_setup = time.perf_counter()
+    from mtl_meta.data import _is_folder_name, dataset_normalization
     rank, world, device = init_distributed(config.get("device", "cpu"))
     if world > 1:
         config = {**config, "device": device}
@@ -83,22 +120,33 @@ def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str 
             check_finite(v, f"{kind} option {k}")
     _known_options(method)   # an unknown method stops here, before any data is read
     seed_everything(cfg.seed)
+    if _is_name(dataset) and _is_folder_name(dataset):
+        dataset = str(Path(dataset).resolve())   # the checkpoint then works from any folder
     samplers = _samplers(dataset, cfg.ways, cfg.shots, cfg.queries, cfg.seed, data_root,
                          dataset_options=dataset_options, augment=augment, val_queries=cfg.val_queries,
                          meta_batch_size=cfg.meta_batch_size, sampler_options=_sampler_options(method, algorithm_options),
-                         train_ways=cfg.train_ways, train_rotations=train_rotations)
+                         train_ways=cfg.train_ways, train_rotations=train_rotations, transform=transform)
     train_split = samplers["train"].split
-    metadata = {"method": method, "dataset": dataset, "backbone": backbone,
+    stats = dataset_normalization(dataset, **(dataset_options or {})) if _is_name(dataset) else None
+    module = isinstance(backbone, torch.nn.Module)
+    metadata = {"method": method, "dataset": dataset if _is_name(dataset) else f"<{type(dataset).__name__}>",
+                "backbone": f"<{type(backbone).__name__}>" if module else backbone,
                 "image_shape": list(train_split.image_shape), "n_classes": train_split.n_classes,
                 "ways": cfg.training_ways, "dataset_options": dataset_options or {}, "augment": augment,
                 "train_rotations": train_rotations,
+                "normalization": [list(stats[0]), list(stats[1])] if stats is not None else None,
                 "backbone_options": backbone_options or {}, "algorithm_options": algorithm_options or {}}
-    algorithm = build_algorithm(metadata)
+    if module and backbone_options:
+        raise MtlMetaError("backbone_options apply to backbones given by name, not to a module")
+    algorithm = build_algorithm(metadata, body=backbone if module else None)
     sweep_temp_files()   # the arguments are good: a killed earlier run's temporary files can go
     trainer = Trainer(algorithm, samplers["train"], samplers["val"], cfg, out_dir=out_dir,
                       progress=progress, metadata=metadata, on_step=fault_hook(),
                       on_epoch=TrainingLog(out_dir, log_dir) if rank == 0 and (out_dir or log_dir) else None)
+    trainer.epoch_lines = epoch_lines
     setup_seconds = time.perf_counter() - t_setup   # data loading, samplers, model (wall-clock, not a result)
+    if before_fit is not None and rank == 0:
+        before_fit(cfg)
     st = trainer.fit(resume=resume)
     if trainer.on_epoch is not None:
         trainer.on_epoch.close()
@@ -113,14 +161,17 @@ def train(method: str = "mtl", dataset: str = "omniglot-minimal", backbone: str 
     return summary
 
 # %% ../nbs/12_api.ipynb #cccc0009
-def load_trained(checkpoint: str | Path, device: str = "cpu") -> tuple[Algorithm, dict]:
-    "The trained algorithm (with its best body) and the run metadata stored in a checkpoint."
+def load_trained(checkpoint: str | Path, device: str = "cpu", body: torch.nn.Module | None = None) -> tuple[Algorithm, dict]:
+    """The trained algorithm (with its best body) and the run metadata stored in a checkpoint. `body`: the
+    module of a run trained with your own backbone module."""
     ckpt = load_checkpoint(checkpoint, map_location=check_device(device))
-    meta = ckpt.get("metadata") or {}
+    meta = ckpt.get("metadata") or ckpt.get("description") or {}   # description: a Trainer built by hand
     if "method" not in meta:
-        raise MtlMetaError(f"checkpoint {checkpoint} has no run description; it was not written by mtl-meta train")
+        raise MtlMetaError(f"checkpoint {checkpoint} has no run description; it was not written by mtl-meta train "
+                           "or by Trainer with metadata= (a dict with method, backbone, image_shape, n_classes, ways), or pass "
+                           "mtl-meta train's checkpoint")
     try:
-        algorithm = build_algorithm(meta)
+        algorithm = build_algorithm(meta, body=body)
         algorithm.load_state_dict(ckpt["algorithm"])
         if ckpt.get("best_body"):
             algorithm.body.load_state_dict(ckpt["best_body"])
@@ -130,24 +181,126 @@ def load_trained(checkpoint: str | Path, device: str = "cpu") -> tuple[Algorithm
                            f"({type(e).__name__}: {reason}); retrain or pass another checkpoint") from None
     return algorithm.to(device).eval(), meta
 
-def evaluate(checkpoint: str | Path, dataset: str | None = None, split: str = "test", ways: int = 5,
-             shots: int = 1, queries: int = 15, episodes: int = 600, adapt: str = "logreg", seed: int = 0,
-             data_root: str | Path | None = None, device: str = "cpu", progress: bool = False, **adapt_options):
-    "Accuracy (mean and 95% interval) of test-time adaptation with a trained checkpoint's body."
+def _eval_transform(meta: dict, dataset):
+    "Normalisation as at training time: the run's recorded statistics, else the data set's record."
+    from mtl_meta.data import BatchAugment, train_transform
+    if meta.get("normalization"):
+        mean, std = meta["normalization"]
+        return BatchAugment(padding=0, jitter=0, flip=False, mean=mean, std=std)
+    if "normalization" in meta or not _is_name(dataset):
+        return None
+    return train_transform(dataset, augment=False, **(meta.get("dataset_options") or {}))
+
+def evaluate(checkpoint: str | Path, dataset=None, split: str = "test", ways: int | None = None,
+             shots: int | None = None, queries: int = 15, episodes: int = 600, adapt: str = "logreg", seed: int = 0,
+             data_root: str | Path | None = None, device: str = "cpu", progress: bool = False,
+             body: torch.nn.Module | None = None, **adapt_options):
+    """Accuracy (mean and 95% interval) of test-time adaptation with a trained checkpoint's body, on
+    `dataset` (default: the one trained on; also a torch `Dataset` or a dict of splits, as in `train`).
+    `ways` and `shots` default to those the checkpoint was trained (validated) with; the result records them."""
     from mtl_meta.adapt import evaluate as evaluate_features
-    from mtl_meta.data import load_split, train_transform
     from mtl_meta.episodes import EpisodeSampler
     if seed < 0:
         raise MtlMetaError(f"--seed must be 0 or more, got {seed}")
+    if ways is None or shots is None:
+        cfg = load_checkpoint(checkpoint, map_location="cpu").get("config") or {}
+        ways, shots = ways or cfg.get("ways", 5), shots or cfg.get("shots", 1)
     if ways < 2 or queries < 1 or episodes < 1:
         raise MtlMetaError(f"cannot score {ways}-way episodes with {queries} queries per class over {episodes} episodes: "
                            "evaluation needs --ways 2 or more, --queries 1 or more and --episodes 1 or more")
-    algorithm, meta = load_trained(checkpoint, device)
-    dataset = dataset or meta["dataset"]
-    data = load_split(dataset, split, data_root=data_root, **(meta.get("dataset_options") or {}))
+    algorithm, meta = load_trained(checkpoint, device, body=body)
+    if dataset is None:
+        dataset = meta["dataset"]
+        if str(dataset).startswith("<"):
+            raise MtlMetaError(f"checkpoint {checkpoint} was trained on a {dataset} object; pass it as dataset=")
+    opts = meta.get("dataset_options") or {} if _is_name(dataset) else {}
+    data = _load_splits(dataset, data_root, (split,), opts)[split]
     if list(data.image_shape) != list(meta["image_shape"]):
         raise MtlMetaError(f"the checkpoint expects images of shape {tuple(meta['image_shape'])}, but {dataset} "
                            f"has {data.image_shape}; evaluate on the data set it was trained on")
-    sampler = EpisodeSampler(data, ways, shots, queries, seed=seed, transform=train_transform(dataset, augment=False))
-    return evaluate_features(algorithm.features, sampler, adapt=adapt, episodes=episodes, device=device,
-                             progress=progress, **adapt_options)
+    sampler = EpisodeSampler(data, ways, shots, queries, seed=seed, transform=_eval_transform(meta, dataset))
+    res = evaluate_features(algorithm.features, sampler, adapt=adapt, episodes=episodes, device=device,
+                            progress=progress, **adapt_options)
+    res.ways, res.shots = ways, shots
+    return res
+
+# %% ../nbs/12_api.ipynb #cccc290d
+def _read_images(files: list[Path], meta: dict) -> torch.Tensor:
+    "Image files decoded, resized and converted as the run's training images were: (n, C, H, W) in [0, 1]."
+    from mtl_meta.data import _decode_image
+    c, h, w = meta["image_shape"]
+    if h != w:
+        raise MtlMetaError(f"the checkpoint's images are {h}x{w}; predict reads square images only")
+    x = [_decode_image(Path(f).read_bytes(), h, "L" if c == 1 else "RGB", str(f)) for f in files]
+    return torch.from_numpy(__import__("numpy").stack(x)).float().div_(255)
+
+def _query_files(query: str | Path) -> list[Path]:
+    from mtl_meta.data import IMAGE_SUFFIXES
+    q = Path(query)
+    if q.is_file():
+        return [q]
+    if not q.is_dir():
+        raise MtlMetaError(f"query {q} is neither an image nor a folder of images")
+    files = sorted(f for f in q.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise MtlMetaError(f"query folder {q} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+def predict(checkpoint: str | Path, support: str | Path, query: str | Path, adapt: str = "logreg",
+            device: str = "cpu", body: torch.nn.Module | None = None, **adapt_options) -> list[dict]:
+    """Classify new images with a trained body: the head of `adapt` is fitted on the `support` folder (one
+    sub-folder of images per class, any number of classes and images) and predicts each image of `query`
+    (a folder, searched recursively, or one file). Returns one {"image", "class", "probability"} per query."""
+    from mtl_meta.adapt import ADAPTERS
+    from mtl_meta.data import image_folder_classes
+    if adapt not in ADAPTERS:
+        raise MtlMetaError(f"unknown adaptation {adapt!r}; choose from {', '.join(ADAPTERS)}")
+    algorithm, meta = load_trained(checkpoint, device, body=body)
+    classes = image_folder_classes(support)
+    if len(classes) < 2:
+        raise MtlMetaError(f"support folder {support} has {len(classes)} class folder(s); give at least 2")
+    names = list(classes)
+    s_files = [f for n in names for f in classes[n]]
+    ys = torch.tensor([i for i, n in enumerate(names) for _ in classes[n]])
+    q_files = _query_files(query)
+    tf = _eval_transform(meta, meta.get("dataset"))
+    with torch.no_grad():
+        embed = lambda x: algorithm.features((tf(x) if tf is not None else x).to(device))
+        zs, zq = embed(_read_images(s_files, meta)), embed(_read_images(q_files, meta))
+        logits = ADAPTERS[adapt](zs, ys.to(device), zq, len(names), **adapt_options)
+        p = torch.softmax(logits.float(), -1).cpu()
+    return [{"image": str(f), "class": names[int(k)], "probability": round(float(p[i, k]), 4)}
+            for i, (f, k) in enumerate(zip(q_files, p.argmax(-1)))]
+
+class _Preprocessed(torch.nn.Module):
+    "A trained body behind the run's normalisation: images (n, C, H, W) in [0, 1] -> feature vectors."
+    def __init__(self, body, mean, std):
+        super().__init__()
+        self.body = body
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x):
+        return self.body((x - self.mean) / self.std)
+
+def export_body(checkpoint: str | Path, out: str | Path, body: torch.nn.Module | None = None) -> Path:
+    """The trained body with its preprocessing as a TorchScript file that loads without this package:
+    `torch.jit.load(out)` maps float images (n, C, H, W) in [0, 1] at the training size to features.
+    The run's description (image shape, normalisation, method) travels in the file as `meta.json`."""
+    import io
+    import json
+    from mtl_meta.core import atomic_write_bytes
+    algorithm, meta = load_trained(checkpoint, "cpu", body=body)
+    c = meta["image_shape"][0]
+    mean, std = meta.get("normalization") or [[0.0] * c, [1.0] * c]
+    module = _Preprocessed(algorithm.body, mean, std).eval()
+    example = torch.rand(2, *meta["image_shape"])
+    try:
+        scripted = torch.jit.trace(module, example, check_trace=False)
+    except Exception as e:
+        raise MtlMetaError(f"the body cannot be exported with TorchScript ({type(e).__name__}: "
+                           f"{' '.join(str(e).split())[:160]})") from None
+    buf = io.BytesIO()
+    desc = {k: meta.get(k) for k in ("method", "dataset", "backbone", "image_shape", "normalization")}
+    torch.jit.save(scripted, buf, _extra_files={"meta.json": json.dumps(desc)})
+    return atomic_write_bytes(Path(out), buf.getvalue())

@@ -14,7 +14,8 @@ import mtl_meta
 from .core import DATA_ENV, CACHE_ENV, MtlMetaError
 
 # %% auto #0
-__all__ = ['build_parser', 'cmd_reproduce', 'cmd_train', 'cmd_evaluate', 'cmd_data_info', 'cmd_data_download', 'main']
+__all__ = ['CPU_EPISODE_BUDGET', 'build_parser', 'cmd_reproduce', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_export',
+           'cmd_data_info', 'cmd_data_download', 'main']
 
 # %% ../nbs/11_cli.ipynb #cccc0005
 class _Parser(argparse.ArgumentParser):
@@ -26,24 +27,38 @@ def _add_data_root(p):
     p.add_argument("--data-root", metavar="DIR", default=None,
                    help=f"folder holding the data sets (read only; default: ${DATA_ENV} or ~/data)")
 
-def build_parser() -> argparse.ArgumentParser:
-    "The `mtl-meta` argument parser with all subcommands (one function each below)."
+class _HelpOnly:
+    "A subparsers stand-in that keeps each command's name and help and stops before its options (and their imports)."
+    class Done(Exception):
+        pass
+    def __init__(self, sub):
+        self.sub = sub
+    def add_parser(self, *args, **kwargs):
+        self.sub.add_parser(*args, **kwargs)
+        raise _HelpOnly.Done
+
+def build_parser(commands: bool = True) -> argparse.ArgumentParser:
+    """The `mtl-meta` argument parser with all subcommands (one function each below). `commands=False` gives
+    each subcommand its name and help only, without importing torch: what `mtl-meta --help` needs."""
     parser = _Parser(prog="mtl-meta", description=(
         "Multi-task learning versus meta-learning for few-shot learning: a reproducible companion "
         "to Wang, Zhao & Li, 'Bridging Multi-Task Learning and Meta-Learning' (ICML 2021)."),
         epilog=f"Caches go to ${CACHE_ENV} (default ~/.cache/mtl_meta).")
     parser.add_argument("--version", action="version", version=f"mtl-meta {mtl_meta.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_reproduce, _add_train, _add_evaluate, _add_data):
-        add(sub)
+    for add in (_add_reproduce, _add_train, _add_evaluate, _add_predict, _add_export, _add_data):
+        try:
+            add(sub if commands else _HelpOnly(sub))
+        except _HelpOnly.Done:
+            pass
     return parser
 
 def _add_reproduce(sub) -> None:
-    from mtl_meta.reproduce import PROFILES
     rep = sub.add_parser("reproduce", help="run a profile of experiment notebooks headless (papermill)",
                          description="Execute a profile's experiment notebooks with papermill, skip runs "
                          "already complete (rerun the same command to resume), and write tables and "
                          "figures into --out. Executed notebooks are kept in OUT/runs/.")
+    from mtl_meta.reproduce import PROFILES
     rep.add_argument("--profile", default="cpu", choices=list(PROFILES), metavar="NAME",
                      help="smoke (CI, minutes), cpu (default: theory, sinusoid, Omniglot on a laptop), "
                           "paper (image benchmarks on a GPU with the data sets); default: %(default)s")
@@ -88,14 +103,18 @@ def _add_train(sub) -> None:
     tr.set_defaults(func=cmd_train)
 
 def _add_evaluate(sub) -> None:
-    from mtl_meta.adapt import ADAPTERS
     ev = sub.add_parser("evaluate", help="few-shot accuracy of a trained checkpoint",
                         description="Freeze the checkpoint's body, adapt a head on each test episode's support "
                         "set and report the query accuracy with a 95% confidence interval.")
+    from mtl_meta.adapt import ADAPTERS
     ev.add_argument("--checkpoint", required=True, metavar="FILE", help="checkpoint.pt written by mtl-meta train")
-    ev.add_argument("--dataset", default=None, metavar="NAME", help="data set (default: the one trained on)")
+    ev.add_argument("--dataset", default=None, metavar="NAME", help="data set or image folder (default: the one trained on)")
     ev.add_argument("--split", default="test", choices=["train", "val", "test"], help="class split (default: %(default)s)")
-    _add_episode_shape(ev, queries=15, queries_help="query images per class")
+    ev.add_argument("--ways", type=_positive, default=None, metavar="N",
+                    help="classes per episode (default: the checkpoint's training ways)")
+    ev.add_argument("--shots", type=_positive, default=None, metavar="K",
+                    help="support images per class (default: the checkpoint's training shots)")
+    ev.add_argument("--queries", type=int, default=15, metavar="Q", help="query images per class (default: %(default)s)")
     ev.add_argument("--episodes", type=_positive, default=600, metavar="E", help="test episodes (default: %(default)s)")
     ev.add_argument("--adapt", default="logreg", choices=list(ADAPTERS),
                     help="test-time adaptation (default: %(default)s, the paper's)")
@@ -107,13 +126,13 @@ def _add_evaluate(sub) -> None:
     ev.set_defaults(func=cmd_evaluate)
 
 def _add_data(sub) -> None:
-    from mtl_meta.data import DATASETS
     data = sub.add_parser("data", help="inspect data sets", description="Inspect few-shot data sets.")
+    from mtl_meta.data import DATASETS
     dsub = data.add_subparsers(dest="data_command", metavar="COMMAND", parser_class=_Parser)
     info = dsub.add_parser("info", help="classes and images per split of a data set",
                            description="Load a data set (decoding it into the cache on first use) and "
                            "print its classes and images per split.")
-    info.add_argument("--dataset", required=True, metavar="NAME", help=", ".join(DATASETS))
+    info.add_argument("--dataset", required=True, metavar="NAME", help=", ".join(DATASETS) + ", or an image folder's path")
     _add_data_root(info)
     info.set_defaults(func=cmd_data_info)
     dl = dsub.add_parser("download", help="fetch a data set's official public files into the data root",
@@ -121,7 +140,8 @@ def _add_data(sub) -> None:
                          "command that writes there): omniglot, omniglot-minimal, cifar-fs, fc100. "
                          "mini- and tiered-ImageNet have no official public source; the error names where to get them.")
     dl.add_argument("--dataset", required=True, metavar="NAME", help="the data set to fetch")
-    _add_data_root(dl)
+    dl.add_argument("--data-root", metavar="DIR", default=None,
+                    help=f"folder to download into (written to; default: ${DATA_ENV} or ~/data)")
     dl.set_defaults(func=cmd_data_download)
     data.set_defaults(func=lambda a: _missing_subcommand(data))
 
@@ -142,11 +162,15 @@ def _add_run_options(p):
     p.add_argument("--option", nargs="+", metavar="KEY=VALUE", default=[], dest="algorithm_options",
                    help="an option of the method (VALUE is JSON, else a string), e.g. --option bias=false for "
                         "MTL heads without bias, --option inner_lr=0.1 for MAML")
-    p.add_argument("--dataset", default="omniglot-minimal", metavar="NAME", help="data set (default: %(default)s)")
+    p.add_argument("--dataset", default="omniglot-minimal", metavar="NAME", help="data set: a registered name or the "
+                   "path of an image folder PATH/<class>/<image> (default: %(default)s)")
+    p.add_argument("--dataset-option", nargs="+", metavar="KEY=VALUE", default=[], dest="dataset_options",
+                   help="an option of the data set (VALUE is JSON, else a string), e.g. image_size=32 channels=1 "
+                        "fractions=[0.6,0.2,0.2] normalize=null for an image folder")
     p.add_argument("--rotations", action="store_true",
                    help="Omniglot: each training class rotated by 90, 180 and 270 degrees becomes a new class "
                         "(validation and test classes stay as they are)")
-    p.add_argument("--backbone", default="conv4", metavar="NAME", help="conv4, resnet12 (default: %(default)s)")
+    p.add_argument("--backbone", default="conv4", metavar="NAME", help="conv4, resnet12, resnet18 (torchvision), mlp, or one a plugin registers (default: %(default)s)")
     p.add_argument("--augment", action="store_true", help="data augmentation (MetaOptNet recipe) for image benchmarks")
 
 def _config_type(annotation: str):
@@ -236,6 +260,16 @@ def _without_devices(argv: list[str]) -> list[str]:
             out.append(a)
     return out
 
+CPU_EPISODE_BUDGET = 20_000   # above this many training episodes on the CPU, train says what it is in for
+
+def _warn_cpu_budget(args) -> None:
+    "One line on stderr when the training budget (a TrainConfig, once data and model are ready) is GPU-sized but the device is the CPU."
+    episodes = args.epochs * args.episodes_per_epoch * args.meta_batch_size
+    if str(args.device).startswith("cpu") and args.max_steps is None and episodes > CPU_EPISODE_BUDGET:
+        print(f"mtl-meta: note: up to {args.epochs} epochs of {args.episodes_per_epoch} episodes ({episodes:,} episodes) "
+              "on the CPU can take hours (early stopping may end it sooner); for a shorter run set --epochs, "
+              "--episodes-per-epoch or --max-steps", file=sys.stderr)
+
 def cmd_train(args) -> int:
     from mtl_meta.api import train
     from mtl_meta.distributed import distributed_env, launch, shutdown_distributed
@@ -243,8 +277,11 @@ def cmd_train(args) -> int:
         return launch(_without_devices(args.argv), args.devices)
     summary = train(method=args.method, dataset=args.dataset, backbone=args.backbone, out_dir=args.out,
                     data_root=args.data_root, augment=args.augment, train_rotations=args.rotations,
+                    dataset_options=_parse_overrides(args.dataset_options, "--dataset-option"),
                     algorithm_options=_parse_overrides(args.algorithm_options, "--option"),
-                    progress=not args.no_progress, log_dir=args.log_dir, **_train_config(args))
+                    progress=not args.no_progress, epoch_lines=args.no_progress, log_dir=args.log_dir,
+                    before_fit=_warn_cpu_budget,
+                    **_train_config(args))
     shutdown_distributed()
     if distributed_env()[0] != 0:
         return 0
@@ -259,6 +296,7 @@ def cmd_evaluate(args) -> int:
     res = evaluate(args.checkpoint, dataset=args.dataset, split=args.split, ways=args.ways, shots=args.shots,
                    queries=args.queries, episodes=args.episodes, adapt=args.adapt, seed=args.seed,
                    data_root=args.data_root, device=args.device, progress=not args.no_progress)
+    args.ways, args.shots = res.ways, res.shots   # the checkpoint's when not given
     if args.json:
         print(json.dumps({"mean": float(res.mean), "ci95": float(res.ci95), "episodes": args.episodes,
                           "ways": args.ways, "shots": args.shots, "queries": args.queries, "adapt": args.adapt,
@@ -266,6 +304,52 @@ def cmd_evaluate(args) -> int:
     else:
         print(f"{args.ways}-way {args.shots}-shot accuracy over {args.episodes} episodes: "
               f"{100 * res.mean:.2f} +- {100 * res.ci95:.2f} % (95% CI, adapt={args.adapt})")
+    return 0
+
+# %% ../nbs/11_cli.ipynb #cccc290f
+def _add_predict(sub) -> None:
+    pr = sub.add_parser("predict", help="classify new images with a trained body, from a few labelled examples",
+                        description="Fit the test-time head on the support images (one sub-folder of images per "
+                        "class) with the checkpoint's trained body, and print the predicted class of each query "
+                        "image (tab-separated: image, class, probability).")
+    from mtl_meta.adapt import ADAPTERS
+    pr.add_argument("--checkpoint", required=True, metavar="FILE", help="checkpoint.pt written by mtl-meta train")
+    pr.add_argument("--support", required=True, metavar="DIR", help="DIR/<class>/<image>: the labelled examples")
+    pr.add_argument("--query", required=True, metavar="PATH", help="a folder of images (searched recursively) or one image")
+    pr.add_argument("--adapt", default="logreg", choices=list(ADAPTERS), help="test-time head (default: %(default)s)")
+    pr.add_argument("--out", default=None, metavar="FILE", help="also write the predictions as CSV to FILE")
+    pr.add_argument("--json", action="store_true", help="print one JSON object per line instead")
+    pr.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    pr.set_defaults(func=cmd_predict)
+
+def cmd_predict(args) -> int:
+    import csv
+    import io
+    import json
+    from mtl_meta.api import predict
+    from mtl_meta.core import atomic_write_text
+    rows = predict(args.checkpoint, args.support, args.query, adapt=args.adapt, device=args.device)
+    for r in rows:
+        print(json.dumps(r) if args.json else f"{r['image']}\t{r['class']}\t{r['probability']:.4f}")
+    if args.out:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=["image", "class", "probability"])
+        w.writeheader(); w.writerows(rows)
+        atomic_write_text(Path(args.out), buf.getvalue())
+    return 0
+
+def _add_export(sub) -> None:
+    ex = sub.add_parser("export", help="the trained body with its preprocessing as a TorchScript file",
+                        description="Write the checkpoint's trained body, behind the normalisation it was trained "
+                        "with, as TorchScript: torch.jit.load(FILE) maps images (n, C, H, W) in [0, 1] to feature "
+                        "vectors without mtl_meta installed.")
+    ex.add_argument("--checkpoint", required=True, metavar="FILE", help="checkpoint.pt written by mtl-meta train")
+    ex.add_argument("--out", required=True, metavar="FILE", help="the TorchScript file to write (e.g. body.pt)")
+    ex.set_defaults(func=cmd_export)
+
+def cmd_export(args) -> int:
+    from mtl_meta.api import export_body
+    print(f"wrote {export_body(args.checkpoint, args.out)}")
     return 0
 
 # %% ../nbs/11_cli.ipynb #cccc000b
@@ -291,6 +375,12 @@ def cmd_data_download(args) -> int:
 # %% ../nbs/11_cli.ipynb #cccc000d
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `mtl-meta` console script; returns the exit status."
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or args_list[0] in ("-h", "--help", "--version"):   # answered without importing torch
+        parser = build_parser(commands=False)
+        parser.parse_args(args_list)
+        parser.print_help(sys.stderr)
+        return 2
     try:
         parser = build_parser()   # reads the method registry, which loads the user's plugin modules
     except MtlMetaError as e:

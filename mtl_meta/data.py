@@ -31,49 +31,114 @@ from .episodes import FewShotSplit
 
 # %% auto #0
 __all__ = ['DATASETS', 'SPLITS', 'CACHE_VERSION', 'OMNIGLOT_MINIMAL_ARCHIVES', 'OMNIGLOT_MINIMAL_SPLIT', 'OMNIGLOT_VAL_ALPHABETS',
-           'MINI_IMAGENET_FILES', 'CIFAR_FS_SPLIT', 'FC100_SPLIT', 'OMNIGLOT_MINIMAL_SHA256', 'DOWNLOADS',
-           'IMAGENET_STATS', 'CIFAR_STATS', 'DatasetInfo', 'dataset_info', 'missing_dataset', 'file_digest',
-           'verify_sha256sums', 'record_sha256sums', 'cached_split', 'safe_pickle_load', 'with_rotations',
-           'load_omniglot_minimal', 'load_omniglot', 'load_mini_imagenet', 'load_tiered_imagenet', 'load_cifar',
-           'load_split', 'describe_dataset', 'download', 'BatchAugment', 'train_transform', 'SinusoidTasks',
-           'SharedRepresentationTasks']
+           'MINI_IMAGENET_FILES', 'CIFAR_FS_SPLIT', 'FC100_SPLIT', 'IMAGE_SUFFIXES', 'DOWNLOADS',
+           'OMNIGLOT_MINIMAL_SHA256', 'IMAGENET_STATS', 'CIFAR_STATS', 'DatasetInfo', 'register_dataset',
+           'dataset_info', 'missing_dataset', 'file_digest', 'verify_sha256sums', 'record_sha256sums', 'cached_split',
+           'safe_pickle_load', 'with_rotations', 'load_omniglot_minimal', 'load_omniglot', 'load_mini_imagenet',
+           'load_tiered_imagenet', 'load_cifar', 'load_split', 'dataset_normalization', 'dataset_transform',
+           'describe_dataset', 'image_folder_classes', 'folder_class_split', 'load_image_folder', 'folder_stats',
+           'download', 'BatchAugment', 'train_transform', 'SinusoidTasks', 'SharedRepresentationTasks']
 
 # %% ../nbs/02_data.ipynb #cccc0005
 @dataclass(frozen=True)
 class DatasetInfo:
-    "What a data set is, where its files go under the data root, and where to get them."
+    """What a data set is, where its files go under the data root, and where to get them; and what it does:
+    `load(split, root, cache=None, **options) -> FewShotSplit` reads one class split, `options` names the
+    options `load` accepts, `stats` is its per-channel normalisation `(mean, std)` (or a function of the
+    options returning it, or None), `pad` the crop padding of its augmentation (None: no augmentation),
+    `flip` whether the augmentation flips, `downloads` its official files `(url, path, {algo: digest})`.
+    One record per data set plus one registry line, `DATASETS[name] = DatasetInfo(...)`, also from a
+    `$MTL_META_PLUGINS` module."""
     name: str
     folder: str           # sub-folder of the data root
     layout: str           # the files expected in it
     source: str           # where to get them
     kind: str = "images"  # 'images' or 'regression'
+    load: Callable | None = None
+    options: tuple = ()
+    stats: tuple | Callable | None = None
+    pad: int | None = None
+    flip: bool = True
+    downloads: tuple = ()
+    uses_data_root: bool = True   # False: the options say where the files are (an image folder)
 
+    def normalization(self, **options) -> tuple | None:
+        "Per-channel (mean, std) in [0, 1] units for these options, or None."
+        return self.stats(**options) if callable(self.stats) else self.stats
+
+    def transform(self, augment: bool = False, **options):
+        "The per-image transform of this data set: normalisation, plus its augmentation if `augment`."
+        stats = self.normalization(**options)
+        mean, std = stats if stats is not None else (None, None)
+        if augment and self.pad is not None:
+            return BatchAugment(padding=self.pad, flip=self.flip, mean=mean, std=std)
+        return None if stats is None else BatchAugment(padding=0, jitter=0, flip=False, mean=mean, std=std)
+
+def _omniglot_loader(full: bool):
+    def load(split, root, cache=None, image_size=28, rotations=()):
+        data = (load_omniglot if full else load_omniglot_minimal)(split, root, image_size=image_size, cache=cache)
+        if rotations:
+            data = with_rotations(data, (0, 90, 180, 270) if rotations is True else tuple(rotations))
+        return data
+    return load
+
+_OMNIGLOT_RAW = "https://github.com/brendenlake/omniglot/raw/master/python/"
+_CIFAR100 = (("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "cifar-100-python.tar.gz",
+              {"md5": "eb9058c3a382ffc7106e4002c42a8d85"}),)
+_IMAGENET = dict(stats=lambda **_: IMAGENET_STATS, pad=8)   # the stats are defined with the augmentation below
+_CIFAR = dict(stats=lambda **_: CIFAR_STATS, pad=4, downloads=_CIFAR100)
 DATASETS: dict[str, DatasetInfo] = {d.name: d for d in [
     DatasetInfo("omniglot-minimal", "omniglot",
                 "images_background_small1.zip, images_background_small2.zip (and optionally SHA256SUMS)",
-                "https://github.com/brendenlake/omniglot (python/images_background_small{1,2}.zip)"),
+                "https://github.com/brendenlake/omniglot (python/images_background_small{1,2}.zip)",
+                load=_omniglot_loader(False), options=("image_size", "rotations"), pad=2, flip=False,
+                downloads=tuple((_OMNIGLOT_RAW + n, "omniglot/" + n, {"sha256": h}) for n, h in (  # published here
+                    ("images_background_small1.zip", "f38eb80f801274ac2b4dff5b24289016bfaba4a7d5bb50deebf27104ad6cb8a4"),
+                    ("images_background_small2.zip", "3ccaa407515a8778e5d0861875af38b17e418f301ad5bb3b5a6b65d901a41c7f")))),
     DatasetInfo("omniglot", "omniglot-py",
                 "images_background/ and images_evaluation/ folders (<Alphabet>/characterNN/*.png) or the same as .zip",
-                "https://github.com/brendenlake/omniglot (python/images_background.zip, images_evaluation.zip)"),
+                "https://github.com/brendenlake/omniglot (python/images_background.zip, images_evaluation.zip)",
+                load=_omniglot_loader(True), options=("image_size", "rotations"), pad=2, flip=False,
+                downloads=tuple((_OMNIGLOT_RAW + n, "omniglot-py/" + n, {})
+                                for n in ("images_background.zip", "images_evaluation.zip"))),
     DatasetInfo("mini-imagenet", "mini-imagenet",
                 "miniImageNet_category_split_{train_phase_train,val,test}.pkl (MetaOptNet/RFS) or "
                 "mini-imagenet-cache-{train,val,test}.pkl (Ravi & Larochelle cache)",
-                "Ravi & Larochelle 2017 split of ImageNet; the pickles are shared by the MetaOptNet and RFS repositories"),
+                "Ravi & Larochelle 2017 split of ImageNet; the pickles are shared by the MetaOptNet and RFS repositories",
+                load=lambda split, root, cache=None: load_mini_imagenet(split, root, cache), **_IMAGENET),
     DatasetInfo("tiered-imagenet", "tiered-imagenet",
                 "{train,val,test}_images.npz + {train,val,test}_labels.pkl (MetaOptNet/RFS) or "
                 "{train,val,test}_images_png.pkl + {train,val,test}_labels.pkl (Ren et al.)",
-                "Ren et al. 2018 (github.com/renmengye/few-shot-ssl-public); npz version from the MetaOptNet repository"),
+                "Ren et al. 2018 (github.com/renmengye/few-shot-ssl-public); npz version from the MetaOptNet repository",
+                load=lambda split, root, cache=None: load_tiered_imagenet(split, root, cache), **_IMAGENET),
     DatasetInfo("cifar-fs", "cifar-100-python", "train, test, meta (CIFAR-100 python version, as torchvision uses)",
-                "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"),
+                "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+                load=lambda split, root, cache=None: load_cifar("cifar-fs", split, root, cache), **_CIFAR),
     DatasetInfo("fc100", "cifar-100-python", "train, test, meta (CIFAR-100 python version, as torchvision uses)",
-                "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"),
+                "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+                load=lambda split, root, cache=None: load_cifar("fc100", split, root, cache), **_CIFAR),
     DatasetInfo("sinusoid", "", "nothing: tasks are generated", "Finn et al. 2017", kind="regression"),
 ]}
 SPLITS = ("train", "val", "test")
 
+def register_dataset(info: DatasetInfo) -> DatasetInfo:
+    "Add (or replace) a data set in the registry: the one line a plugin module needs."
+    DATASETS[info.name] = info
+    return info
+
+def _is_folder_name(name) -> bool:
+    "A data set given as a path (`--dataset path/to/folder`) rather than a registered name."
+    return isinstance(name, os.PathLike) or (isinstance(name, str) and name not in DATASETS
+                                               and (os.sep in name or name.startswith(".") or Path(name).is_dir()))
+
 def dataset_info(name: str) -> DatasetInfo:
+    if _is_folder_name(name):
+        name = "imagefolder"
     if name not in DATASETS:
-        raise MtlMetaError(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
+        from mtl_meta import gbml   # noqa: F401  (importing it loads the $MTL_META_PLUGINS modules, once)
+    if name not in DATASETS:
+        raise MtlMetaError(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}, or give the path "
+                           "of an image folder (one sub-folder of images per class)")
     return DATASETS[name]
 
 def _check_split(split: str) -> str:
@@ -87,6 +152,7 @@ def missing_dataset(name: str, folder: Path, what: str = "") -> MtlMetaError:
     found = f" ({what})" if what else ""
     return MtlMetaError(f"{name} not found in {folder}{found}: expected {info.layout}; get it from {info.source}; "
                         f"or point --data-root / ${DATA_ENV} at the folder that holds {info.folder}/")
+
 
 # %% ../nbs/02_data.ipynb #cccc0007
 def file_digest(path: Path, algo: str = "sha256") -> str:
@@ -135,30 +201,96 @@ def record_sha256sums(folder: Path, names: list[str]) -> Path:
     return atomic_write_text(sums, "".join(f"{h}  {n}\n" for n, h in sorted(lines.items())))
 
 # %% ../nbs/02_data.ipynb #cccc0009
-CACHE_VERSION = 1
+CACHE_VERSION = 2   # 2: directories are keyed on every file in them; entries carry their own size and checksum
+
+def _file_stats(files: list[Path]) -> list[str]:
+    "path:size:mtime of each file, a directory standing for every file under it (sorted)."
+    out = []
+    for p in files:
+        p = Path(p)
+        if p.is_dir():
+            for root, dirs, names in os.walk(p):
+                dirs.sort()
+                for n in sorted(names):
+                    f = Path(root) / n
+                    st = f.stat()
+                    out.append(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}")
+        else:
+            st = p.stat()
+            out.append(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}")
+    return out
 
 def _fingerprint(files: list[Path], **options) -> str:
-    "A key that changes when a source file or an option changes."
-    parts = [f"v{CACHE_VERSION}"] + [f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
+    "A key that changes when a source file (or any file in a source folder) or an option changes."
+    parts = [f"v{CACHE_VERSION}"] + _file_stats(files)
     parts += [f"{k}={options[k]!r}" for k in sorted(options)]
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
-def cached_split(name: str, split: str, files: list[Path], build: Callable[[], FewShotSplit],
-                 cache: str | os.PathLike | None = None, **options) -> FewShotSplit:
-    "Load a decoded split from the cache, or `build` it and cache it atomically."
-    folder = cache_dir(cache) / "datasets" / f"{name}-{split}-{_fingerprint(files, **options)}"
-    if (folder / "meta.json").exists():
+def _crc(path: Path) -> str:
+    "A fast checksum of a cache file (corruption, not tampering, is what it guards against)."
+    c = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            c = zlib.crc32(block, c)
+    return f"{c:08x}"
+
+_CACHE_FILES = ("images.npy", "labels.npy")
+
+def _read_cache_entry(folder: Path, name: str, split: str) -> FewShotSplit | None:
+    """The cached split in `folder`, or None when the entry is incomplete or corrupt (wrong size or checksum).
+    Sizes are checked at every load; checksums whenever a file changed (size or modification time) since
+    they were last found right, which `verified` records (so gigabytes are not re-read at every load)."""
+    try:
         meta = json.loads((folder / "meta.json").read_text())
+        stamp = " ".join(f"{(folder / f).stat().st_size}:{(folder / f).stat().st_mtime_ns}" for f in _CACHE_FILES)
+        for f in _CACHE_FILES:
+            if (folder / f).stat().st_size != meta["checksums"][f]["size"]:
+                return None
+        marker = folder / "verified"
+        if not marker.exists() or marker.read_text() != stamp:
+            if any(_crc(folder / f) != meta["checksums"][f]["crc32"] for f in _CACHE_FILES):
+                return None
+            try:
+                core.atomic_write_text(marker, stamp)
+            except OSError:
+                pass   # a read-only cache: verify again next time
         return FewShotSplit(np.load(folder / "images.npy", mmap_mode="r"), np.load(folder / "labels.npy"),
                             meta["class_names"], name=f"{name}/{split}")
+    except (OSError, ValueError, KeyError, TypeError, MtlMetaError):
+        return None
+
+def _discard(folder: Path) -> None:
+    "Move a corrupt cache entry out of the way (rename first, so a reader never sees it half-deleted)."
+    trash = folder.with_name(f".{folder.name}.corrupt.{os.getpid()}")
+    try:
+        os.replace(folder, trash)
+    except OSError:
+        return
+    shutil.rmtree(trash, ignore_errors=True)
+
+def cached_split(name: str, split: str, files: list[Path], build: Callable[[], FewShotSplit],
+                 cache: str | os.PathLike | None = None, **options) -> FewShotSplit:
+    """Load a decoded split from the cache, or `build` it and cache it atomically. The key covers every
+    source file's path, size and modification time (every file of a source folder); an entry whose
+    files do not match the size and checksum recorded in its `meta.json` is rebuilt."""
+    folder = cache_dir(cache) / "datasets" / f"{name}-{split}-{_fingerprint(files, **options)}"
+    if folder.exists():
+        found = _read_cache_entry(folder, name, split)
+        if found is not None:
+            return found
+        import warnings
+        warnings.warn(f"the cache entry {folder} is incomplete or corrupt; rebuilding it", stacklevel=2)
+        _discard(folder)
     data = build()
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         np.save(tmp / "images.npy", np.ascontiguousarray(data.images))
         np.save(tmp / "labels.npy", data.labels)
+        sums = {f: {"size": (tmp / f).stat().st_size, "crc32": _crc(tmp / f)} for f in _CACHE_FILES}
         (tmp / "meta.json").write_text(json.dumps({"class_names": list(data.class_names), "options": options,
-                                                   "files": [str(f) for f in files]}))
+                                                   "files": [str(f) for f in files], "checksums": sums},
+                                                  default=str))
         try:
             os.replace(tmp, folder)
         except OSError:  # another process cached the same split meanwhile
@@ -168,6 +300,7 @@ def cached_split(name: str, split: str, files: list[Path], build: Callable[[], F
         raise
     data.name = f"{name}/{split}"
     return data
+
 
 # %% ../nbs/02_data.ipynb #cccc000b
 _ALLOWED_GLOBALS = {
@@ -522,28 +655,42 @@ def load_cifar(name: str, split: str, root: Path, cache=None) -> FewShotSplit:
 
 # %% ../nbs/02_data.ipynb #cccc001b
 def load_split(name: str, split: str = "train", data_root: str | os.PathLike | None = None,
-               cache: str | os.PathLike | None = None, image_size: int = 28,
-               rotations: tuple[int, ...] | bool = ()) -> FewShotSplit:
-    "The images and labels of one class split of a few-shot image benchmark."
+               cache: str | os.PathLike | None = None, image_size: int | None = None,
+               rotations: tuple[int, ...] | bool = (), **options) -> FewShotSplit:
+    """The images and labels of one class split of a registered data set (or of an image folder given by
+    its path). `image_size`, `rotations` and `options` are the data set's options (`DATASETS[name].options`)."""
     info, split = dataset_info(name), _check_split(split)
     if info.kind != "images":
         raise MtlMetaError(f"{name} is a regression task family, not an image data set; use SinusoidTasks")
-    root = check_readable_dir(core.data_root(data_root))
-    if name in ("omniglot", "omniglot-minimal"):
-        loader = load_omniglot if name == "omniglot" else load_omniglot_minimal
-        data = loader(split, root, image_size=image_size, cache=cache)
-        if rotations:
-            data = with_rotations(data, (0, 90, 180, 270) if rotations is True else tuple(rotations))
-    elif image_size != 28 or rotations:
-        raise MtlMetaError(f"image_size and rotations apply to Omniglot only, not to {name}")
-    elif name == "mini-imagenet":
-        data = load_mini_imagenet(split, root, cache)
-    elif name == "tiered-imagenet":
-        data = load_tiered_imagenet(split, root, cache)
-    else:
-        data = load_cifar(name, split, root, cache)
-    data.name = f"{name}/{split}"
+    if _is_folder_name(name):
+        options = {"path": str(name), **options}
+    given = dict(options)
+    if image_size is not None and (image_size != 28 or "image_size" in info.options):   # 28: the old default
+        given["image_size"] = image_size
+    if rotations:
+        given["rotations"] = rotations
+    unknown = sorted(set(given) - set(info.options))
+    if unknown:
+        have = f"its options are {', '.join(info.options)}" if info.options else "it takes no options"
+        raise MtlMetaError(f"{', '.join(unknown)} do(es) not apply to {info.name} ({have})")
+    root = check_readable_dir(core.data_root(data_root)) if info.uses_data_root else None
+    data = info.load(split, root, cache=cache, **given)
+    data.name = f"{info.name}/{split}"
     return data
+
+def dataset_normalization(name: str, **options) -> tuple | None:
+    "A data set's per-channel (mean, std) for these options (an image folder's is computed on its training classes)."
+    info = dataset_info(name)
+    if _is_folder_name(name):
+        options = {"path": str(name), **options}
+    return info.normalization(**options) if info.kind == "images" else None
+
+def dataset_transform(name: str, augment: bool = False, **options):
+    "The per-image transform of a data set (normalisation, plus its augmentation if `augment`), or None."
+    info = dataset_info(name)
+    if _is_folder_name(name):
+        options = {"path": str(name), **options}
+    return info.transform(augment, **options) if info.kind == "images" else None
 
 def describe_dataset(name: str, data_root: str | os.PathLike | None = None, **options) -> list[dict]:
     "One row per split: classes, images, images per class (min-max) and image shape."
@@ -561,20 +708,144 @@ def describe_dataset(name: str, data_root: str | os.PathLike | None = None, **op
                      "shape": "x".join(map(str, d.image_shape))})
     return rows
 
+# %% ../nbs/02_data.ipynb #cccc2902
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+_GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+
+def image_folder_classes(path: str | os.PathLike) -> dict[str, list[Path]]:
+    "The classes of an image folder `path/<class>/<image>`: class name -> its image files, both sorted."
+    root = Path(path)
+    if not root.is_dir():
+        raise MtlMetaError(f"image folder {root} does not exist or is not a folder; expected {root}/<class>/<image>")
+    classes = {}
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        if files:
+            classes[d.name] = files
+    if not classes:
+        raise MtlMetaError(f"image folder {root} has no class folders with images ({', '.join(IMAGE_SUFFIXES)}); "
+                           f"expected {root}/<class>/<image>")
+    return classes
+
+def _read_class_list(file: Path, known: dict) -> list[str]:
+    try:
+        names = [l.strip() for l in file.read_text().splitlines() if l.strip() and not l.startswith("#")]
+    except (OSError, UnicodeDecodeError) as e:
+        raise MtlMetaError(f"cannot read the class list {file} ({type(e).__name__}); one class folder name per line") from None
+    if not names:
+        raise MtlMetaError(f"the class list {file} is empty; write one class folder name per line")
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise MtlMetaError(f"the class list {file} names {len(unknown)} class(es) with no images in the folder, "
+                           f"e.g. {unknown[0]!r}; fix the list or add the folder")
+    return names
+
+def folder_class_split(path, split: str, fractions=(0.6, 0.2, 0.2), seed: int = 0,
+                       class_lists: str | os.PathLike | None = None) -> list[str]:
+    """The classes of `split`: from `train.txt`, `val.txt`, `test.txt` (one class per line) in `class_lists`
+    (default: the image folder itself) when they exist, else a seeded shuffle cut by `fractions`."""
+    classes = image_folder_classes(path)
+    lists = Path(class_lists) if class_lists is not None else Path(path)
+    if class_lists is not None or (lists / "train.txt").exists():
+        chosen = {s: _read_class_list(lists / f"{s}.txt", classes) for s in SPLITS}
+        for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+            both = set(chosen[a]) & set(chosen[b])
+            if both:
+                raise MtlMetaError(f"the class lists {a}.txt and {b}.txt share {len(both)} class(es), e.g. "
+                                   f"{sorted(both)[0]!r}; few-shot splits must be disjoint")
+        return chosen[split]
+    f = [float(x) for x in fractions]
+    if len(f) != 3 or min(f) <= 0:
+        raise MtlMetaError(f"fractions must be three positive numbers (train, val, test), got {list(fractions)}")
+    names = sorted(classes)
+    order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
+    n_train, n_val = round(len(names) * f[0] / sum(f)), round(len(names) * f[1] / sum(f))
+    cut = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
+    if not all(cut.values()):
+        raise MtlMetaError(f"image folder {path} has {len(names)} classes, too few to split by {list(fractions)} "
+                           "into non-empty train, val and test classes; add classes or give class lists")
+    return sorted(cut[split])
+
+def _image_channels(files: list[Path]) -> int:
+    "1 or 3, from the images' modes; mixed grey and colour images are an error."
+    from PIL import Image
+    found = {}
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                found.setdefault(1 if im.mode in _GREY_MODES else 3, f)
+        except Exception as e:
+            raise MtlMetaError(f"{f} is not a readable image ({type(e).__name__}); remove or replace it") from None
+    if len(found) > 1:
+        raise MtlMetaError(f"the image folder mixes grey ({found[1].name}) and colour ({found[3].name}) images; "
+                           "pass channels=1 or channels=3 to convert them all")
+    return next(iter(found))
+
+def _image_size(files: list[Path]) -> int:
+    from PIL import Image
+    sizes = {}
+    for f in files:
+        with Image.open(f) as im:
+            sizes.setdefault(im.size, f)
+    if len(sizes) > 1 or next(iter(sizes))[0] != next(iter(sizes))[1]:
+        raise MtlMetaError(f"the images are not all square of one size ({', '.join(f'{w}x{h}' for w, h in list(sizes)[:3])}); "
+                           "pass image_size=N to resize them to NxN")
+    return next(iter(sizes))[0]
+
+def load_image_folder(split: str, root=None, cache=None, path: str | os.PathLike | None = None,
+                      image_size: int | None = None, channels: int | None = None, fractions=(0.6, 0.2, 0.2),
+                      seed: int = 0, class_lists: str | os.PathLike | None = None, normalize="train") -> FewShotSplit:
+    """One class split of an image folder `path/<class>/<image>`, decoded once into the cache. The cache key
+    covers every image's path, size and modification time, so a changed image is seen at the next load."""
+    if path is None:
+        raise MtlMetaError("the imagefolder data set needs its folder: --dataset PATH, or the option path=PATH")
+    if channels not in (None, 1, 3):
+        raise MtlMetaError(f"channels must be 1 (grey) or 3 (colour), got {channels!r}")
+    classes = image_folder_classes(path)
+    names = folder_class_split(path, split, fractions, seed, class_lists)
+    files = [f for n in names for f in classes[n]]
+    lists = [Path(class_lists or path) / f"{s}.txt" for s in SPLITS]
+    c = channels or _image_channels([f for n in sorted(classes) for f in classes[n]])
+    size = image_size or _image_size(files)
+    def build():
+        x = np.stack([_decode_image(f.read_bytes(), size, "L" if c == 1 else "RGB", str(f)) for f in files])
+        y = np.concatenate([np.full(len(classes[n]), i, np.int64) for i, n in enumerate(names)])
+        return FewShotSplit(x, y, list(names))
+    return cached_split("imagefolder", split, files + [f for f in lists if f.exists()], build, cache,
+                        image_size=size, channels=c, classes=tuple(names))
+
+def folder_stats(path=None, normalize="train", cache=None, **options) -> tuple | None:
+    """Per-channel (mean, std) for an image folder: computed on its training classes (`normalize="train"`),
+    given as `[mean, std]`, or None (`normalize=None`: no normalisation)."""
+    if normalize is None or normalize == "none":
+        return None
+    if normalize != "train":
+        try:
+            mean, std = ([float(v) for v in m] for m in normalize)
+        except (TypeError, ValueError):
+            raise MtlMetaError(f"normalize must be 'train', None or [mean, std] (lists, one value per channel), "
+                               f"got {normalize!r}") from None
+        return tuple(mean), tuple(std)
+    x = load_image_folder("train", cache=cache, path=path, **options).images
+    s = np.zeros(x.shape[1]); s2 = np.zeros(x.shape[1]); n = 0
+    for i in range(0, len(x), 1024):
+        b = np.asarray(x[i:i + 1024], np.float64) / 255
+        s += b.sum((0, 2, 3)); s2 += (b ** 2).sum((0, 2, 3)); n += b.shape[0] * b.shape[2] * b.shape[3]
+    mean = s / n
+    std = np.sqrt(np.maximum(s2 / n - mean ** 2, 1e-12))
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+register_dataset(DatasetInfo(
+    "imagefolder", "", "PATH/<class>/<image> (png, jpg, ...), optionally with train.txt, val.txt, test.txt "
+    "class lists", "your own images", uses_data_root=False, pad=4,
+    load=lambda split, root, cache=None, normalize="train", **o: load_image_folder(split, root, cache, **o),
+    options=("path", "image_size", "channels", "fractions", "seed", "class_lists", "normalize"),
+    stats=folder_stats))
+
 # %% ../nbs/02_data.ipynb #cccc0021
-OMNIGLOT_MINIMAL_SHA256 = {   # the archives in github.com/brendenlake/omniglot, python/
-    "images_background_small1.zip": "f38eb80f801274ac2b4dff5b24289016bfaba4a7d5bb50deebf27104ad6cb8a4",
-    "images_background_small2.zip": "3ccaa407515a8778e5d0861875af38b17e418f301ad5bb3b5a6b65d901a41c7f",
-}
-DOWNLOADS = {   # (url, path under the data root, published checksums {algorithm: hex digest})
-    "omniglot-minimal": [("https://github.com/brendenlake/omniglot/raw/master/python/" + n, "omniglot/" + n,
-                          {"sha256": OMNIGLOT_MINIMAL_SHA256[n]}) for n in OMNIGLOT_MINIMAL_ARCHIVES],
-    "omniglot": [("https://github.com/brendenlake/omniglot/raw/master/python/" + n, "omniglot-py/" + n, {})
-                 for n in ("images_background.zip", "images_evaluation.zip")],
-    "cifar-fs": [("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "cifar-100-python.tar.gz",
-                  {"md5": "eb9058c3a382ffc7106e4002c42a8d85"})],
-}
-DOWNLOADS["fc100"] = DOWNLOADS["cifar-fs"]
+# each record's `downloads`: (url, path under the data root, published checksums {algorithm: hex digest})
+DOWNLOADS = {name: list(d.downloads) for name, d in DATASETS.items() if d.downloads}
+OMNIGLOT_MINIMAL_SHA256 = {Path(rel).name: sums["sha256"] for _, rel, sums in DOWNLOADS["omniglot-minimal"]}
 
 def _fetch(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=60) as r:
@@ -585,12 +856,12 @@ def download(name: str, root: str | os.PathLike, fetch: Callable[[str], bytes] |
     in `SHA256SUMS` beside them (verified at every load). Nothing is written, not even `root`, unless every
     file arrived intact. `fetch(url) -> bytes` replaces the network (tests)."""
     from mtl_meta.core import atomic_write_bytes
-    dataset_info(name)
-    if name not in DOWNLOADS:
+    specs = dataset_info(name).downloads
+    if not specs:
         raise MtlMetaError(f"{name} has no official public download; {dataset_info(name).source}")
     root, fetch = Path(root), fetch or _fetch
     blobs = []
-    for url, rel, published in DOWNLOADS[name]:
+    for url, rel, published in specs:
         try:
             blob = fetch(url)
         except OSError as e:   # URLError, timeouts, resets
@@ -622,7 +893,10 @@ def _grey(x: Tensor) -> Tensor:
     return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
 
 class BatchAugment:
-    "Per-image random crop with padding, colour jitter and flip, then normalisation, on (n, C, H, W) floats."
+    """Per-image random crop with padding, colour jitter and flip, then normalisation, on (n, C, H, W) floats
+    (or one (C, H, W) image). `batched`: the episode sampler hands it a whole batch at once; each image
+    still gets its own random draws."""
+    batched = True
     def __init__(self, padding: int = 8, jitter: float = 0.4, flip: bool = True, mean=None, std=None,
                  generator: torch.Generator | None = None):
         from torchvision.transforms import Normalize
@@ -638,6 +912,8 @@ class BatchAugment:
         return torch.empty(n, 1, 1, 1).uniform_(lo, hi, generator=self.generator)
 
     def __call__(self, x: Tensor) -> Tensor:
+        if x.ndim == 3:   # one image, as torchvision's per-image transforms receive it
+            return self(x.unsqueeze(0))[0]
         n, c, h, w = x.shape
         if self.padding:
             p = self.padding
@@ -661,15 +937,10 @@ class BatchAugment:
             x = torch.where(f[:, None, None, None], x.flip(-1), x)
         return self.normalize(x) if self.normalize is not None else x
 
-def train_transform(dataset: str, augment: bool = False) -> Callable[[Tensor], Tensor] | None:
-    "The batch transform for a data set: normalisation, plus the MetaOptNet augmentation if `augment`."
-    info = dataset_info(dataset)
-    if info.kind != "images" or dataset.startswith("omniglot"):
-        return None
-    pad, (mean, std) = ((8, IMAGENET_STATS) if "imagenet" in dataset else (4, CIFAR_STATS))
-    if augment:
-        return BatchAugment(padding=pad, mean=mean, std=std)
-    return BatchAugment(padding=0, jitter=0, flip=False, mean=mean, std=std)
+def train_transform(dataset: str, augment: bool = False, **options) -> Callable[[Tensor], Tensor] | None:
+    "The batch transform for a data set: normalisation, plus its augmentation if `augment` (the registry's record)."
+    return dataset_transform(dataset, augment, **options)
+
 
 # %% ../nbs/02_data.ipynb #cccc0027
 class SinusoidTasks:

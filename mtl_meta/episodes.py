@@ -16,7 +16,8 @@ from torch import Tensor
 from .core import MtlMetaError
 
 # %% auto #0
-__all__ = ['FewShotSplit', 'Episode', 'EpisodeSampler', 'MetaBatchSampler', 'task_pool', 'TaskPoolSampler']
+__all__ = ['FewShotSplit', 'Episode', 'apply_transform', 'as_split', 'EpisodeSampler', 'MetaBatchSampler', 'task_pool',
+           'TaskPoolSampler', 'DatasetSplit', 'split_dataset']
 
 # %% ../nbs/01_episodes.ipynb #cccc0004
 @dataclass
@@ -83,11 +84,30 @@ def _check_episode_shape(ways: int, shots: int, queries: int) -> None:
         if not isinstance(value, (int, np.integer)) or value < low:
             raise MtlMetaError(f"{name} must be an integer >= {low}, got {value!r}")
 
+def apply_transform(transform, x: Tensor) -> Tensor:
+    """`transform` applied to a batch of images (n, C, H, W): image by image, as torchvision applies its
+    transforms (each image its own random draw), unless the transform says it takes a whole batch
+    (`transform.batched`, e.g. `data.BatchAugment`, which still draws per image)."""
+    if transform is None:
+        return x
+    if getattr(transform, "batched", False):
+        return transform(x)
+    return torch.stack([transform(im) for im in x]) if len(x) else x
+
+def as_split(data):
+    "A `FewShotSplit` or `DatasetSplit` as it is; any torch `Dataset` of (image, label) wrapped in a `DatasetSplit`."
+    if hasattr(data, "labels") and hasattr(data, "n_classes"):
+        return data
+    if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+        return DatasetSplit(data, name=type(data).__name__)
+    raise MtlMetaError(f"episodes need a FewShotSplit or a torch Dataset of (image, label), got {type(data).__name__}")
+
 class EpisodeSampler:
     "Seeded, vectorised N-way K-shot Q-query episodes from a `FewShotSplit`."
     def __init__(self, split: FewShotSplit, ways: int, shots: int, queries: int = 15, seed: int = 0,
                  transform=None):
         _check_episode_shape(ways, shots, queries)
+        split = as_split(split)
         self.split, self.ways, self.shots, self.queries = split, int(ways), int(shots), int(queries)
         self.transform = transform
         counts = np.bincount(split.labels, minlength=split.n_classes)
@@ -126,9 +146,9 @@ class EpisodeSampler:
         return np.argsort(self.rng.random((batch, self.split.n_classes)), axis=1)[:, :self.ways]
 
     def _images(self, idx: np.ndarray) -> Tensor:
-        x = torch.from_numpy(self.split.images[idx.reshape(-1)]).float().div_(255)
-        if self.transform is not None:
-            x = self.transform(x)
+        load = getattr(self.split, "load_images", None)   # a DatasetSplit reads its items only now
+        x = load(idx.reshape(-1)) if load else torch.from_numpy(self.split.images[idx.reshape(-1)]).float().div_(255)
+        x = apply_transform(self.transform, x)
         return x.reshape(*idx.shape, *x.shape[1:])
 
     def sample_batch(self, batch: int, lookup: Callable[[np.ndarray], Tensor] | None = None) -> Episode:
@@ -172,6 +192,7 @@ class MetaBatchSampler:
                  seed: int = 0, transform=None, sampler_cls=None, **sampler_options):
         if meta_batch_size < 1:
             raise MtlMetaError(f"meta_batch_size must be at least 1, got {meta_batch_size}")
+        split = as_split(split)   # once, shared by every stream
         seeds = np.random.SeedSequence(seed).generate_state(meta_batch_size, dtype=np.uint64)
         cls = sampler_cls or EpisodeSampler
         self.slots = [cls(split, ways, shots, queries, seed=int(s), transform=transform, **sampler_options)
@@ -236,3 +257,79 @@ class TaskPoolSampler(EpisodeSampler):
 
     def _draw_classes(self, batch: int) -> np.ndarray:
         return self.pool[self.rng.integers(len(self.pool), size=batch)]
+
+# %% ../nbs/01_episodes.ipynb #cccc2905
+def _to_image_tensor(img, where: str) -> Tensor:
+    "An item's image as a float (C, H, W) tensor: tensors pass through (uint8 scaled to [0, 1]), PIL and arrays convert."
+    if isinstance(img, Tensor):
+        t = img
+    else:
+        a = np.asarray(img)
+        if a.dtype == object or a.ndim not in (2, 3):
+            raise MtlMetaError(f"{where} is a {type(img).__name__}, not an image; give the data set a transform "
+                               "that returns a tensor (C, H, W)")
+        t = torch.from_numpy(np.ascontiguousarray(a[None] if a.ndim == 2 else a.transpose(2, 0, 1)))
+    if t.ndim == 2:
+        t = t.unsqueeze(0)
+    return t.float().div_(255) if t.dtype == torch.uint8 else t.float()
+
+def _dataset_labels(dataset) -> np.ndarray:
+    "Every item's label, without loading images where the data set lists them (`targets`, `labels`, `samples`)."
+    for attr in ("targets", "labels"):
+        if hasattr(dataset, attr):
+            return np.asarray([int(v) for v in getattr(dataset, attr)], np.int64)
+    if hasattr(dataset, "samples"):
+        return np.asarray([int(s[1]) for s in dataset.samples], np.int64)
+    try:
+        return np.asarray([int(dataset[i][1]) for i in range(len(dataset))], np.int64)
+    except (TypeError, IndexError, ValueError) as e:
+        raise MtlMetaError(f"cannot read labels from {type(dataset).__name__}: its items must be (image, label) "
+                           f"pairs with an integer label ({type(e).__name__}: {e})") from None
+
+class DatasetSplit:
+    """A class split drawn from any torch `Dataset` whose items are (image, label): episodes load only the
+    images they use (through the data set's own per-item transform), so a large data set is never held in
+    memory. `classes` (label values) restricts it to those classes, renumbered 0..k-1 in that order."""
+    def __init__(self, dataset, classes=None, name: str = "", class_names: list[str] | None = None):
+        labels = _dataset_labels(dataset)
+        all_names = list(class_names or getattr(dataset, "classes", None) or [str(c) for c in range(labels.max() + 1)])
+        keep = sorted(set(labels.tolist())) if classes is None else [int(c) for c in classes]
+        if not keep:
+            raise MtlMetaError(f"split {name or type(dataset).__name__!r} has an empty class list")
+        remap = {c: i for i, c in enumerate(keep)}
+        self.indices = np.asarray([i for i, l in enumerate(labels) if int(l) in remap], np.int64)
+        self.labels = np.asarray([remap[int(labels[i])] for i in self.indices], np.int64)
+        self.class_names = [all_names[c] if c < len(all_names) else str(c) for c in keep]
+        self.dataset, self.name = dataset, name
+        if not len(self.indices):
+            raise MtlMetaError(f"split {name!r}: none of its classes has an item")
+        self._shape = tuple(self.load_images(np.array([0])).shape[1:])
+
+    @property
+    def n_classes(self) -> int: return len(self.class_names)
+    @property
+    def image_shape(self) -> tuple[int, int, int]: return self._shape
+    def __len__(self): return len(self.labels)
+    def __repr__(self):
+        return f"DatasetSplit({self.name!r}: {self.n_classes} classes, {len(self)} items of {type(self.dataset).__name__})"
+
+    def load_images(self, idx: np.ndarray) -> Tensor:
+        "Images (n, C, H, W) float of split positions `idx`, read from the data set now."
+        xs = [_to_image_tensor(self.dataset[int(self.indices[i])][0], f"item {int(self.indices[i])}") for i in idx]
+        shapes = {tuple(x.shape) for x in xs}
+        if len(shapes) > 1 or (hasattr(self, "_shape") and shapes != {self._shape}):
+            raise MtlMetaError(f"{type(self.dataset).__name__} yields images of different shapes ({sorted(shapes)[:2]}); "
+                               "give it a transform that resizes them (e.g. torchvision Resize and CenterCrop)")
+        return torch.stack(xs)
+
+def split_dataset(dataset, fractions=(0.6, 0.2, 0.2), seed: int = 0) -> dict[str, DatasetSplit]:
+    "A torch `Dataset` of (image, label) cut into disjoint train/val/test class splits by a seeded shuffle of its classes."
+    labels = np.unique(_dataset_labels(dataset))
+    f = np.asarray(fractions, float)
+    order = labels[np.random.default_rng(seed).permutation(len(labels))]
+    n_train, n_val = round(len(labels) * f[0] / f.sum()), round(len(labels) * f[1] / f.sum())
+    parts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
+    if any(len(p) == 0 for p in parts.values()):
+        raise MtlMetaError(f"{type(dataset).__name__} has {len(labels)} classes, too few to split by {list(fractions)} "
+                           "into non-empty train, val and test classes")
+    return {s: DatasetSplit(dataset, sorted(p.tolist()), name=f"{type(dataset).__name__}/{s}") for s, p in parts.items()}

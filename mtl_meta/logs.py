@@ -108,6 +108,7 @@ class TrainingLog:
                                "remove it or pass another --out")   # said before training, not after the first epoch
         self.writer = EventWriter(log_dir) if log_dir not in (None, "") else None
         self._started = False
+        self._t0 = round(time.time(), 3)   # rounded like the rows' wall_time, so elapsed starts at 0
 
     def _read_rows(self) -> dict[int, dict] | None:
         "The rows of `history.csv` by epoch; {} when there is none, None when it cannot be read as our CSV."
@@ -160,7 +161,9 @@ class TrainingLog:
             self.writer.scalars(row["step"], {
                 "loss/train": row["train_loss"], "accuracy/train": row["train_acc"], "accuracy/val": row["val_acc"],
                 "lr": row["lr"], "images_seen": images, "seconds/train": row["seconds"],
-                "seconds/wall": full["wall_time"]}, wall_time=full["wall_time"])
+                # elapsed, not absolute: a scalar is a float32, which rounds today's Unix time to 128 s; the
+                # event's own wall time (a double) carries the absolute clock
+                "seconds/wall": round(full["wall_time"] - self._t0, 3)}, wall_time=full["wall_time"])
 
     def close(self):
         if self.writer is not None:

@@ -14,7 +14,8 @@ from torch import Tensor, nn
 from .core import MtlMetaError
 
 # %% auto #0
-__all__ = ['BACKBONES', 'Conv4', 'DropBlock', 'ResBlock12', 'ResNet12', 'MLP', 'L2Normalize', 'count_parameters', 'make_backbone']
+__all__ = ['BACKBONES', 'Conv4', 'DropBlock', 'ResBlock12', 'ResNet12', 'MLP', 'L2Normalize', 'count_parameters', 'make_backbone',
+           'torchvision_resnet18', 'infer_out_dim', 'build_backbone']
 
 # %% ../nbs/05_models.ipynb #cccc0004
 def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
@@ -139,8 +140,63 @@ def count_parameters(module: nn.Module) -> int:
 def make_backbone(name: str, in_channels: int = 1, image_size: int = 28, **options) -> nn.Module:
     "A body by name: conv4, resnet12 or mlp (for mlp, `in_channels` is the input dimension)."
     if name not in BACKBONES:
+        from mtl_meta import gbml   # noqa: F401  (loads the $MTL_META_PLUGINS modules, which may add backbones)
+    if name not in BACKBONES:
         raise MtlMetaError(f"unknown backbone {name!r}; choose from {', '.join(BACKBONES)}")
     try:
-        return BACKBONES[name](in_channels, image_size, **options)
+        body = BACKBONES[name](in_channels, image_size, **options)
+        body.backbone_spec = {"name": name, "options": dict(options)}   # how a checkpoint describes it
+        return body
     except TypeError as e:
         raise MtlMetaError(f"bad option for backbone {name!r}: {e}") from None
+
+# %% ../nbs/05_models.ipynb #cccc290a
+def torchvision_resnet18(in_channels: int = 3, image_size: int = 84, **options) -> nn.Module:
+    """torchvision's ResNet-18 as a body: its classifier replaced by the identity (512 features), its first
+    convolution rebuilt for `in_channels` when that is not 3. Random initialisation: no weights are
+    downloaded (load pretrained ones yourself and pass the module as the backbone)."""
+    from torchvision.models import resnet18
+    net = resnet18(weights=None, **options)
+    if in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    net.fc = nn.Identity()
+    net.out_dim = 512
+    return net
+
+BACKBONES["resnet18"] = torchvision_resnet18
+
+def infer_out_dim(body: nn.Module, image_shape) -> int:
+    """The width of `body`'s feature vectors, found by one forward pass of a zero batch of `image_shape`
+    (in eval mode, without gradients), and recorded as `body.out_dim`; kept when the body already has one."""
+    if getattr(body, "out_dim", None):
+        return int(body.out_dim)
+    was = body.training
+    try:
+        p = next(iter(body.parameters()), None)
+        x = torch.zeros(2, *image_shape, dtype=p.dtype if p is not None else torch.float32,
+                        device=p.device if p is not None else "cpu")
+        with torch.no_grad():
+            z = body.eval()(x)
+    except Exception as e:
+        raise MtlMetaError(f"the backbone {type(body).__name__} cannot embed images of shape {tuple(image_shape)} "
+                           f"({type(e).__name__}: {' '.join(str(e).split())[:120]})") from None
+    finally:
+        body.train(was)
+    if not isinstance(z, Tensor) or z.ndim != 2:
+        raise MtlMetaError(f"the backbone {type(body).__name__} must map images to feature vectors (n, d), got "
+                           f"{tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__}; end it with nn.Flatten()")
+    body.out_dim = int(z.shape[1])
+    return body.out_dim
+
+def build_backbone(backbone, image_shape, **options) -> nn.Module:
+    """A body from a registered name (`BACKBONES`, plugins included) or any `nn.Module` mapping images to
+    feature vectors; either way with `out_dim` set (inferred by one forward pass when missing)."""
+    if isinstance(backbone, nn.Module):
+        if options:
+            raise MtlMetaError("backbone options apply to backbones given by name, not to a module")
+        body = backbone
+    else:
+        c, h = image_shape[0], image_shape[-1]
+        body = make_backbone(backbone, in_channels=c, image_size=h, **options)
+    infer_out_dim(body, image_shape)
+    return body

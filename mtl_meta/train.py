@@ -629,7 +629,7 @@ def state_dict(self: Trainer) -> dict:
             "train_sampler": self._train_sampler_state(), "rng": rng_state(),
             "state": asdict(self.state), "best_body": self.best_body,
             "config": asdict(self.config), "algorithm_name": self.algorithm.name,
-            "metadata": self.metadata}
+            "metadata": self.metadata, "description": self.describe()}
 
 @patch
 def load_state_dict(self: Trainer, ckpt: dict) -> None:
@@ -668,6 +668,27 @@ def resume(self: Trainer) -> bool:
         return False
     self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=self.device))
     return True
+
+@patch
+def describe(self: Trainer) -> dict:
+    """What rebuilds the model of a run built by hand (no `metadata`): the method's registry name, the body
+    (its registry name when `models.make_backbone` built it, else its class), the training split's image shape
+    and classes, and the method's options. `api.load_trained` and `mtl-meta evaluate` fall back to it."""
+    from mtl_meta.gbml import ALGORITHMS
+    algo = self.algorithm
+    method = next((k for k, c in ALGORITHMS.items() if type(algo) is c), None)
+    split = getattr(self.train_sampler, "split", None)
+    if method is None or split is None:
+        return {}
+    spec = getattr(algo.body, "backbone_spec", None)
+    plain = (int, float, str, bool, type(None))
+    missing = object()
+    options = {k: getattr(algo, k) for k, v in type(algo).option_defaults().items()
+               if isinstance(getattr(algo, k, missing), plain) and getattr(algo, k) != v}
+    return {"method": method, "backbone": spec["name"] if spec else f"<{type(algo.body).__name__}>",
+            "backbone_options": spec["options"] if spec else {}, "image_shape": list(split.image_shape),
+            "n_classes": int(split.n_classes), "ways": self.config.training_ways,
+            "dataset": (getattr(split, "name", "") or "").split("/")[0] or None, "algorithm_options": options}
 
 # %% ../nbs/07_train.ipynb #cccc0012k
 @patch
@@ -733,6 +754,7 @@ def _loop(self: Trainer, bar) -> None:
         hit_max = cfg.max_steps is not None and st.step >= cfg.max_steps
         if end_of_epoch or hit_max:
             self._end_epoch(sums[0] / sums[2], sums[1] / sums[2])
+            self._report_epoch(bar)
             st.epoch_sums = [0.0, 0.0, 0]
             if hit_max and not st.stopped:
                 st.stopped = f"reached max_steps={cfg.max_steps}"
@@ -741,3 +763,16 @@ def _loop(self: Trainer, bar) -> None:
             self._timed_save()
         if self.on_step is not None:
             self.on_step(self)
+
+@patch
+def _report_epoch(self: Trainer, bar) -> None:
+    "After each validation: its accuracy in the progress bar, or one printed line when the bar is off and `epoch_lines`."
+    if self.rank != 0 or not self.state.history:
+        return
+    row = self.state.history[-1]
+    if self.progress:
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}", val=f"{row['val_acc']:.3f}",
+                        refresh=True)
+    elif getattr(self, "epoch_lines", False):
+        print(f"epoch {row['epoch'] + 1}: step {row['step']}, train loss {row['train_loss']:.4f}, "
+              f"train acc {row['train_acc']:.4f}, val acc {row['val_acc']:.4f}, {row['seconds']:.1f} s", flush=True)

@@ -50,3 +50,16 @@ def write_tiered_imagenet(root, rng, classes=(8, 5, 5), per_class=20):
         labels = {"label_specific": specific, "label_general": specific // 2,
                   "label_specific_str": [f"c{i}" for i in range(k)], "label_general_str": [f"g{i}" for i in range(k)]}
         (folder / f"{split}_labels.pkl").write_bytes(pickle.dumps(labels))
+
+
+def write_image_folder(root, classes=8, per_class=6, size=12, mode="RGB", seed=0):
+    "root/<class>/<i>.png: `classes` classes of `per_class` images, each class a noisy version of its own pattern."
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    for k in range(classes):
+        (root / f"class{k:02d}").mkdir(parents=True, exist_ok=True)
+        pattern = rng.integers(0, 256, (size, size, 3) if mode == "RGB" else (size, size))
+        for i in range(per_class):
+            noisy = np.clip(pattern + rng.normal(0, 30, pattern.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(noisy, mode).save(root / f"class{k:02d}" / f"{i}.png")
+    return root

@@ -1,6 +1,7 @@
 """Data loaders on the real Omniglot minimal sets and on fixtures written in each benchmark's real
 on-disk format; episodes drawn from them; every bad input's one-line error."""
 import io
+import json
 import os
 import pickle
 import zipfile
@@ -252,3 +253,207 @@ def test_sampler_state_resumes_the_same_episodes(omniglot_root, cache):
     b.load_state_dict(torch.load(buf, weights_only=True))
     x, y = a.sample_batch(3), b.sample_batch(3)
     assert torch.equal(x.support, y.support) and torch.equal(x.classes, y.classes)
+
+
+# -- issue 29: data sets as registry records, image folders, per-image transforms ------------------
+
+# Hashes of seeded episodes computed with the code before data sets became registry records and
+# transforms became per-image (commit f55e224): the built-in path must give the same episodes.
+OLD_EPISODE_HASHES = {
+    "cifar-fs-aug0": "c6b2c71887542584eb0b", "cifar-fs-aug1": "d4a6de8dfa8ac1a0c9cb",
+    "mini-imagenet-aug0": "3d566406e50be7a519c7", "mini-imagenet-aug1": "87f8987aec8273177c84",
+    "omniglot-train-rot0": "dfbcd51055ad86c56810", "omniglot-train-rot1": "163b6b2440cd3a705ceb",
+    "omniglot-val-rot0": "884e5a418333d97ed2ce", "omniglot-val-rot1": "884e5a418333d97ed2ce",
+}
+
+
+def _episodes_hash(eps):
+    import hashlib
+    m = hashlib.sha256()
+    for e in eps:
+        for t in (e.support, e.query, e.support_labels, e.query_labels, e.classes):
+            m.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return m.hexdigest()[:20]
+
+
+def test_builtin_episodes_are_those_of_the_old_code(omniglot_root, monkeypatch, tmp_path):
+    from mtl_meta.api import _samplers
+    from mtl_meta.data import train_transform
+    from mtl_meta.episodes import FewShotSplit
+    monkeypatch.setenv("MTL_META_CACHE", str(tmp_path / "cache"))
+    got = {}
+    for rot in (False, True):
+        s = _samplers("omniglot-minimal", 5, 1, 5, 7, omniglot_root, meta_batch_size=2, train_rotations=rot)
+        got[f"omniglot-train-rot{int(rot)}"] = _episodes_hash([e for _ in range(3) for e in s["train"].sample_step()])
+        got[f"omniglot-val-rot{int(rot)}"] = _episodes_hash([s["val"].sample() for _ in range(3)])
+    g = np.random.default_rng(0)
+    rgb = FewShotSplit(g.integers(0, 256, (60, 3, 12, 12), dtype=np.uint8), np.repeat(np.arange(6), 10),
+                       [f"c{i}" for i in range(6)], name="rgb")
+    for ds in ("cifar-fs", "mini-imagenet"):
+        for aug in (False, True):
+            torch.manual_seed(3)
+            s = EpisodeSampler(rgb, 3, 2, 3, seed=5, transform=train_transform(ds, augment=aug))
+            got[f"{ds}-aug{int(aug)}"] = _episodes_hash([s.sample() for _ in range(3)])
+    assert got == OLD_EPISODE_HASHES
+
+
+def test_corrupt_cache_entry_is_detected_and_rebuilt(omniglot_root, cache):
+    first = load_split("omniglot-minimal", "test", cache=cache)
+    expected = np.array(first.images)
+    [entry] = [p for p in (cache / "datasets").iterdir() if p.name.startswith("omniglot-minimal-test-")]
+    meta = (entry / "meta.json").read_text()
+    assert "crc32" in meta and "size" in meta
+    with open(entry / "images.npy", "r+b") as f:   # flip bytes in the middle: same size, wrong content
+        f.seek(entry.joinpath("images.npy").stat().st_size // 2)
+        f.write(b"\xff\x00\xff\x00")
+    with pytest.warns(UserWarning, match="corrupt"):
+        again = load_split("omniglot-minimal", "test", cache=cache)
+    assert np.array_equal(np.array(again.images), expected)
+    (entry / "labels.npy").write_bytes(b"trunc")   # truncated
+    with pytest.warns(UserWarning, match="corrupt"):
+        assert np.array_equal(load_split("omniglot-minimal", "test", cache=cache).labels, first.labels)
+    # the rebuilt entry is clean: the next load reads it without a warning
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_split("omniglot-minimal", "test", cache=cache)
+    assert (entry / "verified").exists()   # checksums found right: not re-read until a file changes
+    import time
+    time.sleep(0.05)   # past the file system's timestamp granularity
+    with open(entry / "images.npy", "r+b") as f:   # a later change is still caught: it moves the file's mtime
+        f.seek(200)
+        f.write(b"\x01\x02\x03")
+    with pytest.warns(UserWarning, match="corrupt"):
+        assert np.array_equal(np.array(load_split("omniglot-minimal", "test", cache=cache).images), expected)
+
+
+def test_image_folder_splits_and_sees_a_changed_image(tmp_path, cache):
+    from fixtures import write_image_folder
+    folder = write_image_folder(tmp_path / "imgs", classes=10)
+    parts = {s: load_split(str(folder), s, cache=cache) for s in SPLITS}
+    assert [p.n_classes for p in parts.values()] == [6, 2, 2]
+    assert len(set().union(*(p.class_names for p in parts.values()))) == 10
+    # the same seed gives the same split; another seed another one
+    assert load_split(str(folder), "train", cache=cache, seed=0).class_names == parts["train"].class_names
+    assert load_split(str(folder), "train", cache=cache, seed=1).class_names != parts["train"].class_names
+    cls = parts["val"].class_names[1]
+    Image.fromarray(np.full((12, 12, 3), 7, np.uint8)).save(folder / cls / "3.png")
+    again = load_split(str(folder), "val", cache=cache)
+    row = np.flatnonzero(again.labels == 1)[3]
+    assert (again.images[row] == 7).all() and not (parts["val"].images[row] == 7).all()
+    # class lists and the size / channel options
+    for s, names in (("train", "class00 class01 class02"), ("val", "class03 class04"), ("test", "class05 class06")):
+        (folder / f"{s}.txt").write_text(names.replace(" ", "\n") + "\n")
+    small = load_split(str(folder), "test", cache=cache, image_size=8, channels=1)
+    assert small.class_names == ["class05", "class06"] and small.image_shape == (1, 8, 8)
+
+
+def test_image_folder_bad_input_is_one_line(tmp_path, cache):
+    from fixtures import write_image_folder
+    folder = write_image_folder(tmp_path / "imgs", classes=6, per_class=3)
+    with pytest.raises(MtlMetaError) as e:
+        EpisodeSampler(load_split(str(folder), "train", cache=cache), ways=5, shots=1, queries=1)
+    _one_line(e, "only 4 classes", "--ways 4")
+    with pytest.raises(MtlMetaError) as e:
+        EpisodeSampler(load_split(str(folder), "train", cache=cache), ways=2, shots=2, queries=2)
+    _one_line(e, "has only 3 images")
+    (folder / "class00" / "9.png").write_bytes(b"not a png")
+    with pytest.raises(MtlMetaError) as e:
+        load_split(str(folder), "train", cache=cache)
+    _one_line(e, "9.png is not a readable image")
+    (folder / "class00" / "9.png").unlink()
+    Image.fromarray(np.zeros((12, 12), np.uint8), "L").save(folder / "class01" / "grey.png")
+    with pytest.raises(MtlMetaError) as e:
+        load_split(str(folder), "train", cache=cache)
+    _one_line(e, "mixes grey", "channels=1 or channels=3")
+    (folder / "class01" / "grey.png").unlink()
+    for s in SPLITS:
+        (folder / f"{s}.txt").write_text("class00\n" if s != "val" else "\n")
+    with pytest.raises(MtlMetaError) as e:
+        load_split(str(folder), "train", cache=cache)
+    _one_line(e, "val.txt is empty")
+    (folder / "val.txt").write_text("class77\n")
+    with pytest.raises(MtlMetaError) as e:
+        load_split(str(folder), "train", cache=cache)
+    _one_line(e, "'class77'")
+    with pytest.raises(MtlMetaError) as e:
+        load_split(str(tmp_path / "nowhere" / "x"), "train", cache=cache)
+    _one_line(e, "does not exist")
+    with pytest.raises(MtlMetaError) as e:
+        load_split("omniglot-minimal", "train", data_root=tmp_path, channels=3)
+    _one_line(e, "channels", "omniglot-minimal", "image_size, rotations")
+
+
+def test_transforms_act_per_image_as_in_torchvision():
+    from torchvision.transforms import RandomHorizontalFlip
+    from mtl_meta.episodes import FewShotSplit
+    ramp = np.tile(np.arange(6, dtype=np.uint8) * 40, (50, 1, 6, 1))   # left dark, right bright
+    split = FewShotSplit(ramp, np.repeat(np.arange(5), 10), list("abcde"))
+    torch.manual_seed(0)
+    ep = EpisodeSampler(split, 5, 5, 5, seed=0, transform=RandomHorizontalFlip(0.5)).sample()
+    flipped = (ep.support[:, 0, 0, 0] > ep.support[:, 0, 0, -1]).float()
+    assert 0.2 < float(flipped.mean()) < 0.8   # about half of the episode's images, not all or none
+
+
+def test_episodes_from_a_torchvision_image_folder(tmp_path):
+    from torchvision.datasets import ImageFolder
+    from torchvision.transforms import Compose, Resize, ToTensor
+    from fixtures import write_image_folder
+    from mtl_meta.episodes import split_dataset
+    folder = write_image_folder(tmp_path / "imgs", classes=10, per_class=5)
+    ds = ImageFolder(str(folder), transform=Compose([Resize(8), ToTensor()]))
+    parts = split_dataset(ds, seed=0)
+    assert [p.n_classes for p in parts.values()] == [6, 2, 2]
+    assert set(parts["test"].class_names) <= set(ds.classes)
+    ep = EpisodeSampler(parts["train"], ways=3, shots=2, queries=2, seed=0).sample()
+    assert ep.support.shape == (6, 3, 8, 8) and ep.query.shape == (6, 3, 8, 8)
+    # the episode's images are the data set's items of the episode's classes
+    names = [parts["train"].class_names[c] for c in ep.classes.tolist()]
+    x0, y0 = ds[[i for i, (_, y) in enumerate(ds.samples) if ds.classes[y] == names[0]][0]]
+    assert ds.classes[y0] == names[0] and x0.shape == ep.support.shape[1:]
+
+
+PLUGIN_DATASET = '''
+import numpy as np
+from mtl_meta.data import DatasetInfo, register_dataset
+from mtl_meta.episodes import FewShotSplit
+
+def load(split, root, cache=None, classes=6):
+    g = np.random.default_rng({"train": 0, "val": 1, "test": 2}[split])
+    labels = np.repeat(np.arange(classes), 5)
+    return FewShotSplit(g.integers(0, 256, (len(labels), 1, 16, 16), dtype=np.uint8), labels,
+                        [f"{split}{k}" for k in range(classes)])
+
+register_dataset(DatasetInfo("toy-noise", "", "nothing", "a test", load=load, options=("classes",),
+                             stats=lambda **_: ((0.5,), (0.25,)), uses_data_root=False))
+'''
+
+
+def test_a_plugin_data_set_is_seen_by_the_cli(run_cli, tmp_path):
+    (tmp_path / "toy_data.py").write_text(PLUGIN_DATASET)
+    env = {"MTL_META_PLUGINS": "toy_data", "MTL_META_CACHE": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH", "")]))}
+    r = run_cli("data", "info", "--dataset", "toy-noise", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "1x16x16" in r.stdout and r.stdout.count(" 6 ") >= 3
+    r = run_cli("train", "--dataset", "toy-noise", "--method", "protonet", "--ways", "3", "--shots", "1",
+                "--queries", "2", "--epochs", "1", "--episodes-per-epoch", "2", "--val-episodes", "2", "--val-queries", "2",
+                "--out", str(tmp_path / "run"), "--no-progress", env=env)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["metadata"]["dataset"] == "toy-noise" and summary["metadata"]["normalization"] == [[0.5], [0.25]]
+
+
+def test_a_torchvision_image_folder_given_straight_to_a_sampler(tmp_path):
+    "The issue's raw AttributeError ('ImageFolder' object has no attribute 'labels'): now episodes."
+    from torchvision.datasets import ImageFolder
+    from torchvision.transforms import ToTensor
+    from fixtures import write_image_folder
+    from mtl_meta.episodes import MetaBatchSampler
+    ds = ImageFolder(str(write_image_folder(tmp_path / "imgs", classes=4, per_class=3)), transform=ToTensor())
+    ep = EpisodeSampler(ds, ways=4, shots=1, queries=2, seed=0).sample()
+    assert ep.support.shape == (4, 3, 12, 12) and sorted(ep.classes.tolist()) == [0, 1, 2, 3]
+    assert MetaBatchSampler(ds, 2, 1, 1, meta_batch_size=2).split.class_names == ds.classes
+    with pytest.raises(MtlMetaError) as e:
+        EpisodeSampler(ds, ways=4, shots=2, queries=2)
+    _one_line(e, "has only 3 images")

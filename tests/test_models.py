@@ -78,10 +78,11 @@ def test_mlp_and_normalize():
 
 
 def test_make_backbone_by_name():
-    assert set(BACKBONES) == {"conv4", "resnet12", "mlp"}
+    assert set(BACKBONES) == {"conv4", "resnet12", "mlp", "resnet18"}   # resnet18: torchvision's, issue 29
     assert make_backbone("conv4", 1, 28).out_dim == 64
     assert make_backbone("mlp", 3, 0, hidden=8).out_dim == 8
     assert make_backbone("resnet12", 3, 32, channels=(4, 4, 4, 8)).out_dim == 8
+    assert make_backbone("resnet18", 1, 32).out_dim == 512
 
 
 def test_make_backbone_unknown_name_lists_known():

@@ -80,6 +80,7 @@ def test_wheel_contains_package_experiments_and_console_script(tmp_path):
         meta = z.read(next(n for n in names if n.endswith("METADATA"))).decode()
     for spec in settings()["requirements"].split():
         assert f"Requires-Dist: {Requirement(spec).name}" in meta
+    assert "](figures/" not in meta and "https://raw.githubusercontent.com/" in meta   # absolute links (issue 29)
     # installed from the wheel alone, the runner finds the notebooks shipped inside the package
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
@@ -88,3 +89,25 @@ def test_wheel_contains_package_experiments_and_console_script(tmp_path):
                             "print(experiments_dir())"], capture_output=True, text=True, check=True,
                            cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})
     assert Path(probe.stdout.strip()) == target / "mtl_meta" / "experiments"
+
+
+def test_library_requirements_are_compatible_ranges():
+    "Exact pins belong in requirements-lock.txt; the core and the extras users install take ranges (issue 29)."
+    cfg = settings()
+    extras = [k for k in cfg if k.endswith("_requirements") and k != "dev_requirements"]
+    for spec in cfg["requirements"].split() + [s for k in extras for s in cfg[k].split()]:
+        r = Requirement(spec)
+        assert not any(s.operator in ("==", "===") for s in r.specifier), f"{spec} is an exact pin"
+    numpy = next(Requirement(s) for s in cfg["requirements"].split() if s.startswith("numpy"))
+    assert numpy.specifier.contains("2.1.0"), "numpy>=2.1 is the first with Python 3.13 wheels"
+
+
+def test_package_description_has_absolute_links_and_images():
+    r = subprocess.run([sys.executable, "setup.py", "--long-description"], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    import re
+    targets = re.findall(r"!?\[[^\]]*\]\(([^)\s]+)\)", r.stdout) + re.findall(r'<img[^>]*src="([^"]+)"', r.stdout)
+    assert targets and any("figures/" in t for t in targets)
+    relative = [t for t in targets if not re.match(r"(https?:|mailto:|#)", t)]
+    assert not relative, relative[:5]
+    assert "https://raw.githubusercontent.com/" in r.stdout   # images load from the raw files
