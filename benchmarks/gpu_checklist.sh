@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checklist (docs: shared/docs/GPU.md, items 1-3) as one bounded script for a lent GPU machine.
+# The GPU checklist (items 1-3 of the checklist in figures/gpu/README.md) as one bounded script for a lent GPU machine.
 #
 #   bash benchmarks/gpu_checklist.sh OUT_DIR [COMMIT] [BUDGET_S]
 #

@@ -127,3 +127,19 @@ def test_the_site_builds_offline_with_every_page_link_and_local_maths(tmp_path):
     paper = (out / "nbs" / "paper.html").read_text(encoding="utf-8")
     assert "mathjax" in paper.lower() and "cdn.jsdelivr" not in paper
     assert "\\lambda\\tau" in paper                      # maths kept for MathJax to typeset in the page
+
+
+def test_every_module_docstring_is_a_whole_sentence():
+    import ast
+    for path in sorted((REPO / "mtl_meta").glob("*.py")):
+        if path.name in ("__init__.py", "_modidx.py"):
+            continue
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+        assert doc and doc[0].isupper() and doc.rstrip().endswith("."), f"{path.name}: {doc!r}"
+
+
+def test_no_file_outside_the_repository_is_cited():
+    import subprocess
+    found = subprocess.run(["git", "grep", "-l", "-e", "PAPER.md", "-e", "shared/docs", "--", ".",
+                            ":!tests/test_docs.py"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    assert found == []
