@@ -143,3 +143,13 @@ def test_no_file_outside_the_repository_is_cited():
     found = subprocess.run(["git", "grep", "-l", "-e", "PAPER.md", "-e", "shared/docs", "--", ".",
                             ":!tests/test_docs.py"], cwd=REPO, capture_output=True, text=True).stdout.split()
     assert found == []
+
+
+def test_tensorflow_start_up_chatter_is_not_stored(tmp_path):
+    nb = _nb("import sys\nprint('E0000 cuda_dnn.cc:8310] Unable to register cuDNN factory', file=sys.stderr)\n"
+             "print('a real warning', file=sys.stderr)")
+    path = tmp_path / "t.ipynb"
+    path.write_text(json.dumps(nb))
+    nb_outputs.execute(path, timeout=120)
+    outs = json.loads(path.read_text())["cells"][0]["outputs"]
+    assert len(outs) == 1 and "".join(outs[0]["text"]) == "a real warning\n"

@@ -56,6 +56,20 @@ def _toctree(caption: str, entries: list[str], glob: bool = False) -> str:
     return "```{toctree}\n" + opts + "\n" + "\n".join(entries) + "\n```\n"
 
 
+def _title_run(path: Path, src: Path) -> str:
+    "Title an executed run's staged notebook by its run folder (all runs of one experiment share a heading)."
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            text = "".join(cell["source"])
+            cell["source"] = ("#" + text) if text.startswith("# ") else text
+            break
+    nb["cells"].insert(0, {"cell_type": "markdown", "id": "runtitle", "metadata": {},
+                           "source": f"# Run `{path.parent.name}`"})
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    return str(path.relative_to(src).with_suffix(""))
+
+
 def stage(src: Path, root: Path = ROOT) -> None:
     "Lay out the site's sources in `src`: the index, the notebooks and figures/, as in the repository."
     order = reading_order(root)
@@ -76,15 +90,19 @@ def stage(src: Path, root: Path = ROOT) -> None:
                     ignore=shutil.ignore_patterns("*.pt", "*.tmp", ".*"))
     figure_pages = sorted(str(p.relative_to(src).with_suffix(""))
                           for p in (src / "figures").rglob("*.md"))
-    run_pages = sorted(str(p.relative_to(src).with_suffix(""))
-                       for p in (src / "figures" / "runs").rglob("*.ipynb"))
+    run_pages = [_title_run(p, src) for p in sorted((src / "figures" / "runs").rglob("*.ipynb"))]
+    runs_index = src / "figures" / "runs" / "index.md"
+    runs_index.parent.mkdir(parents=True, exist_ok=True)
+    runs_index.write_text("# Executed runs\n\nEvery run of the committed reproduction, as executed by `make reproduce`"
+                          " (parameters injected by papermill, outputs as they ran).\n\n"
+                          + _toctree("Executed runs", [str(Path(p).relative_to("figures/runs")) for p in run_pages]),
+                          encoding="utf-8")
     index = json.loads((root / "nbs" / "index.ipynb").read_text(encoding="utf-8"))
     nav = ("```{toctree}\n:hidden:\n:caption: Reading order\n:maxdepth: 1\n\n"
            + "\n".join(p.removesuffix(".ipynb") for p in order) + "\n```\n\n"
            + "```{toctree}\n:hidden:\n:caption: Results\n:maxdepth: 1\n\n"
            + "\n".join(figure_pages) + "\n```\n\n"
-           + "```{toctree}\n:hidden:\n:caption: Executed runs\n:maxdepth: 1\n\n"
-           + "\n".join(run_pages) + "\n```\n")
+           + "```{toctree}\n:hidden:\n:caption: Executed runs\n:maxdepth: 1\n\nfigures/runs/index\n```\n")
     index["cells"].append({"cell_type": "markdown", "id": "sitenav", "metadata": {},
                            "source": nav.splitlines(keepends=True)})
     (src / "index.ipynb").write_text(json.dumps(index, indent=1), encoding="utf-8")
@@ -128,8 +146,16 @@ def check_site(out: Path, root: Path = ROOT) -> list[str]:
             problems.append(f"{rel}: no page ({page.relative_to(out)})")
     mathjax_local = False
     for page in sorted(out.rglob("*.html")):
+        html = page.read_text(encoding="utf-8")
+        prose = re.sub(r"<(pre|code|script|style)\b.*?</\1>", " ", html, flags=re.S)
+        prose = re.sub(r'<(span|div) class="math[^"]*">.*?</\1>', " ", prose, flags=re.S)
+        for m in re.finditer(r"\$", re.sub(r"<[^>]+>", "", prose)):
+            text = re.sub(r"<[^>]+>", "", prose)
+            snippet = " ".join(text[max(0, m.start() - 40):m.end() + 40].split())
+            problems.append(f"{page.relative_to(out)}: maths left unrendered near '{snippet}'")
+            break
         parser = _Refs()
-        parser.feed(page.read_text(encoding="utf-8"))
+        parser.feed(html)
         for tag, ref in parser.refs:
             parts = urlsplit(ref)
             if parts.scheme or ref.startswith(("//", "#", "mailto:")):

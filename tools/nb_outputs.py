@@ -34,6 +34,9 @@ matplotlib.rcParams.update({"figure.dpi": 72, "savefig.dpi": 72})
 from matplotlib_inline.backend_inline import set_matplotlib_formats
 set_matplotlib_formats("png")
 """
+# Start-up chatter of TensorFlow/XLA (imported by neural-tangents) on a machine without a GPU: not a result.
+NOISE = re.compile(r"cuda_(fft|dnn|blas)\.cc|Unable to register cu|absl::InitializeLog|TF-TRT Warning"
+                   r"|computation placer already registered|oneDNN custom operations|rebuild TensorFlow")
 # Budget for one notebook, in seconds: a library notebook runs at laptop size in minutes.
 TIMEOUT = 900
 
@@ -86,24 +89,32 @@ def execute(path: Path, timeout: int = TIMEOUT) -> float:
 
     nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
     run = _runnable_copy(nb)
-    env_before = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"  # progress bars are noise in a stored notebook
+    env_before = {k: os.environ.get(k) for k in ("TQDM_DISABLE", "TF_CPP_MIN_LOG_LEVEL")}
+    os.environ.update(TQDM_DISABLE="1", TF_CPP_MIN_LOG_LEVEL="3")  # progress bars and TF logs are noise here
     t0 = time.perf_counter()
     try:
         NotebookClient(run, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent.resolve())}}).execute()
     finally:
-        if env_before is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = env_before
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     seconds = time.perf_counter() - t0
     done = {c.id: c for c in run.cells if c.cell_type == "code"}
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = done[cell.id].outputs
+            kept = []
             for o in cell.outputs:
                 o.pop("transient", None)
+                if o.get("output_type") == "stream" and o.get("name") == "stderr":
+                    o["text"] = "".join(l for l in o["text"].splitlines(keepends=True) if not NOISE.search(l))
+                    if not o["text"].strip():
+                        continue
+                kept.append(o)
+            cell.outputs = kept
     stored = json.loads(nbformat.writes(nb))  # multi-line strings as lists of lines, as on disk
     stored.setdefault("metadata", {})[KEY] = {"code_sha256": code_sha256(stored)}
     clean_nb(stored, clear_all=False, allowed_metadata_keys=[KEY], allowed_cell_metadata_keys=["tags"])
