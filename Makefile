@@ -15,12 +15,12 @@ export MTL_META_DATA := $(abspath ../shared/data)
 endif
 endif
 
-.PHONY: reproduce test smoke env export clean-nbs readme lock check-sync check-clean test-nbs test-py bench
+.PHONY: reproduce test smoke env export clean-nbs readme lock check-sync check-clean check-outputs test-nbs test-py bench outputs docs
 
 reproduce: $(STAMP)
 	$(BIN)/mtl-meta reproduce --profile $(PROFILE) --out figures
 
-test: $(STAMP) check-sync check-clean test-nbs test-py
+test: $(STAMP) check-sync check-clean check-outputs test-nbs test-py
 
 env: $(STAMP)
 
@@ -38,6 +38,18 @@ check-sync: $(STAMP)
 
 check-clean: $(STAMP)
 	$(BIN)/python tools/check_notebooks.py
+
+# The library notebooks' stored outputs were made from their current code (else: make outputs).
+check-outputs: $(STAMP)
+	$(BIN)/python tools/nb_outputs.py check
+
+# Execute the library notebooks headless and store their outputs (a few minutes on 2 cores).
+outputs: $(STAMP)
+	$(BIN)/python tools/nb_outputs.py run
+
+# The site, built offline from the notebooks and figures/ into _build/site (open index.html).
+docs: $(STAMP)
+	$(BIN)/python tools/build_docs.py --out _build/site
 
 test-nbs: $(STAMP)
 	$(BIN)/nbdev_test --n_workers 2 --timing

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The GPU checklist (docs: shared/docs/GPU.md, items 1-3, 5-6) as one bounded script for a lent GPU machine.
+# The GPU checklist (benchmarks/GPU_CHECKLIST.md, items 1-3, 5-6) as one bounded script for a lent GPU machine.
 #
 #   bash benchmarks/gpu_checklist.sh OUT_DIR [COMMIT] [BUDGET_S]
 #
 # Run from the repository root. OUT_DIR receives one log per step (00_env.log, 05_loop.log, 05_loop.json,
 # 06_projection.md, 01_mtl_step.log, 02_algorithms.log, 03_train.log, 03_train.json). Steps 5 and 6 run
-# first (GPU.md: on the next GPU, run 5 and 6 first): the full training loop against the step alone, with and
+# first (the checklist: on the next GPU, run 5 and 6 first): the full training loop against the step alone, with and
 # without prefetching and one forward per meta-batch, images/s per case at the paper's shapes in fp32 and
 # bf16 + channels-last (benchmarks/bench_loop.py), and from the same measurements the projected wall-clock
 # of the paper profile's MTL mini-ImageNet 5w5s run and of MetaOptNet-SVM at its recipe. COMMIT (default: $GIT_COMMIT, else `git rev-parse HEAD`)

@@ -45,7 +45,7 @@ def save_figure(fig, path: str | Path, dpi: int = 120, description: str = "") ->
     return paths
 
 # %% ../nbs/10b_report.ipynb #cccc0014
-PUBLISHED = {  # 5-way accuracy (%, mean, 95% CI) as reported in the paper's tables (see PAPER.md)
+PUBLISHED = {  # 5-way accuracy (%, mean, 95% CI) as reported in the paper's tables (see nbs/paper.ipynb)
     ("mtl", "mini-imagenet", 1): (59.84, 0.22), ("mtl", "mini-imagenet", 5): (77.72, 0.09),
     ("mtl", "tiered-imagenet", 1): (67.11, 0.12), ("mtl", "tiered-imagenet", 5): (83.69, 0.02),
     ("mtl", "cifar-fs", 1): (69.5, 0.3), ("mtl", "cifar-fs", 5): (84.1, 0.1),

@@ -1,11 +1,19 @@
-"""Fail unless every notebook under nbs/ is clean: what `nbdev_clean` would write, no stored
-outputs and no execution counts. Run from the repository root; `--fix` cleans in place."""
+"""Fail unless every notebook under nbs/ is clean: what `nbdev_clean` would write and no execution
+counts. Library notebooks (directly in nbs/) keep their outputs, as fastcore's do (made by
+`make outputs`, checked current by tools/nb_outputs.py); experiment notebooks (nbs/experiments/)
+store none, since their executed copies are run artefacts. Run from the repository root; `--fix`
+cleans in place."""
 import copy
 import json
 import sys
 from pathlib import Path
 
 from nbdev.clean import _nbdev_clean, nbdev_clean
+
+
+def keeps_outputs(path: Path) -> bool:
+    "Library notebooks keep their outputs; experiment notebooks do not."
+    return path.parent == Path("nbs")
 
 
 def problems(path: Path) -> list[str]:
@@ -16,8 +24,8 @@ def problems(path: Path) -> list[str]:
             continue
         if cell.get("execution_count") is not None:
             found.append(f"cell {i} has an execution count")
-        if cell.get("outputs"):
-            found.append(f"cell {i} has stored outputs")
+        if cell.get("outputs") and not keeps_outputs(path):
+            found.append(f"cell {i} has stored outputs (experiment notebooks store none)")
     cleaned = copy.deepcopy(nb)
     _nbdev_clean(cleaned, clear_all=False)
     if cleaned != nb:
@@ -34,7 +42,9 @@ def main(argv):
             nb = json.loads(p.read_text(encoding="utf-8"))
             for c in nb["cells"]:
                 if c.get("cell_type") == "code":
-                    c["outputs"], c["execution_count"] = [], None
+                    c["execution_count"] = None
+                    if not keeps_outputs(p):
+                        c["outputs"] = []
             p.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
             nbdev_clean(fname=str(p))
             continue
