@@ -41,46 +41,79 @@ def fewshot_pivot(fs: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def best_vs_mtl(fs: pd.DataFrame) -> str:
-    """Per setting: MTL against the most accurate baseline; the gap's interval combines both means' intervals
-    (independent seeds: the square root of the sum of squares); cost ratios are the baseline's over MTL's."""
-    images = "train_images" in fs.columns and fs.train_images.notna().all()
-    lines = ["| setting | seeds | MTL | best baseline | gap (points) | baseline time / MTL time |"
-             + (" baseline images / MTL images |" if images else ""),
-             "| --- | --- | --- | --- | --- | --- |" + (" --- |" if images else "")]
-    for s, g in fs.groupby(fs.apply(SETTING, axis=1), sort=False):
-        if not (g.method == "mtl").any() or not (g.method != "mtl").any():
-            continue   # a setting with MTL alone, or without MTL, has no gap to report (yet)
-        mtl = g[g.method == "mtl"].iloc[0]
-        base = g[g.method != "mtl"].sort_values("acc").iloc[-1]
-        gap_ci = math.hypot(_ci(mtl), _ci(base))
-        lines.append(f"| {s} | {int(mtl.seeds)} | {mtl.acc:.1f} ± {_ci(mtl):.1f} | {base.method} {base.acc:.1f} ± {_ci(base):.1f} | "
-                     f"{mtl.acc - base.acc:+.1f} ± {gap_ci:.1f} | {base.train_seconds / mtl.train_seconds:.2f} |"
-                     + (f" {base.train_images / mtl.train_images:.2f} |" if images else ""))
+def paired_pivot(paired: pd.DataFrame) -> str:
+    """baseline x test setting: MTL minus the baseline, paired per seed, 'difference ± ci95 (verdict)'; the
+    comparator first, the baseline best on validation marked."""
+    settings = list(dict.fromkeys((r.ways, r.shots, r.trained) for r in paired.itertuples()))
+    head = [f"{w}-way {k}-shot" + ("" if t == f"{w}w{k}s" else f" (bodies of {t})") for w, k, t in settings]
+    lines = ["| MTL minus | " + " | ".join(head) + " |", "|" + " --- |" * (1 + len(settings))]
+    short = {"MTL higher": "MTL higher", "MTL lower": "MTL lower", "not significant": "n.s.",
+             "one seed: no interval": "1 seed"}
+    for b in dict.fromkeys(paired.baseline):
+        rows = paired[paired.baseline == b]
+        role = rows.role.dropna().astype(str).iloc[0] if rows.role.notna().any() else ""
+        cells = []
+        for w, k, t in settings:
+            r = rows[(rows.ways == w) & (rows.shots == k) & (rows.trained == t)]
+            if r.empty:
+                cells.append("-")
+                continue
+            r = r.iloc[0]
+            ci = "" if math.isnan(r.ci95) else f" ± {r.ci95:.1f}"
+            cells.append(f"{r.difference:+.1f}{ci} ({short.get(r.verdict, r.verdict)})")
+        lines.append(f"| {b}" + (f" ({role})" if role else "") + " | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def cost_summary(cost: pd.DataFrame) -> str:
-    "Per setting: what each method paid to reach the best baseline's validation accuracy minus 1 point."
-    lines = ["| setting | target (val %) | method | images | seconds | images / MTL's | seconds / MTL's |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    num = lambda v, f: "never" if math.isinf(v) else ("-" if math.isnan(v) else format(v, f))
-    rat = lambda v: "-" if math.isnan(v) or math.isinf(v) or v == 0 else f"{v:.2f}"
-    for r in cost.itertuples():
-        lines.append(f"| {r.ways}-way {r.shots}-shot | {r.target_val_acc - 1:.1f} ({r.target_from} - 1) | {r.method} | "
-                     f"{num(r.images_to_target_minus_1, '.3g')} | {num(r.seconds_to_target_minus_1, '.0f')} | "
-                     f"{rat(r.images_ratio_to_target_minus_1)} | {rat(r.seconds_ratio_to_target_minus_1)} |")
-    return "\n".join(lines)
+def paper_gap_sentence(gaps: pd.DataFrame) -> str:
+    "The paper's MTL - MetaOptNet gaps against ours, in points and as ratios of error rates."
+    paper, ours = gaps[gaps.source == "paper"], gaps[gaps.source == "ours"]
+    text = (f"In the paper (ResNet-12, four benchmarks), MTL minus MetaOptNet ranges from {paper.gap.min():+.1f} to "
+            f"{paper.gap.max():+.1f} points, and MTL's error rate from {paper.error_ratio.min():.2f} to "
+            f"{paper.error_ratio.max():.2f} times MetaOptNet's.")
+    if not ours.empty:
+        parts = [f"{r.setting} {r.gap:+.1f}" + ("" if math.isnan(r.ci95) else f" ± {r.ci95:.1f}") + " points "
+                 f"({int(r.seeds)} seed{'s' if r.seeds > 1 else ''}), an error rate {r.error_ratio:.2f} times "
+                 "MetaOptNet-SVM's" for r in ours.itertuples()]
+        text += " Ours (" + ", ".join(sorted(set(ours.benchmark))) + "): " + "; ".join(parts) + "."
+    return text
+
+
+def cost_sentences(cost: pd.DataFrame) -> str:
+    "One sentence per setting: which methods reached the best baseline's validation accuracy minus 1 point, at what cost."
+    out = []
+    for (w, k), g in cost.groupby(["ways", "shots"], sort=False):
+        r0 = g.iloc[0]
+        hit = g[g.images_to_target_minus_1.apply(lambda v: not math.isinf(v) and not math.isnan(v))]
+        missed = sorted(set(g.method) - set(hit.method))
+        reached = ", ".join(f"{r.method} ({r.images_to_target_minus_1:.3g} images, {r.seconds_to_target_minus_1:.0f} s)"
+                            for r in hit.sort_values("images_to_target_minus_1").itertuples())
+        out.append(f"- {w}-way {k}-shot, to {r0.target_val_acc - 1:.1f} % validation ({r0.target_from}'s best minus 1 "
+                   f"point, every seed): " + (f"reached by {reached}" if reached else "reached by no method")
+                   + (f"; not by every seed of {', '.join(missed)}." if missed else "."))
+    return "\n".join(out)
+
+
+def _with_interval(value: float, lo: float, hi: float) -> str:
+    "'1.23 [0.90, 1.60]', or the value alone without an interval."
+    if math.isnan(lo) or math.isnan(hi):
+        return f"{value:.2f}"
+    return f"{value:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
 def matched_summary(eff: pd.DataFrame) -> str:
-    "Per setting and baseline: MTL's speedup at matched validation accuracy, in images and in seconds."
-    lines = ["| setting | baseline | matched val % | MTL images | baseline images | speedup (images) | MTL s | baseline s | speedup (s) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    """Per setting and baseline: MTL's speedup at matched validation accuracy, in images and in seconds, with the
+    bootstrap interval over seeds when the table has one."""
+    lines = ["| setting | baseline | seeds | matched val % | MTL images | baseline images | speedup (images) | MTL s | "
+             "baseline s | speedup (s) |", "|" + " --- |" * 10]
     for r in eff.itertuples():
-        lines.append(f"| {r.ways}-way {r.shots}-shot | {r.baseline} | {r.matched_val_acc:.1f} | {r.mtl_images:.3g} | "
-                     f"{r.baseline_images:.3g} | {r.speedup_images:.2f} | {r.mtl_seconds:.0f} | {r.baseline_seconds:.0f} | "
-                     f"{r.speedup:.2f} |")
+        lo = lambda c: getattr(r, c, float("nan"))
+        seeds = getattr(r, "seeds", float("nan"))
+        lines.append(f"| {r.ways}-way {r.shots}-shot | {r.baseline} | {'-' if seeds != seeds else int(seeds)} | "
+                     f"{r.matched_val_acc:.1f} | {r.mtl_images:.3g} | {r.baseline_images:.3g} | "
+                     f"{_with_interval(r.speedup_images, lo('speedup_images_lo'), lo('speedup_images_hi'))} | "
+                     f"{r.mtl_seconds:.0f} | {r.baseline_seconds:.0f} | "
+                     f"{_with_interval(r.speedup, lo('speedup_lo'), lo('speedup_hi'))} |")
     return "\n".join(lines)
 
 
@@ -99,17 +132,23 @@ def main(folder: str) -> None:
     if curves:
         print(" ".join(f"![validation accuracy against training wall-clock, {c.stem[7:]}](figures/{c.name})"
                        for c in curves) + "\n")
-    print("MTL against the most accurate baseline in each setting:\n")
-    print(best_vs_mtl(fs) + "\n")
+    if (d / "paired.csv").exists():
+        print("MTL minus each baseline in points, paired per seed on the same test episodes (95% Student-t interval over "
+              "seeds; the comparator, MetaOptNet-SVM, fixed in advance; full table: [`figures/paired.md`](figures/paired.md)):\n")
+        print(paired_pivot(pd.read_csv(d / "paired.csv")) + "\n")
+    if (d / "paper-gaps.csv").exists():
+        print(paper_gap_sentence(pd.read_csv(d / "paper-gaps.csv")) + " Table: "
+              "[`figures/paper-gaps.md`](figures/paper-gaps.md).\n")
     if (d / "cost.csv").exists():
         print("Cost to reach the best baseline's converged validation accuracy minus 1 point (training images "
-              "through the body and wall-clock, mean over seeds; never: some seed never reached it; full table with the exact "
-              "target: [`figures/cost.md`](figures/cost.md)):\n")
-        print(cost_summary(pd.read_csv(d / "cost.csv")) + "\n")
+              "through the body and update wall-clock, mean over seeds; a method is counted only if every seed got "
+              "there; full table: [`figures/cost.md`](figures/cost.md)):\n")
+        print(cost_sentences(pd.read_csv(d / "cost.csv")) + "\n")
     eff = d / "efficiency.csv"
     if eff.exists() and "speedup_images" in pd.read_csv(eff).columns:
         print("MTL's speedup over each baseline at matched validation accuracy (the lowest best validation accuracy "
-              "of any seed of the two methods, so every seed of both reaches it; mean over seeds; "
+              "of any seed of the two methods, so every seed of both reaches it; mean over seeds; in brackets the 95% "
+              "bootstrap interval over seeds, resampled in pairs at that fixed threshold; "
               "[`figures/efficiency.md`](figures/efficiency.md)):\n")
         print(matched_summary(pd.read_csv(eff)) + "\n")
     if (d / "timing-check.csv").exists():
