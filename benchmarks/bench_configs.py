@@ -168,6 +168,8 @@ def main():
             "Command: `python benchmarks/bench_configs.py " + " ".join(sys.argv[1:]) + "`", "",
             f"Commit {commit}; torch {torch.__version__}, {os.cpu_count()} CPUs; {args.updates} updates per run, "
             f"median of {args.repeats}; benchmark wall-clock {time.perf_counter() - t_all:.0f} s.", ""]
+    import shutil
+    shutil.rmtree(tmp, ignore_errors=True)
     text = "\n".join(head + lines)
     print(text)
     if args.out:
