@@ -125,6 +125,8 @@ class TrainConfig:
                                "the next one without improvement (torch's ReduceLROnPlateau)")
     lr_factor: float = _option(0.1, "factor of each learning-rate cut")
     early_stop_patience: int = _option(15, "epochs without validation improvement before training stops")
+    min_epochs_after_cut: int = _option(0, "epochs that must run at the reduced learning rate, counted from the first cut "
+                                           "since the best epoch, before early stopping may stop (0: no minimum)")
     checkpoint_every: int = _option(0, "also checkpoint every this many updates (0: once per epoch)")
     seed: int = _option(0, "random seed (episodes, initialisation)")
     device: str = _option("cpu", "torch device, e.g. cpu or cuda")
@@ -147,7 +149,7 @@ class TrainConfig:
         if self.ways < 2:   # one class per episode: every prediction is right, validation says 100 %
             raise MtlMetaError(f"ways must be at least 2 (a 1-way episode is scored 100 % whatever the model), "
                                f"got {self.ways}")
-        for name in ("seed", "lr_patience", "checkpoint_every"):
+        for name in ("seed", "lr_patience", "checkpoint_every", "min_epochs_after_cut"):
             if getattr(self, name) < 0:
                 raise MtlMetaError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if self.early_stop_patience < 1:
@@ -294,6 +296,7 @@ class TrainState:
     best_val: float = -math.inf
     best_epoch: int = -1
     bad_epochs: int = 0
+    epochs_since_cut: int = -1   # epochs run at a reduced rate since the first cut after the best epoch (-1: no cut)
     seconds: float = 0.0
     history: list = field(default_factory=list)
     stopped: str = ""
@@ -703,15 +706,21 @@ def _end_epoch(self: Trainer, train_loss: float, train_acc: float) -> bool:
                        "lr": self.optimizer.param_groups[0]["lr"]})
     if self.on_epoch is not None:
         self.on_epoch(self, st.history[-1])
+    if st.epochs_since_cut >= 0:
+        st.epochs_since_cut += 1          # this epoch ran at the reduced rate
     if self.val_sampler is None or val > st.best_val:
-        st.best_val, st.best_epoch, st.bad_epochs = val, st.epoch, 0
+        st.best_val, st.best_epoch, st.bad_epochs, st.epochs_since_cut = val, st.epoch, 0, -1
         self.best_body = {k: v.detach().clone() for k, v in self.algorithm.body.state_dict().items()}
     else:
         st.bad_epochs += 1
     if self.val_sampler is not None:
+        lr_before = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step(val)
+        if self.optimizer.param_groups[0]["lr"] < lr_before and st.epochs_since_cut < 0:
+            st.epochs_since_cut = 0       # the first cut since the best epoch: count from here
     st.epoch += 1
-    if st.bad_epochs >= cfg.early_stop_patience:
+    patient = st.epochs_since_cut < 0 or st.epochs_since_cut >= cfg.min_epochs_after_cut
+    if st.bad_epochs >= cfg.early_stop_patience and patient:
         st.stopped = f"early stopping: no validation improvement for {st.bad_epochs} epochs"
     elif st.epoch >= cfg.epochs:
         st.stopped = f"reached {cfg.epochs} epochs"
