@@ -68,7 +68,10 @@ def test_patience_probe_rebuilds_the_committed_runs_training(method, monkeypatch
     for schedule, changed in (("profile", set()), ("patient", {"lr_patience", "early_stop_patience", "epochs"})):
         args = build_parser().parse_args(train_command(params, schedule, 1, Path("unused"))[1:])
         config = _train_config(args)
-        differs = {k for k in config if config[k] != committed["config"][k]}
+        from mtl_meta.train import TrainConfig
+        added = set(config) - set(committed["config"])   # fields added since: at defaults that keep the old schedule
+        assert all(config[k] == TrainConfig.__dataclass_fields__[k].default for k in added), added
+        differs = {k for k in config if k not in added and config[k] != committed["config"][k]}
         assert differs == changed, (schedule, {k: (config[k], committed["config"][k]) for k in differs})
         meta = committed["metadata"]
         assert (args.method, args.dataset, args.backbone, args.rotations, args.augment) == (

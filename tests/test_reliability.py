@@ -772,7 +772,8 @@ def test_a_plugin_that_raises_on_import_is_one_line_and_help_still_works(run_cli
     env = {"MTL_META_PLUGINS": "broken_plugin", "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     r = run_cli("--help", env=env)
     assert r.returncode == 0 and "reproduce" in r.stdout, r.stderr
-    _one_line(r.stderr, "mtl-meta: warning: the plugin module 'broken_plugin'", error)
+    if r.stderr.strip():   # the top-level help no longer imports plugins (nor torch); if it ever does, one line
+        _one_line(r.stderr, "mtl-meta: warning: the plugin module 'broken_plugin'", error)
     r = run_cli("train", "--out", str(tmp_path / "o"), env=env)
     _cli_fails(r, "the plugin module 'broken_plugin'", "failed while being imported", "fix it or remove it")
     assert not (tmp_path / "o").exists()

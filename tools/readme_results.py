@@ -191,12 +191,17 @@ def main(folder: str) -> None:
                     ("theory-finite.png", "finite-width networks against the closed forms")) if (d / f).exists()]
             print(" ".join(figs) + "\n")
     records = [json.loads(f.read_text()) for f in sorted((d / "runs").glob("*/run.json"))]
-    trained = {json.dumps(r.get("code", {}), sort_keys=True) for r in records if r["config"]["notebook"] == "fewshot.ipynb"}
-    if trained:
-        versions = [json.loads(v) for v in sorted(trained)]
-        print("Code version of the few-shot runs (from each `run.json`): " + ", ".join(
-            f"commit `{v.get('commit', '?')[:7]}`" + (" with uncommitted changes" if v.get("dirty") else "")
-            for v in versions) + ".\n")
+    groups: dict = {}   # (kind of run, commit) -> run names: which code made which group of runs
+    for r in records:
+        if r["config"]["notebook"] != "fewshot.ipynb":
+            continue
+        code = r.get("code", {})
+        version = f"`{code.get('commit', '?')[:7]}`" + (" with uncommitted changes" if code.get("dirty") else "")
+        kind = "tuning trials" if r["config"].get("name", "").startswith("tune-") else "final runs"
+        groups.setdefault((kind, version), []).append(r["config"].get("name", ""))
+    if groups:
+        print("Code version of the few-shot runs (from each `run.json`): " + "; ".join(
+            f"{kind}: {len(names)} at commit {version}" for (kind, version), names in sorted(groups.items())) + ".\n")
     update_minutes = {}   # experiment -> (seeds, minutes of training updates), from every ok run's results
     for res_file in sorted((d / "runs").glob("*/results.json")):
         if json.loads((res_file.parent / "run.json").read_text()).get("status") != "ok":
