@@ -6,7 +6,7 @@
 The site mirrors the repository, so every link written for the README and for a Git host also
 resolves on the site: `index.html` is nbs/index.ipynb (the README's source), the notebooks are
 under `nbs/`, and `figures/` holds the tables, figures and executed experiment notebooks that
-`make reproduce` wrote. The reading order is read from the "Reading order" section of
+`make reproduce` wrote (and `benchmarks/` its measured results). The reading order is read from the "Reading order" section of
 nbs/index.ipynb, the one place it is written: the site's navigation follows it, and a notebook
 missing from it stops the build.
 
@@ -88,8 +88,11 @@ def stage(src: Path, root: Path = ROOT) -> None:
         (src / rel).write_text(text.replace("](index.ipynb)", f"]({up}index.ipynb)"), encoding="utf-8")
     shutil.copytree(root / "figures", src / "figures",
                     ignore=shutil.ignore_patterns("*.pt", "*.tmp", ".*"))
+    for md in sorted((root / "benchmarks").rglob("*.md")):   # measured results and the GPU checklist
+        (src / md.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(md, src / md.relative_to(root))
     figure_pages = sorted(str(p.relative_to(src).with_suffix(""))
-                          for p in (src / "figures").rglob("*.md"))
+                          for folder in ("figures", "benchmarks") for p in (src / folder).rglob("*.md"))
     run_pages = [_title_run(p, src) for p in sorted((src / "figures" / "runs").rglob("*.ipynb"))]
     runs_index = src / "figures" / "runs" / "index.md"
     runs_index.parent.mkdir(parents=True, exist_ok=True)
