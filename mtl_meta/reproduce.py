@@ -23,7 +23,8 @@ from .report import *     # collect, tables, save_figure, use_figure_style, ...
 
 # %% auto #0
 __all__ = ['RunResult', 'uncommitted_changes', 'code_version', 'run_dir', 'record_problem', 'is_complete', 'prepare_run_dir',
-           'execute_run', 'select_trials', 'resolve_tuned', 'with_overrides', 'reproduce', 'write_summary']
+           'execute_run', 'grid_edges', 'edge_trials', 'select_trials', 'resolve_tuned', 'with_overrides', 'reproduce',
+           'write_summary']
 
 # %% ../nbs/10_reproduce.ipynb #cccc000d
 @dataclass
@@ -167,6 +168,32 @@ def execute_run(run: Run, out: str | Path, profile: str, root: Path, command: st
         "python": platform.python_version(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     return RunResult(run, status, seconds, executed, error)
 
+# %% ../nbs/10_reproduce.ipynb #edge0002
+def grid_edges(rows: list[dict], selected: dict) -> dict:
+    """Per tuning key, every tuned dimension whose selected value is the lowest or highest value tried for it:
+    [{"dimension", "side", "next"}], with `next` one grid step past that edge (the ratio between the selected
+    value and its nearest tried neighbour). A winner on the edge means the grid may not contain the optimum:
+    the rule is to extend the grid by that step and run the new trial, until every selected value is inside."""
+    edges: dict = {}
+    for key, sel in selected.items():
+        tried = [r["trial"] for r in rows if r["key"] == key]
+        for dim, value in sel["trial"].items():
+            values = sorted({t[dim] for t in tried if isinstance(t.get(dim), (int, float)) and t[dim] > 0})
+            if len(values) < 2 or not isinstance(value, (int, float)) or value not in values:
+                continue
+            if value == values[-1]:
+                side, step = "high", value / values[-2]
+            elif value == values[0]:
+                side, step = "low", values[0] / values[1]
+            else:
+                continue
+            edges.setdefault(key, []).append({"dimension": dim, "side": side, "next": float(f"{value * step:.3g}")})
+    return edges
+
+def edge_trials(selected: dict, edges: dict) -> dict:
+    "Per tuning key, the trials that extend its grid: the selected trial with one edge dimension moved one step out."
+    return {key: [{**selected[key]["trial"], e["dimension"]: e["next"]} for e in es] for key, es in edges.items()}
+
 # %% ../nbs/10_reproduce.ipynb #cccc000d2
 def _saved_selection(path: Path) -> dict:
     "The `selected` trials of a `tuning.json`; {} (with a warning line) when the file is not such a record."
@@ -198,8 +225,9 @@ def select_trials(out: str | Path, trials: Sequence[Run], profile: str) -> dict:
         best = max((r for r in rows if r["key"] == key), key=lambda r: (r["val_acc"], -r["images"]))
         selected[key] = {"trial": best["trial"], "val_acc": best["val_acc"], "run": best["run"]}
     if rows:
+        edges = grid_edges(rows, selected)
         atomic_write_json(out / "tuning.json", {"profile": profile, "selected": selected, "trials": rows,
-                                                "code": code_version([out])})
+                                                "edges": edges, "code": code_version([out])})
         lines = ["# Tuning on validation", "",
                  f"Profile `{profile}`: every method gets the same number of trials, one seed, ranked by best "
                  "validation accuracy (the test classes are never used); the selected trial is in bold.", "",
@@ -210,6 +238,11 @@ def select_trials(out: str | Path, trials: Sequence[Run], profile: str) -> dict:
             trial = ", ".join(f"{k}={v}" for k, v in r["trial"].items())
             lines.append(f"| {r['key']} | {mark}{trial}{mark} | {mark}{100 * r['val_acc']:.2f}{mark} | {r['steps']} | "
                          f"{r['images']:.0f} | {r['seconds']:.1f} | {r['stopped']} |")
+        lines += ["", "## Selected values on the edge of their grid", ""]
+        lines += [f"- {key}: {e['dimension']} = {selected[key]['trial'][e['dimension']]} is the {e['side']}est value tried; "
+                  f"the next trial extends the grid to {e['dimension']} = {e['next']}" for key, es in edges.items() for e in es]
+        if not edges:
+            lines.append("Every selected value lies inside its grid.")
         atomic_write_text(out / "tuning.md", "\n".join(lines) + "\n")
     return selected
 
