@@ -83,7 +83,7 @@ def check_readable_dir(path: str | os.PathLike, what: str = "data root") -> Path
 
 # %% ../nbs/00_core.ipynb #cccc000d
 _UMASK = os.umask(0o022); os.umask(_UMASK)   # read once: os.umask can only be read by setting it
-TEMP_MARK = ".mtl-meta-"   # in the name of every temporary file we create: `.NAME.mtl-meta-XXXXXXXX.tmp`
+TEMP_MARK = ".mtl-meta-"   # in the name of every temporary file we create: `.NAME.mtl-meta-<8 random characters>.tmp`
 
 _ENVIRONMENT_ERRNOS = {errno.ENOSPC: "free some space or write elsewhere",
                        errno.EDQUOT: "free some space or write elsewhere",
@@ -292,7 +292,7 @@ class OutputLock:
 _TEMP_NAME = None
 
 def is_own_temp_file(name: str) -> bool:
-    "Whether `name` has the shape of a temporary file `atomic_write_bytes` creates: `.NAME.mtl-meta-XXXXXXXX.tmp`."
+    "Whether `name` has the shape of a temporary file `atomic_write_bytes` creates: `.NAME.mtl-meta-<8 random characters>.tmp`."
     global _TEMP_NAME
     if _TEMP_NAME is None:
         import re
@@ -300,7 +300,7 @@ def is_own_temp_file(name: str) -> bool:
     return _TEMP_NAME.fullmatch(name) is not None
 
 def remove_stale_temp_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
-    """Delete the `.NAME.mtl-meta-XXXXXXXX.tmp` files that a killed `atomic_write_*` left in `folder`; return them.
+    """Delete the `.NAME.mtl-meta-<8 random characters>.tmp` files that a killed `atomic_write_*` left in `folder`; return them.
     Files of any other name (a user's `.notes.tmp`) are never touched.
 
     Call it only while holding the folder's `OutputLock`: then no one can be writing there. With
