@@ -125,8 +125,8 @@ class TrainConfig:
                                "the next one without improvement (torch's ReduceLROnPlateau)")
     lr_factor: float = _option(0.1, "factor of each learning-rate cut")
     early_stop_patience: int = _option(15, "epochs without validation improvement before training stops")
-    min_epochs_after_cut: int = _option(0, "epochs that must run at the reduced learning rate, counted from the first cut "
-                                           "since the best epoch, before early stopping may stop (0: no minimum)")
+    min_epochs_after_cut: int = _option(0, "epochs that must run at the reduced learning rate after the latest cut "
+                                           "before early stopping may stop (0: no minimum; at most lr_patience + 1)")
     checkpoint_every: int = _option(0, "also checkpoint every this many updates (0: once per epoch)")
     seed: int = _option(0, "random seed (episodes, initialisation)")
     device: str = _option("cpu", "torch device, e.g. cpu or cuda")
@@ -152,6 +152,10 @@ class TrainConfig:
         for name in ("seed", "lr_patience", "checkpoint_every", "min_epochs_after_cut"):
             if getattr(self, name) < 0:
                 raise MtlMetaError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if self.min_epochs_after_cut > self.lr_patience + 1:   # every cut restarts the count: no stop could come
+            raise MtlMetaError(f"min_epochs_after_cut must be at most lr_patience + 1 = {self.lr_patience + 1}, got "
+                               f"{self.min_epochs_after_cut}: a new cut comes every lr_patience + 1 flat epochs and "
+                               "restarts the count, so early stopping could never happen")
         if self.early_stop_patience < 1:
             raise MtlMetaError(f"early_stop_patience must be at least 1, got {self.early_stop_patience}")
         if self.max_steps is not None and self.max_steps < 1:
@@ -296,7 +300,7 @@ class TrainState:
     best_val: float = -math.inf
     best_epoch: int = -1
     bad_epochs: int = 0
-    epochs_since_cut: int = -1   # epochs run at a reduced rate since the first cut after the best epoch (-1: no cut)
+    epochs_since_cut: int = -1   # epochs run since the latest cut after the best epoch (-1: no cut since it)
     seconds: float = 0.0
     history: list = field(default_factory=list)
     stopped: str = ""
@@ -713,16 +717,17 @@ def _end_epoch(self: Trainer, train_loss: float, train_acc: float) -> bool:
         self.best_body = {k: v.detach().clone() for k, v in self.algorithm.body.state_dict().items()}
     else:
         st.bad_epochs += 1
+    st.epoch += 1
+    patient = st.epochs_since_cut < 0 or st.epochs_since_cut >= cfg.min_epochs_after_cut
+    if st.bad_epochs >= cfg.early_stop_patience and patient:   # stop before scheduling: no epoch would use a new cut
+        st.stopped = f"early stopping: no validation improvement for {st.bad_epochs} epochs"
+        return True
     if self.val_sampler is not None:
         lr_before = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step(val)
-        if self.optimizer.param_groups[0]["lr"] < lr_before and st.epochs_since_cut < 0:
-            st.epochs_since_cut = 0       # the first cut since the best epoch: count from here
-    st.epoch += 1
-    patient = st.epochs_since_cut < 0 or st.epochs_since_cut >= cfg.min_epochs_after_cut
-    if st.bad_epochs >= cfg.early_stop_patience and patient:
-        st.stopped = f"early stopping: no validation improvement for {st.bad_epochs} epochs"
-    elif st.epoch >= cfg.epochs:
+        if self.optimizer.param_groups[0]["lr"] < lr_before:
+            st.epochs_since_cut = 0       # every cut restarts the count of epochs at the reduced rate
+    if st.epoch >= cfg.epochs:
         st.stopped = f"reached {cfg.epochs} epochs"
     return bool(st.stopped)
 
