@@ -12,7 +12,8 @@ and is resumable: rerun the same command to continue, finished runs are reused.
         [--figures figures] [--out runs/patience-probe] [--episodes 1000]
 
 Writes OUT/patience-probe.md (and prints it): epochs trained, best validation accuracy, training
-images and test accuracy with its 95% interval over test episodes, per method and schedule.
+images and test accuracy with its 95% interval over test episodes, per method and schedule. The test
+episodes are the final runs' own for that seed, so each `profile` row can be matched to the table.
 """
 import argparse
 import json
@@ -21,6 +22,7 @@ import sys
 from pathlib import Path
 
 from mtl_meta.core import atomic_write_text
+from mtl_meta.profiles import TEST_SEED_OFFSET
 from mtl_meta.reproduce import code_version
 
 
@@ -89,6 +91,7 @@ def main():
             test = json.loads(run(["mtl-meta", "evaluate", "--checkpoint", str(out / "checkpoint.pt"),
                                    "--ways", str(cfg["ways"]), "--shots", str(cfg["shots"]), "--queries", "15",
                                    "--episodes", str(args.episodes), "--adapt", params["adapt"],
+                                   "--seed", str(TEST_SEED_OFFSET + args.seed),
                                    "--json", "--no-progress"]))
             rows.append(f"| {method} | {name} | {summary['epochs']} | {summary['best_epoch']} | "
                         f"{100 * summary['best_val_acc']:.2f} | {summary['train_images'] / 1e6:.3f} | "
@@ -97,7 +100,8 @@ def main():
     text = "\n".join([
         f"# Patience probe: omniglot-minimal {args.setting}, seed {args.seed}", "",
         "; ".join(schedules.values()) + " (a flat epoch: one without a validation gain, counted from the "
-        f"last gain). Test: {args.episodes} episodes of 15 queries per class, the same episodes for every row. "
+        f"last gain). Test: {args.episodes} episodes of 15 queries per class, the same episodes for every row: "
+        f"the final runs' own test episodes of seed {args.seed} (drawn with seed {TEST_SEED_OFFSET + args.seed}). "
         f"Code: commit {version.get('commit', '?')[:7]}{' (uncommitted changes)' if version.get('dirty') else ''}. "
         f"Command: `{' '.join(['python benchmarks/patience_probe.py', *sys.argv[1:]])}`.", "",
         "| method | schedule | epochs | best epoch | best val % | train images (M) | test % |",

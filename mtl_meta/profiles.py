@@ -14,8 +14,8 @@ from typing import Sequence
 from .core import MtlMetaError
 
 # %% auto #0
-__all__ = ['METHODS', 'PAPER_DATASETS', 'PROFILES', 'Run', 'setting_key', 'fewshot_runs', 'tune_runs', 'get_profile',
-           'experiments_dir']
+__all__ = ['METHODS', 'PAPER_DATASETS', 'PROFILES', 'TEST_SEED_OFFSET', 'Run', 'setting_key', 'fewshot_runs', 'tune_runs',
+           'get_profile', 'experiments_dir']
 
 # %% ../nbs/10a_profiles.ipynb #cccc0005
 @dataclass(frozen=True)
@@ -185,6 +185,9 @@ def get_profile(name: str, only: Sequence[str] | None = None) -> list[Run]:
                                f"its runs are: {', '.join(sorted(known))}")
         runs = [r for r in runs if r.name in only]
     return runs
+
+# %% ../nbs/10a_profiles.ipynb #tseed002
+TEST_SEED_OFFSET = 10_000   # the test episodes of seed s are drawn with seed TEST_SEED_OFFSET + s
 
 # %% ../nbs/10a_profiles.ipynb #cccc000a
 def experiments_dir() -> Path:

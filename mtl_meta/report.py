@@ -15,10 +15,11 @@ from .profiles import METHODS
 
 # %% auto #0
 __all__ = ['PUBLISHED', 'METHOD_COLOURS', 'COMPARATOR', 'RESULT_FIELDS', 'REPORTS', 'use_figure_style', 'log_x_axis',
-           'save_figure', 'seed_interval', 'fewshot_table', 'cost_to_accuracy', 'cost_table', 'efficiency_curve',
-           'efficiency_table', 'paper_comparison', 'method_colour', 'best_on_validation', 'paired_table', 'paper_gaps',
-           'check_results', 'read_results', 'timing_outliers', 'report_fewshot', 'report_taxonomy', 'report_sinusoid',
-           'report_efficiency', 'report_theory', 'write_figures_index', 'collect']
+           'save_figure', 'epochs_at_last_rate', 'patience_after_cut', 'seed_interval', 'fewshot_table',
+           'cost_to_accuracy', 'cost_table', 'efficiency_curve', 'efficiency_table', 'paper_comparison',
+           'method_colour', 'best_on_validation', 'paired_table', 'paper_gaps', 'check_results', 'read_results',
+           'timing_outliers', 'report_fewshot', 'report_taxonomy', 'report_sinusoid', 'report_efficiency',
+           'report_theory', 'write_figures_index', 'collect']
 
 # %% ../nbs/10b_report.ipynb #cccc0011
 def use_figure_style() -> None:
@@ -44,6 +45,21 @@ def save_figure(fig, path: str | Path, dpi: int = 120, description: str = "") ->
         paths.append(atomic_write_bytes(stem.with_suffix(f".{ext}"), buf.getvalue()))
     plt.close(fig)
     return paths
+
+# %% ../nbs/10b_report.ipynb #patc0002
+def epochs_at_last_rate(history: list[dict]) -> int | None:
+    "Epochs at the final learning rate of a run's `history` when that rate is a cut one (None: never cut)."
+    lrs = [h["lr"] for h in history if "lr" in h]
+    if not lrs or lrs[-1] >= lrs[0]:
+        return None
+    return next((n for n, lr in enumerate(reversed(lrs)) if lr != lrs[-1]), len(lrs))
+
+def patience_after_cut(per_seed: list[dict]) -> dict:
+    "The fewest epochs at the last, cut rate over the early-stopped seeds, and the number of seeds stopped by the cap."
+    stopped = [s for s in per_seed if str(s.get("stopped", "")).startswith("early stopping")]
+    counts = [n for n in (epochs_at_last_rate(s.get("history", [])) for s in stopped) if n is not None]
+    return {"epochs_after_cut": min(counts) if counts else float("nan"),
+            "seeds_at_cap": sum(str(s.get("stopped", "")).startswith("reached") for s in per_seed)}
 
 # %% ../nbs/10b_report.ipynb #cccc0014
 PUBLISHED = {  # 5-way accuracy (%, mean, 95% CI) as reported in the paper's tables (see nbs/paper.ipynb)
@@ -117,7 +133,7 @@ def fewshot_table(results: list[dict]):
                          "ci95_seeds": 100 * _seed_ci(r, j, t),
                          "ci95_episodes": 100 * t["test_ci95_episodes"], "train_seconds": r["train_seconds"],
                          "train_images": r.get("train_images", float("nan")), "run_setting": f"{r['ways']}w{r['shots']}s",
-                         "run": r["run"]})
+                         **patience_after_cut(r.get("per_seed", [])), "run": r["run"]})
     df = pd.DataFrame(rows)
     if df.empty:
         return df
@@ -567,7 +583,11 @@ def report_fewshot(results: list[dict], out: Path) -> int:
     _write_table(table.drop(columns=["run"]), out, "fewshot", "Few-shot benchmark",
                  "Accuracy in %, mean over seeds; ± is the 95% Student-t interval over seeds (ci95_seeds) and the mean 95% "
                  "interval over test episodes (ci95_episodes). train_seconds: training wall-clock per seed. "
-                 "mtl_speedup: the method's training time divided by MTL's.\n\n")
+                 "run_setting: the setting the bodies were trained and selected in; a row whose ways differ from it "
+                 "(20-way 1-shot) tests those same bodies on wider episodes, so it is not independent evidence. "
+                 "epochs_after_cut: the fewest epochs any early-stopped seed ran at its last learning rate after that "
+                 "rate's cut (empty: no seed stopped early after a cut); seeds_at_cap: seeds stopped by the epoch "
+                 "limit. mtl_speedup: the method's training time divided by MTL's.\n\n")
     _write_table(efficiency_table(results), out, "efficiency", "Speedup of MTL at matched validation accuracy",
                  "Matched accuracy = the lowest best validation accuracy of any seed of MTL and the baseline (every "
                  "seed of both reaches it); images and seconds = training images and update wall-clock until the "
