@@ -78,8 +78,8 @@ def one_method(method: str, args, root: str, trials: dict, out: Path) -> dict:
     run = next(r for r in PROFILES["cpu"] if r.name == f"omniglot-minimal-{args.setting}-{method}")
     p = run.parameters
     trial = trials.get(setting_key("omniglot-minimal", 5, 1, method), {}).get("trial", {})
-    from mtl_meta.profiles import _split_trial
-    cfg_trial, opt_trial = _split_trial(trial)
+    from mtl_meta.profiles import split_trial
+    cfg_trial, opt_trial = split_trial(trial)
     cfg = {**p["train_config"], **cfg_trial, "seed": 0, "max_steps": args.updates,
            "episodes_per_epoch": max(1, args.updates // 2), "val_episodes": args.val_episodes, "prefetch": args.prefetch}
     opts = {**p["algorithm_options"], **opt_trial}
@@ -138,7 +138,8 @@ def table(rows: list[tuple[str, dict]], extra_head: list[str] = (), extra: dict 
 
 
 def main():
-    from mtl_meta.profiles import METHODS
+    from mtl_meta.profiles import compared_methods
+    METHODS = compared_methods()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--setting", default="5w1s", choices=["5w1s", "5w5s"], help="which final runs of the profile")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from mtl_meta.core import atomic_write_text
 from mtl_meta.profiles import TEST_SEED_OFFSET
-from mtl_meta.reproduce import code_version
+from mtl_meta.runs import code_version
 
 
 def patient(config: dict) -> dict:

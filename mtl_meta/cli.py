@@ -58,7 +58,7 @@ def _add_reproduce(sub) -> None:
                          description="Execute a profile's experiment notebooks with papermill, skip runs "
                          "already complete (rerun the same command to resume), and write tables and "
                          "figures into --out. Executed notebooks are kept in OUT/runs/.")
-    from mtl_meta.reproduce import PROFILES
+    from mtl_meta.profiles import PROFILES
     rep.add_argument("--profile", default="cpu", choices=list(PROFILES), metavar="NAME",
                      help="smoke (CI, minutes), cpu (default: theory, sinusoid, Omniglot on a laptop), "
                           "paper (image benchmarks on a GPU with the data sets); default: %(default)s")
@@ -226,7 +226,8 @@ def _parse_overrides(items: list[str], flag: str = "--set") -> dict:
     return out
 
 def cmd_reproduce(args) -> int:
-    from mtl_meta.reproduce import get_profile, reproduce
+    from mtl_meta.profiles import get_profile
+    from mtl_meta.reproduce import reproduce
     if args.list:
         for run in get_profile(args.profile, args.only):
             print(f"{run.name}\t{run.notebook}\t{run.parameters}\t{run.description}")

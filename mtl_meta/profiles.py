@@ -5,46 +5,23 @@
 # %% ../nbs/10a_profiles.ipynb #cccc0002
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import MutableMapping
 from typing import Sequence
 
 from .core import MtlMetaError
+from .runs import Run, experiments_dir
 
 # %% auto #0
-__all__ = ['METHODS', 'PAPER_DATASETS', 'PROFILES', 'TEST_SEED_OFFSET', 'Run', 'setting_key', 'fewshot_runs', 'tune_runs',
-           'get_profile', 'experiments_dir']
-
-# %% ../nbs/10a_profiles.ipynb #cccc0005
-@dataclass(frozen=True)
-class Run:
-    "One experiment notebook executed with one set of parameters."
-    name: str                      # unique within a profile; names the output folder
-    notebook: str                  # file name in the experiments folder
-    parameters: dict = field(default_factory=dict)
-    datasets: tuple[str, ...] = () # data sets the run reads from the data root (checked up front)
-    description: str = ""
-    tunes: str = ""                # a tuning trial: the key (data set, setting, method) whose trials it belongs to
-    tuned: str = ""                # a final run: the key whose selected trial completes its parameters
-
-    def config(self, profile: str) -> dict:
-        "Everything that determines the run's result; stored with it and compared on resume."
-        return {"name": self.name, "notebook": self.notebook, "parameters": self.parameters,
-                "datasets": list(self.datasets), "profile": profile}
-
-    def config_hash(self, profile: str) -> str:
-        blob = json.dumps(self.config(profile), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+__all__ = ['PAPER_DATASETS', 'PROFILES', 'TEST_SEED_OFFSET', 'compared_methods', 'setting_key', 'split_trial', 'fewshot_runs',
+           'tune_runs', 'get_profile']
 
 # %% ../nbs/10a_profiles.ipynb #cccc0007
-def _compared_methods() -> tuple[str, ...]:
-    "The registered methods that take part in the benchmark comparison, in registry order."
+def compared_methods() -> tuple[str, ...]:
+    """The registered methods that take part in the benchmark comparison, in registry order; read when called,
+    so a method registered after import (in a notebook, or by a plugin) takes part in the profiles."""
     from mtl_meta.gbml import ALGORITHMS
     return tuple(k for k, cls in ALGORITHMS.items() if cls.compared)
-
-METHODS = _compared_methods()
 
 def _algorithm_options(method: str, ways: int, dataset: str) -> dict:
     "The method's own presets for the data set and the training episodes' width (see `Algorithm.presets`)."
@@ -55,14 +32,14 @@ def setting_key(dataset: str, ways: int, shots: int, method: str) -> str:
     "The key of one (data set, setting, method) in the tuning selection."
     return f"{dataset}-{ways}w{shots}s/{method}"
 
-def _split_trial(trial: dict) -> tuple[dict, dict]:
+def split_trial(trial: dict) -> tuple[dict, dict]:
     "A tuning trial's TrainConfig fields and its method options."
     from dataclasses import fields as _fields
     from mtl_meta.train import TrainConfig
     names = {f.name for f in _fields(TrainConfig)}
     return {k: v for k, v in trial.items() if k in names}, {k: v for k, v in trial.items() if k not in names}
 
-def fewshot_runs(dataset: str, backbone: str, settings, methods=METHODS, prefix: str = "", train: dict | None = None,
+def fewshot_runs(dataset: str, backbone: str, settings, methods=None, prefix: str = "", train: dict | None = None,
                  tuned_on: tuple[int, int] | None = None, **params) -> list[Run]:
     """One `fewshot.ipynb` run per (ways, shots, method); `train` holds TrainConfig fields shared by all.
 
@@ -71,7 +48,7 @@ def fewshot_runs(dataset: str, backbone: str, settings, methods=METHODS, prefix:
     runs = []
     for ways, shots in settings:
         config = {**(train or {}), "ways": ways, "shots": shots}
-        for m in methods:
+        for m in compared_methods() if methods is None else methods:
             name = f"{prefix}{dataset}-{ways}w{shots}s-{m}"
             opts = _algorithm_options(m, config.get("train_ways") or ways, dataset)
             runs.append(Run(name, "fewshot.ipynb",
@@ -81,16 +58,16 @@ def fewshot_runs(dataset: str, backbone: str, settings, methods=METHODS, prefix:
                             tuned=setting_key(dataset, *tuned_on, m) if tuned_on else ""))
     return runs
 
-def tune_runs(dataset: str, backbone: str, settings, methods=METHODS, train: dict | None = None,
+def tune_runs(dataset: str, backbone: str, settings, methods=None, train: dict | None = None,
               max_trials: int | None = None, **params) -> list[Run]:
     """The tuning trials: every method's `tuning_grid` (the same number of trials each), one seed, scored
     on validation only (`test_episodes=0`: the test classes are never touched)."""
     from mtl_meta.gbml import ALGORITHMS
     runs = []
     for ways, shots in settings:
-        for m in methods:
+        for m in compared_methods() if methods is None else methods:
             for t, trial in enumerate(ALGORITHMS[m].tuning_grid[:max_trials]):
-                config, options = _split_trial(trial)
+                config, options = split_trial(trial)
                 config = {**(train or {}), "ways": ways, "shots": shots, **config}
                 opts = {**_algorithm_options(m, config.get("train_ways") or ways, dataset), **options}
                 runs.append(Run(f"tune-{dataset}-{ways}w{shots}s-{m}-t{t}", "fewshot.ipynb",
@@ -123,7 +100,9 @@ _PAPER_TRAIN = dict(epochs=100, episodes_per_epoch=1600, val_episodes=400, devic
 _PAPER_RECIPE = dict(train=_PAPER_TRAIN, seeds=[0], test_episodes=2000, test_queries=15, augment=True)
 PAPER_DATASETS = ("mini-imagenet", "tiered-imagenet", "cifar-fs", "fc100")
 
-PROFILES: dict[str, list[Run]] = {
+def _builtin_profiles() -> dict[str, list[Run]]:
+    "The profiles that ship with mtl-meta, built from the registry as it is now."
+    return {
     "smoke": [
         Run("environment", "environment.ipynb", {"matmul_size": 256},
             description="software, hardware and a CPU matmul throughput probe"),
@@ -172,6 +151,26 @@ PROFILES: dict[str, list[Run]] = {
     ],
 }
 
+class _Profiles(MutableMapping):
+    """The profiles by name: the built-in ones, built when read (so a method registered after import takes part),
+    and any added with `PROFILES[name] = runs` (which may also replace a built-in one)."""
+    def __init__(self): self._added = {}
+    def _all(self) -> dict: return {**_builtin_profiles(), **self._added}
+    def __getitem__(self, name: str) -> list[Run]:
+        return self._added[name] if name in self._added else _builtin_profiles()[name]
+    def __setitem__(self, name: str, runs) -> None:
+        builtin = _builtin_profiles().get(name)
+        if builtin is not None and list(runs) == builtin:   # putting a built-in profile back as it is: no override
+            self._added.pop(name, None)
+        else:
+            self._added[name] = list(runs)
+    def __delitem__(self, name: str) -> None: del self._added[name]
+    def __iter__(self): return iter(self._all())
+    def __len__(self) -> int: return len(self._all())
+    def __repr__(self) -> str: return f"PROFILES({', '.join(self)})"
+
+PROFILES = _Profiles()
+
 def get_profile(name: str, only: Sequence[str] | None = None) -> list[Run]:
     "The runs of profile `name`, restricted to the run names in `only` when given."
     if name not in PROFILES:
@@ -188,14 +187,3 @@ def get_profile(name: str, only: Sequence[str] | None = None) -> list[Run]:
 
 # %% ../nbs/10a_profiles.ipynb #tseed002
 TEST_SEED_OFFSET = 10_000   # the test episodes of seed s are drawn with seed TEST_SEED_OFFSET + s
-
-# %% ../nbs/10a_profiles.ipynb #cccc000a
-def experiments_dir() -> Path:
-    "The folder holding the experiment notebooks (installed package first, then the source tree)."
-    import mtl_meta
-    here = Path(mtl_meta.__file__).resolve().parent
-    for cand in (here / "experiments", here.parent / "nbs" / "experiments"):
-        if cand.is_dir() and any(cand.glob("*.ipynb")):
-            return cand
-    raise MtlMetaError(f"no experiment notebooks found next to {here}; reinstall mtl_meta "
-                       "(pip install --force-reinstall mtl_meta) or run from a clone of the repository")

@@ -11,15 +11,21 @@ from pathlib import Path
 from typing import Iterable
 
 from .core import atomic_write_bytes, atomic_write_text, markdown_table
-from .profiles import METHODS
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'METHOD_COLOURS', 'COMPARATOR', 'RESULT_FIELDS', 'REPORTS', 'use_figure_style', 'log_x_axis',
-           'save_figure', 'epochs_at_last_rate', 'patience_after_cut', 'seed_interval', 'fewshot_table',
+__all__ = ['PUBLISHED', 'METHOD_COLOURS', 'COMPARATOR', 'RESULT_FIELDS', 'REPORTS', 'method_order', 'use_figure_style',
+           'log_x_axis', 'save_figure', 'epochs_at_last_rate', 'patience_after_cut', 'seed_interval', 'fewshot_table',
            'cost_to_accuracy', 'cost_table', 'efficiency_curve', 'efficiency_table', 'paper_comparison',
            'method_colour', 'best_on_validation', 'paired_table', 'paper_gaps', 'check_results', 'read_results',
            'timing_outliers', 'report_fewshot', 'report_taxonomy', 'report_sinusoid', 'report_efficiency',
            'report_theory', 'write_figures_index', 'collect']
+
+# %% ../nbs/10b_report.ipynb #order001
+def method_order() -> tuple[str, ...]:
+    """The compared methods in registry order, the order of every table's rows and of the colours; read when
+    called, so this module loads without the algorithms (or torch)."""
+    from mtl_meta.profiles import compared_methods
+    return compared_methods()
 
 # %% ../nbs/10b_report.ipynb #cccc0011
 def use_figure_style() -> None:
@@ -141,7 +147,7 @@ def fewshot_table(results: list[dict]):
     mtl_time = df[df.method == "mtl"].set_index(key)["train_seconds"]
     df["mtl_speedup"] = [row.train_seconds / mtl_time.get(tuple(row[k] for k in key), float("nan"))
                          for _, row in df.iterrows()]
-    order = {m: i for i, m in enumerate(METHODS)}
+    order = {m: i for i, m in enumerate(method_order())}
     return df.sort_values(key + ["method"], key=lambda c: c.map(order) if c.name == "method" else c).reset_index(drop=True)
 
 def cost_to_accuracy(history: list[dict], target: float) -> tuple[float, float]:
@@ -306,7 +312,7 @@ METHOD_COLOURS = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B
 
 def method_colour(method: str, methods=None) -> str | None:
     "The colour of `method` in every figure (by its place in the registry); None for a method outside it."
-    methods = list(METHODS if methods is None else methods)
+    methods = list(method_order() if methods is None else methods)
     return METHOD_COLOURS[methods.index(method) % len(METHOD_COLOURS)] if method in methods else None
 
 def _seed_band(histories: list[list[dict]], col: str):
@@ -332,7 +338,7 @@ def _plot_curves(results: list[dict], out: Path) -> list[Path]:
     for r in results:
         if r.get("experiment") == "fewshot":
             groups.setdefault((r["dataset"], r["backbone"], r["ways"], r["shots"]), []).append(r)
-    paths = []
+    paths, order = [], list(method_order())
     use_figure_style()
     for (d, b, w, k), rs in sorted(groups.items()):
         with_images = all("images" in x for r in rs for s in r["per_seed"] for x in s["history"])
@@ -340,7 +346,7 @@ def _plot_curves(results: list[dict], out: Path) -> list[Path]:
             [("images", "training images through the body (log scale)")] if with_images else [])
         fig, axs = plt.subplots(1, len(axes), figsize=(5.5 * len(axes) + 1.8, 4), squeeze=False)
         for ax, (col, label) in zip(axs[0], axes):
-            for r in sorted(rs, key=lambda r: METHODS.index(r["method"]) if r["method"] in METHODS else 99):
+            for r in sorted(rs, key=lambda r: order.index(r["method"]) if r["method"] in order else 99):
                 colour, hists = method_colour(r["method"]), [s["history"] for s in r["per_seed"] if s["history"]]
                 for h in hists:
                     ax.plot([x[col] for x in h], [100 * x["val_acc"] for x in h], color=colour, lw=0.7, alpha=0.45)
@@ -418,7 +424,7 @@ def paired_table(results: list[dict], comparator: str = COMPARATOR):
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    order = {name: i for i, name in enumerate(METHODS)}
+    order = {name: i for i, name in enumerate(method_order())}
     df["_o"] = df.baseline.map(lambda x: (x != comparator, order.get(x, len(order))))
     return df.sort_values(["dataset", "backbone", "ways", "shots", "_o"]).drop(columns="_o").reset_index(drop=True)
 

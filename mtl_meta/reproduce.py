@@ -7,166 +7,19 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from .core import (DATA_ENV, MtlMetaError, atomic_write_json, atomic_write_text, check_readable_dir,
                            data_root, one_writer, sweep_temp_files)
-# the runner's vocabulary, re-exported: `from mtl_meta.reproduce import get_profile, collect, save_figure` keeps working
-from .profiles import *   # Run, PROFILES, get_profile, tune_runs, fewshot_runs, experiments_dir, ...
-from .profiles import _split_trial
-from .report import *     # collect, tables, save_figure, use_figure_style, ...
+from .profiles import get_profile, split_trial
+from .report import collect
+from .runs import (Run, RunResult, code_version, experiments_dir, is_complete, read_record, record_path,
+                           run_dir)
 
 # %% auto #0
-__all__ = ['RunResult', 'uncommitted_changes', 'code_version', 'run_dir', 'record_problem', 'is_complete', 'prepare_run_dir',
-           'execute_run', 'grid_edges', 'edge_trials', 'select_trials', 'resolve_tuned', 'with_overrides', 'reproduce',
-           'write_summary']
-
-# %% ../nbs/10_reproduce.ipynb #cccc000d
-@dataclass
-class RunResult:
-    run: Run
-    status: str            # 'ok', 'failed' or 'skipped' (complete from an earlier invocation)
-    seconds: float
-    notebook: Path         # the executed notebook
-    error: str = ""
-
-def _git(repo: Path, *args: str):
-    import subprocess
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30)
-
-def uncommitted_changes(repo: Path, outputs: Sequence[str | Path] = ()) -> bool | None:
-    """Whether tracked files of the git checkout `repo` differ from its last commit, leaving out `outputs`:
-    folders that results are written to (a profile's `--out` inside the checkout, such as `figures/`), whose
-    changes are what a run produces, not a change of the code that produced it. None where git cannot tell."""
-    repo = Path(repo).resolve()
-    excluded = [f":(exclude,literal){Path(o).resolve().relative_to(repo).as_posix()}" for o in outputs
-                if Path(o).resolve().is_relative_to(repo) and Path(o).resolve() != repo]
-    status = _git(repo, "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded)
-    return bool(status.stdout.strip()) if status.returncode == 0 else None
-
-def code_version(outputs: Sequence[str | Path] = ()) -> dict:
-    """The package version and, in a git checkout, the commit and whether the code had uncommitted changes
-    (changes inside `outputs`, the folders results go to, do not count)."""
-    import subprocess
-    import mtl_meta
-    info = {"version": mtl_meta.__version__}
-    repo = Path(mtl_meta.__file__).resolve().parent.parent
-    try:
-        head = _git(repo, "rev-parse", "HEAD")
-        if head.returncode == 0:
-            info["commit"] = head.stdout.strip()
-            info["dirty"] = uncommitted_changes(repo, outputs)
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return info
-
-def run_dir(out: Path, run: Run) -> Path: return Path(out) / "runs" / run.name
-
-def _record_path(out: Path, run: Run) -> Path: return run_dir(out, run) / "run.json"
-
-def _read_object(path: Path) -> dict | None:
-    "The JSON object in `path`; None when it is missing, unreadable or not an object."
-    if not Path(path).is_file():   # missing, or a folder or FIFO in its place (reading a FIFO would block)
-        return None
-    try:
-        rec = json.loads(Path(path).read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    return rec if isinstance(rec, dict) else None
-
-def _expected_experiment(run: Run) -> str | None:
-    "The `experiment` a run's `results.json` must name (None for a notebook the tables do not know)."
-    if run.notebook == "fewshot.ipynb":
-        return "tuning" if run.parameters.get("test_episodes", 1) == 0 else "fewshot"
-    kind = Path(run.notebook).stem
-    return kind if kind in RESULT_FIELDS else None
-
-def record_problem(out: Path, run: Run) -> str:
-    """What is wrong with the result `run` left in `out` (its `results.json`, or the environment probe's
-    `environment.json`), checked for schema and completeness and against the run's own parameters; '' if nothing."""
-    folder = run_dir(out, run)
-    if run.notebook == "environment.ipynb":
-        env = _read_object(folder / "environment.json")
-        ok = env is not None and isinstance(env.get("hardware"), dict) and isinstance(env.get("matmul"), dict) \
-            and "device" in env["hardware"] and "gflops" in env["matmul"]
-        return "" if ok else f"{folder / 'environment.json'} is missing, unreadable or incomplete"
-    kind = _expected_experiment(run)
-    if kind is None and not (folder / "results.json").exists():
-        return ""   # a notebook the tables do not read (a user's own) need not leave a results.json
-    rec, problem = read_results(folder / "results.json", kind)
-    if problem:
-        return problem
-    p, recorded = run.parameters, RESULT_FIELDS.get(kind, {})
-    for key in ("method", "dataset", "backbone", "seeds"):   # where both the run and its kind of record name it
-        if key in p and key in recorded and rec.get(key) != p[key]:
-            return f"{folder / 'results.json'} holds {key} {rec.get(key)!r}, but the run has {p[key]!r}"
-    return ""
-
-def is_complete(out: Path, run: Run, profile: str, problems: dict | None = None) -> bool:
-    """Whether `run` already finished successfully in `out` with the same configuration and left a valid result.
-    A run recorded as finished whose result is damaged or incomplete is not complete; what is wrong with it
-    goes into `problems` (run name -> text) when given."""
-    rec = _read_object(_record_path(out, run))
-    if rec is None or rec.get("status") != "ok" or rec.get("config_hash") != run.config_hash(profile):
-        return False
-    problem = record_problem(out, run)
-    if problem and problems is not None:
-        problems[run.name] = problem
-    return not problem
-
-def _first_error(exc: BaseException) -> str:
-    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
-    msg = f"{ename}: {evalue}" if ename else f"{type(exc).__name__}: {exc}"
-    return " ".join(str(msg).split())[:500]
-
-def prepare_run_dir(out: str | Path, run: Run, profile: str) -> Path:
-    "Create the run's folder; empty it first when it holds a run made with another configuration."
-    import shutil
-    if run_dir(out, run).is_symlink():   # clearing it would delete files outside the output folder
-        raise MtlMetaError(f"run folder {run_dir(out, run)} is a symbolic link; reproduce writes (and may clear) run "
-                           "folders, so it never follows one: remove the link or pass another --out")
-    folder = run_dir(out, run).resolve()
-    previous = (_read_object(folder / "run.json") or {}).get("config_hash")
-    if previous is not None and previous != run.config_hash(profile):
-        shutil.rmtree(folder)   # made with other parameters: its checkpoints and outputs do not apply
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-def execute_run(run: Run, out: str | Path, profile: str, root: Path, command: str = "",
-                progress: bool = False, **papermill_options) -> RunResult:
-    """Execute `run` with papermill into `out/runs/NAME/`; never raises for a failing notebook.
-
-    `papermill_options` go to `papermill.execute_notebook` (e.g. `stderr_file`, `extra_arguments`)."""
-    import papermill as pm
-    folder = prepare_run_dir(out, run, profile)
-    (folder / "results.json").unlink(missing_ok=True)   # never let an earlier result stand for this run
-    executed = folder / f"{run.name}.ipynb"
-    if executed.is_symlink():   # papermill opens the file for writing: never through a link
-        executed.unlink()
-    params = {**run.parameters, "out_dir": str(folder), "data_root": str(root), "profile": profile}
-    t0, error = time.perf_counter(), ""
-    try:
-        pm.execute_notebook(str(experiments_dir() / run.notebook), str(executed), parameters=params,
-                            kernel_name="python3", language="python", cwd=str(folder), progress_bar=progress,
-                            log_output=False, report_mode=False, **papermill_options)
-        status = "ok"
-    except Exception as e:  # papermill wraps cell errors; a broken kernel raises others
-        status, error = "failed", _first_error(e)
-    if status == "ok":   # a notebook that ran to the end must also have left a complete result
-        problem = record_problem(out, run)
-        if problem:
-            status, error = "failed", f"the notebook finished but {problem}"
-    seconds = time.perf_counter() - t0
-    atomic_write_json(folder / "run.json", {
-        "config": run.config(profile), "config_hash": run.config_hash(profile), "status": status,
-        "error": error, "seconds": round(seconds, 2), "command": command, "code": code_version([out]),
-        "python": platform.python_version(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    return RunResult(run, status, seconds, executed, error)
+__all__ = ['grid_edges', 'edge_trials', 'select_trials', 'resolve_tuned', 'with_overrides', 'reproduce', 'write_summary']
 
 # %% ../nbs/10_reproduce.ipynb #edge0002
 def grid_edges(rows: list[dict], selected: dict) -> dict:
@@ -199,7 +52,7 @@ def _saved_selection(path: Path) -> dict:
     "The `selected` trials of a `tuning.json`; {} (with a warning line) when the file is not such a record."
     if not path.exists():
         return {}
-    rec = _read_object(path)
+    rec = read_record(path)
     selected = rec.get("selected") if rec is not None else None
     if not isinstance(selected, dict) or not all(isinstance(v, dict) and isinstance(v.get("trial"), dict)
                                                  and isinstance(v.get("run"), str) for v in selected.values()):
@@ -255,7 +108,7 @@ def resolve_tuned(run: Run, selected: dict) -> Run:
         raise MtlMetaError(f"no tuning result for {run.tuned}: run the profile's tuning trials first "
                            "(mtl-meta reproduce without --only), or restore tuning.json in the output folder")
     trial = selected[run.tuned]["trial"]
-    config, options = _split_trial(trial)
+    config, options = split_trial(trial)
     p = run.parameters
     return replace(run, parameters={**p, "train_config": {**p.get("train_config", {}), **config},
                                     "algorithm_options": {**p.get("algorithm_options", {}), **options}, "trial": trial})
@@ -359,7 +212,7 @@ def write_summary(out: Path, profile: str, runs: Iterable[Run], command: str) ->
              "| run | notebook | parameters | status | outputs |", "| --- | --- | --- | --- | --- |"]
     for run in runs:
         folder = run_dir(out, run)
-        status = (_read_object(folder / "run.json") or {}).get("status", "not run")
+        status = (read_record(folder / "run.json") or {}).get("status", "not run")
         files = sorted(p.name for p in folder.glob("*")
                        if p.is_file() and p.name not in ("run.json", f"{run.name}.ipynb", f"{run.name}.log"))
         params = ", ".join(f"{k}={v!r}" for k, v in sorted(run.parameters.items())) or "-"

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import mtl_meta
 from .core import MtlMetaError, require_extra
-from .reproduce import Run, RunResult, execute_run, prepare_run_dir, run_dir
+from .runs import Run, RunResult, execute_run, prepare_run_dir, run_dir
 
 # %% auto #0
 __all__ = ['QUIET_ENV', 'KERNEL_ARGS', 'PARENT_ENV', 'EXECUTORS', 'run_log', 'child_env', 'die_with_parent', 'execute_isolated',

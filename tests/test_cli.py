@@ -57,14 +57,14 @@ def test_reproduce_smoke_then_resume(run_cli, tmp_path):
 
 
 def test_failing_notebook_keeps_executed_notebook_and_others_finish(tmp_path, monkeypatch):
-    from mtl_meta import reproduce as rep
+    from mtl_meta import profiles, reproduce as rep, runs
     bad = tmp_path / "bad.ipynb"
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("out_dir = '.'", metadata={"tags": ["parameters"]}),
                 nbformat.v4.new_code_cell("raise ValueError('the loss diverged')")]
     nbformat.write(nb, bad)
-    monkeypatch.setitem(rep.PROFILES, "broken", [rep.Run("bad", str(bad)),
-                                                 rep.Run("environment", "environment.ipynb", {"matmul_size": 32})])
+    monkeypatch.setitem(profiles.PROFILES, "broken", [runs.Run("bad", str(bad)),
+                                                 runs.Run("environment", "environment.ipynb", {"matmul_size": 32})])
     results = rep.reproduce("broken", out=tmp_path / "o", progress=False)
     assert [r.status for r in results] == ["failed", "ok"]
     assert "ValueError: the loss diverged" in results[0].error
@@ -72,13 +72,13 @@ def test_failing_notebook_keeps_executed_notebook_and_others_finish(tmp_path, mo
     rec = json.loads((tmp_path / "o/runs/bad/run.json").read_text())
     assert rec["status"] == "failed"
     # a failed run is not 'complete': the next invocation tries it again
-    assert not rep.is_complete(tmp_path / "o", rep.PROFILES["broken"][0], "broken")
+    assert not runs.is_complete(tmp_path / "o", profiles.PROFILES["broken"][0], "broken")
 
 
 def test_cli_reports_failed_run_on_one_line(tmp_path):
     """The CLI names the failed run and the kept notebook on one stderr line, exit status 1."""
     import contextlib, io
-    from mtl_meta import reproduce as rep
+    from mtl_meta import profiles, reproduce as rep, runs
     from mtl_meta.cli import main
     bad = tmp_path / "bad.ipynb"
     nb = nbformat.v4.new_notebook()
@@ -86,7 +86,7 @@ def test_cli_reports_failed_run_on_one_line(tmp_path):
     nbformat.write(nb, bad)
     err = io.StringIO()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(rep.PROFILES, "smoke", [rep.Run("bad", str(bad))])
+        mp.setitem(profiles.PROFILES, "smoke", [runs.Run("bad", str(bad))])
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             status = main(["reproduce", "--profile", "smoke", "--out", str(tmp_path / "o"), "--no-progress"])
     lines = err.getvalue().strip().splitlines()
@@ -96,7 +96,7 @@ def test_cli_reports_failed_run_on_one_line(tmp_path):
 
 
 def test_changed_parameters_clear_the_run_and_never_leave_stale_results(tmp_path, monkeypatch):
-    from mtl_meta import reproduce as rep
+    from mtl_meta import profiles, reproduce as rep, runs
     nbp = tmp_path / "writer.ipynb"
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("out_dir = '.'\nv = 0\nfail = False", metadata={"tags": ["parameters"]}),
@@ -106,10 +106,10 @@ def test_changed_parameters_clear_the_run_and_never_leave_stale_results(tmp_path
                                           "pathlib.Path(out_dir, 'results.json').write_text(json.dumps({'v': v}))")]
     nbformat.write(nb, nbp)
     out = tmp_path / "o"
-    monkeypatch.setitem(rep.PROFILES, "t", [rep.Run("w", str(nbp), {"v": 1})])
+    monkeypatch.setitem(profiles.PROFILES, "t", [runs.Run("w", str(nbp), {"v": 1})])
     assert [r.status for r in rep.reproduce("t", out=out, progress=False)] == ["ok"]
     assert json.loads((out / "runs/w/results.json").read_text()) == {"v": 1}
-    monkeypatch.setitem(rep.PROFILES, "t", [rep.Run("w", str(nbp), {"v": 2, "fail": True})])
+    monkeypatch.setitem(profiles.PROFILES, "t", [runs.Run("w", str(nbp), {"v": 2, "fail": True})])
     assert [r.status for r in rep.reproduce("t", out=out, progress=False)] == ["failed"]
     assert not (out / "runs/w/results.json").exists() and not (out / "runs/w/marker").exists()
 

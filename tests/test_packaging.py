@@ -85,7 +85,7 @@ def test_wheel_contains_package_experiments_and_console_script(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
                     str(wheels[0])], check=True, capture_output=True)
-    probe = subprocess.run([sys.executable, "-c", "from mtl_meta.reproduce import experiments_dir; "
+    probe = subprocess.run([sys.executable, "-c", "from mtl_meta.runs import experiments_dir; "
                             "print(experiments_dir())"], capture_output=True, text=True, check=True,
                            cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})
     assert Path(probe.stdout.strip()) == target / "mtl_meta" / "experiments"

@@ -360,7 +360,9 @@ def _damage(path, damage):
 
 @pytest.mark.parametrize("damage", ["truncated", "binary", "incomplete", "a list", "another method"])
 def test_damaged_results_json_makes_a_finished_run_incomplete(smoke_out, tmp_path, damage):
-    from mtl_meta.reproduce import get_profile, is_complete, resolve_tuned, select_trials
+    from mtl_meta.profiles import get_profile
+    from mtl_meta.reproduce import resolve_tuned, select_trials
+    from mtl_meta.runs import is_complete
     out = _copy(smoke_out, tmp_path / "S")
     run = resolve_tuned(get_profile("smoke", [FINAL])[0], json.loads((out / "tuning.json").read_text())["selected"])
     from mtl_meta.cli import _parse_overrides
@@ -408,7 +410,8 @@ def test_committed_results_are_valid_and_the_cpu_profile_is_complete(run_cli, tm
     a copy of figures/ skips all of its runs and only redraws."""
     from pathlib import Path
     from mtl_meta.report import read_results
-    from mtl_meta.reproduce import get_profile, record_problem
+    from mtl_meta.profiles import get_profile
+    from mtl_meta.runs import record_problem
     figures = Path(__file__).resolve().parents[1] / "figures"
     files = sorted((figures / "runs").glob("*/results.json"))
     assert len(files) >= 50
@@ -431,7 +434,8 @@ def test_every_profile_runs_real_results_pass_the_checks(tmp_path):
     "The committed cpu results, placed as the smoke and paper runs of the same notebooks, pass `record_problem` there too."
     import shutil
     from pathlib import Path
-    from mtl_meta.reproduce import PROFILES, record_problem
+    from mtl_meta.profiles import PROFILES
+    from mtl_meta.runs import record_problem
     figures = Path(__file__).resolve().parents[1] / "figures" / "runs"
     for profile, runs in PROFILES.items():
         for run in runs:
@@ -444,7 +448,9 @@ def test_every_profile_runs_real_results_pass_the_checks(tmp_path):
 
 
 def test_run_records_of_the_wrong_shape_are_one_line_or_ignored(tmp_path, capsys):
-    from mtl_meta.reproduce import get_profile, is_complete, select_trials, write_summary
+    from mtl_meta.profiles import get_profile
+    from mtl_meta.reproduce import select_trials, write_summary
+    from mtl_meta.runs import is_complete
     runs = get_profile("smoke")
     trials = [r for r in runs if r.tunes]
     for r in runs:
@@ -592,7 +598,7 @@ def test_damaged_history_csv_is_rebuilt_from_the_checkpoint(omniglot_root, tmp_p
 
 def _first_cells(notebook, **values):
     "Execute a notebook's parameters cell, `values` (as papermill injects them) and its checking cell."
-    from mtl_meta.profiles import experiments_dir
+    from mtl_meta.runs import experiments_dir
     nb = json.loads((experiments_dir() / notebook).read_text())
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert "parameters" in code[0]["metadata"].get("tags", [])
@@ -791,7 +797,8 @@ def test_history_csv_that_is_a_folder_is_one_line_before_training(omniglot_root,
 
 def test_records_that_are_fifos_are_damaged_not_a_hang(tmp_path):
     from mtl_meta.report import read_results
-    from mtl_meta.reproduce import get_profile, is_complete
+    from mtl_meta.profiles import get_profile
+    from mtl_meta.runs import is_complete
     run = get_profile("smoke", ["sinusoid"])[0]
     folder = tmp_path / "runs" / "sinusoid"; folder.mkdir(parents=True)
     os.mkfifo(folder / "results.json"); os.mkfifo(folder / "run.json")   # reading either would block forever
@@ -801,7 +808,8 @@ def test_records_that_are_fifos_are_damaged_not_a_hang(tmp_path):
 
 def test_a_run_folder_that_is_a_symlink_is_refused_not_cleared(tmp_path):
     "Clearing a run folder made with other parameters must never follow a link and empty a folder elsewhere."
-    from mtl_meta.reproduce import get_profile, prepare_run_dir
+    from mtl_meta.profiles import get_profile
+    from mtl_meta.runs import prepare_run_dir
     run = get_profile("smoke", ["sinusoid"])[0]
     elsewhere = tmp_path / "elsewhere"; elsewhere.mkdir()
     (elsewhere / "run.json").write_text(json.dumps({"config_hash": "another run's"}))

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fixtures import write_cifar100, write_mini_imagenet, write_tiered_imagenet
-from mtl_meta.reproduce import PAPER_DATASETS, get_profile
+from mtl_meta.profiles import PAPER_DATASETS, get_profile
 
 
 def test_smoke_profile_writes_tables_and_figures(run_cli, omniglot_root, tmp_path):
@@ -69,7 +69,7 @@ def test_paper_profile_end_to_end_on_fixtures(run_cli, tmp_path):
 
 def test_uncommitted_changes_leaves_out_the_output_folders(tmp_path):
     "Results written into a tracked folder (figures/) do not mark the code as changed; a changed source file does."
-    from mtl_meta.reproduce import uncommitted_changes
+    from mtl_meta.runs import uncommitted_changes
     git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True)
     git("init", "-q")
     (tmp_path / "figures").mkdir()
@@ -87,5 +87,5 @@ def test_uncommitted_changes_leaves_out_the_output_folders(tmp_path):
 
 
 def test_uncommitted_changes_is_none_outside_a_checkout(tmp_path):
-    from mtl_meta.reproduce import uncommitted_changes
+    from mtl_meta.runs import uncommitted_changes
     assert uncommitted_changes(tmp_path) is None

@@ -1,0 +1,77 @@
+"""The package's shape: imports flow one way (no cycle among mtl_meta's modules), nothing is star-imported,
+and the table writer loads without torch."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "mtl_meta"
+
+
+def _module_imports(path: Path) -> set[str]:
+    "The mtl_meta modules `path` imports when it is loaded (module-level statements, not imports inside functions)."
+    found = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1:   # from .x import y / from . import x
+                found |= {node.module} if node.module else {a.name for a in node.names}
+            elif node.module and node.module.startswith("mtl_meta."):
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("mtl_meta.")}
+    return found - {"_modidx"}
+
+
+def _graph() -> dict[str, set[str]]:
+    return {p.stem: _module_imports(p) for p in PACKAGE.glob("*.py") if p.stem != "_modidx"}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    "One import cycle of `graph` as a list of modules, or [] when there is none."
+    state, stack = {}, []
+    def visit(m):
+        state[m] = "open"; stack.append(m)
+        for n in sorted(graph.get(m, ())):
+            if state.get(n) == "open":
+                return stack[stack.index(n):] + [n]
+            if n not in state and (found := visit(n)):
+                return found
+        state[m] = "done"; stack.pop()
+        return []
+    for m in sorted(graph):
+        if m not in state and (found := visit(m)):
+            return found
+    return []
+
+
+def test_the_cycle_finder_finds_a_cycle():   # the check below could fail
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
+
+
+def test_no_import_cycle_among_the_modules():
+    graph = _graph()
+    assert {"runs", "profiles", "sweep", "reproduce", "report"} <= set(graph)
+    assert _cycle(graph) == [], " -> ".join(_cycle(graph))
+
+
+def test_the_run_pipeline_flows_one_way():
+    "report <- runs <- profiles <- sweep <- reproduce: each imports only modules before it."
+    g = _graph()
+    order = ["report", "runs", "profiles", "sweep", "reproduce"]
+    for i, m in enumerate(order):
+        later = set(order[i + 1:])
+        assert not g[m] & later, f"{m} imports {sorted(g[m] & later)}, which come after it in the pipeline"
+
+
+def test_no_star_imports():
+    for p in PACKAGE.glob("*.py"):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert all(a.name != "*" for a in node.names), f"{p.name} star-imports from {node.module}"
+
+
+def test_report_loads_without_torch_or_the_algorithms():
+    code = "import sys, mtl_meta.report; print(sorted(m for m in ('torch', 'jax', 'mtl_meta.gbml') if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
