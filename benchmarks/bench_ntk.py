@@ -39,7 +39,7 @@ def main():
     torch.set_num_threads(torch.get_num_threads())
     lr = 1.5
     small = synthetic_family(T=3, n=8)
-    eta = lr / len(small[1])
+    eta = lr / len(small.Y)
     closed_split = meta_test_predictions(small, 1, lam=0.1, tau=1, split=True, eta=eta, steps=args.steps)
     closed = meta_test_predictions(small, 1, eta=eta, steps=args.steps)
     print(f"\nfinite width vs closed form (depth 1, {args.steps} GD steps, mean over {args.seeds} seeds): "

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -13,11 +14,12 @@ import torch
 from .core import MtlMetaError, require_extra
 
 # %% auto #0
-__all__ = ['fc_relu_kernel_fn', 'kernels', 'last_layer_share', 'finetune_readout', 'predict_joint', 'predict_mtl',
-           'anil_operator', 'predict_anil', 'relative_gap', 'synthetic_family', 'sinusoid_family', 'family_kernels',
-           'split_tasks', 'predictions_from_kernels', 'meta_test_predictions', 'depth_study', 'lambda_tau_study',
-           'query_points', 'split_gap_terms', 'split_gap_study', 'CentredMLP', 'train_finite', 'empirical_kernels',
-           'kernel_fluctuation_study', 'finite_width_study', 'width_slopes', 'theory_split_markdown']
+__all__ = ['fc_relu_kernel_fn', 'Kernel', 'kernels', 'last_layer_share', 'KernelBlocks', 'finetune_readout', 'predict_joint',
+           'predict_mtl', 'anil_operator', 'predict_anil', 'relative_gap', 'TaskFamily', 'synthetic_family',
+           'sinusoid_family', 'family_kernels', 'split_tasks', 'predictions_from_kernels', 'meta_test_predictions',
+           'depth_study', 'lambda_tau_study', 'query_points', 'split_gap_terms', 'split_gap_study', 'CentredMLP',
+           'InnerLoop', 'train_finite', 'empirical_kernels', 'kernel_fluctuation_study', 'finite_width_study',
+           'width_slopes']
 
 # %% ../nbs/04_ntk.ipynb #cccc0004
 def fc_relu_kernel_fn(depth: int):
@@ -28,18 +30,33 @@ def fc_relu_kernel_fn(depth: int):
         layers += [stax.Dense(512, W_std=math.sqrt(2.0), b_std=0.0), stax.Relu()]
     return stax.serial(*layers, stax.Dense(1, W_std=1.0, b_std=0.0))[2]
 
-def kernels(x1: np.ndarray, x2: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
-    """(Theta, K) between x1 and x2: the NTK of the depth-`depth` ReLU network and the readout's share of it,
-    K(x, x') = <h_L(x), h_L(x')> / n (the output NNGP), as float64 arrays; Theta_body = Theta - K."""
+@dataclass(frozen=True)
+class Kernel:
+    """The two kernels between two sets of points, by name: `theta`, the NTK of the whole network (neural-tangents'
+    `ntk`), and `k`, the readout's share of it (the output NNGP, `nngp`); `body` = theta - k, the hidden layers' share."""
+    theta: np.ndarray
+    k: np.ndarray
+
+    @property
+    def body(self) -> np.ndarray:
+        return self.theta - self.k
+
+    def block(self, rows, cols) -> Kernel:
+        "Both kernels between the points `rows` and the points `cols` (index arrays into the two sets)."
+        return Kernel(self.theta[np.ix_(rows, cols)], self.k[np.ix_(rows, cols)])
+
+def kernels(x1: np.ndarray, x2: np.ndarray, depth: int) -> Kernel:
+    """`Kernel` between x1 and x2 of the depth-`depth` ReLU network, as float64 arrays: Theta, its NTK, and K, the
+    readout's share of it, K(x, x') = <h_L(x), h_L(x')> / n (the output NNGP); Theta_body = Theta - K."""
     jax = require_extra("jax", "theory")
     jax.config.update("jax_enable_x64", True)
     k = fc_relu_kernel_fn(depth)(np.asarray(x1, np.float64), np.asarray(x2, np.float64), ("nngp", "ntk"))
-    return np.asarray(k.ntk, np.float64), np.asarray(k.nngp, np.float64)
+    return Kernel(theta=np.asarray(k.ntk, np.float64), k=np.asarray(k.nngp, np.float64))
 
 def last_layer_share(x: np.ndarray, depth: int) -> np.ndarray:
     "K / Theta elementwise on the points x (the readout's share of the NTK; 1 / (L + 1) on the diagonal, He scaling)."
-    theta, k = kernels(x, x, depth)
-    return k / theta
+    kern = kernels(x, x, depth)
+    return kern.k / kern.theta
 
 # %% ../nbs/04_ntk.ipynb #cccc0007
 def _solve(A, b):
@@ -53,22 +70,34 @@ def _flow(G, rhs, eta: float | None = None, steps: int | None = None):
     decay = np.linalg.matrix_power(np.eye(len(G)) - eta * G, steps)
     return _solve(G, rhs - decay @ rhs)
 
+@dataclass(frozen=True)
+class KernelBlocks:
+    """The kernel blocks a trained function reads, by name: `xX`, both kernels between the points x it is evaluated
+    on and its training points X, and `XX`, both kernels among the training points (each a `Kernel`)."""
+    xX: Kernel
+    XX: Kernel
+
+    @classmethod
+    def cut(cls, kern: Kernel, x, X) -> KernelBlocks:
+        "The blocks out of `kern`, kernels on stacked points: `x` and `X` index the evaluation and training points."
+        return cls(xX=kern.block(x, X), XX=kern.block(X, X))
+
 def finetune_readout(f_q, f_s, y_s, k_qs, k_ss, ridge: float = 0.0):
     """Test-time readout fine-tuning to convergence: kernel regression with K on the support residual,
     f^(x_q) = f(x_q) + K(x_q, X_s) (K(X_s, X_s) + ridge I)^-1 (Y_s - f(X_s))."""
     return f_q + k_qs @ _solve(k_ss + ridge * np.eye(len(k_ss)), y_s - f_s)
 
-def predict_joint(theta_xX, theta_XX, Y, eta=None, steps=None):
+def predict_joint(blocks: KernelBlocks, Y, eta=None, steps=None):
     "Joint training (one readout): Theta_xX Theta_XX^-1 Y at convergence (or after `steps` GD steps of rate `eta`)."
-    return theta_xX @ _flow(theta_XX, Y, eta, steps)
+    return blocks.xX.theta @ _flow(blocks.XX.theta, Y, eta, steps)
 
-def predict_mtl(theta_xX, k_xX, theta_XX, k_XX, Y, task_of, eta=None, steps=None):
+def predict_mtl(blocks: KernelBlocks, Y, task_of, eta=None, steps=None):
     """MTL with per-task readouts from a common init, read through the common head: f_0(x) = Theta_body(x, X) alpha,
     alpha = (Theta^MTL_DD)^-1 Y with the block kernel Theta^MTL[(x,i),(x',j)] = Theta_body(x,x') + [i=j] K(x,x')
     over all (point, task) pairs (at convergence; after `steps` GD steps of rate `eta`, `_flow`'s partial solve)."""
     same = task_of[:, None] == task_of[None, :]
-    block = (theta_XX - k_XX) + np.where(same, k_XX, 0.0)
-    return (theta_xX - k_xX) @ _flow(block, Y, eta, steps)
+    block = blocks.XX.body + np.where(same, blocks.XX.k, 0.0)
+    return blocks.xX.body @ _flow(block, Y, eta, steps)
 
 def anil_operator(k_qs, k_ss, lam: float, tau: int):
     """M = K_QS K_SS^-1 (I - (I - lam K_SS)^tau): how tau inner GD steps of rate lam on the readout move the query
@@ -76,7 +105,7 @@ def anil_operator(k_qs, k_ss, lam: float, tau: int):
     inner = np.eye(len(k_ss)) - np.linalg.matrix_power(np.eye(len(k_ss)) - lam * k_ss, tau)
     return k_qs @ _solve(k_ss, inner)
 
-def predict_anil(theta_xX, theta_XX, k_XX, Y, tasks, lam: float, tau: int, eta=None, steps=None):
+def predict_anil(blocks: KernelBlocks, Y, tasks, lam: float, tau: int, eta=None, steps=None):
     """ANIL's meta-trained function at convergence: f_ANIL(x) = Theta_xX B^T (B Theta_XX B^T)^-1 c.
 
     Per task i with support S_i and query Q_i: M_i = `anil_operator`(K_QS, K_SS, lam, tau), B_i = [-M_i, I] (rows
@@ -84,7 +113,7 @@ def predict_anil(theta_xX, theta_XX, k_XX, Y, tasks, lam: float, tau: int, eta=N
     query residual is B f(X) - c). After `steps` GD steps of rate `eta` the inverse is `_flow`'s partial solve.
     Without a split (S_i = Q_i) this equals joint training's Theta_xX Theta_XX^-1 Y.
     `tasks` lists (support_idx, query_idx) index arrays into X per task (equal arrays: no split)."""
-    n = len(Y)
+    n, k_XX = len(Y), blocks.XX.k
     rows, c = [], []
     for s, q in tasks:
         M = anil_operator(k_XX[np.ix_(q, s)], k_XX[np.ix_(s, s)], lam, tau)
@@ -93,7 +122,7 @@ def predict_anil(theta_xX, theta_XX, k_XX, Y, tasks, lam: float, tau: int, eta=N
         B[:, s] -= M
         rows.append(B); c.append(Y[q] - M @ Y[s])
     B, c = np.vstack(rows), np.concatenate(c)
-    return theta_xX @ B.T @ _flow(B @ theta_XX @ B.T, c, eta, steps)
+    return blocks.xX.theta @ B.T @ _flow(B @ blocks.XX.theta @ B.T, c, eta, steps)
 
 def relative_gap(a, b) -> float:
     "||a - b|| / ||b||."
@@ -101,8 +130,25 @@ def relative_gap(a, b) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 # %% ../nbs/04_ntk.ipynb #cccc0009
-def synthetic_family(T: int = 5, n: int = 12, n_support: int = 4, n_query: int = 20, dim: int = 3, seed: int = 0):
-    "Training tasks (X, Y, task_of) and a test task (Xs, Ys, Xq, Yq) sharing a random 3-d ReLU representation."
+@dataclass(frozen=True)
+class TaskFamily:
+    """Training tasks and a test task, by name: the training points `X` with targets `Y` and each point's task
+    `task_of`; the test task's support set (`Xs`, `Ys`) and query set (`Xq`, `Yq`)."""
+    X: np.ndarray
+    Y: np.ndarray
+    task_of: np.ndarray
+    Xs: np.ndarray
+    Ys: np.ndarray
+    Xq: np.ndarray
+    Yq: np.ndarray
+
+    @property
+    def points(self) -> np.ndarray:
+        "Every point, stacked in the order the kernels are indexed in: [training X; test support; test query]."
+        return np.vstack([self.X, self.Xs, self.Xq])
+
+def synthetic_family(T: int = 5, n: int = 12, n_support: int = 4, n_query: int = 20, dim: int = 3, seed: int = 0) -> TaskFamily:
+    "Training tasks and a test task sharing a random 3-d ReLU representation."
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((dim, 3))
     g = lambda x: np.maximum(x @ A, 0)
@@ -112,9 +158,9 @@ def synthetic_family(T: int = 5, n: int = 12, n_support: int = 4, n_query: int =
     heads = rng.standard_normal((T + 1, 3))
     Y = np.einsum("nr,nr->n", g(X), heads[task_of])
     Xs, Xq = pts(n_support), pts(n_query)
-    return X, Y, task_of, (Xs, g(Xs) @ heads[T], Xq, g(Xq) @ heads[T])
+    return TaskFamily(X=X, Y=Y, task_of=task_of, Xs=Xs, Ys=g(Xs) @ heads[T], Xq=Xq, Yq=g(Xq) @ heads[T])
 
-def sinusoid_family(T: int = 5, n: int = 12, n_support: int = 4, n_query: int = 20, seed: int = 0):
+def sinusoid_family(T: int = 5, n: int = 12, n_support: int = 4, n_query: int = 20, seed: int = 0) -> TaskFamily:
     "Sinusoid tasks with inputs mapped to the unit circle: (x/5, 1) / norm."
     rng = np.random.default_rng(seed)
     emb = lambda x: np.stack([x / 5, np.ones_like(x)], 1) / np.sqrt((x / 5) ** 2 + 1)[:, None]
@@ -123,12 +169,11 @@ def sinusoid_family(T: int = 5, n: int = 12, n_support: int = 4, n_query: int = 
     Y = amp[task_of] * np.sin(x - ph[task_of])
     xs, xq = rng.uniform(-5, 5, n_support), rng.uniform(-5, 5, n_query)
     f = lambda t: amp[T] * np.sin(t - ph[T])
-    return emb(x), Y, task_of, (emb(xs), f(xs), emb(xq), f(xq))
+    return TaskFamily(X=emb(x), Y=Y, task_of=task_of, Xs=emb(xs), Ys=f(xs), Xq=emb(xq), Yq=f(xq))
 
-def family_kernels(family, depth: int) -> tuple[np.ndarray, np.ndarray]:
-    "(Theta, K) on the stacked points [training X; test support; test query] of `family`, at depth L."
-    X, _, _, (Xs, _, Xq, _) = family
-    Z = np.vstack([X, Xs, Xq])
+def family_kernels(family: TaskFamily, depth: int) -> Kernel:
+    "`Kernel` on the stacked points [training X; test support; test query] of `family`, at depth L."
+    Z = family.points
     return kernels(Z, Z, depth)
 
 def split_tasks(task_of: np.ndarray, split: bool) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -139,31 +184,29 @@ def split_tasks(task_of: np.ndarray, split: bool) -> list[tuple[np.ndarray, np.n
         tasks.append((idx[: len(idx) // 2], idx[len(idx) // 2:]) if split else (idx, idx))
     return tasks
 
-def predictions_from_kernels(th, k, family, lam: float = 0.1, tau: int = 1, split: bool = False,
+def predictions_from_kernels(kern: Kernel, family: TaskFamily, lam: float = 0.1, tau: int = 1, split: bool = False,
                              eta: float | None = None, steps: int | None = None, train_idx=None) -> dict:
     """Test-task query predictions after readout fine-tuning, for joint, MTL and ANIL, from kernels on the stacked
     points of `family` (`family_kernels`, or a finite network's own). `train_idx` restricts joint training and MTL
     to a subset of the training points; ANIL always sees every task's support and query points."""
-    X, Y, task_of, (Xs, Ys, Xq, Yq) = family
-    n, ns = len(X), len(Xs)
-    s, q = np.arange(n, n + ns), np.arange(n + ns, n + ns + len(Xq))
+    Y, task_of = family.Y, family.task_of
+    n, ns = len(family.X), len(family.Xs)
+    s, q = np.arange(n, n + ns), np.arange(n + ns, n + ns + len(family.Xq))
     ev = np.concatenate([s, q])                         # evaluate trained functions on support and query
     sub, tr = (np.arange(n) if train_idx is None else np.asarray(train_idx)), np.arange(n)
-    blk = lambda m, a, b: m[np.ix_(a, b)]
-    out = {"joint": predict_joint(blk(th, ev, sub), blk(th, sub, sub), Y[sub], eta, steps),
-           "mtl": predict_mtl(blk(th, ev, sub), blk(k, ev, sub), blk(th, sub, sub), blk(k, sub, sub), Y[sub],
-                              task_of[sub], eta, steps),
-           "anil": predict_anil(blk(th, ev, tr), blk(th, tr, tr), blk(k, tr, tr), Y, split_tasks(task_of, split),
-                                lam, tau, eta, steps)}
-    k_qs, k_ss = blk(k, q, s), blk(k, s, s)
-    return {m: finetune_readout(f[ns:], f[:ns], Ys, k_qs, k_ss) for m, f in out.items()} | {"target": Yq}
+    on_sub = KernelBlocks.cut(kern, ev, sub)
+    out = {"joint": predict_joint(on_sub, Y[sub], eta, steps),
+           "mtl": predict_mtl(on_sub, Y[sub], task_of[sub], eta, steps),
+           "anil": predict_anil(KernelBlocks.cut(kern, ev, tr), Y, split_tasks(task_of, split), lam, tau, eta, steps)}
+    k_qs, k_ss = kern.k[np.ix_(q, s)], kern.k[np.ix_(s, s)]
+    return {m: finetune_readout(f[ns:], f[:ns], family.Ys, k_qs, k_ss) for m, f in out.items()} | {"target": family.Yq}
 
-def meta_test_predictions(family, depth: int, lam: float = 0.1, tau: int = 1, split: bool = False,
+def meta_test_predictions(family: TaskFamily, depth: int, lam: float = 0.1, tau: int = 1, split: bool = False,
                      eta: float | None = None, steps: int | None = None) -> dict:
     """Query predictions on the test task after readout fine-tuning, for joint, MTL and ANIL, at depth L.
 
     Trained to convergence, or for `steps` gradient-descent steps of rate `eta` (on the summed squared loss)."""
-    return predictions_from_kernels(*family_kernels(family, depth), family, lam, tau, split, eta, steps)
+    return predictions_from_kernels(family_kernels(family, depth), family, lam, tau, split, eta, steps)
 
 # %% ../nbs/04_ntk.ipynb #cccc000d
 def depth_study(family, depths=(1, 2, 4, 8, 16, 32, 64)) -> dict:
@@ -194,17 +237,17 @@ def query_points(task_of: np.ndarray) -> np.ndarray:
     "Indices of the query halves of all training tasks (the points ANIL's outer loss sees)."
     return np.concatenate([q for _, q in split_tasks(task_of, True)])
 
-def split_gap_terms(th, k, family, lambda_taus=(0.0, 0.01, 0.03, 0.1, 0.3)) -> list[dict]:
+def split_gap_terms(kern: Kernel, family: TaskFamily, lambda_taus=(0.0, 0.01, 0.03, 0.1, 0.3)) -> list[dict]:
     """ANIL with a split (tau = 1, lambda = lambda*tau) against MTL on every point, and the exact decomposition
     ANIL(lt) - MTL = [ANIL(lt) - ANIL(0)] + [joint(Q) - MTL(Q)] + [MTL(Q) - MTL] (inner-loop, depth, data terms),
     each norm relative to ||MTL||; also ANIL vs MTL trained on Q, and the gap with ANIL's split removed."""
-    full = predictions_from_kernels(th, k, family, lam=0.0, split=True)
-    onq = predictions_from_kernels(th, k, family, lam=0.0, split=True, train_idx=query_points(family[2]))
+    full = predictions_from_kernels(kern, family, lam=0.0, split=True)
+    onq = predictions_from_kernels(kern, family, lam=0.0, split=True, train_idx=query_points(family.task_of))
     mtl = full["mtl"]
     r = lambda a: float(np.linalg.norm(a) / np.linalg.norm(mtl))
     rows = []
     for lt in lambda_taus:
-        anil = predictions_from_kernels(th, k, family, lam=lt, tau=1, split=True)["anil"]
+        anil = predictions_from_kernels(kern, family, lam=lt, tau=1, split=True)["anil"]
         rows.append({"lambda_tau": float(lt), "gap": r(anil - mtl), "inner_loop_term": r(anil - full["anil"]),
                      "depth_term": r(onq["joint"] - onq["mtl"]), "data_term": r(onq["mtl"] - mtl),
                      "gap_mtl_on_query": r(anil - onq["mtl"]), "gap_no_split": r(full["joint"] - mtl)})
@@ -214,14 +257,14 @@ def _loglog_slope(x, y) -> float:
     x, y = np.asarray(x, float), np.asarray(y, float)
     return float(np.polyfit(np.log(x), np.log(y), 1)[0]) if len(x) >= 2 else float("nan")
 
-def split_gap_study(family, depths=(1, 2, 4, 8, 16, 32, 64), lambda_taus=(0.0, 0.01, 0.03, 0.1, 0.3)) -> dict:
+def split_gap_study(family: TaskFamily, depths=(1, 2, 4, 8, 16, 32, 64), lambda_taus=(0.0, 0.01, 0.03, 0.1, 0.3)) -> dict:
     """`split_gap_terms` on a grid of depth by lambda*tau, with fitted rates: the log-log slope in L of the depth
     term and of the gap at lambda*tau = 0, the slope in lambda*tau of the inner-loop term per depth, and the
     least-squares fits  gap ~ a + b/L + c*lambda*tau  for the gap to MTL and for the gap to MTL trained on Q
     (a: the part that vanishes with neither 1/L nor lambda*tau)."""
     rows = []
     for L in depths:
-        rows += [{"depth": int(L)} | r for r in split_gap_terms(*family_kernels(family, L), family, lambda_taus)]
+        rows += [{"depth": int(L)} | r for r in split_gap_terms(family_kernels(family, L), family, lambda_taus)]
     col = lambda key: np.array([r[key] for r in rows], float)
     Ls, lts = col("depth"), col("lambda_tau")
     at0, pos = lts == 0, lts > 0
@@ -282,12 +325,18 @@ def _test_time(net, Xs, Ys, Xq, common_head: bool):
         fs, fq = f(Xs), f(Xq)
         return (fq + kq @ torch.linalg.solve(ks, Ys - fs)).numpy()
 
-def train_finite(method: str, family, depth: int, width: int, seed: int = 0, steps: int = 2000,
-                 lr: float = 0.5, lam: float = 0.1, tau: int = 1) -> np.ndarray:
-    "Test-task query predictions of a trained width-`width` network for 'joint', 'mtl' or 'anil' (split)."
-    X, Y, task_of, (Xs, Ys, Xq, _) = family
+@dataclass(frozen=True)
+class InnerLoop:
+    "ANIL's inner loop: `tau` gradient-descent steps of rate `lam` on the readout, on a task's support set."
+    lam: float = 0.1
+    tau: int = 1
+
+def train_finite(method: str, family: TaskFamily, depth: int, width: int, seed: int = 0, steps: int = 2000,
+                 lr: float = 0.5, inner: InnerLoop = InnerLoop()) -> np.ndarray:
+    "Test-task query predictions of a trained width-`width` network for 'joint', 'mtl' or 'anil' (split, `inner`)."
+    lam, tau = inner.lam, inner.tau
     t = lambda a: torch.as_tensor(a, dtype=torch.float64)
-    X, Y, Xs, Ys, Xq, task = t(X), t(Y), t(Xs), t(Ys), t(Xq), torch.as_tensor(task_of)
+    X, Y, Xs, Ys, Xq, task = t(family.X), t(family.Y), t(family.Xs), t(family.Ys), t(family.Xq), torch.as_tensor(family.task_of)
     T = int(task.max()) + 1
     net = CentredMLP(X.shape[1], width, depth, heads=T if method == "mtl" else 1, seed=seed)
     opt = torch.optim.SGD(net.parameters(), lr=lr / len(Y))
@@ -320,8 +369,8 @@ def train_finite(method: str, family, depth: int, width: int, seed: int = 0, ste
     return _test_time(net, Xs, Ys, Xq, common_head=method == "mtl")
 
 # %% ../nbs/04_ntk.ipynb #cccc0112
-def empirical_kernels(net: CentredMLP, Z) -> tuple[np.ndarray, np.ndarray]:
-    """(Theta, K) of a finite network at its current weights on the points Z, read through its first head.
+def empirical_kernels(net: CentredMLP, Z) -> Kernel:
+    """`Kernel` (Theta and K) of a finite network at its current weights on the points Z, read through its first head.
 
     A dense layer's weight gradient is an outer product, so its NTK contribution factorises:
     Theta_l(x, x') = (2 / fan_in) (g_l(x) . g_l(x')) (a_{l-1}(x) . a_{l-1}(x')), with g_l = df/du_l at the layer's
@@ -336,59 +385,56 @@ def empirical_kernels(net: CentredMLP, Z) -> tuple[np.ndarray, np.ndarray]:
     with torch.no_grad():
         k = a @ a.T / a.shape[1]
         body = sum((2.0 / W.shape[1]) * (g @ g.T) * (i @ i.T) for W, g, i in zip(net.Ws, grads, ins))
-    return (body + k).numpy(), k.numpy()
+    return Kernel(theta=(body + k).numpy(), k=k.numpy())
 
-def kernel_fluctuation_study(family, depth: int = 1, widths=(256, 1024, 4096, 16384), seeds=range(20),
-                             steps: int = 300, lr: float = 1.5, lam: float = 0.1, tau: int = 1) -> list[dict]:
+def kernel_fluctuation_study(family: TaskFamily, depth: int = 1, widths=(256, 1024, 4096, 16384), seeds=range(20),
+                             steps: int = 300, lr: float = 1.5, inner: InnerLoop = InnerLoop()) -> list[dict]:
     """How far each closed form moves when the infinite-width kernels are replaced by a random finite network's
     kernels at init (no training needed, so many seeds): relative distance per method, width and seed, for all
     kernels replaced ("all"), only the test-time readout kernel ("test_readout") or only the training kernels."""
-    X, Y, task_of, (Xs, Ys, Xq, Yq) = family
-    eta, n = lr / len(Y), len(X)
-    th, k = family_kernels(family, depth)
-    test = np.arange(n, n + len(Xs) + len(Xq))
-    def closed(t, kk):
-        return {"joint": (p := predictions_from_kernels(t, kk, family, lam, tau, False, eta, steps))["joint"],
-                "mtl": p["mtl"], "anil": predictions_from_kernels(t, kk, family, lam, tau, True, eta, steps)["anil"]}
-    ref = closed(th, k)
+    eta, n = lr / len(family.Y), len(family.X)
+    inf = family_kernels(family, depth)
+    test = np.arange(n, n + len(family.Xs) + len(family.Xq))
+    def closed(kern):
+        return {"joint": (p := predictions_from_kernels(kern, family, inner.lam, inner.tau, False, eta, steps))["joint"],
+                "mtl": p["mtl"], "anil": predictions_from_kernels(kern, family, inner.lam, inner.tau, True, eta, steps)["anil"]}
+    ref = closed(inf)
     rows = []
     for w in widths:
         for seed in seeds:
-            th_e, k_e = empirical_kernels(CentredMLP(X.shape[1], w, depth, seed=seed), np.vstack([X, Xs, Xq]))
-            k_test = k.copy(); k_test[np.ix_(test, test)] = k_e[np.ix_(test, test)]
-            k_train = k_e.copy(); k_train[np.ix_(test, test)] = k[np.ix_(test, test)]
-            for part, (t, kk) in {"all": (th_e, k_e), "test_readout": (th, k_test), "training": (th_e, k_train)}.items():
+            emp = empirical_kernels(CentredMLP(family.X.shape[1], w, depth, seed=seed), family.points)
+            k_test = inf.k.copy(); k_test[np.ix_(test, test)] = emp.k[np.ix_(test, test)]
+            k_train = emp.k.copy(); k_train[np.ix_(test, test)] = inf.k[np.ix_(test, test)]
+            for part, kern in {"all": emp, "test_readout": Kernel(inf.theta, k_test), "training": Kernel(emp.theta, k_train)}.items():
                 rows += [{"method": m, "width": w, "seed": seed, "part": part, "relative_change": relative_gap(p, ref[m])}
-                         for m, p in closed(t, kk).items()]
+                         for m, p in closed(kern).items()]
     return rows
 
-def finite_width_study(family, depth: int = 1, widths=(256, 1024, 4096), seeds=(0, 1, 2), steps: int = 300,
-                       lr: float = 1.5, lam: float = 0.1, tau: int = 1, methods=("mtl", "anil")) -> list[dict]:
+def finite_width_study(family: TaskFamily, depth: int = 1, widths=(256, 1024, 4096), seeds=(0, 1, 2), steps: int = 300,
+                       lr: float = 1.5, inner: InnerLoop = InnerLoop(), methods=("mtl", "anil")) -> list[dict]:
     """Trained networks against the closed forms at the same training time (MTL on all points, ANIL with a split).
 
     Per method, width and seed: `disagreement` = |trained - closed(infinite-width kernels)|, split into
     `kernel_fluctuation` = |closed(the network's own kernels at init) - closed(infinite)| and `lazy_deviation` =
     |trained - closed(own kernels at init)| (features moving during training), all relative to |closed|; and per
     width and seed the ANIL-MTL gap of the trained networks next to the closed form's."""
-    X, Y, task_of, (Xs, Ys, Xq, Yq) = family
-    eta = lr / len(Y)
+    eta = lr / len(family.Y)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)    # these networks are small: one thread avoids oversubscription (10-20x faster here)
     try:
-        return _finite_width_rows(family, depth, widths, seeds, steps, lr, lam, tau, methods, eta)
+        return _finite_width_rows(family, depth, widths, seeds, steps, lr, inner, methods, eta)
     finally:
         torch.set_num_threads(threads)
 
-def _finite_width_rows(family, depth, widths, seeds, steps, lr, lam, tau, methods, eta):
-    X, Y, task_of, (Xs, Ys, Xq, Yq) = family
-    closed = lambda t, kk: {m: predictions_from_kernels(t, kk, family, lam, tau, m == "anil", eta, steps)[m]
-                            for m in methods}
-    ref = closed(*family_kernels(family, depth))
+def _finite_width_rows(family, depth, widths, seeds, steps, lr, inner, methods, eta):
+    closed = lambda kern: {m: predictions_from_kernels(kern, family, inner.lam, inner.tau, m == "anil", eta, steps)[m]
+                           for m in methods}
+    ref = closed(family_kernels(family, depth))
     rows = []
     for w in widths:
         for seed in seeds:
-            own = closed(*empirical_kernels(CentredMLP(X.shape[1], w, depth, seed=seed), np.vstack([X, Xs, Xq])))
-            trained = {m: train_finite(m, family, depth, w, seed=seed, steps=steps, lr=lr, lam=lam, tau=tau)
+            own = closed(empirical_kernels(CentredMLP(family.X.shape[1], w, depth, seed=seed), family.points))
+            trained = {m: train_finite(m, family, depth, w, seed=seed, steps=steps, lr=lr, inner=inner)
                        for m in methods}
             scale = {m: np.linalg.norm(ref[m]) for m in methods}
             rows += [{"method": m, "width": w, "seed": seed, "disagreement": relative_gap(trained[m], ref[m]),
@@ -408,64 +454,3 @@ def width_slopes(rows: list[dict], key: str) -> dict:
         out[m] = _loglog_slope(ws, [np.mean([r[key] for r in rows if r["method"] == m and r["width"] == w and key in r])
                                     for w in ws])
     return out
-
-# %% ../nbs/04_ntk.ipynb #cccc0121
-def _md_table(header: list[str], rows: list[list]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)] + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
-
-def theory_split_markdown(result: dict) -> list[str]:
-    "Lines for `figures/theory.md` from the theory run's `split_gap` and `finite_width` results (none when absent)."
-    lines = []
-    if result.get("split_gap"):
-        lines += ["", "## Claim 2 in full: ANIL with a support/query split vs MTL", "",
-                  "Infinite width, ridgeless, tau = 1. Relative gap |ANIL - MTL| / |MTL| of the test task's query predictions "
-                  "(both fine-tune the readout on its support set), by depth and lambda*tau:", ""]
-        fams = result["split_gap"]
-        lts = sorted({r["lambda_tau"] for s in fams.values() for r in s["rows"]})
-        rows = []
-        for fam, s in fams.items():
-            for L in sorted({r["depth"] for r in s["rows"]}):
-                by = {r["lambda_tau"]: r for r in s["rows"] if r["depth"] == L}
-                rows.append([fam, L] + [f"{by[x]['gap']:.3f}" for x in lts])
-        lines += _md_table(["family", "L"] + [f"lambda*tau={x:g}" for x in lts], rows)
-        lines += ["", "The exact decomposition ANIL - MTL = inner-loop term [ANIL(lambda*tau) - ANIL(0)] + depth term "
-                  "[joint(Q) - MTL(Q)] + data term [MTL(Q) - MTL] (Q: the query halves; ANIL(0) is joint training on Q), "
-                  f"at lambda*tau = {lts[-1]:g} (the depth and data terms do not depend on lambda*tau):", ""]
-        rows = []
-        for fam, s in fams.items():
-            for r in s["rows"]:
-                if r["lambda_tau"] == lts[-1]:
-                    rows.append([fam, r["depth"], f"{r['gap']:.3f}", f"{r['inner_loop_term']:.3f}", f"{r['depth_term']:.3f}",
-                                 f"{r['data_term']:.3f}", f"{r['gap_mtl_on_query']:.3f}", f"{r['gap_no_split']:.3f}"])
-        lines += _md_table(["family", "L", "gap", "inner-loop term", "depth term", "data term", "gap to MTL on Q",
-                            "gap without split"], rows)
-        lines += ["", "Fitted rates (log-log slopes; fits gap ~ a + b/L + c*lambda*tau over the grid):", ""]
-        rows = []
-        for fam, s in fams.items():
-            il = [v for v in s["inner_loop_slope"].values() if not math.isnan(v)]
-            fg, fq = s["fit_gap"], s["fit_gap_mtl_on_query"]
-            rows.append([fam, f"{s['depth_term_slope']:.2f}", f"{s['data_term_slope']:.2f}",
-                         f"{min(il):.2f} to {max(il):.2f}" if il else "n/a",
-                         f"{fg['a']:.3f} + {fg['b']:.3f}/L + {fg['c']:.3f} lt", f"{fq['a']:.3f} + {fq['b']:.3f}/L + {fq['c']:.3f} lt"])
-        lines += _md_table(["family", "depth term in L", "data term in L", "inner-loop term in lambda*tau",
-                            "fit: gap to MTL", "fit: gap to MTL on Q"], rows)
-    fw = result.get("finite_width")
-    if fw:
-        lines += ["", f"Finite width (depth 1, {len(fw['training_seeds'])} training seeds): trained networks against the "
-                  "closed forms at the same training time, relative to the closed form; the disagreement splits into the "
-                  "kernels' fluctuation at init and the lazy-regime deviation:", ""]
-        lines += _md_table(["method", "width", "trained vs closed", "kernel fluctuation", "lazy deviation"],
-                           [[r["method"], r["width"], f"{r['disagreement']:.4f}", f"{r['kernel_fluctuation']:.4f}",
-                             f"{r['lazy_deviation']:.4f}"] for r in fw["trained"]])
-        lines += ["", "Slopes in the width: " + "; ".join(
-            f"{k.replace('_', ' ')} " + ", ".join(f"{m} {v:.2f}" for m, v in d.items()) for k, d in fw["slopes"].items()) + "."]
-        first = {(r["method"], r["width"]): r["relative_change"] for r in fw["fluctuation_first_seeds"]}
-        lines += ["", f"Kernel fluctuation alone (no training needed), mean over {fw['fluctuation_seeds']} seeds and over the "
-                  f"training seeds {fw['training_seeds']} only:", ""]
-        lines += _md_table(["method", "width", f"{fw['fluctuation_seeds']} seeds (sd)", "training seeds only"],
-                           [[r["method"], r["width"], f"{r['mean']:.4f} ({r['std']:.4f})", f"{first.get((r['method'], r['width']), float('nan')):.4f}"]
-                            for r in fw["fluctuation"] if r["part"] == "all"])
-        lines += ["", "Slopes in the width over all seeds: " + ", ".join(f"{m} {v:.2f}" for m, v in fw["fluctuation_slopes"].items())
-                  + ". ANIL-vs-MTL gap, trained networks / closed form, by width: "
-                  + ", ".join(f"{r['width']}: {r['trained_gap']:.3f} / {r['closed_gap']:.3f}" for r in fw["gap"]) + "."]
-    return lines

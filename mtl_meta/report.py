@@ -18,7 +18,7 @@ __all__ = ['PUBLISHED', 'METHOD_COLOURS', 'COMPARATOR', 'RESULT_FIELDS', 'REPORT
            'cost_to_accuracy', 'cost_table', 'efficiency_curve', 'efficiency_table', 'paper_comparison',
            'method_colour', 'best_on_validation', 'paired_table', 'paper_gaps', 'check_results', 'read_results',
            'timing_outliers', 'report_fewshot', 'report_taxonomy', 'report_sinusoid', 'report_efficiency',
-           'report_theory', 'write_figures_index', 'collect']
+           'report_theory', 'write_figures_index', 'collect', 'theory_split_markdown']
 
 # %% ../nbs/10b_report.ipynb #order001
 def method_order() -> tuple[str, ...]:
@@ -682,8 +682,8 @@ def report_theory(results: list[dict], out: Path) -> None:
                   "| lambda | tau | lambda*tau | gap to limit | gap to MTL |", "| --- | --- | --- | --- | --- |"]
         lines += [f"| {x['lambda']} | {x['tau']} | {x['lambda_tau']:.3g} | {x['gap_to_lambda_tau_0']:.3f} | {x['gap_to_mtl']:.3f} |"
                   for x in r["lambda_tau"]]
-        from mtl_meta.ntk import theory_split_markdown   # claim 2 with a split; finite width
-        lines += theory_split_markdown(r)
+        if r.get("split_gap") or r.get("finite_width"):   # claim 2 with a split; finite width (cell at the end)
+            lines += theory_split_markdown(r)
         atomic_write_text(out / "theory.md", "\n".join(lines) + "\n")
 
 REPORTS = (report_fewshot, report_taxonomy, report_sinusoid, report_efficiency, report_theory)
@@ -734,3 +734,66 @@ def collect(out: str | Path, runs: Iterable[str] | None = None) -> dict:
     made = {report.__name__: report(results, out) for report in REPORTS}
     write_figures_index(out, results, runs)
     return {"results": len(results), "fewshot_rows": made["report_fewshot"], "problems": problems}
+
+# %% ../nbs/10b_report.ipynb #thsp0002
+def _text_table(header: list[str], rows: list[list]) -> list[str]:
+    "Lines of a Markdown table whose cells are already text (or integers), through `markdown_table`."
+    import pandas as pd
+    return markdown_table(pd.DataFrame(rows, columns=header)).split("\n")
+
+def theory_split_markdown(result: dict) -> list[str]:
+    "Lines for `theory.md` from the theory run's `split_gap` and `finite_width` results (none when absent)."
+    lines = []
+    if result.get("split_gap"):
+        lines += ["", "## Claim 2 in full: ANIL with a support/query split vs MTL", "",
+                  "Infinite width, ridgeless, tau = 1. Relative gap |ANIL - MTL| / |MTL| of the test task's query predictions "
+                  "(both fine-tune the readout on its support set), by depth and lambda*tau:", ""]
+        fams = result["split_gap"]
+        lts = sorted({r["lambda_tau"] for s in fams.values() for r in s["rows"]})
+        rows = []
+        for fam, s in fams.items():
+            for L in sorted({r["depth"] for r in s["rows"]}):
+                by = {r["lambda_tau"]: r for r in s["rows"] if r["depth"] == L}
+                rows.append([fam, L] + [f"{by[x]['gap']:.3f}" for x in lts])
+        lines += _text_table(["family", "L"] + [f"lambda*tau={x:g}" for x in lts], rows)
+        lines += ["", "The exact decomposition ANIL - MTL = inner-loop term [ANIL(lambda*tau) - ANIL(0)] + depth term "
+                  "[joint(Q) - MTL(Q)] + data term [MTL(Q) - MTL] (Q: the query halves; ANIL(0) is joint training on Q), "
+                  f"at lambda*tau = {lts[-1]:g} (the depth and data terms do not depend on lambda*tau):", ""]
+        rows = []
+        for fam, s in fams.items():
+            for r in s["rows"]:
+                if r["lambda_tau"] == lts[-1]:
+                    rows.append([fam, r["depth"], f"{r['gap']:.3f}", f"{r['inner_loop_term']:.3f}", f"{r['depth_term']:.3f}",
+                                 f"{r['data_term']:.3f}", f"{r['gap_mtl_on_query']:.3f}", f"{r['gap_no_split']:.3f}"])
+        lines += _text_table(["family", "L", "gap", "inner-loop term", "depth term", "data term", "gap to MTL on Q",
+                              "gap without split"], rows)
+        lines += ["", "Fitted rates (log-log slopes; fits gap ~ a + b/L + c*lambda*tau over the grid):", ""]
+        rows = []
+        for fam, s in fams.items():
+            il = [v for v in s["inner_loop_slope"].values() if not math.isnan(v)]
+            fg, fq = s["fit_gap"], s["fit_gap_mtl_on_query"]
+            rows.append([fam, f"{s['depth_term_slope']:.2f}", f"{s['data_term_slope']:.2f}",
+                         f"{min(il):.2f} to {max(il):.2f}" if il else "n/a",
+                         f"{fg['a']:.3f} + {fg['b']:.3f}/L + {fg['c']:.3f} lt", f"{fq['a']:.3f} + {fq['b']:.3f}/L + {fq['c']:.3f} lt"])
+        lines += _text_table(["family", "depth term in L", "data term in L", "inner-loop term in lambda*tau",
+                              "fit: gap to MTL", "fit: gap to MTL on Q"], rows)
+    fw = result.get("finite_width")
+    if fw:
+        lines += ["", f"Finite width (depth 1, {len(fw['training_seeds'])} training seeds): trained networks against the "
+                  "closed forms at the same training time, relative to the closed form; the disagreement splits into the "
+                  "kernels' fluctuation at init and the lazy-regime deviation:", ""]
+        lines += _text_table(["method", "width", "trained vs closed", "kernel fluctuation", "lazy deviation"],
+                             [[r["method"], r["width"], f"{r['disagreement']:.4f}", f"{r['kernel_fluctuation']:.4f}",
+                               f"{r['lazy_deviation']:.4f}"] for r in fw["trained"]])
+        lines += ["", "Slopes in the width: " + "; ".join(
+            f"{k.replace('_', ' ')} " + ", ".join(f"{m} {v:.2f}" for m, v in d.items()) for k, d in fw["slopes"].items()) + "."]
+        first = {(r["method"], r["width"]): r["relative_change"] for r in fw["fluctuation_first_seeds"]}
+        lines += ["", f"Kernel fluctuation alone (no training needed), mean over {fw['fluctuation_seeds']} seeds and over the "
+                  f"training seeds {fw['training_seeds']} only:", ""]
+        lines += _text_table(["method", "width", f"{fw['fluctuation_seeds']} seeds (sd)", "training seeds only"],
+                             [[r["method"], r["width"], f"{r['mean']:.4f} ({r['std']:.4f})", f"{first.get((r['method'], r['width']), float('nan')):.4f}"]
+                              for r in fw["fluctuation"] if r["part"] == "all"])
+        lines += ["", "Slopes in the width over all seeds: " + ", ".join(f"{m} {v:.2f}" for m, v in fw["fluctuation_slopes"].items())
+                  + ". ANIL-vs-MTL gap, trained networks / closed form, by width: "
+                  + ", ".join(f"{r['width']}: {r['trained_gap']:.3f} / {r['closed_gap']:.3f}" for r in fw["gap"]) + "."]
+    return lines

@@ -8,6 +8,7 @@ import torch
 from mtl_meta.formulation import anil_gradient, bilevel_gradient, joint_gradient, relative_gap
 from mtl_meta.ntk import depth_study, lambda_tau_study, last_layer_share, relative_gap as rel, synthetic_family, \
     meta_test_predictions
+from mtl_meta.report import theory_split_markdown
 
 
 def _tasks(T=6, ways=3, n=18, dim=5, seed=0):
@@ -61,8 +62,8 @@ def test_ntk_claims():
 
 # --- claim 2 with a support/query split, and finite width (issue 17) ---
 
-from mtl_meta.ntk import (CentredMLP, empirical_kernels, family_kernels, predictions_from_kernels, query_points,
-                          split_gap_study, split_gap_terms, theory_split_markdown)
+from mtl_meta.ntk import (CentredMLP, Kernel, TaskFamily, empirical_kernels, family_kernels, predictions_from_kernels,
+                          query_points, split_gap_study, split_gap_terms)
 
 
 def _jacobian(net, x, task=None):
@@ -86,7 +87,7 @@ def test_closed_forms_match_gradient_descent_on_the_linearised_network():
     """The function-space closed forms (joint, MTL's block kernel, ANIL's meta-NTK with a split) against gradient
     descent in parameter space on the linearised finite network, and at convergence against numpy's min-norm lstsq."""
     fam = synthetic_family(T=3, n=8, n_support=4, n_query=6, seed=2)
-    X, Y, task_of, (Xs, Ys, Xq, _) = fam
+    X, Y, task_of, Xs, Ys, Xq = fam.X, fam.Y, fam.task_of, fam.Xs, fam.Ys, fam.Xq
     n, ns = len(X), len(Xs)
     Z = np.vstack([X, Xs, Xq])
     ev = np.arange(n, len(Z))
@@ -96,7 +97,8 @@ def test_closed_forms_match_gradient_descent_on_the_linearised_network():
     J1 = _jacobian(one, Z)                                   # shared head: columns [body | head]
     Jm = _jacobian(many, X, task_of)                         # per-task heads: the block structure comes from autograd
     nb = J1.shape[1] - width
-    th, k = J1 @ J1.T, J1[:, nb:] @ J1[:, nb:].T
+    kern = Kernel(theta=J1 @ J1.T, k=J1[:, nb:] @ J1[:, nb:].T)
+    k = kern.k
     fin = lambda f: f[ns:] + k[np.ix_(ev[ns:], ev[:ns])] @ np.linalg.solve(k[np.ix_(ev[:ns], ev[:ns])], Ys - f[:ns])
     # the linearised models' training problems: rows A delta ~ c, and how each reads its test function
     tasks = [(np.flatnonzero(task_of == i)[:4], np.flatnonzero(task_of == i)[4:]) for i in range(3)]
@@ -111,9 +113,9 @@ def test_closed_forms_match_gradient_descent_on_the_linearised_network():
         delta = np.zeros(A.shape[1])
         for _ in range(steps):
             delta -= eta * A.T @ (A @ delta - c)
-        closed = predictions_from_kernels(th, k, fam, lam=lam, tau=1, split=method == "anil", eta=eta, steps=steps)
+        closed = predictions_from_kernels(kern, fam, lam=lam, tau=1, split=method == "anil", eta=eta, steps=steps)
         assert rel(closed[method], fin(read @ delta)) < 1e-8, method
-        converged = predictions_from_kernels(th, k, fam, lam=lam, tau=1, split=method == "anil")
+        converged = predictions_from_kernels(kern, fam, lam=lam, tau=1, split=method == "anil")
         min_norm = np.linalg.lstsq(A, c, rcond=None)[0]
         assert rel(converged[method], fin(read @ min_norm)) < 1e-6, method
 
@@ -123,22 +125,22 @@ def test_empirical_kernels_match_the_jacobian_and_the_infinite_width_limit():
     z = np.random.default_rng(0).standard_normal((6, 3))
     z /= np.linalg.norm(z, axis=1, keepdims=True)
     J = _jacobian(net, z)
-    th, k = empirical_kernels(net, z)
-    assert np.allclose(th, J @ J.T) and np.allclose(k, J[:, -20:] @ J[:, -20:].T)
-    th_inf, _ = family_kernels((z, None, None, (z[:0], None, z[:0], None)), 2)
-    errs = [np.mean([np.linalg.norm(empirical_kernels(CentredMLP(3, w, 2, seed=s), z)[0] - th_inf) / np.linalg.norm(th_inf)
+    emp = empirical_kernels(net, z)
+    assert np.allclose(emp.theta, J @ J.T) and np.allclose(emp.k, J[:, -20:] @ J[:, -20:].T)
+    th_inf = family_kernels(TaskFamily(X=z, Y=None, task_of=None, Xs=z[:0], Ys=None, Xq=z[:0], Yq=None), 2).theta
+    errs = [np.mean([np.linalg.norm(empirical_kernels(CentredMLP(3, w, 2, seed=s), z).theta - th_inf) / np.linalg.norm(th_inf)
                      for s in range(4)]) for w in (32, 2048)]          # mean over seeds: width^-1/2 predicts 8x
     assert errs[1] < errs[0] / 3, errs
 
 
 def test_split_gap_decomposition():
     fam = synthetic_family(seed=3)
-    th, k = family_kernels(fam, 2)
+    kern = family_kernels(fam, 2)
     # ANIL with lambda = 0 is joint training on the query halves (its outer loss sees only those points)
-    a0 = predictions_from_kernels(th, k, fam, lam=0.0, split=True)["anil"]
-    jq = predictions_from_kernels(th, k, fam, train_idx=query_points(fam[2]))["joint"]
+    a0 = predictions_from_kernels(kern, fam, lam=0.0, split=True)["anil"]
+    jq = predictions_from_kernels(kern, fam, train_idx=query_points(fam.task_of))["joint"]
     assert rel(a0, jq) < 1e-8
-    rows = split_gap_terms(th, k, fam, (0.0, 0.003, 0.01))
+    rows = split_gap_terms(kern, fam, (0.0, 0.003, 0.01))
     assert rows[0]["inner_loop_term"] == 0 and rows[0]["gap_mtl_on_query"] == rows[0]["depth_term"]
     assert 0.8 < np.polyfit(np.log([0.003, 0.01]), np.log([r["inner_loop_term"] for r in rows[1:]]), 1)[0] < 1.2
     # the triangle inequality bounds the gap by its three terms
@@ -150,3 +152,13 @@ def test_split_gap_decomposition():
     assert at0[-1]["data_term"] > 2 * at0[-1]["depth_term"]          # what remains at depth 64 is the split's data
     md = theory_split_markdown({"split_gap": {"synthetic": study}})
     assert theory_split_markdown({}) == [] and sum(l.startswith("| synthetic | 64") for l in md) == 2
+
+
+def test_theory_md_is_the_report_of_the_committed_theory_run(tmp_path):
+    "`figures/theory.md` is, byte for byte, what `report_theory` writes from the committed theory run's results."
+    import json
+    from pathlib import Path
+    from mtl_meta.report import report_theory
+    figures = Path(__file__).parent.parent / "figures"
+    report_theory([json.loads((figures / "runs" / "theory" / "results.json").read_text())], tmp_path)
+    assert (tmp_path / "theory.md").read_bytes() == (figures / "theory.md").read_bytes()

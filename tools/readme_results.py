@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from mtl_meta.core import markdown_table
+
 SETTING = lambda r: f"{r.ways}-way {r.shots}-shot"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    "A Markdown table of cells already written as text, through the package's one table builder."
+    return markdown_table(pd.DataFrame(rows, columns=header))
 
 
 def _ci(r) -> float:
@@ -25,7 +32,7 @@ def fewshot_pivot(fs: pd.DataFrame) -> str:
     "method x setting: 'acc ± ci95 (million training images per seed, train s/seed, x MTL's time)'."
     settings = list(dict.fromkeys(SETTING(r) for r in fs.itertuples()))
     methods = list(dict.fromkeys(fs.method))
-    lines = ["| method | " + " | ".join(settings) + " |", "|" + " --- |" * (1 + len(settings))]
+    rows = []
     for m in methods:
         cells = []
         for s in settings:
@@ -37,8 +44,8 @@ def fewshot_pivot(fs: pd.DataFrame) -> str:
             n = getattr(r, "train_images", float("nan"))
             images = f"{n / 1e6:.2f} M img, " if not math.isnan(n) else ""
             cells.append(f"{r.acc:.1f} ± {_ci(r):.1f} ({images}{r.train_seconds:.0f} s, {r.mtl_speedup:.2f}x)")
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append([f"{m}"] + cells)
+    return _table(["method"] + settings, rows)
 
 
 def paired_pivot(paired: pd.DataFrame) -> str:
@@ -46,7 +53,7 @@ def paired_pivot(paired: pd.DataFrame) -> str:
     comparator first, the baseline best on validation marked."""
     settings = list(dict.fromkeys((r.ways, r.shots, r.trained) for r in paired.itertuples()))
     head = [f"{w}-way {k}-shot" + ("" if t == f"{w}w{k}s" else f" (bodies of {t})") for w, k, t in settings]
-    lines = ["| MTL minus | " + " | ".join(head) + " |", "|" + " --- |" * (1 + len(settings))]
+    body = []
     short = {"MTL higher": "MTL higher", "MTL lower": "MTL lower", "not significant": "n.s.",
              "one seed: no interval": "1 seed"}
     for b in dict.fromkeys(paired.baseline):
@@ -61,8 +68,8 @@ def paired_pivot(paired: pd.DataFrame) -> str:
             r = r.iloc[0]
             ci = "" if math.isnan(r.ci95) else f" ± {r.ci95:.1f}"
             cells.append(f"{r.difference:+.1f}{ci} ({short.get(r.verdict, r.verdict)})")
-        lines.append(f"| {b}" + (f" ({role})" if role else "") + " | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append([f"{b}" + (f" ({role})" if role else "")] + cells)
+    return _table(["MTL minus"] + head, body)
 
 
 def paper_gap_sentence(gaps: pd.DataFrame) -> str:
@@ -104,17 +111,17 @@ def _with_interval(value: float, lo: float, hi: float) -> str:
 def matched_summary(eff: pd.DataFrame) -> str:
     """Per setting and baseline: MTL's speedup at matched validation accuracy, in images and in seconds, with the
     bootstrap interval over seeds when the table has one."""
-    lines = ["| setting | baseline | seeds | matched val % | MTL images | baseline images | speedup (images) | MTL s | "
-             "baseline s | speedup (s) |", "|" + " --- |" * 10]
+    rows = []
     for r in eff.itertuples():
         lo = lambda c: getattr(r, c, float("nan"))
         seeds = getattr(r, "seeds", float("nan"))
-        lines.append(f"| {r.ways}-way {r.shots}-shot | {r.baseline} | {'-' if seeds != seeds else int(seeds)} | "
-                     f"{r.matched_val_acc:.1f} | {r.mtl_images:.3g} | {r.baseline_images:.3g} | "
-                     f"{_with_interval(r.speedup_images, lo('speedup_images_lo'), lo('speedup_images_hi'))} | "
-                     f"{r.mtl_seconds:.0f} | {r.baseline_seconds:.0f} | "
-                     f"{_with_interval(r.speedup, lo('speedup_lo'), lo('speedup_hi'))} |")
-    return "\n".join(lines)
+        rows.append([f"{r.ways}-way {r.shots}-shot", f"{r.baseline}", "-" if seeds != seeds else f"{int(seeds)}",
+                     f"{r.matched_val_acc:.1f}", f"{r.mtl_images:.3g}", f"{r.baseline_images:.3g}",
+                     _with_interval(r.speedup_images, lo('speedup_images_lo'), lo('speedup_images_hi')),
+                     f"{r.mtl_seconds:.0f}", f"{r.baseline_seconds:.0f}",
+                     _with_interval(r.speedup, lo('speedup_lo'), lo('speedup_hi'))])
+    return _table(["setting", "baseline", "seeds", "matched val %", "MTL images", "baseline images", "speedup (images)",
+                   "MTL s", "baseline s", "speedup (s)"], rows)
 
 
 def main(folder: str) -> None:
@@ -168,10 +175,9 @@ def main(folder: str) -> None:
             continue
         print(f"Efficiency curve ([`{curve.with_suffix('.md').name}`](figures/{curve.with_suffix('.md').name})): "
               "MTL trained for a fraction of the baseline's budget.\n")
-        lines = ["| method | meta-batch | epochs | train s | test acc % | speedup |", "| --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {r.method} | {r.meta_batch_size} | {r.epochs} | {r.train_seconds:.1f} | {r.test_acc:.1f} ± {r.ci95:.1f} "
-                  f"| {r.speedup_of_mtl:.2f}x |" for r in c.itertuples()]
-        print("\n".join(lines) + "\n")
+        print(_table(["method", "meta-batch", "epochs", "train s", "test acc %", "speedup"],
+                     [[f"{r.method}", f"{r.meta_batch_size}", f"{r.epochs}", f"{r.train_seconds:.1f}",
+                       f"{r.test_acc:.1f} ± {r.ci95:.1f}", f"{r.speedup_of_mtl:.2f}x"] for r in c.itertuples()]) + "\n")
     if (d / "sinusoid.csv").exists():
         print("Sinusoid regression ([`figures/sinusoid.md`](figures/sinusoid.md)):\n")
         body = (d / "sinusoid.md").read_text().split("\n\n", 2)[-1].strip()
