@@ -15,13 +15,14 @@ from torch.func import functional_call, grad
 
 from .core import MtlMetaError
 from .episodes import Episode
+# the method interface and the registry (06a_method); importing mtl registers MTL's two methods first
+from .method import (ALGORITHMS, PLUGINS_ENV, Algorithm, algorithm_class, algorithm_options, compared_methods,
+                             import_plugins, load_plugins, make_algorithm, register_algorithm)
 from .mtl import MTL, MTLTaskHeads
-from .train import Algorithm
 
 # %% auto #0
-__all__ = ['MAML_PRESETS', 'ALGORITHMS', 'PLUGINS_ENV', 'PLUGIN_ERROR', 'smoothed_cross_entropy', 'MetaLearner', 'sgd_steps',
-           'GradientStepLearner', 'MAML', 'FOMAML', 'ANIL', 'ridge_head', 'R2D2', 'MetaOptNetRR', 'crammer_singer_svm',
-           'MetaOptNetSVM', 'ProtoNet', 'load_plugins', 'algorithm_options', 'algorithm_class', 'make_algorithm',
+__all__ = ['MAML_PRESETS', 'PLUGIN_ERROR', 'smoothed_cross_entropy', 'MetaLearner', 'sgd_steps', 'GradientStepLearner', 'MAML',
+           'FOMAML', 'ANIL', 'ridge_head', 'R2D2', 'MetaOptNetRR', 'crammer_singer_svm', 'MetaOptNetSVM', 'ProtoNet',
            'taxonomy_table']
 
 # %% ../nbs/09_gbml.ipynb #cccc0006
@@ -59,9 +60,8 @@ class MetaLearner(Algorithm):
             raise MtlMetaError(f"{self.name} needs query images to compute its meta-loss, but the episode has "
                                "none; sample training episodes with queries >= 1")
 
-    def episode_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
-        if episode.batched:
-            return self.mean_over_episodes(episode)
+    def task_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
+        "The (label-smoothed) cross-entropy of the query logits after adapting to the support set, and their accuracy."
         self._check(episode)
         logits = _upcast(self.query_logits(episode))
         loss = smoothed_cross_entropy(logits, episode.query_labels, self.label_smoothing)
@@ -96,10 +96,11 @@ def sgd_steps(loss, params: dict[str, Tensor], lr: float, steps: int, first_orde
 class GradientStepLearner(MetaLearner):
     r"""A meta-learner whose inner loop is `sgd_steps` at rate alpha = `inner_lr`: tau = `inner_steps` steps in
     training, `test_steps` in eval mode, from one of `MAML_PRESETS` (explicit values override the preset).
+    `first_order` treats the inner gradients as constants. These settings, and `feature_dim` (the width of the
+    body's features) and `label_smoothing`, are the options of every subclass, which takes them as `**settings`.
     The head it adapts is built for `ways` classes, so an episode with another number of ways is refused."""
     regulariser = "GD steps"
     second_order = True
-    first_order = False
     # the outer learning rate and the inner-loop step size (the presets' 0.1 and 0.4 for Omniglot)
     # fifth trial: a larger outer step (3e-3 won for all three methods in the first four)
     tuning_grid = tuple({"lr": lr, "inner_lr": a} for lr in (1e-3, 3e-3) for a in (0.1, 0.4)) + (
@@ -112,8 +113,9 @@ class GradientStepLearner(MetaLearner):
             return {"preset": "omniglot-20way" if ways >= 20 else "omniglot-5way"}
         return {"preset": "miniimagenet"}
 
-    def __init__(self, body: nn.Module, ways: int = 5, preset: str = "omniglot-5way", inner_lr: float | None = None,
-                 inner_steps: int | None = None, test_steps: int | None = None, label_smoothing: float = 0.0):
+    def __init__(self, body: nn.Module, ways: int = 5, feature_dim: int | None = None, preset: str = "omniglot-5way",
+                 inner_lr: float | None = None, inner_steps: int | None = None, test_steps: int | None = None,
+                 first_order: bool = False, label_smoothing: float = 0.0):
         super().__init__(body, ways, label_smoothing)
         if preset not in MAML_PRESETS:
             raise MtlMetaError(f"unknown preset {preset!r}; choose one of: {', '.join(MAML_PRESETS)}")
@@ -122,6 +124,7 @@ class GradientStepLearner(MetaLearner):
         if s["inner_steps"] < 0 or s["test_steps"] < 0:
             raise MtlMetaError(f"inner_steps and test_steps must be non-negative, got {s['inner_steps']} and {s['test_steps']}")
         self.inner_lr, self.inner_steps, self.test_steps = s["inner_lr"], s["inner_steps"], s["test_steps"]
+        self.first_order, self.dim = bool(first_order), self.feature_dim(body, feature_dim)
 
     def steps_for(self, episode: Episode) -> int:
         "The inner steps for `episode` (`inner_steps` in training, `test_steps` in eval mode), once its ways are checked."
@@ -139,16 +142,14 @@ class MAML(GradientStepLearner):
     theta^(0) = theta,  theta^(s+1) = theta^(s) - alpha * grad L_S(theta^(s)),  meta-loss L_Q(theta^(tau)),
     differentiated through the steps; for one step the meta-gradient is
     grad_theta L_Q(theta') = (I - alpha * Hess L_S(theta)) grad L_Q(theta'), with the Hessian of the support loss
-    (first-order MAML drops it). alpha = `inner_lr`, tau = `inner_steps` (`test_steps` in eval mode)."""
+    (first-order MAML drops it: `first_order`). alpha = `inner_lr`, tau = `inner_steps` (`test_steps` in eval mode)."""
     name = "maml"
     inner_loop = "all layers"
     citation = "Finn, Abbeel & Levine, ICML 2017"
 
-    def __init__(self, body: nn.Module, ways: int = 5, feature_dim: int | None = None, preset: str = "omniglot-5way",
-                 inner_lr: float | None = None, inner_steps: int | None = None, test_steps: int | None = None,
-                 label_smoothing: float = 0.0):
-        super().__init__(body, ways, preset, inner_lr, inner_steps, test_steps, label_smoothing)
-        self.head = nn.Linear(self.feature_dim(body, feature_dim), ways)
+    def __init__(self, body: nn.Module, ways: int = 5, **settings):
+        super().__init__(body, ways, **settings)
+        self.head = nn.Linear(self.dim, ways)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.body(x))
@@ -176,7 +177,9 @@ class FOMAML(MAML):
     name = "fomaml"
     second_order = False
     citation = "Finn, Abbeel & Levine, ICML 2017 (first-order approximation)"
-    first_order = True
+
+    def __init__(self, body: nn.Module, ways: int = 5, first_order: bool = True, **settings):
+        super().__init__(body, ways, first_order=first_order, **settings)
 
 # %% ../nbs/09_gbml.ipynb #cccc0019
 class ANIL(GradientStepLearner):
@@ -191,13 +194,11 @@ class ANIL(GradientStepLearner):
     inner_loop = "last layer"
     citation = "Raghu, Raghu, Bengio & Vinyals, ICLR 2020"
 
-    def __init__(self, body: nn.Module, ways: int = 5, feature_dim: int | None = None, preset: str = "omniglot-5way",
-                 inner_lr: float | None = None, inner_steps: int | None = None, test_steps: int | None = None,
-                 head_init: str = "learned", first_order: bool = False, label_smoothing: float = 0.0):
-        super().__init__(body, ways, preset, inner_lr, inner_steps, test_steps, label_smoothing)
+    def __init__(self, body: nn.Module, ways: int = 5, head_init: str = "learned", **settings):
+        super().__init__(body, ways, **settings)
         if head_init not in ("learned", "zero"):
             raise MtlMetaError(f"head_init must be 'learned' or 'zero', got {head_init!r}")
-        self.dim, self.head_init, self.first_order = self.feature_dim(body, feature_dim), head_init, first_order
+        self.head_init = head_init
         self.head = nn.Linear(self.dim, ways) if head_init == "learned" else None
 
     def adapt_head(self, z: Tensor, y: Tensor, steps: int) -> tuple[Tensor, Tensor]:
@@ -433,62 +434,10 @@ class ProtoNet(MetaLearner):
         return logits / zq.shape[-1] if self.normalize_by_dim else logits
 
 # %% ../nbs/09_gbml.ipynb #cccc0031
-ALGORITHMS: dict[str, type] = {
-    "mtl": MTL, "mtl-tasks": MTLTaskHeads, "maml": MAML, "fomaml": FOMAML, "anil": ANIL, "metaoptnet-svm": MetaOptNetSVM,
-    "metaoptnet-rr": MetaOptNetRR, "r2d2": R2D2, "protonet": ProtoNet,
-}
-PLUGINS_ENV = "MTL_META_PLUGINS"
+for _cls in (MAML, FOMAML, ANIL, MetaOptNetSVM, MetaOptNetRR, R2D2, ProtoNet):   # after MTL's two, in this order
+    register_algorithm(_cls)
 
-def load_plugins(names: str | None = None) -> list[str]:
-    """Import the modules named in `$MTL_META_PLUGINS` (comma-separated): a module that adds a method does so
-    with one class and one line, `ALGORITHMS["name"] = Class`, and every command, profile and table sees it."""
-    import importlib
-    import os
-    loaded = []
-    for mod in filter(None, (m.strip() for m in (names if names is not None else os.environ.get(PLUGINS_ENV, "")).split(","))):
-        try:
-            importlib.import_module(mod)
-        except ImportError as e:
-            raise MtlMetaError(f"cannot import the plugin module {mod!r} named in ${PLUGINS_ENV} ({e}); "
-                               "check the name and that its folder is on PYTHONPATH") from None
-        except (Exception, SystemExit) as e:   # the module itself is broken (or exits): its error, in one line
-            raise MtlMetaError(f"the plugin module {mod!r} named in ${PLUGINS_ENV} failed while being imported "
-                               f"({type(e).__name__}: {' '.join(str(e).split())[:160]}); fix it or remove it from "
-                               f"${PLUGINS_ENV}") from None
-        loaded.append(mod)
-    return loaded
-
-def algorithm_options(name: str) -> dict:
-    "The options (constructor arguments besides body, n_classes, ways) of a registered method, with defaults."
-    return algorithm_class(name).option_defaults()
-
-def algorithm_class(name: str) -> type:
-    "The registered class of method `name` (case and surrounding spaces ignored)."
-    if PLUGIN_ERROR is not None:   # a broken plugin stops every use of the registry, in one line
-        raise PLUGIN_ERROR
-    key = str(name).strip().lower()
-    if key not in ALGORITHMS:
-        raise MtlMetaError(f"unknown method {name!r}; choose one of: {', '.join(ALGORITHMS)}")
-    return ALGORITHMS[key]
-
-def make_algorithm(name: str, body: nn.Module, n_classes: int, ways: int = 5, **opts) -> Algorithm:
-    "Build the registered algorithm `name` around `body` for `ways`-way episodes from `n_classes` training classes."
-    cls = algorithm_class(name)
-    known = algorithm_options(name)
-    unknown = sorted(set(opts) - set(known))
-    if unknown:
-        raise MtlMetaError(f"method {cls.name} has no option(s) {', '.join(unknown)}; "
-                           f"its options are: {', '.join(known) or 'none'}")
-    from mtl_meta.core import check_finite
-    for k, v in opts.items():   # inner_lr=NaN would train, then crash at validation
-        check_finite(v, f"method option {k}")
-    return cls(body, n_classes, ways=ways, **opts) if cls.heads_per_class else cls(body, ways=ways, **opts)
-
-PLUGIN_ERROR: MtlMetaError | None = None
-try:
-    load_plugins()   # methods added by the user's own modules join the registry before anyone reads it
-except MtlMetaError as e:   # kept for the first use of the registry: importing mtl_meta (and --help) still works
-    PLUGIN_ERROR = e
+PLUGIN_ERROR = import_plugins()   # the user's plugin methods join after the built-in ones, before anyone reads them
 
 # %% ../nbs/09_gbml.ipynb #cccc0034
 def taxonomy_table(markdown: bool = False):

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from .core import MtlMetaError
 from .episodes import Episode
-from .train import Algorithm
+from .method import Algorithm, register_algorithm
 
 # %% auto #0
 __all__ = ['HeadBank', 'MTL', 'MTLTaskHeads']
@@ -50,7 +50,18 @@ class HeadBank(nn.Module):
 
 # %% ../nbs/08_mtl.ipynb #cccc0009
 class MTL(Algorithm):
-    "Multi-task learning: shared body + a bank of per-class heads, trained jointly (first order)."
+    r"""Multi-task learning: shared body + a bank of per-class heads, trained jointly (first order).
+
+    The paper's (P4) with its heads stored per training class: a bank W (one row w_c and bias b_c per training
+    class c); the head of episode t is the rows W[C_t] of its classes C_t. Over all of an episode's images
+    D_t = S_t + Q_t (no support/query split), with features z = phi_theta(x) (unit length if `normalize`),
+
+        min_{theta, W}  sum_t L(phi_theta, W[C_t]; D_t),   L = mean over (x, y) in D_t of CE(W[C_t] z + b[C_t], y),
+
+    by ordinary first-order gradients in theta and W together. Its regulariser is `"joint heads"`: no penalty
+    and no inner loop; the heads are free parameters fitted jointly with the body on the same data as the outer
+    loss (03_formulation: the inner problem solved exactly on D_t, so no second-order term). Tasks sharing a
+    class share its row. `task_loss` takes a batched episode whole (one forward per meta-batch)."""
     name = "mtl"
     inner_loop = "none"
     regulariser = "joint heads"
@@ -73,7 +84,8 @@ class MTL(Algorithm):
         "The head bank, which `TrainConfig.head_lr` steps separately from the body."
         return list(self.heads.parameters())
 
-    def episode_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
+    def task_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
+        "The mean cross-entropy over all the episode's images under its rows of the bank, and its accuracy."
         x = torch.cat([episode.support, episode.query], dim=-4)
         y = torch.cat([episode.support_labels, episode.query_labels], dim=-1)
         lead = x.shape[:-3]   # a batched episode (one forward per meta-batch): the body sees one flat batch
@@ -83,9 +95,20 @@ class MTL(Algorithm):
         acc = (logits.argmax(-1) == y).float().mean()
         return loss, acc
 
+register_algorithm(MTL)
+
 # %% ../nbs/08_mtl.ipynb #cccc000d
 class MTLTaskHeads(Algorithm):
-    "MTL with one linear head per task of a fixed pool (the formulation of the theory)."
+    r"""MTL with one linear head per task of a fixed pool (the formulation of the theory).
+
+    The paper's (P4) as written: T = `n_tasks` training tasks (class tuples drawn once, `pool_seed`), head w_i
+    (`ways` rows, biases b_i) for task i, and all of a task's images D_i = S_i + Q_i as its data:
+
+        min_{theta, w_1..w_T}  sum_i L(phi_theta, w_i; D_i)  =  min_theta  sum_i min_{w_i} L(phi_theta, w_i; D_i),
+
+    L the mean cross-entropy of w_i z + b_i over D_i, z = phi_theta(x) (unit length if `normalize`). Regulariser
+    `"joint heads"`: no penalty, no inner loop; each w_i is a free parameter trained jointly with theta, which on the
+    right is an inner problem solved exactly on the same data as the outer loss (first order, 03_formulation)."""
     name = "mtl-tasks"
     inner_loop = "none"
     regulariser = "joint heads"
@@ -124,11 +147,12 @@ class MTLTaskHeads(Algorithm):
                                "TaskPoolSampler(n_tasks, pool_seed) matching this model")
         return self.index[key]
 
-    def episode_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
-        if episode.batched:
-            return self.mean_over_episodes(episode)
+    def task_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
+        "The mean cross-entropy over all the episode's images under the head of its pool task, and its accuracy."
         t = self.task_of(episode.classes)
         x = torch.cat([episode.support, episode.query])
         y = torch.cat([episode.support_labels, episode.query_labels])
         logits = (self.features(x) @ self.weight[t].T + self.bias[t]).float()
         return F.cross_entropy(logits, y), (logits.argmax(-1) == y).float().mean()
+
+register_algorithm(MTLTaskHeads)

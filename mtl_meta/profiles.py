@@ -20,8 +20,8 @@ __all__ = ['PAPER_DATASETS', 'PROFILES', 'TEST_SEED_OFFSET', 'compared_methods',
 def compared_methods() -> tuple[str, ...]:
     """The registered methods that take part in the benchmark comparison, in registry order; read when called,
     so a method registered after import (in a notebook, or by a plugin) takes part in the profiles."""
-    from mtl_meta.gbml import ALGORITHMS
-    return tuple(k for k, cls in ALGORITHMS.items() if cls.compared)
+    from mtl_meta.gbml import compared_methods as registered   # importing gbml registers the built-in methods
+    return registered()
 
 def _algorithm_options(method: str, ways: int, dataset: str) -> dict:
     "The method's own presets for the data set and the training episodes' width (see `Algorithm.presets`)."

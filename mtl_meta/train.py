@@ -23,79 +23,12 @@ from torch import Tensor, nn
 
 from .core import MtlMetaError, atomic_write_bytes, atomic_write_json, check_device
 from .episodes import Episode
+from .method import Algorithm   # the method interface (06a_method), used here by name
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'RESUME_MAY_CHANGE', 'Algorithm', 'TrainConfig', 'rng_state', 'set_rng_state', 'save_checkpoint',
+__all__ = ['CHECKPOINT_FORMAT', 'RESUME_MAY_CHANGE', 'TrainConfig', 'rng_state', 'set_rng_state', 'save_checkpoint',
            'load_checkpoint', 'run_identity', 'identity_conflicts', 'TrainState', 'Trainer', 'EpisodePrefetcher',
            'episode_batchnorm']
-
-# %% ../nbs/07_train.ipynb #cccc0005
-class Algorithm(nn.Module, metaclass=abc.ABCMeta):
-    "Base class: a shared `body` plus whatever the algorithm learns on top; one loss per episode."
-    name: str = "algorithm"
-    inner_loop: str = "none"        # 'none', 'last layer' or 'all layers'
-    regulariser: str = "none"       # 'joint heads', 'GD steps', 'l2' or 'none'
-    second_order: bool = False      # does its meta-gradient differentiate through an inner loop?
-    citation: str = ""
-    # The trials a fair comparison gives this method on validation: each a dict of TrainConfig fields and
-    # constructor options. Every method gets the same number of trials (see mtl_meta.reproduce.tune_runs).
-    # The fifth trial of each grid was added after the first four ran on validation (never on test): it
-    # goes one step past the edge where the first four trials' winners sat (see 10a_profiles).
-    tuning_grid: tuple[dict, ...] = ({"lr": 1e-3}, {"lr": 3e-3}, {"lr": 1e-2}, {"lr": 3e-2}, {"lr": 1e-1})
-    compared: bool = True           # part of the benchmark comparison (the reproduction's method list)
-    heads_per_class: bool = False   # the constructor takes n_classes: one head per training class
-
-    @classmethod
-    def presets(cls, dataset: str, ways: int) -> dict:
-        "Constructor options that the original paper used for `dataset` with `ways`-way training episodes."
-        return {}
-
-    @classmethod
-    def option_defaults(cls) -> dict:
-        "The method's options (constructor arguments besides body, n_classes and ways) with their defaults."
-        import inspect
-        return {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
-                if k not in ("self", "body", "n_classes", "ways")}
-
-    @classmethod
-    def sampler_options(cls, options: dict) -> dict:
-        "What the training episode sampler must produce for a model built with `options` (default: nothing special)."
-        return {}
-
-    def __init__(self, body: nn.Module):
-        super().__init__()
-        self.body = body
-
-    @abc.abstractmethod
-    def episode_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
-        "Loss to minimise on one (unbatched) episode, and the training accuracy it reached."
-
-    def mean_over_episodes(self, episode: Episode) -> tuple[Tensor, Tensor]:
-        "For a batched episode (a leading batch dimension): the mean loss and accuracy of its episodes, one by one."
-        out = [self.episode_loss(episode[i]) for i in range(episode.classes.shape[0])]
-        return torch.stack([l for l, _ in out]).mean(), torch.stack([a for _, a in out]).mean()
-
-    normalize: bool = False         # L2-normalise features (MTL trains and is tested on the unit sphere)
-
-    def features(self, x: Tensor) -> Tensor:
-        "Embed images with the shared body (what test-time adaptation sees), L2-normalised if `normalize`."
-        z = self.body(x)
-        return nn.functional.normalize(z, dim=-1) if self.normalize else z
-
-    @staticmethod
-    def feature_dim(body: nn.Module, feature_dim: int | None = None) -> int:
-        "The width of the body's features: `feature_dim` when given, else the body's `out_dim`."
-        dim = feature_dim or getattr(body, "out_dim", None)
-        if dim is None:
-            raise MtlMetaError("the body has no out_dim attribute; pass feature_dim explicitly")
-        return int(dim)
-
-    def head_parameters(self) -> list[nn.Parameter]:
-        """Parameters that `TrainConfig.head_lr` applies to (none by default).
-
-        MTL's head bank is the example: each of its rows is updated only in the episodes that contain
-        its class, about `ways / n_classes` of the updates, so it can need a larger step than the body."""
-        return []
 
 # %% ../nbs/07_train.ipynb #cccc0008
 def _option(default, doc: str):
@@ -681,7 +614,7 @@ def describe(self: Trainer) -> dict:
     """What rebuilds the model of a run built by hand (no `metadata`): the method's registry name, the body
     (its registry name when `models.make_backbone` built it, else its class), the training split's image shape
     and classes, and the method's options. `api.load_trained` and `mtl-meta evaluate` fall back to it."""
-    from mtl_meta.gbml import ALGORITHMS
+    from mtl_meta.method import ALGORITHMS
     algo = self.algorithm
     method = next((k for k, c in ALGORITHMS.items() if type(algo) is c), None)
     split = getattr(self.train_sampler, "split", None)
