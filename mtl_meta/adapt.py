@@ -55,12 +55,14 @@ def _span_basis(zs: Tensor) -> Tensor:
     u, s, vh = torch.linalg.svd(zs, full_matrices=False)
     return vh.transpose(1, 2)   # r = min(n, d); directions with zero singular value are harmless
 
+# %% ../nbs/06_adapt.ipynb #cccc0008-1
 def _logreg_objective(theta: Tensor, X: Tensor, Y: Tensor, C: float, r: int) -> Tensor:
     "Per-episode objective; theta (B, ways, r+1) with the intercept last, X (B, n, r+1) with a 1 column."
     logits = X @ theta.transpose(1, 2)
     ce = (torch.logsumexp(logits, -1) - (logits * Y).sum(-1)).sum(-1)
     return 0.5 * (theta[..., :r] ** 2).sum((-1, -2)) + C * ce
 
+# %% ../nbs/06_adapt.ipynb #cccc0008-2
 def _newton_cg(hvp, g: Tensor, rtol: float = 1e-10, max_iter: int | None = None) -> Tensor:
     "Solve H x = g (batched over dim 0, H symmetric positive definite given as x -> Hx) by conjugate gradients."
     x, r = torch.zeros_like(g), g.clone()
@@ -80,6 +82,7 @@ def _newton_cg(hvp, g: Tensor, rtol: float = 1e-10, max_iter: int | None = None)
         rs = new
     return x
 
+# %% ../nbs/06_adapt.ipynb #cccc0008-3
 def logreg_torch(zs: Tensor, ys: Tensor, zq: Tensor, ways: int, C: float = 3.0, max_iter: int = 50,
                  tol: float = 1e-8, direct_max: int = 64) -> Tensor:
     """Query logits of L2 multinomial logistic regression (scikit-learn's objective), batched Newton in float64.
@@ -174,6 +177,7 @@ def ridge(zs: Tensor, ys: Tensor, zq: Tensor, ways: int, lam: float = 1.0) -> Te
         W = torch.linalg.solve(X.transpose(1, 2) @ X + lam * eye, X.transpose(1, 2) @ Y)
     return _unbatch((Xq @ W).float(), single)
 
+# %% ../nbs/06_adapt.ipynb #cccc000e-1
 def nearest_centroid(zs: Tensor, ys: Tensor, zq: Tensor, ways: int, metric: str = "euclidean") -> Tensor:
     "Query scores by distance to class means: -squared Euclidean distance, or cosine similarity."
     zs, ys, zq, single = _batched(zs, ys, zq)
@@ -201,6 +205,7 @@ def mean_ci95(accs) -> tuple[float, float]:
     half = 1.96 * a.std(ddof=1) / math.sqrt(a.size) if a.size > 1 else float("nan")
     return float(a.mean()), float(half)
 
+# %% ../nbs/06_adapt.ipynb #cccc0011-1
 @dataclass
 class EvalResult:
     "Accuracy of test-time adaptation over `episodes` episodes (fractions in [0, 1])."
@@ -217,11 +222,13 @@ class EvalResult:
     def __str__(self):
         return f"{100 * self.mean:.2f} ± {100 * self.ci95:.2f} % ({self.episodes} episodes, {self.adapt})"
 
+# %% ../nbs/06_adapt.ipynb #cccc0011-2
 def _embed(features: Callable, x: Tensor, chunk: int) -> Tensor:
     flat = x.reshape(-1, *x.shape[2:])
     z = torch.cat([features(flat[i:i + chunk]) for i in range(0, len(flat), chunk)])
     return z.reshape(*x.shape[:2], -1)
 
+# %% ../nbs/06_adapt.ipynb #cccc0011-3
 def _can_embed_split(sampler, episodes: int) -> bool:
     "Whether embedding the sampler's whole split once is valid (deterministic transform) and cheaper."
     split, transform = getattr(sampler, "split", None), getattr(sampler, "transform", None)
@@ -232,12 +239,14 @@ def _can_embed_split(sampler, episodes: int) -> bool:
     per_episode = sampler.ways * (sampler.shots + sampler.queries)
     return len(split) < episodes * per_episode
 
+# %% ../nbs/06_adapt.ipynb #cccc0011-4
 def split_features(features: Callable[[Tensor], Tensor], sampler, device="cpu", chunk: int = 1024) -> Tensor:
     "Features (n_images, d) of every image of `sampler.split`, with the sampler's transform, in chunks."
     n = len(sampler.split)
     return torch.cat([features(sampler._images(np.arange(i, min(i + chunk, n))).to(device))
                       for i in range(0, n, chunk)])
 
+# %% ../nbs/06_adapt.ipynb #cccc0011-5
 def evaluate(features: Callable[[Tensor], Tensor], sampler, adapt: str = "logreg", episodes: int = 600,
              device="cpu", progress: bool = False, batch_size: int = 50, normalize: bool = True,
              chunk: int = 1024, embed_split: bool | None = None, **adapt_options) -> EvalResult:

@@ -53,6 +53,7 @@ def data_root(override: str | os.PathLike | None = None) -> Path:
     value = override if override not in (None, "") else os.environ.get(DATA_ENV) or "~/data"
     return Path(value).expanduser().resolve()
 
+# %% ../nbs/00_core.ipynb #cccc0007-1
 def cache_dir(override: str | os.PathLike | None = None) -> Path:
     "The cache folder (created on demand): `override`, else `$MTL_META_CACHE`, else the XDG cache."
     value = override if override not in (None, "") else os.environ.get(CACHE_ENV)
@@ -100,7 +101,7 @@ def environment_error(e: OSError, path: str | os.PathLike | None = None) -> MtlM
     hint = _ENVIRONMENT_ERRNOS.get(e.errno, "check the folder")
     return MtlMetaError(f"cannot write {where} ({e.strerror or type(e).__name__}); {hint}")
 
-
+# %% ../nbs/00_core.ipynb #cccc000d-1
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     "Write `data` to `path` atomically (temporary file in the same folder, fsync, rename)."
     path = Path(path)
@@ -122,10 +123,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         raise
     return path
 
+# %% ../nbs/00_core.ipynb #cccc000d-2
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     "Write `text` (UTF-8) to `path` atomically."
     return atomic_write_bytes(path, text.encode("utf-8"))
 
+# %% ../nbs/00_core.ipynb #cccc000d-3
 def _to_jsonable(o: Any):
     if isinstance(o, (np.integer,)): return int(o)
     if isinstance(o, (np.floating,)): return float(o)
@@ -133,6 +136,7 @@ def _to_jsonable(o: Any):
     if isinstance(o, Path): return str(o)
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
+# %% ../nbs/00_core.ipynb #cccc000d-4
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     "Write `obj` as indented, key-sorted JSON to `path` atomically (numpy scalars and paths allowed)."
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_to_jsonable) + "\n")
@@ -174,6 +178,7 @@ def held_lock_fd(folder: str | os.PathLike) -> int | None:
     process that shares it has exited, so the lock covers the children too."""
     return OutputLock.held.get(str(Path(folder).resolve())) if fcntl is not None else None
 
+# %% ../nbs/00_core.ipynb #cccc1604-1
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -183,6 +188,7 @@ def _pid_alive(pid: int) -> bool:
         return True
     return True
 
+# %% ../nbs/00_core.ipynb #cccc1604-2
 class OutputLock:
     "Context manager: hold the writer lock of `folder` (one process at a time), else a one-line `MtlMetaError`."
     wait_for_dead_owner = 10.0   # seconds to wait while the recorded owner is dead but its children still hold the lock
@@ -299,6 +305,7 @@ def is_own_temp_file(name: str) -> bool:
         _TEMP_NAME = re.compile(r"\..+" + re.escape(TEMP_MARK) + r"[a-z0-9_]{8}\.tmp")
     return _TEMP_NAME.fullmatch(name) is not None
 
+# %% ../nbs/00_core.ipynb #cccc1606-1
 def remove_stale_temp_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
     """Delete the `.NAME.mtl-meta-<8 random characters>.tmp` files that a killed `atomic_write_*` left in `folder`; return them.
     Files of any other name (a user's `.notes.tmp`) are never touched.
@@ -328,6 +335,7 @@ def _secondary_rank() -> bool:
 import contextvars
 _PENDING_SWEEP = contextvars.ContextVar("mtl_meta_pending_sweep", default=None)
 
+# %% ../nbs/00_core.ipynb #cccc1608-1
 def sweep_temp_files() -> list[Path]:
     """Called by a `one_writer` function once its arguments are checked: delete the stale temporary files
     of its output folder (only names `atomic_write_bytes` makes; see `remove_stale_temp_files`)."""
@@ -337,6 +345,7 @@ def sweep_temp_files() -> list[Path]:
     _PENDING_SWEEP.set(None)
     return remove_stale_temp_files(*pending)
 
+# %% ../nbs/00_core.ipynb #cccc1608-2
 def one_writer(arg: str, option: str = "--out", recursive: bool = False):
     """Decorator for a function that writes into the folder given as its argument `arg`: check the folder and
     hold its `OutputLock` while the function runs. Stale temporary files are deleted when the function calls
@@ -406,6 +415,7 @@ def check_finite(value, name: str) -> None:
         for i, v in enumerate(value):
             check_finite(v, f"{name}[{i}]")
 
+# %% ../nbs/00_core.ipynb #cccc1701-1
 def markdown_table(df) -> str:
     "A DataFrame as a Markdown table: floats with 2 decimals, booleans as yes/no, other values as text."
     def cell(v):

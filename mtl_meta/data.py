@@ -74,6 +74,7 @@ class DatasetInfo:
             return BatchAugment(padding=self.pad, flip=self.flip, mean=mean, std=std)
         return None if stats is None else BatchAugment(padding=0, jitter=0, flip=False, mean=mean, std=std)
 
+# %% ../nbs/02_data.ipynb #cccc0005-1
 def _omniglot_loader(full: bool):
     def load(split, root, cache=None, image_size=28, rotations=()):
         data = (load_omniglot if full else load_omniglot_minimal)(split, root, image_size=image_size, cache=cache)
@@ -121,16 +122,19 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in [
 ]}
 SPLITS = ("train", "val", "test")
 
+# %% ../nbs/02_data.ipynb #cccc0005-2
 def register_dataset(info: DatasetInfo) -> DatasetInfo:
     "Add (or replace) a data set in the registry: the one line a plugin module needs."
     DATASETS[info.name] = info
     return info
 
+# %% ../nbs/02_data.ipynb #cccc0005-3
 def _is_folder_name(name) -> bool:
     "A data set given as a path (`--dataset path/to/folder`) rather than a registered name."
     return isinstance(name, os.PathLike) or (isinstance(name, str) and name not in DATASETS
                                                and (os.sep in name or name.startswith(".") or Path(name).is_dir()))
 
+# %% ../nbs/02_data.ipynb #cccc0005-4
 def dataset_info(name: str) -> DatasetInfo:
     if _is_folder_name(name):
         name = "imagefolder"
@@ -141,18 +145,19 @@ def dataset_info(name: str) -> DatasetInfo:
                            "of an image folder (one sub-folder of images per class)")
     return DATASETS[name]
 
+# %% ../nbs/02_data.ipynb #cccc0005-5
 def _check_split(split: str) -> str:
     if split not in SPLITS:
         raise MtlMetaError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     return split
 
+# %% ../nbs/02_data.ipynb #cccc0005-6
 def missing_dataset(name: str, folder: Path, what: str = "") -> MtlMetaError:
     "The error for a data set that is not where it should be: expected layout, source, how to point elsewhere."
     info = dataset_info(name)
     found = f" ({what})" if what else ""
     return MtlMetaError(f"{name} not found in {folder}{found}: expected {info.layout}; get it from {info.source}; "
                         f"or point --data-root / ${DATA_ENV} at the folder that holds {info.folder}/")
-
 
 # %% ../nbs/02_data.ipynb #cccc0007
 def file_digest(path: Path, algo: str = "sha256") -> str:
@@ -162,6 +167,7 @@ def file_digest(path: Path, algo: str = "sha256") -> str:
             h.update(block)
     return h.hexdigest()
 
+# %% ../nbs/02_data.ipynb #cccc0007-1
 def _read_sums(sums: Path) -> str:
     "The text of a SHA256SUMS file; one line naming the file when it is not text (or cannot be read)."
     try:
@@ -172,6 +178,7 @@ def _read_sums(sums: Path) -> str:
     except OSError as e:
         raise MtlMetaError(f"cannot read {sums} ({e.strerror}); check the file or delete it") from None
 
+# %% ../nbs/02_data.ipynb #cccc0007-2
 def verify_sha256sums(folder: Path, names: list[str]) -> bool:
     "Check `names` against `folder/SHA256SUMS` when that file exists; return whether it did."
     sums = folder / "SHA256SUMS"
@@ -188,6 +195,7 @@ def verify_sha256sums(folder: Path, names: list[str]) -> bool:
                                "truncated; download it again")
     return True
 
+# %% ../nbs/02_data.ipynb #cccc0007-3
 def record_sha256sums(folder: Path, names: list[str]) -> Path:
     "Write the SHA256 of each of `names` into `folder/SHA256SUMS` (atomically), keeping lines for other files."
     from mtl_meta.core import atomic_write_text
@@ -220,12 +228,14 @@ def _file_stats(files: list[Path]) -> list[str]:
             out.append(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}")
     return out
 
+# %% ../nbs/02_data.ipynb #cccc0009-1
 def _fingerprint(files: list[Path], **options) -> str:
     "A key that changes when a source file (or any file in a source folder) or an option changes."
     parts = [f"v{CACHE_VERSION}"] + _file_stats(files)
     parts += [f"{k}={options[k]!r}" for k in sorted(options)]
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
+# %% ../nbs/02_data.ipynb #cccc0009-2
 def _crc(path: Path) -> str:
     "A fast checksum of a cache file (corruption, not tampering, is what it guards against)."
     c = 0
@@ -236,6 +246,7 @@ def _crc(path: Path) -> str:
 
 _CACHE_FILES = ("images.npy", "labels.npy")
 
+# %% ../nbs/02_data.ipynb #cccc0009-3
 def _read_cache_entry(folder: Path, name: str, split: str) -> FewShotSplit | None:
     """The cached split in `folder`, or None when the entry is incomplete or corrupt (wrong size or checksum).
     Sizes are checked at every load; checksums whenever a file changed (size or modification time) since
@@ -259,6 +270,7 @@ def _read_cache_entry(folder: Path, name: str, split: str) -> FewShotSplit | Non
     except (OSError, ValueError, KeyError, TypeError, MtlMetaError):
         return None
 
+# %% ../nbs/02_data.ipynb #cccc0009-4
 def _discard(folder: Path) -> None:
     "Move a corrupt cache entry out of the way (rename first, so a reader never sees it half-deleted)."
     trash = folder.with_name(f".{folder.name}.corrupt.{os.getpid()}")
@@ -268,6 +280,7 @@ def _discard(folder: Path) -> None:
         return
     shutil.rmtree(trash, ignore_errors=True)
 
+# %% ../nbs/02_data.ipynb #cccc0009-5
 def cached_split(name: str, split: str, files: list[Path], build: Callable[[], FewShotSplit],
                  cache: str | os.PathLike | None = None, **options) -> FewShotSplit:
     """Load a decoded split from the cache, or `build` it and cache it atomically. The key covers every
@@ -301,7 +314,6 @@ def cached_split(name: str, split: str, files: list[Path], build: Callable[[], F
     data.name = f"{name}/{split}"
     return data
 
-
 # %% ../nbs/02_data.ipynb #cccc000b
 _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -317,6 +329,7 @@ def _bytearray_from_data(*args):
         raise pickle.UnpicklingError(f"refused bytearray({type(args[0]).__name__}): only byte strings are data")
     return bytearray(*args)
 
+# %% ../nbs/02_data.ipynb #cccc000b-1
 def _guarded_reconstruct(reconstruct):
     "NumPy pickles start every array empty (shape (0,)) and fill it from its data; a larger start allocates."
     def build(subtype, shape, dtype):
@@ -325,6 +338,7 @@ def _guarded_reconstruct(reconstruct):
         return reconstruct(subtype, shape, dtype)
     return build
 
+# %% ../nbs/02_data.ipynb #cccc000b-2
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in (("builtins", "bytearray"), ("__builtin__", "bytearray")):
@@ -334,6 +348,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _guarded_reconstruct(found) if name == "_reconstruct" else found
         raise pickle.UnpicklingError(f"refused global {module}.{name}")
 
+# %% ../nbs/02_data.ipynb #cccc000b-3
 def safe_pickle_load(path: str | os.PathLike):
     "Unpickle `path` admitting only NumPy arrays and plain containers; anything else is a `MtlMetaError`."
     path = Path(path)
@@ -346,6 +361,7 @@ def safe_pickle_load(path: str | os.PathLike):
     except (EOFError, ValueError, MemoryError, AttributeError, IndexError, TypeError) as e:
         raise MtlMetaError(f"{path} is truncated or not a pickle ({type(e).__name__}: {e}); download it again") from None
 
+# %% ../nbs/02_data.ipynb #cccc000b-4
 def _get(d: dict, *keys, file: Path):
     "The first of `keys` present in a loaded pickle (str or bytes keys)."
     for k in keys:
@@ -366,6 +382,7 @@ def _to_chw(images, file: Path, size: int | None = None, channels: int = 3) -> n
         raise MtlMetaError(f"{file}: images are {a.dtype}, expected uint8")
     return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
 
+# %% ../nbs/02_data.ipynb #cccc000f-1
 def _decode_image(data: bytes, size: int | None, mode: str, where: str) -> np.ndarray:
     from PIL import Image
     try:
@@ -377,6 +394,7 @@ def _decode_image(data: bytes, size: int | None, mode: str, where: str) -> np.nd
     a = np.asarray(img, dtype=np.uint8)
     return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
 
+# %% ../nbs/02_data.ipynb #cccc000f-2
 def _integer_labels(raw, file: Path, key: str) -> np.ndarray:
     "A pickle's label array, which must be a flat array of integers."
     a = np.asarray(raw)
@@ -386,6 +404,7 @@ def _integer_labels(raw, file: Path, key: str) -> np.ndarray:
                            "it is not in a supported layout")
     return a
 
+# %% ../nbs/02_data.ipynb #cccc000f-3
 def _dense_labels(raw) -> tuple[np.ndarray, np.ndarray]:
     "Labels renumbered 0..k-1 in sorted order of the raw ids; also the raw id of each new label."
     raw = np.asarray(raw)
@@ -432,12 +451,14 @@ def _omniglot_from_zips(zips: list[Path], alphabets: tuple[str, ...] | None, siz
                 labels.append(names.index(cls))
     return _omniglot_split(images, labels, names)
 
+# %% ../nbs/02_data.ipynb #cccc0011-1
 def _omniglot_split(images, labels, names) -> FewShotSplit:
     order = sorted(range(len(names)), key=lambda i: names[i])
     remap = np.empty(len(names), np.int64); remap[order] = np.arange(len(names))
     x = 255 - np.stack(images).astype(np.uint8)           # strokes bright, background 0
     return FewShotSplit(x, remap[np.asarray(labels, np.int64)], [names[i] for i in order])
 
+# %% ../nbs/02_data.ipynb #cccc0011-2
 def with_rotations(data: FewShotSplit, angles: tuple[int, ...] = (0, 90, 180, 270)) -> FewShotSplit:
     "Each class rotated by each angle becomes its own class (class k, angle j -> k * len(angles) + j)."
     if any(a % 90 for a in angles):
@@ -448,6 +469,7 @@ def with_rotations(data: FewShotSplit, angles: tuple[int, ...] = (0, 90, 180, 27
     names = [f"{n}@{a}" for n in data.class_names for a in angles]
     return FewShotSplit(np.ascontiguousarray(x), y, names, name=data.name)
 
+# %% ../nbs/02_data.ipynb #cccc0011-3
 def load_omniglot_minimal(split: str, root: Path, image_size: int = 28, cache=None) -> FewShotSplit:
     folder = root / "omniglot"
     zips = [folder / n for n in OMNIGLOT_MINIMAL_ARCHIVES]
@@ -471,6 +493,7 @@ def _omniglot_alphabets(folder: Path) -> list[str]:
         raise MtlMetaError(f"{folder.with_suffix('.zip')} is not a valid zip archive (truncated download?); "
                            "download it again") from None
 
+# %% ../nbs/02_data.ipynb #cccc0013-1
 def _omniglot_from_folder(folder: Path, alphabets: list[str], size: int) -> FewShotSplit:
     images, labels, names = [], [], []
     for a in alphabets:
@@ -481,6 +504,7 @@ def _omniglot_from_folder(folder: Path, alphabets: list[str], size: int) -> FewS
                 labels.append(len(names) - 1)
     return _omniglot_split(images, labels, names)
 
+# %% ../nbs/02_data.ipynb #cccc0013-2
 def load_omniglot(split: str, root: Path, image_size: int = 28, cache=None) -> FewShotSplit:
     folder = root / "omniglot-py"
     part = "images_evaluation" if split == "test" else "images_background"
@@ -542,6 +566,7 @@ def _mini_from_pickle(path: Path, layout: str) -> FewShotSplit:
         raise MtlMetaError(f"{path}: {len(x)} images but {len(labels)} labels")
     return FewShotSplit(x, labels, names)
 
+# %% ../nbs/02_data.ipynb #cccc0015-1
 def load_mini_imagenet(split: str, root: Path, cache=None) -> FewShotSplit:
     folder = root / "mini-imagenet"
     for layout, files in MINI_IMAGENET_FILES.items():
@@ -579,6 +604,7 @@ def _tiered_build(img_path: Path, lab_path: Path) -> FewShotSplit:
         raise MtlMetaError(f"{img_path} has {len(x)} images but {lab_path} has {len(labels)} labels")
     return FewShotSplit(x, labels, names)
 
+# %% ../nbs/02_data.ipynb #cccc0017-1
 def load_tiered_imagenet(split: str, root: Path, cache=None) -> FewShotSplit:
     folder = root / "tiered-imagenet"
     lab = folder / f"{split}_labels.pkl"
@@ -627,6 +653,7 @@ def _cifar100_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
             dec(_get(meta, "fine_label_names", file=folder / "meta")),
             dec(_get(meta, "coarse_label_names", file=folder / "meta")))
 
+# %% ../nbs/02_data.ipynb #cccc0019-1
 def _cifar_split(name: str, split: str, folder: Path) -> FewShotSplit:
     x, fine, coarse, fine_names, coarse_names = _cifar100_arrays(folder)
     if name == "cifar-fs":
@@ -646,6 +673,7 @@ def _cifar_split(name: str, split: str, folder: Path) -> FewShotSplit:
     sel = remap[fine] >= 0
     return FewShotSplit(np.ascontiguousarray(x[sel]), remap[fine[sel]], [fine_names[i] for i in keep])
 
+# %% ../nbs/02_data.ipynb #cccc0019-2
 def load_cifar(name: str, split: str, root: Path, cache=None) -> FewShotSplit:
     folder = root / "cifar-100-python"
     files = [folder / f for f in ("train", "test", "meta")]
@@ -678,6 +706,7 @@ def load_split(name: str, split: str = "train", data_root: str | os.PathLike | N
     data.name = f"{info.name}/{split}"
     return data
 
+# %% ../nbs/02_data.ipynb #cccc001b-1
 def dataset_normalization(name: str, **options) -> tuple | None:
     "A data set's per-channel (mean, std) for these options (an image folder's is computed on its training classes)."
     info = dataset_info(name)
@@ -685,6 +714,7 @@ def dataset_normalization(name: str, **options) -> tuple | None:
         options = {"path": str(name), **options}
     return info.normalization(**options) if info.kind == "images" else None
 
+# %% ../nbs/02_data.ipynb #cccc001b-2
 def dataset_transform(name: str, augment: bool = False, **options):
     "The per-image transform of a data set (normalisation, plus its augmentation if `augment`), or None."
     info = dataset_info(name)
@@ -692,6 +722,7 @@ def dataset_transform(name: str, augment: bool = False, **options):
         options = {"path": str(name), **options}
     return info.transform(augment, **options) if info.kind == "images" else None
 
+# %% ../nbs/02_data.ipynb #cccc001b-3
 def describe_dataset(name: str, data_root: str | os.PathLike | None = None, **options) -> list[dict]:
     "One row per split: classes, images, images per class (min-max) and image shape."
     info = dataset_info(name)
@@ -727,6 +758,7 @@ def image_folder_classes(path: str | os.PathLike) -> dict[str, list[Path]]:
                            f"expected {root}/<class>/<image>")
     return classes
 
+# %% ../nbs/02_data.ipynb #cccc2902-1
 def _read_class_list(file: Path, known: dict) -> list[str]:
     try:
         names = [l.strip() for l in file.read_text().splitlines() if l.strip() and not l.startswith("#")]
@@ -740,6 +772,7 @@ def _read_class_list(file: Path, known: dict) -> list[str]:
                            f"e.g. {unknown[0]!r}; fix the list or add the folder")
     return names
 
+# %% ../nbs/02_data.ipynb #cccc2902-2
 def folder_class_split(path, split: str, fractions=(0.6, 0.2, 0.2), seed: int = 0,
                        class_lists: str | os.PathLike | None = None) -> list[str]:
     """The classes of `split`: from `train.txt`, `val.txt`, `test.txt` (one class per line) in `class_lists`
@@ -766,6 +799,7 @@ def folder_class_split(path, split: str, fractions=(0.6, 0.2, 0.2), seed: int = 
                            "into non-empty train, val and test classes; add classes or give class lists")
     return sorted(cut[split])
 
+# %% ../nbs/02_data.ipynb #cccc2902-3
 def _image_channels(files: list[Path]) -> int:
     "1 or 3, from the images' modes; mixed grey and colour images are an error."
     from PIL import Image
@@ -781,6 +815,7 @@ def _image_channels(files: list[Path]) -> int:
                            "pass channels=1 or channels=3 to convert them all")
     return next(iter(found))
 
+# %% ../nbs/02_data.ipynb #cccc2902-4
 def _image_size(files: list[Path]) -> int:
     from PIL import Image
     sizes = {}
@@ -792,6 +827,7 @@ def _image_size(files: list[Path]) -> int:
                            "pass image_size=N to resize them to NxN")
     return next(iter(sizes))[0]
 
+# %% ../nbs/02_data.ipynb #cccc2902-5
 def load_image_folder(split: str, root=None, cache=None, path: str | os.PathLike | None = None,
                       image_size: int | None = None, channels: int | None = None, fractions=(0.6, 0.2, 0.2),
                       seed: int = 0, class_lists: str | os.PathLike | None = None, normalize="train") -> FewShotSplit:
@@ -814,6 +850,7 @@ def load_image_folder(split: str, root=None, cache=None, path: str | os.PathLike
     return cached_split("imagefolder", split, files + [f for f in lists if f.exists()], build, cache,
                         image_size=size, channels=c, classes=tuple(names))
 
+# %% ../nbs/02_data.ipynb #cccc2902-6
 def folder_stats(path=None, normalize="train", cache=None, **options) -> tuple | None:
     """Per-channel (mean, std) for an image folder: computed on its training classes (`normalize="train"`),
     given as `[mean, std]`, or None (`normalize=None`: no normalisation)."""
@@ -851,6 +888,7 @@ def _fetch(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=60) as r:
         return r.read()
 
+# %% ../nbs/02_data.ipynb #cccc0021-1
 def download(name: str, root: str | os.PathLike, fetch: Callable[[str], bytes] | None = None) -> Path:
     """Fetch a data set's official files into `root`, checking published checksums, and record their SHA256
     in `SHA256SUMS` beside them (verified at every load). Nothing is written, not even `root`, unless every
@@ -892,6 +930,7 @@ CIFAR_STATS = ((129.37731888 / 255, 124.10583864 / 255, 112.47758569 / 255),
 def _grey(x: Tensor) -> Tensor:
     return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
 
+# %% ../nbs/02_data.ipynb #cccc0023-1
 class BatchAugment:
     """Per-image random crop with padding, colour jitter and flip, then normalisation, on (n, C, H, W) floats
     (or one (C, H, W) image). `batched`: the episode sampler hands it a whole batch at once; each image
@@ -937,10 +976,10 @@ class BatchAugment:
             x = torch.where(f[:, None, None, None], x.flip(-1), x)
         return self.normalize(x) if self.normalize is not None else x
 
+# %% ../nbs/02_data.ipynb #cccc0023-2
 def train_transform(dataset: str, augment: bool = False, **options) -> Callable[[Tensor], Tensor] | None:
     "The batch transform for a data set: normalisation, plus its augmentation if `augment` (the registry's record)."
     return dataset_transform(dataset, augment, **options)
-
 
 # %% ../nbs/02_data.ipynb #cccc0027
 class SinusoidTasks:
@@ -957,6 +996,7 @@ class SinusoidTasks:
         y = amp[:, None, None] * np.sin(x - ph[:, None, None])
         return torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32), amp, ph
 
+# %% ../nbs/02_data.ipynb #cccc0027-1
 class SharedRepresentationTasks:
     "Linear tasks on one fixed random ReLU representation: y = relu(x A) w_i / sqrt(r) + noise."
     def __init__(self, in_dim: int = 10, rep_dim: int = 20, noise: float = 0.0, seed: int = 0):

@@ -26,6 +26,7 @@ def distributed_env() -> tuple[int, int, int]:
     return (int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)),
             int(os.environ.get("WORLD_SIZE", 1)))
 
+# %% ../nbs/13_distributed.ipynb #cccc0004-1
 def init_distributed(device: str = "cpu", timeout_s: float = 600) -> tuple[int, int, str]:
     "Join the process group torchrun prepared (if any): returns rank, world size and this process's device."
     rank, local_rank, world = distributed_env()
@@ -43,6 +44,7 @@ def init_distributed(device: str = "cpu", timeout_s: float = 600) -> tuple[int, 
         dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_s))
     return dist.get_rank(), dist.get_world_size(), device
 
+# %% ../nbs/13_distributed.ipynb #cccc0004-2
 def shutdown_distributed() -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
@@ -58,6 +60,7 @@ def _first_error(lines: list[str]) -> str | None:
             return m.group(1).strip()
     return None
 
+# %% ../nbs/13_distributed.ipynb #cccc0006-1
 def _root_cause(lines: list[str]) -> str | None:
     "torchrun's 'Root Cause (first observed failure)': which rank and its exit code."
     text = "".join(lines)
@@ -70,6 +73,7 @@ def _root_cause(lines: list[str]) -> str | None:
         return None
     return f"rank {rank.group(1)} exited first" + (f" with code {code.group(1)}" if code else "")
 
+# %% ../nbs/13_distributed.ipynb #cccc0006-2
 def launch(argv: list[str], devices: int, executable: str | None = None) -> int:
     "Run `mtl-meta ARGV` on `devices` local processes with torchrun; one-line `MtlMetaError` on failure."
     if devices < 2:

@@ -84,6 +84,7 @@ def _check_episode_shape(ways: int, shots: int, queries: int) -> None:
         if not isinstance(value, (int, np.integer)) or value < low:
             raise MtlMetaError(f"{name} must be an integer >= {low}, got {value!r}")
 
+# %% ../nbs/01_episodes.ipynb #cccc0009-1
 def apply_transform(transform, x: Tensor) -> Tensor:
     """`transform` applied to a batch of images (n, C, H, W): image by image, as torchvision applies its
     transforms (each image its own random draw), unless the transform says it takes a whole batch
@@ -94,6 +95,7 @@ def apply_transform(transform, x: Tensor) -> Tensor:
         return transform(x)
     return torch.stack([transform(im) for im in x]) if len(x) else x
 
+# %% ../nbs/01_episodes.ipynb #cccc0009-2
 def as_split(data):
     "A `FewShotSplit` or `DatasetSplit` as it is; any torch `Dataset` of (image, label) wrapped in a `DatasetSplit`."
     if hasattr(data, "labels") and hasattr(data, "n_classes"):
@@ -102,6 +104,7 @@ def as_split(data):
         return DatasetSplit(data, name=type(data).__name__)
     raise MtlMetaError(f"episodes need a FewShotSplit or a torch Dataset of (image, label), got {type(data).__name__}")
 
+# %% ../nbs/01_episodes.ipynb #cccc0009-3
 class EpisodeSampler:
     "Seeded, vectorised N-way K-shot Q-query episodes from a `FewShotSplit`."
     def __init__(self, split: FewShotSplit, ways: int, shots: int, queries: int = 15, seed: int = 0,
@@ -248,6 +251,7 @@ def task_pool(n_classes: int, ways: int, n_tasks: int, seed: int = 0) -> np.ndar
             seen.add(t); pool.append(t)
     return np.array(pool, dtype=np.int64)
 
+# %% ../nbs/01_episodes.ipynb #cccc0015-1
 class TaskPoolSampler(EpisodeSampler):
     "Episodes whose classes are one of a fixed pool of `n_tasks` tasks (`task_pool(..., pool_seed)`)."
     def __init__(self, split: FewShotSplit, ways: int, shots: int, queries: int = 15, seed: int = 0,
@@ -273,6 +277,7 @@ def _to_image_tensor(img, where: str) -> Tensor:
         t = t.unsqueeze(0)
     return t.float().div_(255) if t.dtype == torch.uint8 else t.float()
 
+# %% ../nbs/01_episodes.ipynb #cccc2905-1
 def _dataset_labels(dataset) -> np.ndarray:
     "Every item's label, without loading images where the data set lists them (`targets`, `labels`, `samples`)."
     for attr in ("targets", "labels"):
@@ -286,6 +291,7 @@ def _dataset_labels(dataset) -> np.ndarray:
         raise MtlMetaError(f"cannot read labels from {type(dataset).__name__}: its items must be (image, label) "
                            f"pairs with an integer label ({type(e).__name__}: {e})") from None
 
+# %% ../nbs/01_episodes.ipynb #cccc2905-2
 class DatasetSplit:
     """A class split drawn from any torch `Dataset` whose items are (image, label): episodes load only the
     images they use (through the data set's own per-item transform), so a large data set is never held in
@@ -322,6 +328,7 @@ class DatasetSplit:
                                "give it a transform that resizes them (e.g. torchvision Resize and CenterCrop)")
         return torch.stack(xs)
 
+# %% ../nbs/01_episodes.ipynb #cccc2905-3
 def split_dataset(dataset, fractions=(0.6, 0.2, 0.2), seed: int = 0) -> dict[str, DatasetSplit]:
     "A torch `Dataset` of (image, label) cut into disjoint train/val/test class splits by a seeded shuffle of its classes."
     labels = np.unique(_dataset_labels(dataset))

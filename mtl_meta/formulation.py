@@ -23,21 +23,25 @@ def relu_features(theta: Tensor, x: Tensor) -> Tensor:
     "The feature map phi_theta(x) = relu(x @ theta)."
     return torch.relu(x @ theta)
 
+# %% ../nbs/03_formulation.ipynb #cccc0006-1
 def ridge_inner(Z: Tensor, Y: Tensor, lam: float) -> Tensor:
     "argmin_W 0.5 ||Z W - Y||^2 + 0.5 lam ||W||^2 = (Z^T Z + lam I)^-1 Z^T Y (closed form, differentiable in Z)."
     d = Z.shape[-1]
     return torch.linalg.solve(Z.T @ Z + lam * torch.eye(d, dtype=Z.dtype), Z.T @ Y)
 
+# %% ../nbs/03_formulation.ipynb #cccc0006-2
 def ridge_objective(Z: Tensor, Y: Tensor, W: Tensor, lam: float, regularised: bool = True) -> Tensor:
     "0.5 ||Z W - Y||^2 (+ 0.5 lam ||W||^2 if `regularised`)."
     loss = 0.5 * ((Z @ W - Y) ** 2).sum()
     return loss + 0.5 * lam * (W ** 2).sum() if regularised else loss
 
+# %% ../nbs/03_formulation.ipynb #cccc0006-3
 def logistic_objective(Z: Tensor, y: Tensor, W: Tensor, lam: float, regularised: bool = True) -> Tensor:
     "Summed multinomial cross-entropy of logits Z W: sum_i -log softmax(z_i W)_{y_i} (+ 0.5 lam ||W||^2 if `regularised`)."
     loss = F.cross_entropy(Z @ W, y, reduction="sum")
     return loss + 0.5 * lam * (W ** 2).sum() if regularised else loss
 
+# %% ../nbs/03_formulation.ipynb #cccc0006-4
 def logistic_inner(Z: Tensor, y: Tensor, ways: int, lam: float, iters: int = 20) -> Tensor:
     """argmin_W of the l2-regularised multinomial logistic loss, to machine precision, differentiable in Z.
 
@@ -79,6 +83,7 @@ def _task_terms(theta, tasks, head, lam, split, through_solver, outer_regularise
             raise MtlMetaError(f"head must be ridge or logistic, got {head!r}")
     return total
 
+# %% ../nbs/03_formulation.ipynb #cccc0008-1
 def bilevel_gradient(theta: Tensor, tasks, head: str = "ridge", lam: float = 1.0, split: bool = False,
                      through_solver: bool = True, outer_regularised: bool = True) -> Tensor:
     "Gradient in theta of the summed outer loss at the inner-optimal heads (through the solver or not)."
@@ -86,6 +91,7 @@ def bilevel_gradient(theta: Tensor, tasks, head: str = "ridge", lam: float = 1.0
     total = _task_terms(theta, tasks, head, lam, split, through_solver, outer_regularised)
     return torch.autograd.grad(total, theta)[0]
 
+# %% ../nbs/03_formulation.ipynb #cccc0008-2
 def relative_gap(a: Tensor, b: Tensor) -> float:
     "||a - b|| / ||a||."
     return float((a - b).norm() / a.norm())
@@ -105,6 +111,7 @@ def anil_gradient(theta: Tensor, tasks, w0: Tensor, lr: float, steps: int) -> Te
         total = total + logistic_objective(Z, y, W, 0.0) / len(y)
     return torch.autograd.grad(total, theta)[0]
 
+# %% ../nbs/03_formulation.ipynb #cccc0012-1
 def joint_gradient(theta: Tensor, tasks, w0: Tensor) -> Tensor:
     "grad_theta sum_t L_t(w0) / n_t with the shared head w0 (joint training): `anil_gradient` at lambda*tau = 0."
     return anil_gradient(theta, tasks, w0, 0.0, 0)

@@ -133,9 +133,11 @@ class GradientStepLearner(MetaLearner):
                                f"episode; build it with ways={episode.ways}")
         return self.inner_steps if self.training else self.test_steps
 
+# %% ../nbs/09_gbml.ipynb #cccc000e3-1
 def _copy_buffers(buffers: dict) -> dict:
     return {k: v.clone() for k, v in buffers.items()}
 
+# %% ../nbs/09_gbml.ipynb #cccc000e3-2
 class MAML(GradientStepLearner):
     r"""MAML: meta-learn the initialisation theta of body and head; adapt all of it by a few SGD steps per task.
 
@@ -172,6 +174,7 @@ class MAML(GradientStepLearner):
         params, buffers = self.adapt(episode.support, episode.support_labels, steps)
         return functional_call(self, (params, buffers if steps == 0 else _copy_buffers(buffers)), (episode.query,))
 
+# %% ../nbs/09_gbml.ipynb #cccc000e3-3
 class FOMAML(MAML):
     "First-order MAML: MAML with the inner-loop gradients treated as constants, meta-gradient grad L_Q(theta^(tau))."
     name = "fomaml"
@@ -229,9 +232,11 @@ def ridge_head(x: Tensor, y: Tensor, lam: Tensor | float) -> Tensor:
         return x.T @ torch.linalg.solve(x @ x.T + lam * torch.eye(n, dtype=x.dtype, device=x.device), y)
     return torch.linalg.solve(x.T @ x + lam * torch.eye(d, dtype=x.dtype, device=x.device), x.T @ y)
 
+# %% ../nbs/09_gbml.ipynb #cccc001f-1
 def _solver_dtype(t: Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
+# %% ../nbs/09_gbml.ipynb #cccc001f-2
 class R2D2(MetaLearner):
     """R2D2: a differentiable ridge-regression head on the support features, with a learnable affine output.
 
@@ -280,6 +285,7 @@ class R2D2(MetaLearner):
             w = ridge_head(zs, y, self.lam.to(dt))
             return self.scale.to(dt) * (zq @ w) + self.bias.to(dt)
 
+# %% ../nbs/09_gbml.ipynb #cccc001f-3
 class MetaOptNetRR(R2D2):
     "MetaOptNet-RR (Lee et al. 2019): logits a * z_q W with W = `ridge_head`(Z_S, Y_S, lam) on plain features, learnable a."
     name = "metaoptnet-rr"
@@ -301,6 +307,7 @@ def _cs_kkt_solve(G: Tensor, Y: Tensor, C: float, free: Tensor) -> tuple[Tensor,
     mu = torch.linalg.solve(H.sum(0), (fixed + Hb).sum(0))    # rows of alpha sum to zero
     return (fixed + Hb - H @ mu).T, mu
 
+# %% ../nbs/09_gbml.ipynb #cccc0025-1
 def _cs_violation(G, Y, C, alpha, mu, free) -> Tensor:
     "Largest violation of the KKT conditions (primal bound, relative to C; sign of the bound multipliers)."
     nu = Y - G @ alpha - mu[:, None]
@@ -308,6 +315,7 @@ def _cs_violation(G, Y, C, alpha, mu, free) -> Tensor:
     dual = torch.where(free, torch.zeros_like(nu), (-nu).clamp_min(0)).amax()
     return torch.maximum(primal, dual)
 
+# %% ../nbs/09_gbml.ipynb #cccc0025-2
 def _cs_interior_point(G: Tensor, Y: Tensor, C: float, max_iter: int = 50, tol: float = 1e-10):
     "Mehrotra primal-dual interior point for the Crammer-Singer dual; returns (alpha, slack, bound multipliers, iterations)."
     n, K = Y.shape
@@ -344,6 +352,7 @@ def _cs_interior_point(G: Tensor, Y: Tensor, C: float, max_iter: int = 50, tol: 
         s = C * Y - a
     return a, s, nu, it
 
+# %% ../nbs/09_gbml.ipynb #cccc0025-3
 @torch.no_grad()
 def _cs_active_set(G: Tensor, Y: Tensor, C: float, max_iter: int = 50, refine: int = 5) -> tuple[Tensor, float]:
     "Free set of the Crammer-Singer dual (bounds not active), and the KKT violation it leaves."
@@ -365,6 +374,7 @@ def _cs_active_set(G: Tensor, Y: Tensor, C: float, max_iter: int = 50, refine: i
         free = new
     return best[1], float(best[0])
 
+# %% ../nbs/09_gbml.ipynb #cccc0025-4
 def crammer_singer_svm(x: Tensor, labels: Tensor, ways: int, C: float = 0.1, jitter: float = 1e-6,
                        max_iter: int = 50) -> Tensor:
     """Dual solution alpha (n, ways) of the Crammer-Singer SVM on features x (n, d); W = x^T alpha. Differentiable in x.
@@ -381,6 +391,7 @@ def crammer_singer_svm(x: Tensor, labels: Tensor, ways: int, C: float = 0.1, jit
     free, _ = _cs_active_set(G.detach(), Y, C, max_iter)
     return _cs_kkt_solve(G, Y, C, free)[0]
 
+# %% ../nbs/09_gbml.ipynb #cccc0025-5
 class MetaOptNetSVM(MetaLearner):
     """MetaOptNet-SVM: a Crammer-Singer multi-class SVM head on the support features, differentiated through the QP.
 

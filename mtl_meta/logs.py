@@ -31,6 +31,7 @@ def _crc32c_table() -> list[int]:
 
 _CRC_TABLE = _crc32c_table()
 
+# %% ../nbs/16_logs.ipynb #cccc0005-1
 def crc32c(data: bytes) -> int:
     "CRC-32C (Castagnoli) of `data`."
     crc = 0xFFFFFFFF
@@ -38,10 +39,12 @@ def crc32c(data: bytes) -> int:
         crc = _CRC_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
 
+# %% ../nbs/16_logs.ipynb #cccc0005-2
 def _masked_crc(data: bytes) -> int:
     crc = crc32c(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
+# %% ../nbs/16_logs.ipynb #cccc0005-3
 def tfrecord(data: bytes) -> bytes:
     "`data` framed as one TFRecord."
     n = struct.pack("<Q", len(data))
@@ -58,9 +61,11 @@ def _varint(n: int) -> bytes:
         if not n:
             return bytes(out)
 
+# %% ../nbs/16_logs.ipynb #cccc0008-1
 def _field_bytes(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
+# %% ../nbs/16_logs.ipynb #cccc0008-2
 def _event(wall_time: float, step: int | None = None, file_version: str | None = None,
            scalars: dict[str, float] | None = None) -> bytes:
     msg = _varint(1 << 3 | 1) + struct.pack("<d", wall_time)
@@ -74,6 +79,7 @@ def _event(wall_time: float, step: int | None = None, file_version: str | None =
         msg += _field_bytes(5, values)
     return msg
 
+# %% ../nbs/16_logs.ipynb #cccc0008-3
 class EventWriter:
     "Append scalar points to a new TensorBoard event file in `log_dir` (flushed after every write)."
     def __init__(self, log_dir: str | os.PathLike):

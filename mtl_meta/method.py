@@ -25,6 +25,7 @@ def _has_own(cls: type, attr: str, base: type) -> bool:
     "Whether `cls` (or a class between it and `base`) defines `attr` itself, rather than inheriting `base`'s."
     return getattr(cls, attr) is not getattr(base, attr)
 
+# %% ../nbs/06a_method.ipynb #cccc0005-1
 class Algorithm(nn.Module, metaclass=abc.ABCMeta):
     "Base class: a shared `body` plus whatever the method learns on top; `task_loss` gives one episode's loss."
     name: str = "algorithm"
@@ -164,6 +165,7 @@ def load_plugins(names: str | None = None) -> list[str]:
 PLUGIN_ERROR: MtlMetaError | None = None
 _plugins_started = False
 
+# %% ../nbs/06a_method.ipynb #cccc000e-1
 def import_plugins() -> MtlMetaError | None:
     """Import the plugin modules of `$MTL_META_PLUGINS` once per process (later calls do nothing); returns the
     error that a missing or broken one left (kept in `PLUGIN_ERROR`), else None."""
@@ -187,10 +189,12 @@ def algorithm_class(name: str) -> type:
         raise MtlMetaError(f"unknown method {name!r}; choose one of: {', '.join(ALGORITHMS)}")
     return ALGORITHMS[key]
 
+# %% ../nbs/06a_method.ipynb #cccc0010-1
 def algorithm_options(name: str) -> dict:
     "The options (constructor arguments besides body, n_classes, ways) of a registered method, with defaults."
     return algorithm_class(name).option_defaults()
 
+# %% ../nbs/06a_method.ipynb #cccc0010-2
 def make_algorithm(name: str, body: nn.Module, n_classes: int, ways: int = 5, **opts) -> Algorithm:
     "Build the registered algorithm `name` around `body` for `ways`-way episodes from `n_classes` training classes."
     cls = algorithm_class(name)
@@ -204,6 +208,7 @@ def make_algorithm(name: str, body: nn.Module, n_classes: int, ways: int = 5, **
         check_finite(v, f"method option {k}")
     return cls(body, n_classes, ways=ways, **opts) if cls.heads_per_class else cls(body, ways=ways, **opts)
 
+# %% ../nbs/06a_method.ipynb #cccc0010-3
 def compared_methods() -> tuple[str, ...]:
     "The registered methods that the benchmark comparison runs (`compared`), in registry order, as of this call."
     import_plugins()

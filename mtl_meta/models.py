@@ -54,6 +54,7 @@ class DropBlock(nn.Module):
         kept = mask.sum()
         return x * mask * (mask.numel() / kept.clamp(min=1))
 
+# %% ../nbs/05_models.ipynb #cccc0007-1
 class ResBlock12(nn.Module):
     "Three conv3x3-BN layers with leaky ReLU, a 1x1 conv-BN shortcut, max-pool, dropout or DropBlock."
     def __init__(self, cin: int, cout: int, drop_rate: float = 0.1, dropblock: bool = False, block_size: int = 5):
@@ -76,6 +77,7 @@ class ResBlock12(nn.Module):
             return self.dropblock(out, self.drop_rate * self.rate_scale)
         return F.dropout(out, self.drop_rate, self.training)
 
+# %% ../nbs/05_models.ipynb #cccc0007-2
 class ResNet12(nn.Module):
     "ResNet-12 (MetaOptNet/RFS variant); `out_dim` = last channel count (avg-pooled) or the flattened map."
     def __init__(self, in_channels: int = 3, image_size: int = 84, channels=(64, 160, 320, 640),
@@ -137,6 +139,7 @@ BACKBONES = {
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
+# %% ../nbs/05_models.ipynb #cccc000c-1
 def make_backbone(name: str, in_channels: int = 1, image_size: int = 28, **options) -> nn.Module:
     "A body by name: conv4, resnet12 or mlp (for mlp, `in_channels` is the input dimension)."
     if name not in BACKBONES:
@@ -165,6 +168,7 @@ def torchvision_resnet18(in_channels: int = 3, image_size: int = 84, **options) 
 
 BACKBONES["resnet18"] = torchvision_resnet18
 
+# %% ../nbs/05_models.ipynb #cccc290a-1
 def infer_out_dim(body: nn.Module, image_shape) -> int:
     """The width of `body`'s feature vectors, found by one forward pass of a zero batch of `image_shape`
     (in eval mode, without gradients), and recorded as `body.out_dim`; kept when the body already has one."""
@@ -188,6 +192,7 @@ def infer_out_dim(body: nn.Module, image_shape) -> int:
     body.out_dim = int(z.shape[1])
     return body.out_dim
 
+# %% ../nbs/05_models.ipynb #cccc290a-2
 def build_backbone(backbone, image_shape, **options) -> nn.Module:
     """A body from a registered name (`BACKBONES`, plugins included) or any `nn.Module` mapping images to
     feature vectors; either way with `out_dim` set (inferred by one forward pass when missing)."""

@@ -30,6 +30,7 @@ def fc_relu_kernel_fn(depth: int):
         layers += [stax.Dense(512, W_std=math.sqrt(2.0), b_std=0.0), stax.Relu()]
     return stax.serial(*layers, stax.Dense(1, W_std=1.0, b_std=0.0))[2]
 
+# %% ../nbs/04_ntk.ipynb #cccc0004-1
 @dataclass(frozen=True)
 class Kernel:
     """The two kernels between two sets of points, by name: `theta`, the NTK of the whole network (neural-tangents'
@@ -45,6 +46,7 @@ class Kernel:
         "Both kernels between the points `rows` and the points `cols` (index arrays into the two sets)."
         return Kernel(self.theta[np.ix_(rows, cols)], self.k[np.ix_(rows, cols)])
 
+# %% ../nbs/04_ntk.ipynb #cccc0004-2
 def kernels(x1: np.ndarray, x2: np.ndarray, depth: int) -> Kernel:
     """`Kernel` between x1 and x2 of the depth-`depth` ReLU network, as float64 arrays: Theta, its NTK, and K, the
     readout's share of it, K(x, x') = <h_L(x), h_L(x')> / n (the output NNGP); Theta_body = Theta - K."""
@@ -53,6 +55,7 @@ def kernels(x1: np.ndarray, x2: np.ndarray, depth: int) -> Kernel:
     k = fc_relu_kernel_fn(depth)(np.asarray(x1, np.float64), np.asarray(x2, np.float64), ("nngp", "ntk"))
     return Kernel(theta=np.asarray(k.ntk, np.float64), k=np.asarray(k.nngp, np.float64))
 
+# %% ../nbs/04_ntk.ipynb #cccc0004-3
 def last_layer_share(x: np.ndarray, depth: int) -> np.ndarray:
     "K / Theta elementwise on the points x (the readout's share of the NTK; 1 / (L + 1) on the diagonal, He scaling)."
     kern = kernels(x, x, depth)
@@ -62,6 +65,7 @@ def last_layer_share(x: np.ndarray, depth: int) -> np.ndarray:
 def _solve(A, b):
     return np.linalg.solve(A, b)
 
+# %% ../nbs/04_ntk.ipynb #cccc0007-1
 def _flow(G, rhs, eta: float | None = None, steps: int | None = None):
     """Coefficients after `steps` gradient-descent steps of rate `eta` on 0.5||G a - rhs||-type dynamics
     from zero: G^-1 (I - (I - eta G)^steps) rhs; at convergence (steps None) G^-1 rhs."""
@@ -70,6 +74,7 @@ def _flow(G, rhs, eta: float | None = None, steps: int | None = None):
     decay = np.linalg.matrix_power(np.eye(len(G)) - eta * G, steps)
     return _solve(G, rhs - decay @ rhs)
 
+# %% ../nbs/04_ntk.ipynb #cccc0007-2
 @dataclass(frozen=True)
 class KernelBlocks:
     """The kernel blocks a trained function reads, by name: `xX`, both kernels between the points x it is evaluated
@@ -82,15 +87,18 @@ class KernelBlocks:
         "The blocks out of `kern`, kernels on stacked points: `x` and `X` index the evaluation and training points."
         return cls(xX=kern.block(x, X), XX=kern.block(X, X))
 
+# %% ../nbs/04_ntk.ipynb #cccc0007-3
 def finetune_readout(f_q, f_s, y_s, k_qs, k_ss, ridge: float = 0.0):
     """Test-time readout fine-tuning to convergence: kernel regression with K on the support residual,
     f^(x_q) = f(x_q) + K(x_q, X_s) (K(X_s, X_s) + ridge I)^-1 (Y_s - f(X_s))."""
     return f_q + k_qs @ _solve(k_ss + ridge * np.eye(len(k_ss)), y_s - f_s)
 
+# %% ../nbs/04_ntk.ipynb #cccc0007-4
 def predict_joint(blocks: KernelBlocks, Y, eta=None, steps=None):
     "Joint training (one readout): Theta_xX Theta_XX^-1 Y at convergence (or after `steps` GD steps of rate `eta`)."
     return blocks.xX.theta @ _flow(blocks.XX.theta, Y, eta, steps)
 
+# %% ../nbs/04_ntk.ipynb #cccc0007-5
 def predict_mtl(blocks: KernelBlocks, Y, task_of, eta=None, steps=None):
     """MTL with per-task readouts from a common init, read through the common head: f_0(x) = Theta_body(x, X) alpha,
     alpha = (Theta^MTL_DD)^-1 Y with the block kernel Theta^MTL[(x,i),(x',j)] = Theta_body(x,x') + [i=j] K(x,x')
@@ -99,12 +107,14 @@ def predict_mtl(blocks: KernelBlocks, Y, task_of, eta=None, steps=None):
     block = blocks.XX.body + np.where(same, blocks.XX.k, 0.0)
     return blocks.xX.body @ _flow(block, Y, eta, steps)
 
+# %% ../nbs/04_ntk.ipynb #cccc0007-6
 def anil_operator(k_qs, k_ss, lam: float, tau: int):
     """M = K_QS K_SS^-1 (I - (I - lam K_SS)^tau): how tau inner GD steps of rate lam on the readout move the query
     outputs; the adapted query function is f(Q) + M (Y_S - f(S)) (GD on a linear model, in function space)."""
     inner = np.eye(len(k_ss)) - np.linalg.matrix_power(np.eye(len(k_ss)) - lam * k_ss, tau)
     return k_qs @ _solve(k_ss, inner)
 
+# %% ../nbs/04_ntk.ipynb #cccc0007-7
 def predict_anil(blocks: KernelBlocks, Y, tasks, lam: float, tau: int, eta=None, steps=None):
     """ANIL's meta-trained function at convergence: f_ANIL(x) = Theta_xX B^T (B Theta_XX B^T)^-1 c.
 
@@ -124,6 +134,7 @@ def predict_anil(blocks: KernelBlocks, Y, tasks, lam: float, tau: int, eta=None,
     B, c = np.vstack(rows), np.concatenate(c)
     return blocks.xX.theta @ B.T @ _flow(B @ blocks.XX.theta @ B.T, c, eta, steps)
 
+# %% ../nbs/04_ntk.ipynb #cccc0007-8
 def relative_gap(a, b) -> float:
     "||a - b|| / ||b||."
     a, b = np.asarray(a), np.asarray(b)
@@ -147,6 +158,7 @@ class TaskFamily:
         "Every point, stacked in the order the kernels are indexed in: [training X; test support; test query]."
         return np.vstack([self.X, self.Xs, self.Xq])
 
+# %% ../nbs/04_ntk.ipynb #cccc0009-1
 def synthetic_family(T: int = 5, n: int = 12, n_support: int = 4, n_query: int = 20, dim: int = 3, seed: int = 0) -> TaskFamily:
     "Training tasks and a test task sharing a random 3-d ReLU representation."
     rng = np.random.default_rng(seed)
@@ -160,6 +172,7 @@ def synthetic_family(T: int = 5, n: int = 12, n_support: int = 4, n_query: int =
     Xs, Xq = pts(n_support), pts(n_query)
     return TaskFamily(X=X, Y=Y, task_of=task_of, Xs=Xs, Ys=g(Xs) @ heads[T], Xq=Xq, Yq=g(Xq) @ heads[T])
 
+# %% ../nbs/04_ntk.ipynb #cccc0009-2
 def sinusoid_family(T: int = 5, n: int = 12, n_support: int = 4, n_query: int = 20, seed: int = 0) -> TaskFamily:
     "Sinusoid tasks with inputs mapped to the unit circle: (x/5, 1) / norm."
     rng = np.random.default_rng(seed)
@@ -171,11 +184,13 @@ def sinusoid_family(T: int = 5, n: int = 12, n_support: int = 4, n_query: int = 
     f = lambda t: amp[T] * np.sin(t - ph[T])
     return TaskFamily(X=emb(x), Y=Y, task_of=task_of, Xs=emb(xs), Ys=f(xs), Xq=emb(xq), Yq=f(xq))
 
+# %% ../nbs/04_ntk.ipynb #cccc0009-3
 def family_kernels(family: TaskFamily, depth: int) -> Kernel:
     "`Kernel` on the stacked points [training X; test support; test query] of `family`, at depth L."
     Z = family.points
     return kernels(Z, Z, depth)
 
+# %% ../nbs/04_ntk.ipynb #cccc0009-4
 def split_tasks(task_of: np.ndarray, split: bool) -> list[tuple[np.ndarray, np.ndarray]]:
     "(support_idx, query_idx) per task: the first half of a task's points as support, the rest as query (or all, twice)."
     tasks = []
@@ -184,6 +199,7 @@ def split_tasks(task_of: np.ndarray, split: bool) -> list[tuple[np.ndarray, np.n
         tasks.append((idx[: len(idx) // 2], idx[len(idx) // 2:]) if split else (idx, idx))
     return tasks
 
+# %% ../nbs/04_ntk.ipynb #cccc0009-5
 def predictions_from_kernels(kern: Kernel, family: TaskFamily, lam: float = 0.1, tau: int = 1, split: bool = False,
                              eta: float | None = None, steps: int | None = None, train_idx=None) -> dict:
     """Test-task query predictions after readout fine-tuning, for joint, MTL and ANIL, from kernels on the stacked
@@ -201,6 +217,7 @@ def predictions_from_kernels(kern: Kernel, family: TaskFamily, lam: float = 0.1,
     k_qs, k_ss = kern.k[np.ix_(q, s)], kern.k[np.ix_(s, s)]
     return {m: finetune_readout(f[ns:], f[:ns], family.Ys, k_qs, k_ss) for m, f in out.items()} | {"target": family.Yq}
 
+# %% ../nbs/04_ntk.ipynb #cccc0009-6
 def meta_test_predictions(family: TaskFamily, depth: int, lam: float = 0.1, tau: int = 1, split: bool = False,
                      eta: float | None = None, steps: int | None = None) -> dict:
     """Query predictions on the test task after readout fine-tuning, for joint, MTL and ANIL, at depth L.
@@ -237,6 +254,7 @@ def query_points(task_of: np.ndarray) -> np.ndarray:
     "Indices of the query halves of all training tasks (the points ANIL's outer loss sees)."
     return np.concatenate([q for _, q in split_tasks(task_of, True)])
 
+# %% ../nbs/04_ntk.ipynb #cccc0102-1
 def split_gap_terms(kern: Kernel, family: TaskFamily, lambda_taus=(0.0, 0.01, 0.03, 0.1, 0.3)) -> list[dict]:
     """ANIL with a split (tau = 1, lambda = lambda*tau) against MTL on every point, and the exact decomposition
     ANIL(lt) - MTL = [ANIL(lt) - ANIL(0)] + [joint(Q) - MTL(Q)] + [MTL(Q) - MTL] (inner-loop, depth, data terms),
@@ -253,10 +271,12 @@ def split_gap_terms(kern: Kernel, family: TaskFamily, lambda_taus=(0.0, 0.01, 0.
                      "gap_mtl_on_query": r(anil - onq["mtl"]), "gap_no_split": r(full["joint"] - mtl)})
     return rows
 
+# %% ../nbs/04_ntk.ipynb #cccc0102-2
 def _loglog_slope(x, y) -> float:
     x, y = np.asarray(x, float), np.asarray(y, float)
     return float(np.polyfit(np.log(x), np.log(y), 1)[0]) if len(x) >= 2 else float("nan")
 
+# %% ../nbs/04_ntk.ipynb #cccc0102-3
 def split_gap_study(family: TaskFamily, depths=(1, 2, 4, 8, 16, 32, 64), lambda_taus=(0.0, 0.01, 0.03, 0.1, 0.3)) -> dict:
     """`split_gap_terms` on a grid of depth by lambda*tau, with fitted rates: the log-log slope in L of the depth
     term and of the gap at lambda*tau = 0, the slope in lambda*tau of the inner-loop term per depth, and the
@@ -313,6 +333,7 @@ class CentredMLP(torch.nn.Module):
             f0 = self.raw(x, task, Ws=self.init_Ws, heads=self.init_heads)
         return self.raw(x, task) - f0
 
+# %% ../nbs/04_ntk.ipynb #cccc0015-1
 def _test_time(net, Xs, Ys, Xq, common_head: bool):
     "Refit the readout on the support set (least squares on the last hidden layer, i.e. the finite K) and predict."
     with torch.no_grad():
@@ -325,12 +346,14 @@ def _test_time(net, Xs, Ys, Xq, common_head: bool):
         fs, fq = f(Xs), f(Xq)
         return (fq + kq @ torch.linalg.solve(ks, Ys - fs)).numpy()
 
+# %% ../nbs/04_ntk.ipynb #cccc0015-2
 @dataclass(frozen=True)
 class InnerLoop:
     "ANIL's inner loop: `tau` gradient-descent steps of rate `lam` on the readout, on a task's support set."
     lam: float = 0.1
     tau: int = 1
 
+# %% ../nbs/04_ntk.ipynb #cccc0015-3
 def train_finite(method: str, family: TaskFamily, depth: int, width: int, seed: int = 0, steps: int = 2000,
                  lr: float = 0.5, inner: InnerLoop = InnerLoop()) -> np.ndarray:
     "Test-task query predictions of a trained width-`width` network for 'joint', 'mtl' or 'anil' (split, `inner`)."
@@ -387,6 +410,7 @@ def empirical_kernels(net: CentredMLP, Z) -> Kernel:
         body = sum((2.0 / W.shape[1]) * (g @ g.T) * (i @ i.T) for W, g, i in zip(net.Ws, grads, ins))
     return Kernel(theta=(body + k).numpy(), k=k.numpy())
 
+# %% ../nbs/04_ntk.ipynb #cccc0112-1
 def kernel_fluctuation_study(family: TaskFamily, depth: int = 1, widths=(256, 1024, 4096, 16384), seeds=range(20),
                              steps: int = 300, lr: float = 1.5, inner: InnerLoop = InnerLoop()) -> list[dict]:
     """How far each closed form moves when the infinite-width kernels are replaced by a random finite network's
@@ -410,6 +434,7 @@ def kernel_fluctuation_study(family: TaskFamily, depth: int = 1, widths=(256, 10
                          for m, p in closed(kern).items()]
     return rows
 
+# %% ../nbs/04_ntk.ipynb #cccc0112-2
 def finite_width_study(family: TaskFamily, depth: int = 1, widths=(256, 1024, 4096), seeds=(0, 1, 2), steps: int = 300,
                        lr: float = 1.5, inner: InnerLoop = InnerLoop(), methods=("mtl", "anil")) -> list[dict]:
     """Trained networks against the closed forms at the same training time (MTL on all points, ANIL with a split).
@@ -426,6 +451,7 @@ def finite_width_study(family: TaskFamily, depth: int = 1, widths=(256, 1024, 40
     finally:
         torch.set_num_threads(threads)
 
+# %% ../nbs/04_ntk.ipynb #cccc0112-3
 def _finite_width_rows(family, depth, widths, seeds, steps, lr, inner, methods, eta):
     closed = lambda kern: {m: predictions_from_kernels(kern, family, inner.lam, inner.tau, m == "anil", eta, steps)[m]
                            for m in methods}
@@ -446,6 +472,7 @@ def _finite_width_rows(family, depth, widths, seeds, steps, lr, inner, methods, 
                              "closed_gap": relative_gap(ref["anil"], ref["mtl"])})
     return rows
 
+# %% ../nbs/04_ntk.ipynb #cccc0112-4
 def width_slopes(rows: list[dict], key: str) -> dict:
     "Log-log slope in the width of the seed-mean of `key`, per method (-0.5: the 1/sqrt(width) of the NTK regime)."
     out = {}

@@ -36,6 +36,7 @@ class Parameter:
 _TYPE_NAMES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict,
                "tuple": tuple, "None": None, "Any": Any, "Optional": typing.Optional, "Union": typing.Union}
 
+# %% ../nbs/14_params.ipynb #cccc0005-1
 def parse_annotation(text: str):
     "Evaluate an annotation such as 'list[int]' or 'int | None' with builtin type names only."
     try:
@@ -44,6 +45,7 @@ def parse_annotation(text: str):
         raise MtlMetaError(f"cannot read the parameter annotation {text!r} ({type(e).__name__}); use builtin types "
                            "such as int, float, str, bool, list[int], dict or int | None") from None
 
+# %% ../nbs/14_params.ipynb #cccc0005-2
 def _parameters_source(notebook: str | Path) -> str:
     nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
     for cell in nb["cells"]:
@@ -51,6 +53,7 @@ def _parameters_source(notebook: str | Path) -> str:
             return "".join(cell["source"])
     raise MtlMetaError(f"{notebook} has no cell tagged 'parameters'; tag the cell that holds its parameters")
 
+# %% ../nbs/14_params.ipynb #cccc0005-3
 def notebook_parameters(notebook: str | Path) -> dict[str, Parameter]:
     "The typed parameters declared in a notebook's `parameters` cell, by name, in order."
     src = _parameters_source(notebook)
@@ -92,6 +95,7 @@ def type_matches(value, annotation) -> bool:
                                                for k, v in value.items())
     return isinstance(value, origin)
 
+# %% ../nbs/14_params.ipynb #cccc0009-1
 def _type_name(annotation) -> str:
     "How an annotation reads in a message: 'int | None', 'list[int]'."
     if annotation is None or annotation is type(None):
@@ -103,6 +107,7 @@ def _type_name(annotation) -> str:
         return f"{origin.__name__}[{', '.join(_type_name(a) for a in args)}]"
     return getattr(annotation, "__name__", str(annotation))
 
+# %% ../nbs/14_params.ipynb #cccc0009-2
 def check_parameters(annotations: dict, values: dict, where: str = "") -> None:
     """Raise one `MtlMetaError` line naming every value in `values` that does not fit its annotation.
 
@@ -161,6 +166,7 @@ def check_values(values: dict, rules: dict, where: str = "") -> None:
         raise MtlMetaError(f"{where + ': ' if where else ''}bad parameter value{'s' if len(bad) > 1 else ''}: "
                            f"{'; '.join(bad)}")
 
+# %% ../nbs/14_params.ipynb #cccc2621-1
 def seeds_rule(v) -> bool:
     "A non-empty list of distinct seeds, each 0 or more (the rule every experiment's `seeds` follows)."
     return len(v) > 0 and all(s >= 0 for s in v) and len(set(v)) == len(v)

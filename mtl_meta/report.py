@@ -33,12 +33,14 @@ def use_figure_style() -> None:
     import seaborn as sns
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind", font_scale=0.9)
 
+# %% ../nbs/10b_report.ipynb #cccc0011-1
 def log_x_axis(ax, label: str) -> None:
     "A log-scale x axis labelled `label`, decades only (minor tick labels such as 3x10^4 crowd each other)."
     from matplotlib.ticker import NullFormatter
     ax.set(xscale="log", xlabel=label)
     ax.xaxis.set_minor_formatter(NullFormatter())
 
+# %% ../nbs/10b_report.ipynb #cccc0011-2
 def save_figure(fig, path: str | Path, dpi: int = 120, description: str = "") -> list[Path]:
     "Write `fig` as `path`.png and `path`.pdf (any suffix of `path` is replaced), atomically; close it."
     import io
@@ -85,6 +87,7 @@ def _run_folders(out: Path, names: Iterable[str] | None = None) -> list[Path]:
     keep = None if names is None else set(names)
     return sorted(p for p in (Path(out) / "runs").glob("*") if p.is_dir() and (keep is None or p.name in keep))
 
+# %% ../nbs/10b_report.ipynb #cccc0014-1
 def _load_results(out: Path, names: Iterable[str] | None = None, problems: dict | None = None) -> list[dict]:
     """The valid `results.json` records under `out/runs/`; a damaged or incomplete one is left out of the tables
     and named in `problems` (run name -> what is wrong) when given, never dropped without a word."""
@@ -101,11 +104,13 @@ def _load_results(out: Path, names: Iterable[str] | None = None, problems: dict 
         rows.append(r)
     return rows
 
+# %% ../nbs/10b_report.ipynb #cccc0014-2
 def _fmt(mean, ci):
     "'mean ± ci' with two decimals; '-' for a missing mean, the mean alone for a missing interval."
     missing = lambda v: v is None or math.isnan(v)
     return "-" if missing(mean) else (f"{mean:.2f}" if missing(ci) else f"{mean:.2f} ± {ci:.2f}")
 
+# %% ../nbs/10b_report.ipynb #cccc0014-3
 def seed_interval(values) -> float | None:
     """Half-width of the 95% Student-t interval of the mean of per-seed `values` (n - 1 degrees of freedom:
     4.30 standard errors for 3 seeds, not the normal 1.96); None for fewer than 2 seeds."""
@@ -116,6 +121,7 @@ def seed_interval(values) -> float | None:
         return None
     return float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
 
+# %% ../nbs/10b_report.ipynb #cccc0014-4
 def _seed_ci(r: dict, j: int, t: dict) -> float:
     "The seed interval of test setting `j` of run `r`, from its per-seed accuracies when they are stored."
     try:
@@ -124,6 +130,7 @@ def _seed_ci(r: dict, j: int, t: dict) -> float:
         ci = t.get("test_ci95_seeds")
     return float("nan") if ci is None else ci
 
+# %% ../nbs/10b_report.ipynb #cccc0014-5
 def fewshot_table(results: list[dict]):
     """One row per (dataset, backbone, ways, shots, method): accuracy with intervals, time, MTL's speedup.
     The interval over seeds is recomputed from the per-seed accuracies (`seed_interval`)."""
@@ -150,6 +157,7 @@ def fewshot_table(results: list[dict]):
     order = {m: i for i, m in enumerate(method_order())}
     return df.sort_values(key + ["method"], key=lambda c: c.map(order) if c.name == "method" else c).reset_index(drop=True)
 
+# %% ../nbs/10b_report.ipynb #cccc0014-6
 def cost_to_accuracy(history: list[dict], target: float) -> tuple[float, float]:
     "Training images and seconds at the first validation reaching `target` (inf, inf if never)."
     for h in history:
@@ -157,6 +165,7 @@ def cost_to_accuracy(history: list[dict], target: float) -> tuple[float, float]:
             return float(h.get("images", float("nan"))), float(h["seconds"])
     return float("inf"), float("inf")
 
+# %% ../nbs/10b_report.ipynb #cccc0014-7
 def cost_table(results: list[dict]):
     """Per setting and method: the cost (training images and seconds, mean over seeds) of first reaching the
     best baseline's converged validation accuracy, and that minus 1 point; ratios are the method's over MTL's."""
@@ -192,6 +201,7 @@ def cost_table(results: list[dict]):
             df[col.replace("_to_", "_ratio_to_")] = df[col].to_numpy(dtype=float) / ref
     return df
 
+# %% ../nbs/10b_report.ipynb #cccc0014-8
 def efficiency_curve(results: list[dict], baseline: str = "metaoptnet-svm"):
     """The paper's efficiency figure from converged runs, at equal accuracy: along MTL's training (every
     validation, every seed), its validation accuracy against its speedup over `baseline` at that same accuracy,
@@ -223,6 +233,7 @@ def efficiency_curve(results: list[dict], baseline: str = "metaoptnet-svm"):
                              "speedup_images": b_images / h["images"], "speedup_seconds": b_seconds / h["seconds"]})
     return pd.DataFrame(rows)
 
+# %% ../nbs/10b_report.ipynb #cccc0014-9
 def _plot_efficiency_curve(curve, out: Path) -> list[Path]:
     import matplotlib
     matplotlib.use("Agg")
@@ -247,6 +258,7 @@ def _plot_efficiency_curve(curve, out: Path) -> list[Path]:
                              description=f"MTL validation accuracy against its speedup over the baseline, {d} {w}-way {k}-shot")
     return paths
 
+# %% ../nbs/10b_report.ipynb #cccc0014-10
 def _bootstrap_ratio(base_costs, mtl_costs, reps: int = 2000, seed: int = 0) -> tuple[float, float]:
     """95% percentile interval of mean(baseline cost) / mean(MTL cost) when seeds are resampled with replacement,
     paired (the same resampled seeds for both methods); (nan, nan) with fewer than 2 seeds or a cost never paid."""
@@ -258,6 +270,7 @@ def _bootstrap_ratio(base_costs, mtl_costs, reps: int = 2000, seed: int = 0) -> 
     ratios = b[idx].mean(1) / m[idx].mean(1)
     return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
 
+# %% ../nbs/10b_report.ipynb #cccc0014-11
 def efficiency_table(results: list[dict]):
     """Speedup of MTL over each baseline at matched validation accuracy, per setting, in training images and
     in seconds. Matched accuracy: the lowest best validation accuracy of any seed of the two methods, so that
@@ -288,6 +301,7 @@ def efficiency_table(results: list[dict]):
                          "mtl_test_acc": 100 * mtl["test_acc"], "baseline_test_acc": 100 * base["test_acc"]})
     return pd.DataFrame(rows)
 
+# %% ../nbs/10b_report.ipynb #cccc0014-12
 def paper_comparison(table):
     "Our accuracy beside the published one for every (method, data set, shots) the paper reports."
     import pandas as pd
@@ -302,6 +316,7 @@ def paper_comparison(table):
                      "ours": _fmt(r.acc, r.ci95_episodes), "published": _fmt(*pub), "difference": round(r.acc - pub[0], 2)})
     return pd.DataFrame(rows)
 
+# %% ../nbs/10b_report.ipynb #cccc0014-13
 def _write_table(df, out: Path, stem: str, title: str, note: str = "") -> None:
     atomic_write_text(out / f"{stem}.csv", df.to_csv(index=False, float_format="%.4f"))
     md = markdown_table(df) if not df.empty else "(no results)"
@@ -310,11 +325,13 @@ def _write_table(df, out: Path, stem: str, title: str, note: str = "") -> None:
 # Okabe & Ito's eight colours, told apart with the common colour-vision deficiencies; one per method, in every figure
 METHOD_COLOURS = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
 
+# %% ../nbs/10b_report.ipynb #cccc0014-14
 def method_colour(method: str, methods=None) -> str | None:
     "The colour of `method` in every figure (by its place in the registry); None for a method outside it."
     methods = list(method_order() if methods is None else methods)
     return METHOD_COLOURS[methods.index(method) % len(METHOD_COLOURS)] if method in methods else None
 
+# %% ../nbs/10b_report.ipynb #cccc0014-15
 def _seed_band(histories: list[list[dict]], col: str):
     """Validation accuracy (%) of every seed on a common log-spaced grid of `col`: (grid, mean, low, high), over the
     stretch that every seed covers (each seed interpolated between its own validations)."""
@@ -328,6 +345,7 @@ def _seed_band(histories: list[list[dict]], col: str):
                    for h in histories])
     return grid, ys.mean(0), ys.min(0), ys.max(0)
 
+# %% ../nbs/10b_report.ipynb #cccc0014-16
 def _plot_curves(results: list[dict], out: Path) -> list[Path]:
     """Validation accuracy against training cost, every method and every seed: each seed a thin line, the mean
     over seeds (where every seed has run) a thick one inside the band of the seeds' lowest and highest values."""
@@ -379,6 +397,7 @@ def _per_seed_tests(r: dict) -> dict:
             out.setdefault((t["ways"], t["shots"]), {})[s["seed"]] = t["test_acc"]
     return out
 
+# %% ../nbs/10b_report.ipynb #pair0002-1
 def best_on_validation(results: list[dict]) -> dict:
     "{(dataset, backbone, run ways, run shots): the baseline with the highest mean best validation accuracy}."
     best: dict = {}
@@ -390,6 +409,7 @@ def best_on_validation(results: list[dict]) -> dict:
             best[key] = (r["method"], val)
     return {k: m for k, (m, _) in best.items()}
 
+# %% ../nbs/10b_report.ipynb #pair0002-2
 def paired_table(results: list[dict], comparator: str = COMPARATOR):
     """MTL minus each baseline, per seed and paired on the seed's test episodes, for every test setting:
     mean difference in points, its 95% Student-t interval over seeds (none with one seed), and the verdict."""
@@ -472,6 +492,7 @@ def _fits(value, kind) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
 
+# %% ../nbs/10b_report.ipynb #cccc2611-1
 def _missing_fields(d, spec: dict, where: str) -> str:
     "The first field of `spec` that `d` lacks or holds with the wrong type, as text ('' when none)."
     if not isinstance(d, dict):
@@ -483,9 +504,11 @@ def _missing_fields(d, spec: dict, where: str) -> str:
             return f"{where}[{name!r}] is {type(d[name]).__name__} {str(d[name])[:40]}, not {getattr(kind, '__name__', kind)}"
     return ""
 
+# %% ../nbs/10b_report.ipynb #cccc2611-2
 def _first(*checks) -> str:
     return next((c for c in checks if c), "")
 
+# %% ../nbs/10b_report.ipynb #cccc2611-3
 def check_results(r, experiment: str | None = None) -> str:
     """What makes the record `r` (a parsed `results.json`) unusable for the tables, in a few words; '' if nothing.
     `experiment`: the kind the run must have written (None: whatever `r` says it is)."""
@@ -537,6 +560,7 @@ def check_results(r, experiment: str | None = None) -> str:
                   *(_missing_fields(m, {"speedup": _NUMBER, **_EFFICIENCY_FIELDS}, f"mtl[{i}]")
                     for i, m in enumerate(r["mtl"])))
 
+# %% ../nbs/10b_report.ipynb #cccc2611-4
 def read_results(path: str | Path, experiment: str | None = None) -> tuple[dict | None, str]:
     "(record, '') for a valid `results.json` at `path`, else (None, what is wrong with it)."
     if Path(path).exists() and not Path(path).is_file():   # a folder or a FIFO (reading one would block)
@@ -574,12 +598,14 @@ def timing_outliers(results: list[dict], factor: float = 2.0):
     return pd.DataFrame(rows, columns=["run", "method", "ways", "shots", "seed", "epoch", "seconds",
                                        "median_epoch_seconds", "excess_seconds"])
 
+# %% ../nbs/10b_report.ipynb #cccc0014b-1
 def _write_timing_check(results: list[dict], out: Path, factor: float = 2.0) -> None:
     _write_table(timing_outliers(results, factor).drop(columns=["run"]), out, "timing-check", "Timing check",
                  f"Epochs whose update wall-clock exceeds {factor:g} times the median epoch of the same run and seed "
                  "(every epoch does the same work, so something else was using the machine); no rows: no run's "
                  "seconds were inflated this way.\n\n")
 
+# %% ../nbs/10b_report.ipynb #cccc0014b-2
 def report_fewshot(results: list[dict], out: Path) -> int:
     "The few-shot tables (accuracy, speedup at matched accuracy, cost to target, paper numbers) and curves."
     table = fewshot_table(results)
@@ -633,12 +659,14 @@ def report_fewshot(results: list[dict], out: Path) -> int:
     _plot_curves(results, out)
     return len(table)
 
+# %% ../nbs/10b_report.ipynb #cccc0014b-3
 def report_taxonomy(results: list[dict], out: Path) -> None:
     "The GBML taxonomy, generated from the registered algorithms' declarations."
     from mtl_meta.gbml import taxonomy_table
     atomic_write_text(out / "taxonomy.md", "# Taxonomy of the algorithms (from their declarations)\n\n"
                       + taxonomy_table(markdown=True) + "\n")
 
+# %% ../nbs/10b_report.ipynb #cccc0014b-4
 def report_sinusoid(results: list[dict], out: Path) -> None:
     "The sinusoid regression table (test MSE of each method)."
     import pandas as pd
@@ -647,6 +675,7 @@ def report_sinusoid(results: list[dict], out: Path) -> None:
                      f"{r['shots']}-shot, {len(r['seeds'])} seed(s), {r['test_tasks']} test tasks; mse_last_layer: "
                      "ridge on frozen features (same for all); mse_inner_loop: the method's own inner loop.\n\n")
 
+# %% ../nbs/10b_report.ipynb #cccc0014b-5
 def report_efficiency(results: list[dict], out: Path) -> None:
     "The efficiency notebook's table: MTL at several budgets against one baseline run."
     import pandas as pd
@@ -661,6 +690,7 @@ def report_efficiency(results: list[dict], out: Path) -> None:
         _write_table(pd.DataFrame(rows), out, f"efficiency-curve-{r['run']}",
                      f"MTL accuracy against speedup over {b['method']}: {r['dataset']} {r['ways']}-way {r['shots']}-shot")
 
+# %% ../nbs/10b_report.ipynb #cccc0014b-6
 def report_theory(results: list[dict], out: Path) -> None:
     "`theory.md`: the exact checks, the gaps against depth and lambda*tau, the split decomposition."
     for r in (r for r in results if r.get("experiment") == "theory"):
@@ -688,6 +718,7 @@ def report_theory(results: list[dict], out: Path) -> None:
 
 REPORTS = (report_fewshot, report_taxonomy, report_sinusoid, report_efficiency, report_theory)
 
+# %% ../nbs/10b_report.ipynb #cccc0014b-7
 def write_figures_index(out: Path, results: list[dict], runs: Iterable[str] | None = None) -> None:
     "`FIGURES.md`: every figure (PNG and PDF) with what drew it and the command that redraws it."
     import shutil
@@ -721,6 +752,7 @@ def write_figures_index(out: Path, results: list[dict], runs: Iterable[str] | No
         lines += [f"| [{stem}.png]({stem}.png) ([pdf]({stem}.pdf)) | {by} | `{cmd}` |" for stem, by, cmd in made]
         atomic_write_text(out / "FIGURES.md", "\n".join(lines) + "\n")
 
+# %% ../nbs/10b_report.ipynb #cccc0014b-8
 def collect(out: str | Path, runs: Iterable[str] | None = None) -> dict:
     """Build the tables and figures of a reproduction from the run results in `out/runs/` (only the runs
     named in `runs` when given: `reproduce` passes its profile's, so folders of runs that a profile no
@@ -741,6 +773,7 @@ def _text_table(header: list[str], rows: list[list]) -> list[str]:
     import pandas as pd
     return markdown_table(pd.DataFrame(rows, columns=header)).split("\n")
 
+# %% ../nbs/10b_report.ipynb #thsp0002-1
 def theory_split_markdown(result: dict) -> list[str]:
     "Lines for `theory.md` from the theory run's `split_gap` and `finite_width` results (none when absent)."
     lines = []

@@ -61,10 +61,12 @@ class RunResult:
     notebook: Path         # the executed notebook
     error: str = ""
 
+# %% ../nbs/10c_runs.ipynb #cccc000d-1
 def _git(repo: Path, *args: str):
     import subprocess
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30)
 
+# %% ../nbs/10c_runs.ipynb #cccc000d-2
 def uncommitted_changes(repo: Path, outputs: Sequence[str | Path] = ()) -> bool | None:
     """Whether tracked files of the git checkout `repo` differ from its last commit, leaving out `outputs`:
     folders that results are written to (a profile's `--out` inside the checkout, such as `figures/`), whose
@@ -75,6 +77,7 @@ def uncommitted_changes(repo: Path, outputs: Sequence[str | Path] = ()) -> bool 
     status = _git(repo, "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded)
     return bool(status.stdout.strip()) if status.returncode == 0 else None
 
+# %% ../nbs/10c_runs.ipynb #cccc000d-3
 def code_version(outputs: Sequence[str | Path] = ()) -> dict:
     """The package version and, in a git checkout, the commit and whether the code had uncommitted changes
     (changes inside `outputs`, the folders results go to, do not count)."""
@@ -91,10 +94,13 @@ def code_version(outputs: Sequence[str | Path] = ()) -> dict:
         pass
     return info
 
+# %% ../nbs/10c_runs.ipynb #cccc000d-4
 def run_dir(out: Path, run: Run) -> Path: return Path(out) / "runs" / run.name
 
+# %% ../nbs/10c_runs.ipynb #cccc000d-5
 def record_path(out: Path, run: Run) -> Path: return run_dir(out, run) / "run.json"
 
+# %% ../nbs/10c_runs.ipynb #cccc000d-6
 def read_record(path: Path) -> dict | None:
     "The JSON object in `path`; None when it is missing, unreadable or not an object."
     if not Path(path).is_file():   # missing, or a folder or FIFO in its place (reading a FIFO would block)
@@ -105,6 +111,7 @@ def read_record(path: Path) -> dict | None:
         return None
     return rec if isinstance(rec, dict) else None
 
+# %% ../nbs/10c_runs.ipynb #cccc000d-7
 def _expected_experiment(run: Run) -> str | None:
     "The `experiment` a run's `results.json` must name (None for a notebook the tables do not know)."
     if run.notebook == "fewshot.ipynb":
@@ -112,6 +119,7 @@ def _expected_experiment(run: Run) -> str | None:
     kind = Path(run.notebook).stem
     return kind if kind in RESULT_FIELDS else None
 
+# %% ../nbs/10c_runs.ipynb #cccc000d-8
 def record_problem(out: Path, run: Run) -> str:
     """What is wrong with the result `run` left in `out` (its `results.json`, or the environment probe's
     `environment.json`), checked for schema and completeness and against the run's own parameters; '' if nothing."""
@@ -133,6 +141,7 @@ def record_problem(out: Path, run: Run) -> str:
             return f"{folder / 'results.json'} holds {key} {rec.get(key)!r}, but the run has {p[key]!r}"
     return ""
 
+# %% ../nbs/10c_runs.ipynb #cccc000d-9
 def is_complete(out: Path, run: Run, profile: str, problems: dict | None = None) -> bool:
     """Whether `run` already finished successfully in `out` with the same configuration and left a valid result.
     A run recorded as finished whose result is damaged or incomplete is not complete; what is wrong with it
@@ -145,11 +154,13 @@ def is_complete(out: Path, run: Run, profile: str, problems: dict | None = None)
         problems[run.name] = problem
     return not problem
 
+# %% ../nbs/10c_runs.ipynb #cccc000d-10
 def _first_error(exc: BaseException) -> str:
     ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
     msg = f"{ename}: {evalue}" if ename else f"{type(exc).__name__}: {exc}"
     return " ".join(str(msg).split())[:500]
 
+# %% ../nbs/10c_runs.ipynb #cccc000d-11
 def prepare_run_dir(out: str | Path, run: Run, profile: str) -> Path:
     "Create the run's folder; empty it first when it holds a run made with another configuration."
     import shutil
@@ -163,6 +174,7 @@ def prepare_run_dir(out: str | Path, run: Run, profile: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
+# %% ../nbs/10c_runs.ipynb #cccc000d-12
 def execute_run(run: Run, out: str | Path, profile: str, root: Path, command: str = "",
                 progress: bool = False, **papermill_options) -> RunResult:
     """Execute `run` with papermill into `out/runs/NAME/`; never raises for a failing notebook.

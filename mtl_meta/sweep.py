@@ -39,6 +39,7 @@ def run_log(out: str | Path, run: Run) -> Path:
     "The file that receives a run's standard output and error."
     return run_dir(out, run) / f"{run.name}.log"
 
+# %% ../nbs/15_sweep.ipynb #cccc0005-1
 def child_env(device_index: int | None = None) -> dict:
     "The environment of a run's process: this one, made quiet, finding this copy of mtl_meta, on one GPU if given."
     # quiet by default, whatever libraries imported here set (jax sets TF_CPP_MIN_LOG_LEVEL=1 on import);
@@ -56,6 +57,7 @@ def _payload(run: Run, out, profile: str, root, command: str) -> str:
     return json.dumps({"run": asdict(run), "out": str(Path(out).resolve()), "profile": profile, "root": str(root),
                        "command": command})
 
+# %% ../nbs/15_sweep.ipynb #cccc0007-1
 def _from_payload(text: str) -> tuple:
     p = json.loads(text)
     r = p["run"]
@@ -64,6 +66,7 @@ def _from_payload(text: str) -> tuple:
 
 PARENT_ENV = "MTL_META_PARENT_PID"   # set for a run's process: the pid of the reproduce process it belongs to
 
+# %% ../nbs/15_sweep.ipynb #cccc0007-2
 def _children(pid: int) -> list[int]:
     "The pids of the direct children of process `pid` (read from Linux's /proc; [] where there is none)."
     kids = []
@@ -75,6 +78,7 @@ def _children(pid: int) -> list[int]:
             continue
     return kids
 
+# %% ../nbs/15_sweep.ipynb #cccc0007-3
 def die_with_parent(parent: int) -> None:
     """Make this process (a run's) stop when the reproduce process `parent` dies, even by `kill -9`.
 
@@ -105,6 +109,7 @@ def die_with_parent(parent: int) -> None:
     if os.getppid() != parent:   # the parent died before the signal was armed
         stop(signal.SIGTERM, None)
 
+# %% ../nbs/15_sweep.ipynb #cccc0007-4
 def _execute_here(payload: str) -> dict:
     "Execute a run in this process (a child or a cluster job); its stdout/stderr are already the log."
     parent = os.environ.pop(PARENT_ENV, None)   # popped: the kernel must not think it is a run's process
@@ -115,6 +120,7 @@ def _execute_here(payload: str) -> dict:
                 stderr_file=sys.stderr, extra_arguments=KERNEL_ARGS)
     return json.loads((run_dir(out, run) / "run.json").read_text())
 
+# %% ../nbs/15_sweep.ipynb #cccc0007-5
 def _result(run: Run, out, returncode: int | None = None, error: str = "") -> RunResult:
     folder = run_dir(out, run)
     try:
@@ -127,6 +133,7 @@ def _result(run: Run, out, returncode: int | None = None, error: str = "") -> Ru
     return RunResult(run, rec["status"], float(rec.get("seconds", 0.0)), folder / f"{run.name}.ipynb",
                      rec.get("error", ""))
 
+# %% ../nbs/15_sweep.ipynb #cccc0007-6
 def execute_isolated(run: Run, out, profile: str, root, command: str = "", device_index: int | None = None) -> RunResult:
     "Execute `run` in a child process with a quiet environment; its output goes to the run's log."
     from mtl_meta.core import held_lock_fd
@@ -155,6 +162,7 @@ def _gpu_count() -> int:
     except Exception:
         return 0
 
+# %% ../nbs/15_sweep.ipynb #cccc0009-1
 def _submitit_job(payload: str) -> dict:
     "What a cluster job runs: point stdout/stderr at the run's log, then execute the run."
     run, out, *_ = _from_payload(payload)
@@ -164,6 +172,7 @@ def _submitit_job(payload: str) -> dict:
     os.environ.update({k: v for k, v in QUIET_ENV.items() if k not in os.environ})
     return _execute_here(payload)
 
+# %% ../nbs/15_sweep.ipynb #cccc0009-2
 def _submitit_executor(kind: str, folder: Path, options: dict | None):
     submitit = require_extra("submitit", "slurm")
     try:
@@ -178,6 +187,7 @@ def _submitit_executor(kind: str, folder: Path, options: dict | None):
         raise MtlMetaError(f"bad --slurm option ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
     return ex
 
+# %% ../nbs/15_sweep.ipynb #cccc0009-3
 def run_all(runs: Sequence[Run], out, profile: str, root, command: str = "", jobs: int = 1,
             executor: str = "local", slurm_options: dict | None = None,
             on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
@@ -254,6 +264,7 @@ def headline(out, run: Run) -> str:
     except (OSError, ValueError, KeyError, TypeError, StopIteration):
         return ""
 
+# %% ../nbs/15_sweep.ipynb #cccc000b-1
 def result_line(out, r: RunResult) -> str:
     "`status  name  seconds  headline`."
     return f"{r.status:8s} {r.run.name:32s} {r.seconds:8.1f} s  {headline(out, r.run) if r.status != 'failed' else r.error[:120]}"

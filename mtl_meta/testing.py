@@ -23,6 +23,7 @@ def tiny_body(seed: int = 0, bn: bool = True) -> nn.Sequential:
     body.out_dim = 27
     return body
 
+# %% ../nbs/09a_testing.ipynb #tttt0005-1
 def random_episode(ways: int = 3, shots: int = 2, queries: int = 2, seed: int = 0, dtype=torch.float64,
                    classes=None) -> Episode:
     "A seeded `ways`-way episode of 1x6x6 images: class means ~ N(0, I), images = mean + 0.7 N(0, I)."
@@ -42,6 +43,7 @@ def param_grads(alg: nn.Module, ep: Episode) -> dict[str, Tensor]:
     loss.backward()
     return {k: (p.grad.clone() if p.grad is not None else torch.zeros_like(p)) for k, p in alg.named_parameters()}
 
+# %% ../nbs/09a_testing.ipynb #tttt0008-1
 def fd_check(alg: nn.Module, ep: Episode, n_dirs: int = 3, h: float = 1e-5, seed: int = 0) -> list[tuple[float, float]]:
     "Pairs (<grad L, v>, (L(theta + h v) - L(theta - h v)) / 2h) along `n_dirs` seeded random directions v."
     g = param_grads(alg, ep)
@@ -60,6 +62,7 @@ def fd_check(alg: nn.Module, ep: Episode, n_dirs: int = 3, h: float = 1e-5, seed
         out.append((analytic, (losses[0] - losses[1]) / (2 * h)))
     return out
 
+# %% ../nbs/09a_testing.ipynb #tttt0008-2
 def assert_fd(pairs: list[tuple[float, float]], rtol: float = 1e-6) -> None:
     "Assert |analytic - numeric| <= rtol * max(1, |analytic|) for every pair from `fd_check`."
     for a, n in pairs:
