@@ -16,7 +16,7 @@ import errno
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -416,12 +416,15 @@ def check_finite(value, name: str) -> None:
             check_finite(v, f"{name}[{i}]")
 
 # %% ../nbs/00_core.ipynb #cccc1701-1
-def markdown_table(df) -> str:
-    "A DataFrame as a Markdown table: floats with 2 decimals, booleans as yes/no, other values as text."
+def markdown_table(table, columns: Sequence[str] | None = None) -> str:
+    """A Markdown table from a DataFrame, or from rows of values under the header `columns`: floats with 2
+    decimals, booleans as yes/no, anything else (text formatted by the caller) as it is. The one table builder."""
     def cell(v):
         if isinstance(v, bool):
             return "yes" if v else "no"
         return f"{v:.2f}" if isinstance(v, float) else str(v)
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + " --- |" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    if columns is None:
+        columns, table = list(table.columns), table.itertuples(index=False)
+    lines = ["| " + " | ".join(map(str, columns)) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table]
     return "\n".join(lines)

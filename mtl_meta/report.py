@@ -698,20 +698,17 @@ def report_theory(results: list[dict], out: Path) -> None:
         depths = sorted({int(L) for d in r["depth_gaps"].values() for L in d["gaps"]})
         lines = ["# Theory, measured", "",
                  "First-order equivalence (largest relative gap, through-solver vs detached heads, over seeds):", "",
-                 "| head | support/query split | relative gap |", "| --- | --- | --- |"]
-        lines += [f"| {e['head']} | {'yes' if e['split'] else 'no'} | {e['relative_gap']:.2e} |"
-                  for e in r["envelope_max_relative_gap"]]
+                 markdown_table([(e["head"], bool(e["split"]), f"{e['relative_gap']:.2e}")
+                                 for e in r["envelope_max_relative_gap"]], ["head", "support/query split", "relative gap"])]
         lines += ["", f"ANIL's meta-gradient approaches joint training's as (lambda*tau)^{r['anil_gradient_slope']:.2f}.", "",
                   "Infinite-width relative gap MTL vs joint training (= ANIL without a split), by depth:", "",
-                  "| family | " + " | ".join(f"L={L}" for L in depths) + " | slope | slope L>=8 |",
-                  "|" + " --- |" * (3 + len(depths))]
-        for fam, d in r["depth_gaps"].items():
-            lines.append(f"| {fam} | " + " | ".join(f"{d['gaps'][str(L)]:.3f}" for L in depths)
-                         + f" | {d['slope']:.2f} | {d['tail_slope']:.2f} |")
+                  markdown_table([(fam, *(f"{d['gaps'][str(L)]:.3f}" for L in depths), d["slope"], d["tail_slope"])
+                                  for fam, d in r["depth_gaps"].items()],
+                                 ["family", *(f"L={L}" for L in depths), "slope", "slope L>=8"])]
         lines += ["", "With a support/query split (depth 4), ANIL's distance to its lambda*tau -> 0 limit and to MTL:", "",
-                  "| lambda | tau | lambda*tau | gap to limit | gap to MTL |", "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {x['lambda']} | {x['tau']} | {x['lambda_tau']:.3g} | {x['gap_to_lambda_tau_0']:.3f} | {x['gap_to_mtl']:.3f} |"
-                  for x in r["lambda_tau"]]
+                  markdown_table([(str(x["lambda"]), str(x["tau"]), f"{x['lambda_tau']:.3g}", f"{x['gap_to_lambda_tau_0']:.3f}",
+                                   f"{x['gap_to_mtl']:.3f}") for x in r["lambda_tau"]],
+                                 ["lambda", "tau", "lambda*tau", "gap to limit", "gap to MTL"])]
         if r.get("split_gap") or r.get("finite_width"):   # claim 2 with a split; finite width (cell at the end)
             lines += theory_split_markdown(r)
         atomic_write_text(out / "theory.md", "\n".join(lines) + "\n")
@@ -748,8 +745,8 @@ def write_figures_index(out: Path, results: list[dict], runs: Iterable[str] | No
     if made:
         lines = ["# Figures", "", "Each figure is here as PNG and PDF. The command redraws it from scratch (the "
                  "`collect` step at the end of every `reproduce` redraws the curves from the runs already done).", "",
-                 "| figure | drawn by | command |", "| --- | --- | --- |"]
-        lines += [f"| [{stem}.png]({stem}.png) ([pdf]({stem}.pdf)) | {by} | `{cmd}` |" for stem, by, cmd in made]
+                 markdown_table([(f"[{stem}.png]({stem}.png) ([pdf]({stem}.pdf))", by, f"`{cmd}`") for stem, by, cmd in made],
+                                ["figure", "drawn by", "command"])]
         atomic_write_text(out / "FIGURES.md", "\n".join(lines) + "\n")
 
 # %% ../nbs/10b_report.ipynb #cccc0014b-8
