@@ -15,7 +15,7 @@ from .core import MtlMetaError
 
 # %% auto #0
 __all__ = ['METHODS', 'PAPER_DATASETS', 'PROFILES', 'Run', 'setting_key', 'fewshot_runs', 'tune_runs', 'get_profile',
-           'experiments_dir']
+           'experiments_dir', 'reproduce_command']
 
 # %% ../nbs/10a_profiles.ipynb #cccc0005
 @dataclass(frozen=True)
@@ -196,3 +196,18 @@ def experiments_dir() -> Path:
             return cand
     raise MtlMetaError(f"no experiment notebooks found next to {here}; reinstall mtl_meta "
                        "(pip install --force-reinstall mtl_meta) or run from a clone of the repository")
+
+# %% ../nbs/10a_profiles.ipynb #cccc2408
+def reproduce_command(profile: str, out: str | Path, only: Sequence[str] | None = None, force: bool = False,
+                      overrides: Sequence[str] | None = None) -> str:
+    """The `mtl-meta reproduce` command line that runs `profile` into `out`: only the runs `only` when given,
+    again with `force`, with the `--set KEY=VALUE` items `overrides`."""
+    words = ["mtl-meta reproduce --profile", str(profile)]
+    if only:
+        words += ["--only", *only]
+    if force:
+        words.append("--force")
+    words += ["--out", str(out)]
+    if overrides:
+        words += ["--set", *overrides]
+    return " ".join(words)
