@@ -78,6 +78,16 @@ class EvalConfig:
     adapt: str = _option("logreg", "test-time adaptation (logreg: the paper's)")
     seed: int = _option(0, "seed of the test episodes")
 
+def _record(value, cls, name: str):
+    "`value` when it is a `cls`, a default `cls()` when None; anything else (e.g. a value meant for an older positional argument) is a one-line error."
+    if value is None:
+        return cls()
+    if not isinstance(value, cls):
+        article = "an" if cls.__name__[0] in "AEIOU" else "a"
+        raise MtlMetaError(f"{name} must be {article} {cls.__name__} or None, got {type(value).__name__} {value!r:.60}; give "
+                           f"its fields ({', '.join(f.name for f in fields(cls))}) by keyword")
+    return value
+
 def _with_fields(options: dict, *records) -> tuple:
     """Each of `records` with the fields that the keywords `options` name replaced, then the keywords left
     over (a new dict): how `train(augment=True)` becomes `train(data=DataOptions(augment=True))`."""
@@ -178,7 +188,8 @@ def train(method: str = "mtl",                # the method: a name in the regist
     progress, log_dir, epoch_lines, before_fit). Returns the summary.
     `out_dir/history.csv` gets one row per validation as training goes; `log_dir` adds TensorBoard
     event files with the same curves (it does not change the result, so it is not a config field)."""
-    data, model, run, config = _with_fields(options, data or DataOptions(), model or ModelOptions(), run or RunOptions())
+    data, model, run, config = _with_fields(options, _record(data, DataOptions, "data"), _record(model, ModelOptions, "model"),
+                                            _record(run, RunOptions, "run"))
     dataset_options, backbone_options, algorithm_options = data.dataset_options, model.backbone_options, model.algorithm_options
     from mtl_meta.distributed import fault_hook, init_distributed
     from mtl_meta.logs import TrainingLog
@@ -279,7 +290,7 @@ def evaluate(checkpoint: str | Path,              # checkpoint.pt written by tra
     checkpoint was trained (validated) with; the result records them."""
     from mtl_meta.adapt import evaluate as evaluate_features
     from mtl_meta.episodes import EpisodeSampler
-    config, adapt_options = _with_fields(options, config or EvalConfig())
+    config, adapt_options = _with_fields(options, _record(config, EvalConfig, "config"))
     ways, shots, seed = config.ways, config.shots, config.seed
     if seed < 0:
         raise MtlMetaError(f"--seed must be 0 or more, got {seed}")
