@@ -22,7 +22,11 @@ def _param_docs(fn) -> dict[str, str]:
     """The comment written next to each parameter of `fn`'s signature (`name=default,   # what it is`, continued
     on comment-only lines below it): the documentation of the parameters, where they are defined."""
     import inspect, io, textwrap, tokenize
-    tokens = tokenize.generate_tokens(io.StringIO(textwrap.dedent(inspect.getsource(inspect.unwrap(fn)))).readline)
+    try:
+        source = textwrap.dedent(inspect.getsource(inspect.unwrap(fn)))
+    except (OSError, TypeError):   # no source to read (a compiled-only install): options keep their defaults, not their help
+        return {}
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
     for tok in tokens:   # decorators (and their comments) come before the signature
         if tok.type == tokenize.NAME and tok.string == "def":
             break
@@ -56,7 +60,7 @@ def _api_option(p, source, name: str, flag: str | None = None, extra: str = "", 
     """Add the option `flag` (default `--NAME`) whose default and help come from the API: the parameter `name`
     of the function `source` (its default and the comment next to it) or the field `name` of the dataclass
     `source` (its default, documentation and choices). `extra` is appended to the help; `kwargs` go to
-    `add_argument` (type, metavar, ...). A boolean that defaults to False becomes a flag."""
+    `add_argument` (type, metavar, ...). A boolean becomes a flag (`--NAME`, and `--no-NAME` when it defaults to True)."""
     from dataclasses import fields, is_dataclass
     if is_dataclass(source):
         f = next(f for f in fields(source) if f.name == name)
