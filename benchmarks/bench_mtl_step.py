@@ -21,6 +21,7 @@ from torch import nn
 from mtl_meta.episodes import Episode
 from mtl_meta.models import make_backbone
 from mtl_meta.mtl import MTL
+from mtl_meta.train import AMP_DTYPES
 
 
 def timed(step, reps, device, warmup=3):
@@ -41,12 +42,12 @@ def main():
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--backbones", nargs="+", default=["conv4", "resnet12"], choices=["conv4", "resnet12"])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="autocast both steps to this dtype")
+    ap.add_argument("--amp", choices=list(AMP_DTYPES), default=None, help="autocast both steps to this dtype")
     ap.add_argument("--channels-last", action="store_true", help="channels-last memory format for images and bodies")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
+    dtype = AMP_DTYPES.get(args.amp)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     settings = [(b, c, size, 64, 5, 5, 5) for b in args.backbones
                 for c, size in ([(1, 28), (3, 84)] if b == "conv4" else [(3, 84)])]

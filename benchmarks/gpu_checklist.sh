@@ -220,7 +220,7 @@ for method in ("mtl", "metaoptnet-svm"):
          "history": h}
     # the parts of a step, on the same samplers / model / config as the run
     cfg_obj = TrainConfig.from_dict(cfg)
-    samplers = api._samplers("mini-imagenet", 5, 5, 5, 1, None, augment=True, val_queries=15, meta_batch_size=1,
+    samplers = api._samplers("mini-imagenet", api.DataOptions(augment=True), TrainConfig(ways=5, shots=5, queries=5, seed=1),
                              sampler_options=api._sampler_options(method, opts))
     tr = Trainer(api.build_algorithm(s["metadata"]), Fixed(None), None, cfg_obj)
     def sample_only(): return samplers["train"].sample_step()

@@ -6,16 +6,96 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from .core import MtlMetaError, atomic_write_json, check_device, one_writer, seed_everything
-from .train import Algorithm, TrainConfig, Trainer, load_checkpoint
+from .core import DATA_ENV, MtlMetaError, atomic_write_json, check_device, one_writer, seed_everything
+from .train import Algorithm, TrainConfig, Trainer, _option, load_checkpoint
 
 # %% auto #0
-__all__ = ['build_algorithm', 'train', 'load_trained', 'evaluate', 'predict', 'export_body']
+__all__ = ['EpisodeShape', 'DataOptions', 'ModelOptions', 'RunOptions', 'EvalConfig', 'build_algorithm', 'train', 'load_trained',
+           'evaluate', 'predict', 'export_body']
+
+# %% ../nbs/12_api.ipynb #cccc2402
+@dataclass(frozen=True)
+class EpisodeShape:
+    "The shape of few-shot episodes: `ways` classes, `shots` support and `queries` query images per class."
+    ways: int
+    shots: int
+    queries: int
+
+    @classmethod
+    def training(cls, cfg: TrainConfig) -> EpisodeShape:
+        "The training episodes of `cfg` (`train_ways` classes when set, else `ways`)."
+        return cls(cfg.training_ways, cfg.shots, cfg.queries)
+
+    @classmethod
+    def validation(cls, cfg: TrainConfig) -> EpisodeShape:
+        "The validation episodes of `cfg` (`ways` classes, `val_queries` queries per class)."
+        return cls(cfg.ways, cfg.shots, cfg.val_queries)
+
+@dataclass(frozen=True)
+class DataOptions:
+    "How `train` reads its data set (the data set itself is `train`'s `dataset`)."
+    data_root: str | Path | None = _option(None, f"folder holding the data sets (read only; default: ${DATA_ENV} or ~/data)")
+    dataset_options: dict | None = _option(None, "options of the data set, e.g. image_size, channels, fractions and "
+                                                 "normalize for an image folder")
+    augment: bool = _option(False, "data augmentation (MetaOptNet recipe) of the training images, for image benchmarks")
+    train_rotations: bool = _option(False, "Omniglot: each training class rotated by 90, 180 and 270 degrees becomes a "
+                                           "new class (validation and test classes stay as they are)")
+    transform: Callable | None = _option(None, "a per-image transform of the training images that replaces the data "
+                                               "set's own")
+
+@dataclass(frozen=True)
+class ModelOptions:
+    "Constructor options of the backbone and of the method, besides what `train` takes by name."
+    backbone_options: dict | None = _option(None, "options of a backbone given by name, e.g. channels for resnet12")
+    algorithm_options: dict | None = _option(None, "options of the method, e.g. bias=False for MTL heads without bias, "
+                                                   "inner_lr=0.1 for MAML")
+
+@dataclass(frozen=True)
+class RunOptions:
+    "Resuming and watching a training run; none of these changes the result."
+    resume: bool = _option(True, "continue from the checkpoint in the output folder (the same run, stopped earlier)")
+    progress: bool = _option(False, "a progress bar")
+    log_dir: str | Path | None = _option(None, "also write the training curves (loss, validation accuracy, learning "
+                                               "rate, images seen, wall-clock) as TensorBoard event files into this folder")
+    epoch_lines: bool = _option(False, "one line per epoch when the progress bar is off")
+    before_fit: Callable | None = _option(None, "called with the TrainConfig once data and model are ready, just "
+                                                "before training starts (the CLI's note on CPU budgets)")
+
+@dataclass(frozen=True)
+class EvalConfig:
+    "How `evaluate` tests a trained body: episodes of which classes and shape, how many, and the test-time head."
+    split: str = _option("test", "class split")
+    ways: int | None = _option(None, "classes per episode (default: the checkpoint's training ways)")
+    shots: int | None = _option(None, "support images per class (default: the checkpoint's training shots)")
+    queries: int = _option(15, "query images per class")
+    episodes: int = _option(600, "test episodes")
+    adapt: str = _option("logreg", "test-time adaptation (logreg: the paper's)")
+    seed: int = _option(0, "seed of the test episodes")
+
+def _record(value, cls, name: str):
+    "`value` when it is a `cls`, a default `cls()` when None; anything else (e.g. a value meant for an older positional argument) is a one-line error."
+    if value is None:
+        return cls()
+    if not isinstance(value, cls):
+        article = "an" if cls.__name__[0] in "AEIOU" else "a"
+        raise MtlMetaError(f"{name} must be {article} {cls.__name__} or None, got {type(value).__name__} {value!r:.60}; give "
+                           f"its fields ({', '.join(f.name for f in fields(cls))}) by keyword")
+    return value
+
+def _with_fields(options: dict, *records) -> tuple:
+    """Each of `records` with the fields that the keywords `options` name replaced, then the keywords left
+    over (a new dict): how `train(augment=True)` becomes `train(data=DataOptions(augment=True))`."""
+    rest, out = dict(options), []
+    for record in records:
+        given = {f.name: rest.pop(f.name) for f in fields(record) if f.name in rest}
+        out.append(replace(record, **given) if given else record)
+    return (*out, rest)
 
 # %% ../nbs/12_api.ipynb #cccc0005
 def _is_name(dataset) -> bool:
@@ -41,26 +121,28 @@ def _load_splits(dataset, root, splits, opts: dict) -> dict:
     raise MtlMetaError(f"dataset must be a name, a folder, a dict of splits or a torch Dataset, "
                        f"got {type(dataset).__name__}")
 
-def _samplers(dataset, ways: int, shots: int, queries: int, seed: int, root, splits=("train", "val"),
-              dataset_options: dict | None = None, augment: bool = False, val_queries: int = 15,
-              meta_batch_size: int = 1, sampler_options: dict | None = None, train_ways: int | None = None,
-              train_rotations: bool = False, transform=None):
+def _samplers(dataset, data: DataOptions, cfg: TrainConfig, sampler_options: dict | None = None,
+              splits=("train", "val")):
+    """One episode sampler per split of `dataset`, read as `data` says: the training split's draws meta-batches of
+    `cfg`'s training episodes, the others `cfg`'s validation episodes."""
     from mtl_meta.data import train_transform, with_rotations
     from mtl_meta.episodes import EpisodeSampler, MetaBatchSampler
-    opts = dataset_options or {}
+    opts = data.dataset_options or {}
     out = {}
-    for i, (split, data) in enumerate(_load_splits(dataset, root, splits, opts).items()):
+    for i, (split, classes) in enumerate(_load_splits(dataset, data.data_root, splits, opts).items()):
         is_train = split == "train"
-        if is_train and train_rotations:   # the Omniglot practice: rotated characters are new training classes
-            data = with_rotations(data)
-        tf = train_transform(dataset, augment=augment and is_train, **opts) if _is_name(dataset) else None
-        if is_train and transform is not None:   # the user's own per-image transform replaces the data set's
-            tf = transform
+        if is_train and data.train_rotations:   # the Omniglot practice: rotated characters are new training classes
+            classes = with_rotations(classes)
+        tf = train_transform(dataset, augment=data.augment and is_train, **opts) if _is_name(dataset) else None
+        if is_train and data.transform is not None:   # the user's own per-image transform replaces the data set's
+            tf = data.transform
         if is_train:   # one episode stream per meta-batch slot: shardable over processes
-            out[split] = MetaBatchSampler(data, train_ways or ways, shots, queries, meta_batch_size,
-                                          seed=seed + 1000 * i, transform=tf, **(sampler_options or {}))
+            s = EpisodeShape.training(cfg)
+            out[split] = MetaBatchSampler(classes, s.ways, s.shots, s.queries, cfg.meta_batch_size,
+                                          seed=cfg.seed + 1000 * i, transform=tf, **(sampler_options or {}))
         else:
-            out[split] = EpisodeSampler(data, ways, shots, val_queries, seed=seed + 1000 * i, transform=tf)
+            s = EpisodeShape.validation(cfg)
+            out[split] = EpisodeSampler(classes, s.ways, s.shots, s.queries, seed=cfg.seed + 1000 * i, transform=tf)
     return out
 
 def _sampler_options(method: str, algorithm_options: dict | None) -> dict:
@@ -84,27 +166,31 @@ def build_algorithm(metadata: dict, body: torch.nn.Module | None = None) -> Algo
 
 # %% ../nbs/12_api.ipynb #cccc0007
 @one_writer("out_dir")   # checked before any work, one process at a time, stale temp files removed
-def train(method: str = "mtl", dataset="omniglot-minimal", backbone="conv4",
-          out_dir: str | Path | None = None, data_root: str | Path | None = None, augment: bool = False,
-          train_rotations: bool = False,
-          dataset_options: dict | None = None, backbone_options: dict | None = None,
-          algorithm_options: dict | None = None, resume: bool = True, progress: bool = False,
-          log_dir: str | Path | None = None, transform=None, epoch_lines: bool = False,
-          before_fit=None, **config) -> dict:
+def train(method: str = "mtl",                # the method: a name in the registry (mtl_meta.gbml.ALGORITHMS)
+          dataset="omniglot-minimal",         # data set: a registered name or the path of an image folder
+                                              # PATH/<class>/<image>; in Python also a torch Dataset or a dict of splits
+          backbone="conv4",                   # conv4, resnet12, resnet18 (torchvision), mlp, or one a plugin registers;
+                                              # in Python also any nn.Module mapping images to feature vectors
+          out_dir: str | Path | None = None,  # output folder for checkpoint.pt, summary.json and history.csv
+          data: DataOptions | None = None,    # how the data set is read
+          model: ModelOptions | None = None,  # the backbone's and the method's own options
+          run: RunOptions | None = None,      # resuming and watching the run
+          **options) -> dict:                 # TrainConfig fields, and any field of data, model or run by its name
     """Train `method` with `backbone` on `dataset`; write `checkpoint.pt` and `summary.json` to `out_dir`.
 
     `dataset` is a registered name, the path of an image folder (`PATH/<class>/<image>`), a torch
     `Dataset` of (image, label) (split by class with `episodes.split_dataset`) or a dict of splits;
-    `backbone` a registered name or any `nn.Module` mapping images to feature vectors. `transform`
-    is a per-image transform of the training images that replaces the data set's own.
-    `train_rotations` adds every training class rotated by 90, 180 and 270 degrees as a new class
-    (the Omniglot practice; validation and test classes are not rotated).
-    `config` holds `TrainConfig` fields (ways, shots, queries, meta_batch_size, lr, epochs,
-    episodes_per_epoch, max_steps, val_episodes, seed, device, amp, ...). Returns the summary.
+    `backbone` a registered name or any `nn.Module` mapping images to feature vectors.
+    `options` holds `TrainConfig` fields (ways, shots, queries, meta_batch_size, lr, epochs,
+    episodes_per_epoch, max_steps, val_episodes, seed, device, amp, ...) and, one by one, fields of the
+    records `data` (`DataOptions`: data_root, dataset_options, augment, train_rotations, transform),
+    `model` (`ModelOptions`: backbone_options, algorithm_options) and `run` (`RunOptions`: resume,
+    progress, log_dir, epoch_lines, before_fit). Returns the summary.
     `out_dir/history.csv` gets one row per validation as training goes; `log_dir` adds TensorBoard
-    event files with the same curves (it does not change the result, so it is not a config field);
-    `epoch_lines` prints one line per epoch when the progress bar is off; `before_fit(config)` is called
-    once data and model are ready, just before training starts (the CLI's note on CPU budgets)."""
+    event files with the same curves (it does not change the result, so it is not a config field)."""
+    data, model, run, config = _with_fields(options, _record(data, DataOptions, "data"), _record(model, ModelOptions, "model"),
+                                            _record(run, RunOptions, "run"))
+    dataset_options, backbone_options, algorithm_options = data.dataset_options, model.backbone_options, model.algorithm_options
     from mtl_meta.distributed import fault_hook, init_distributed
     from mtl_meta.logs import TrainingLog
     t_setup = time.perf_counter()
@@ -115,25 +201,22 @@ def train(method: str = "mtl", dataset="omniglot-minimal", backbone="conv4",
     cfg = TrainConfig.from_dict(config)
     from mtl_meta.core import check_finite, sweep_temp_files
     from mtl_meta.gbml import algorithm_options as _known_options
-    for kind, options in (("dataset", dataset_options), ("backbone", backbone_options), ("method", algorithm_options)):
-        for k, v in (options or {}).items():
+    for kind, given in (("dataset", dataset_options), ("backbone", backbone_options), ("method", algorithm_options)):
+        for k, v in (given or {}).items():
             check_finite(v, f"{kind} option {k}")
     _known_options(method)   # an unknown method stops here, before any data is read
     seed_everything(cfg.seed)
     if _is_name(dataset) and _is_folder_name(dataset):
         dataset = str(Path(dataset).resolve())   # the checkpoint then works from any folder
-    samplers = _samplers(dataset, cfg.ways, cfg.shots, cfg.queries, cfg.seed, data_root,
-                         dataset_options=dataset_options, augment=augment, val_queries=cfg.val_queries,
-                         meta_batch_size=cfg.meta_batch_size, sampler_options=_sampler_options(method, algorithm_options),
-                         train_ways=cfg.train_ways, train_rotations=train_rotations, transform=transform)
+    samplers = _samplers(dataset, data, cfg, sampler_options=_sampler_options(method, algorithm_options))
     train_split = samplers["train"].split
     stats = dataset_normalization(dataset, **(dataset_options or {})) if _is_name(dataset) else None
     module = isinstance(backbone, torch.nn.Module)
     metadata = {"method": method, "dataset": dataset if _is_name(dataset) else f"<{type(dataset).__name__}>",
                 "backbone": f"<{type(backbone).__name__}>" if module else backbone,
                 "image_shape": list(train_split.image_shape), "n_classes": train_split.n_classes,
-                "ways": cfg.training_ways, "dataset_options": dataset_options or {}, "augment": augment,
-                "train_rotations": train_rotations,
+                "ways": cfg.training_ways, "dataset_options": dataset_options or {}, "augment": data.augment,
+                "train_rotations": data.train_rotations,
                 "normalization": [list(stats[0]), list(stats[1])] if stats is not None else None,
                 "backbone_options": backbone_options or {}, "algorithm_options": algorithm_options or {}}
     if module and backbone_options:
@@ -141,13 +224,13 @@ def train(method: str = "mtl", dataset="omniglot-minimal", backbone="conv4",
     algorithm = build_algorithm(metadata, body=backbone if module else None)
     sweep_temp_files()   # the arguments are good: a killed earlier run's temporary files can go
     trainer = Trainer(algorithm, samplers["train"], samplers["val"], cfg, out_dir=out_dir,
-                      progress=progress, metadata=metadata, on_step=fault_hook(),
-                      on_epoch=TrainingLog(out_dir, log_dir) if rank == 0 and (out_dir or log_dir) else None)
-    trainer.epoch_lines = epoch_lines
+                      progress=run.progress, metadata=metadata, on_step=fault_hook(),
+                      on_epoch=TrainingLog(out_dir, run.log_dir) if rank == 0 and (out_dir or run.log_dir) else None)
+    trainer.epoch_lines = run.epoch_lines
     setup_seconds = time.perf_counter() - t_setup   # data loading, samplers, model (wall-clock, not a result)
-    if before_fit is not None and rank == 0:
-        before_fit(cfg)
-    st = trainer.fit(resume=resume)
+    if run.before_fit is not None and rank == 0:
+        run.before_fit(cfg)
+    st = trainer.fit(resume=run.resume)
     if trainer.on_epoch is not None:
         trainer.on_epoch.close()
     summary = {"metadata": metadata, "config": asdict(cfg), "steps": st.step, "epochs": st.epoch,
@@ -191,37 +274,49 @@ def _eval_transform(meta: dict, dataset):
         return None
     return train_transform(dataset, augment=False, **(meta.get("dataset_options") or {}))
 
-def evaluate(checkpoint: str | Path, dataset=None, split: str = "test", ways: int | None = None,
-             shots: int | None = None, queries: int = 15, episodes: int = 600, adapt: str = "logreg", seed: int = 0,
-             data_root: str | Path | None = None, device: str = "cpu", progress: bool = False,
-             body: torch.nn.Module | None = None, **adapt_options):
+def evaluate(checkpoint: str | Path,              # checkpoint.pt written by train (or the run folder that holds it)
+             dataset=None,                        # data set or image folder (default: the one trained on); in Python
+                                                  # also a torch Dataset or a dict of splits, as in train
+             config: EvalConfig | None = None,    # the test episodes and the test-time head
+             data_root: str | Path | None = None, # folder holding the data sets (read only; default: $MTL_META_DATA or ~/data)
+             device: str = "cpu",                 # torch device
+             progress: bool = False,              # a progress bar
+             body: torch.nn.Module | None = None, # the module of a run trained with your own backbone module
+             **options):                          # EvalConfig fields by name, and the options of the test-time head
     """Accuracy (mean and 95% interval) of test-time adaptation with a trained checkpoint's body, on
     `dataset` (default: the one trained on; also a torch `Dataset` or a dict of splits, as in `train`).
-    `ways` and `shots` default to those the checkpoint was trained (validated) with; the result records them."""
+    The test protocol is `config` (an `EvalConfig`), whose fields may also be given by name (`ways=20,
+    episodes=1000`); the other `options` go to the test-time head. `ways` and `shots` default to those the
+    checkpoint was trained (validated) with; the result records them."""
     from mtl_meta.adapt import evaluate as evaluate_features
     from mtl_meta.episodes import EpisodeSampler
+    config, adapt_options = _with_fields(options, _record(config, EvalConfig, "config"))
+    ways, shots, seed = config.ways, config.shots, config.seed
     if seed < 0:
         raise MtlMetaError(f"--seed must be 0 or more, got {seed}")
     if ways is None or shots is None:
         cfg = load_checkpoint(checkpoint, map_location="cpu").get("config") or {}
         ways, shots = ways or cfg.get("ways", 5), shots or cfg.get("shots", 1)
-    if ways < 2 or queries < 1 or episodes < 1:
-        raise MtlMetaError(f"cannot score {ways}-way episodes with {queries} queries per class over {episodes} episodes: "
-                           "evaluation needs --ways 2 or more, --queries 1 or more and --episodes 1 or more")
+    shape = EpisodeShape(ways, shots, config.queries)
+    if shape.ways < 2 or shape.queries < 1 or config.episodes < 1:
+        raise MtlMetaError(f"cannot score {shape.ways}-way episodes with {shape.queries} queries per class over "
+                           f"{config.episodes} episodes: evaluation needs --ways 2 or more, --queries 1 or more and "
+                           "--episodes 1 or more")
     algorithm, meta = load_trained(checkpoint, device, body=body)
     if dataset is None:
         dataset = meta["dataset"]
         if str(dataset).startswith("<"):
             raise MtlMetaError(f"checkpoint {checkpoint} was trained on a {dataset} object; pass it as dataset=")
     opts = meta.get("dataset_options") or {} if _is_name(dataset) else {}
-    data = _load_splits(dataset, data_root, (split,), opts)[split]
+    data = _load_splits(dataset, data_root, (config.split,), opts)[config.split]
     if list(data.image_shape) != list(meta["image_shape"]):
         raise MtlMetaError(f"the checkpoint expects images of shape {tuple(meta['image_shape'])}, but {dataset} "
                            f"has {data.image_shape}; evaluate on the data set it was trained on")
-    sampler = EpisodeSampler(data, ways, shots, queries, seed=seed, transform=_eval_transform(meta, dataset))
-    res = evaluate_features(algorithm.features, sampler, adapt=adapt, episodes=episodes, device=device,
+    sampler = EpisodeSampler(data, shape.ways, shape.shots, shape.queries, seed=seed,
+                             transform=_eval_transform(meta, dataset))
+    res = evaluate_features(algorithm.features, sampler, adapt=config.adapt, episodes=config.episodes, device=device,
                             progress=progress, **adapt_options)
-    res.ways, res.shots = ways, shots
+    res.ways, res.shots = shape.ways, shape.shots
     return res
 
 # %% ../nbs/12_api.ipynb #cccc290d
@@ -246,8 +341,13 @@ def _query_files(query: str | Path) -> list[Path]:
         raise MtlMetaError(f"query folder {q} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
 
-def predict(checkpoint: str | Path, support: str | Path, query: str | Path, adapt: str = "logreg",
-            device: str = "cpu", body: torch.nn.Module | None = None, **adapt_options) -> list[dict]:
+def predict(checkpoint: str | Path,               # checkpoint.pt written by train (or the run folder that holds it)
+            support: str | Path,                  # DIR/<class>/<image>: the labelled examples
+            query: str | Path,                    # a folder of images (searched recursively) or one image
+            adapt: str = "logreg",                # test-time head
+            device: str = "cpu",                  # torch device
+            body: torch.nn.Module | None = None,  # the module of a run trained with your own backbone module
+            **adapt_options) -> list[dict]:       # the options of the test-time head
     """Classify new images with a trained body: the head of `adapt` is fitted on the `support` folder (one
     sub-folder of images per class, any number of classes and images) and predicts each image of `query`
     (a folder, searched recursively, or one file). Returns one {"image", "class", "probability"} per query."""
@@ -283,10 +383,14 @@ class _Preprocessed(torch.nn.Module):
     def forward(self, x):
         return self.body((x - self.mean) / self.std)
 
-def export_body(checkpoint: str | Path, out: str | Path, body: torch.nn.Module | None = None) -> Path:
-    """The trained body with its preprocessing as a TorchScript file that loads without this package:
-    `torch.jit.load(out)` maps float images (n, C, H, W) in [0, 1] at the training size to features.
-    The run's description (image shape, normalisation, method) travels in the file as `meta.json`."""
+def export_body(checkpoint: str | Path,              # checkpoint.pt written by train (or the run folder that holds it)
+                out: str | Path,                     # the file to write (e.g. body.pt2)
+                body: torch.nn.Module | None = None  # the module of a run trained with your own backbone module
+                ) -> Path:
+    """The trained body with its preprocessing as a `torch.export` program that loads without this package:
+    `torch.export.load(out).module()` maps float images (n, C, H, W) in [0, 1] at the training size to features,
+    for any batch size n. The run's description (image shape, normalisation, method) travels in the file as
+    `meta.json` (read it with `torch.export.load(out, extra_files={"meta.json": ""})`)."""
     import io
     import json
     from mtl_meta.core import atomic_write_bytes
@@ -296,11 +400,11 @@ def export_body(checkpoint: str | Path, out: str | Path, body: torch.nn.Module |
     module = _Preprocessed(algorithm.body, mean, std).eval()
     example = torch.rand(2, *meta["image_shape"])
     try:
-        scripted = torch.jit.trace(module, example, check_trace=False)
+        program = torch.export.export(module, (example,), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))
     except Exception as e:
-        raise MtlMetaError(f"the body cannot be exported with TorchScript ({type(e).__name__}: "
+        raise MtlMetaError(f"the body cannot be exported with torch.export ({type(e).__name__}: "
                            f"{' '.join(str(e).split())[:160]})") from None
     buf = io.BytesIO()
     desc = {k: meta.get(k) for k in ("method", "dataset", "backbone", "image_shape", "normalization")}
-    torch.jit.save(scripted, buf, _extra_files={"meta.json": json.dumps(desc)})
+    torch.export.save(program, buf, extra_files={"meta.json": json.dumps(desc)})
     return atomic_write_bytes(Path(out), buf.getvalue())

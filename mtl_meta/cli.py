@@ -17,6 +17,69 @@ from .core import DATA_ENV, CACHE_ENV, MtlMetaError
 __all__ = ['CPU_EPISODE_BUDGET', 'build_parser', 'cmd_reproduce', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_export',
            'cmd_data_info', 'cmd_data_download', 'main']
 
+# %% ../nbs/11_cli.ipynb #cccc2405
+def _param_docs(fn) -> dict[str, str]:
+    """The comment written next to each parameter of `fn`'s signature (`name=default,   # what it is`, continued
+    on comment-only lines below it): the documentation of the parameters, where they are defined."""
+    import inspect, io, textwrap, tokenize
+    try:
+        source = textwrap.dedent(inspect.getsource(inspect.unwrap(fn)))
+    except (OSError, TypeError):   # no source to read (a compiled-only install): options keep their defaults, not their help
+        return {}
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    for tok in tokens:   # decorators (and their comments) come before the signature
+        if tok.type == tokenize.NAME and tok.string == "def":
+            break
+    docs, depth, name, expect, closed = {}, 0, None, False, False
+    for tok in tokens:
+        if tok.type == tokenize.OP and tok.string in "([{":
+            expect = expect or (depth == 0 and not closed)   # the parameter list opens
+            depth += 1
+        elif tok.type == tokenize.OP and tok.string in ")]}":
+            depth -= 1
+            closed = closed or depth == 0   # and closes: a comment after it still documents the last parameter
+        elif tok.type == tokenize.OP and tok.string == "," and depth == 1:
+            expect = True
+        elif tok.type == tokenize.NAME and expect and depth == 1:
+            name, expect = tok.string, False
+        elif tok.type == tokenize.COMMENT and name is not None:
+            docs[name] = f"{docs.get(name, '')} {tok.string.lstrip('#').strip()}".strip()
+        elif tok.type == tokenize.NEWLINE:   # the end of the signature's line
+            break
+    return docs
+
+def _api_default(source, name: str):
+    "The default of parameter `name` of the function `source`, or of field `name` of the dataclass `source`."
+    import inspect
+    from dataclasses import fields, is_dataclass
+    if is_dataclass(source):
+        return next(f.default for f in fields(source) if f.name == name)
+    return inspect.signature(source).parameters[name].default
+
+def _api_option(p, source, name: str, flag: str | None = None, extra: str = "", **kwargs):
+    """Add the option `flag` (default `--NAME`) whose default and help come from the API: the parameter `name`
+    of the function `source` (its default and the comment next to it) or the field `name` of the dataclass
+    `source` (its default, documentation and choices). `extra` is appended to the help; `kwargs` go to
+    `add_argument` (type, metavar, ...). A boolean becomes a flag (`--NAME`, and `--no-NAME` when it defaults to True)."""
+    from dataclasses import fields, is_dataclass
+    if is_dataclass(source):
+        f = next(f for f in fields(source) if f.name == name)
+        doc = f.metadata.get("doc", "")
+        if f.metadata.get("choices") and "choices" not in kwargs:
+            kwargs["choices"] = list(f.metadata["choices"])
+    else:
+        doc = _param_docs(source).get(name, "")
+    default = _api_default(source, name)
+    flag = flag or "--" + name.replace("_", "-")
+    text = (doc + extra).replace("%", "%%")
+    if isinstance(default, bool):   # a flag; one that defaults to True also gets its --no- form
+        action = "store_true" if default is False else argparse.BooleanOptionalAction
+        return p.add_argument(flag, action=action, default=default, help=text, **kwargs)
+    if kwargs.get("required"):
+        return p.add_argument(flag, help=text, **kwargs)
+    shown = "" if default is None else " (default: %(default)s)"
+    return p.add_argument(flag, default=default, help=text + shown, **kwargs)
+
 # %% ../nbs/11_cli.ipynb #cccc0005
 class _Parser(argparse.ArgumentParser):
     "An argument parser whose usage errors are one line that points to --help."
@@ -89,40 +152,43 @@ def _add_train(sub) -> None:
                         "test-time adaptation on its validation classes. Writes OUT/checkpoint.pt (resumable: "
                         "rerun the same command to continue) and OUT/summary.json. The training options "
                         "below are the fields of mtl_meta.train.TrainConfig.")
+    from mtl_meta.api import DataOptions, RunOptions, train
     _add_run_options(tr)
     _add_train_config(tr)
     tr.add_argument("--devices", type=_positive, default=1, metavar="N",
                     help="data-parallel processes on this machine, started with torchrun (gloo on CPU, nccl with "
                          "--device cuda: one per GPU); the meta-batch size must be a multiple of N (default: 1)")
-    tr.add_argument("--out", required=True, metavar="DIR", help="output folder for checkpoint.pt, summary.json and "
-                    "history.csv (one row per validation, written as training goes)")
-    tr.add_argument("--log-dir", default=None, metavar="DIR", help="also write the training curves (loss, validation "
-                    "accuracy, learning rate, images seen, wall-clock) as TensorBoard event files into DIR")
+    _api_option(tr, train, "out_dir", "--out", required=True, metavar="DIR", extra=" (history.csv: one row per validation, "
+                "written as training goes)")
+    _api_option(tr, RunOptions, "log_dir", metavar="DIR")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_data_root(tr)
+    _api_option(tr, DataOptions, "data_root", metavar="DIR")
     tr.set_defaults(func=cmd_train)
+
+def _add_checkpoint(p) -> None:
+    "--checkpoint FILE, which evaluate, predict and export all read."
+    from mtl_meta.api import evaluate
+    _api_option(p, evaluate, "checkpoint", required=True, metavar="FILE")
 
 def _add_evaluate(sub) -> None:
     ev = sub.add_parser("evaluate", help="few-shot accuracy of a trained checkpoint",
                         description="Freeze the checkpoint's body, adapt a head on each test episode's support "
                         "set and report the query accuracy with a 95% confidence interval.")
+    from dataclasses import fields
     from mtl_meta.adapt import ADAPTERS
-    ev.add_argument("--checkpoint", required=True, metavar="FILE", help="checkpoint.pt written by mtl-meta train")
-    ev.add_argument("--dataset", default=None, metavar="NAME", help="data set or image folder (default: the one trained on)")
-    ev.add_argument("--split", default="test", choices=["train", "val", "test"], help="class split (default: %(default)s)")
-    ev.add_argument("--ways", type=_positive, default=None, metavar="N",
-                    help="classes per episode (default: the checkpoint's training ways)")
-    ev.add_argument("--shots", type=_positive, default=None, metavar="K",
-                    help="support images per class (default: the checkpoint's training shots)")
-    ev.add_argument("--queries", type=int, default=15, metavar="Q", help="query images per class (default: %(default)s)")
-    ev.add_argument("--episodes", type=_positive, default=600, metavar="E", help="test episodes (default: %(default)s)")
-    ev.add_argument("--adapt", default="logreg", choices=list(ADAPTERS),
-                    help="test-time adaptation (default: %(default)s, the paper's)")
-    ev.add_argument("--seed", type=int, default=0, help="seed of the test episodes (default: %(default)s)")
-    ev.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    from mtl_meta.api import EvalConfig, evaluate
+    from mtl_meta.data import SPLITS
+    _add_checkpoint(ev)
+    _api_option(ev, evaluate, "dataset", metavar="NAME")
+    options = {"split": dict(choices=list(SPLITS)), "ways": dict(type=_positive, metavar="N"),
+               "shots": dict(type=_positive, metavar="K"), "queries": dict(type=int, metavar="Q"),
+               "episodes": dict(type=_positive, metavar="E"), "adapt": dict(choices=list(ADAPTERS))}
+    for f in fields(EvalConfig):   # one option per field of the test protocol
+        _api_option(ev, EvalConfig, f.name, **options.get(f.name, {"type": _config_type(f.type)}))
+    _api_option(ev, evaluate, "device")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of a sentence")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_data_root(ev)
+    _api_option(ev, evaluate, "data_root", metavar="DIR")
     ev.set_defaults(func=cmd_evaluate)
 
 def _add_data(sub) -> None:
@@ -156,45 +222,36 @@ def _positive(text: str) -> int:
 
 def _add_run_options(p):
     "What to train: method (from the registry), data set and its training options, backbone."
+    from mtl_meta.api import DataOptions, ModelOptions, train
     from mtl_meta.gbml import ALGORITHMS
-    p.add_argument("--method", default="mtl", choices=list(ALGORITHMS), metavar="NAME",
-                   help=f"{', '.join(ALGORITHMS)} (default: %(default)s)")
-    p.add_argument("--option", nargs="+", metavar="KEY=VALUE", default=[], dest="algorithm_options",
-                   help="an option of the method (VALUE is JSON, else a string), e.g. --option bias=false for "
-                        "MTL heads without bias, --option inner_lr=0.1 for MAML")
-    p.add_argument("--dataset", default="omniglot-minimal", metavar="NAME", help="data set: a registered name or the "
-                   "path of an image folder PATH/<class>/<image> (default: %(default)s)")
-    p.add_argument("--dataset-option", nargs="+", metavar="KEY=VALUE", default=[], dest="dataset_options",
-                   help="an option of the data set (VALUE is JSON, else a string), e.g. image_size=32 channels=1 "
-                        "fractions=[0.6,0.2,0.2] normalize=null for an image folder")
-    p.add_argument("--rotations", action="store_true",
-                   help="Omniglot: each training class rotated by 90, 180 and 270 degrees becomes a new class "
-                        "(validation and test classes stay as they are)")
-    p.add_argument("--backbone", default="conv4", metavar="NAME", help="conv4, resnet12, resnet18 (torchvision), mlp, or one a plugin registers (default: %(default)s)")
-    p.add_argument("--augment", action="store_true", help="data augmentation (MetaOptNet recipe) for image benchmarks")
+    key_values = dict(nargs="+", metavar="KEY=VALUE")
+    _api_option(p, train, "method", choices=list(ALGORITHMS), metavar="NAME", extra=f": {', '.join(ALGORITHMS)}")
+    _api_option(p, ModelOptions, "algorithm_options", "--option", dest="algorithm_options", **key_values,
+                extra=" (VALUE is JSON, else a string: --option bias=false)")
+    _api_option(p, train, "dataset", metavar="NAME")
+    _api_option(p, DataOptions, "dataset_options", "--dataset-option", dest="dataset_options", **key_values,
+                extra=" (VALUE is JSON, else a string: image_size=32 fractions=[0.6,0.2,0.2] normalize=null)")
+    _api_option(p, DataOptions, "train_rotations", "--rotations")
+    _api_option(p, train, "backbone", metavar="NAME")
+    _api_option(p, DataOptions, "augment")
 
 def _config_type(annotation: str):
     "The argparse type of a TrainConfig field's annotation ('int', 'float | None', ...)."
     base = annotation.replace(" | None", "").strip()
     return {"int": int, "float": float, "str": str}[base]
 
-_CONFIG_CHOICES = {"amp": ["bf16", "fp16"]}
-
 def _add_train_config(p):
-    "One option per `TrainConfig` field, with the field's documentation and default."
-    from dataclasses import MISSING, fields
+    "One option per `TrainConfig` field, with the field's documentation, default and choices."
+    from dataclasses import fields
     from mtl_meta.adapt import ADAPTERS
     from mtl_meta.train import TrainConfig
     g = p.add_argument_group("training options (TrainConfig)")
-    choices = {**_CONFIG_CHOICES, "val_adapt": list(ADAPTERS)}
     for f in fields(TrainConfig):
-        flag, doc = "--" + f.name.replace("_", "-"), TrainConfig.describe(f.name).replace("%", "%%")
         if f.type == "bool":
-            g.add_argument(flag, action="store_true", default=f.default, help=doc)
-            continue
-        default = "" if f.default is None or f.default is MISSING else " (default: %(default)s)"
-        g.add_argument(flag, type=_config_type(f.type), default=f.default, choices=choices.get(f.name),
-                       help=doc + default)
+            _api_option(g, TrainConfig, f.name)
+        else:
+            _api_option(g, TrainConfig, f.name, type=_config_type(f.type),
+                        **({"choices": list(ADAPTERS)} if f.name == "val_adapt" else {}))
 
 def _train_config(args) -> dict:
     "The TrainConfig fields of parsed `train` arguments."
@@ -202,20 +259,15 @@ def _train_config(args) -> dict:
     from mtl_meta.train import TrainConfig
     return {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
 
-def _add_episode_shape(p, queries: int, queries_help: str):
-    p.add_argument("--ways", type=_positive, default=5, metavar="N", help="classes per episode (default: %(default)s)")
-    p.add_argument("--shots", type=_positive, default=1, metavar="K", help="support images per class (default: %(default)s)")
-    p.add_argument("--queries", type=int, default=queries, metavar="Q", help=f"{queries_help} (default: %(default)s)")
-
 def _missing_subcommand(parser):
     parser.print_help(sys.stderr)
     return 2
 
 # %% ../nbs/11_cli.ipynb #cccc0007
-def _parse_overrides(items: list[str], flag: str = "--set") -> dict:
+def _parse_overrides(items: list[str] | None, flag: str = "--set") -> dict:
     import json
     out = {}
-    for item in items:
+    for item in items or ():
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise MtlMetaError(f"{flag} expects KEY=VALUE, got {item!r}")
@@ -226,15 +278,13 @@ def _parse_overrides(items: list[str], flag: str = "--set") -> dict:
     return out
 
 def cmd_reproduce(args) -> int:
-    from mtl_meta.profiles import get_profile
+    from mtl_meta.profiles import get_profile, reproduce_command
     from mtl_meta.reproduce import reproduce
     if args.list:
         for run in get_profile(args.profile, args.only):
             print(f"{run.name}\t{run.notebook}\t{run.parameters}\t{run.description}")
         return 0
-    cmd = f"mtl-meta reproduce --profile {args.profile} --out {args.out}" + (
-        f" --only {' '.join(args.only)}" if args.only else "") + (
-        f" --set {' '.join(args.overrides)}" if args.overrides else "")
+    cmd = reproduce_command(args.profile, args.out, only=args.only, overrides=args.overrides)
     from tqdm.auto import tqdm
     from mtl_meta.sweep import result_line
     results = reproduce(args.profile, out=args.out, only=args.only, root=args.data_root, force=args.force,
@@ -272,16 +322,16 @@ def _warn_cpu_budget(args) -> None:
               "--episodes-per-epoch or --max-steps", file=sys.stderr)
 
 def cmd_train(args) -> int:
-    from mtl_meta.api import train
+    from mtl_meta.api import DataOptions, ModelOptions, RunOptions, train
     from mtl_meta.distributed import distributed_env, launch, shutdown_distributed
     if args.devices > 1 and distributed_env()[2] == 1:
         return launch(_without_devices(args.argv), args.devices)
-    summary = train(method=args.method, dataset=args.dataset, backbone=args.backbone, out_dir=args.out,
-                    data_root=args.data_root, augment=args.augment, train_rotations=args.rotations,
-                    dataset_options=_parse_overrides(args.dataset_options, "--dataset-option"),
-                    algorithm_options=_parse_overrides(args.algorithm_options, "--option"),
-                    progress=not args.no_progress, epoch_lines=args.no_progress, log_dir=args.log_dir,
-                    before_fit=_warn_cpu_budget,
+    data = DataOptions(data_root=args.data_root, augment=args.augment, train_rotations=args.rotations,
+                       dataset_options=_parse_overrides(args.dataset_options, "--dataset-option") or None)
+    model = ModelOptions(algorithm_options=_parse_overrides(args.algorithm_options, "--option") or None)
+    run = RunOptions(progress=not args.no_progress, epoch_lines=args.no_progress, log_dir=args.log_dir,
+                     before_fit=_warn_cpu_budget)
+    summary = train(args.method, args.dataset, args.backbone, out_dir=args.out, data=data, model=model, run=run,
                     **_train_config(args))
     shutdown_distributed()
     if distributed_env()[0] != 0:
@@ -293,10 +343,11 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     import json
-    from mtl_meta.api import evaluate
-    res = evaluate(args.checkpoint, dataset=args.dataset, split=args.split, ways=args.ways, shots=args.shots,
-                   queries=args.queries, episodes=args.episodes, adapt=args.adapt, seed=args.seed,
-                   data_root=args.data_root, device=args.device, progress=not args.no_progress)
+    from dataclasses import fields
+    from mtl_meta.api import EvalConfig, evaluate
+    config = EvalConfig(**{f.name: getattr(args, f.name) for f in fields(EvalConfig)})
+    res = evaluate(args.checkpoint, dataset=args.dataset, config=config, data_root=args.data_root,
+                   device=args.device, progress=not args.no_progress)
     args.ways, args.shots = res.ways, res.shots   # the checkpoint's when not given
     if args.json:
         print(json.dumps({"mean": float(res.mean), "ci95": float(res.ci95), "episodes": args.episodes,
@@ -314,13 +365,14 @@ def _add_predict(sub) -> None:
                         "class) with the checkpoint's trained body, and print the predicted class of each query "
                         "image (tab-separated: image, class, probability).")
     from mtl_meta.adapt import ADAPTERS
-    pr.add_argument("--checkpoint", required=True, metavar="FILE", help="checkpoint.pt written by mtl-meta train")
-    pr.add_argument("--support", required=True, metavar="DIR", help="DIR/<class>/<image>: the labelled examples")
-    pr.add_argument("--query", required=True, metavar="PATH", help="a folder of images (searched recursively) or one image")
-    pr.add_argument("--adapt", default="logreg", choices=list(ADAPTERS), help="test-time head (default: %(default)s)")
+    from mtl_meta.api import predict
+    _add_checkpoint(pr)
+    _api_option(pr, predict, "support", required=True, metavar="DIR")
+    _api_option(pr, predict, "query", required=True, metavar="PATH")
+    _api_option(pr, predict, "adapt", choices=list(ADAPTERS))
     pr.add_argument("--out", default=None, metavar="FILE", help="also write the predictions as CSV to FILE")
     pr.add_argument("--json", action="store_true", help="print one JSON object per line instead")
-    pr.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    _api_option(pr, predict, "device")
     pr.set_defaults(func=cmd_predict)
 
 def cmd_predict(args) -> int:
@@ -340,12 +392,13 @@ def cmd_predict(args) -> int:
     return 0
 
 def _add_export(sub) -> None:
-    ex = sub.add_parser("export", help="the trained body with its preprocessing as a TorchScript file",
+    ex = sub.add_parser("export", help="the trained body with its preprocessing as a torch.export file",
                         description="Write the checkpoint's trained body, behind the normalisation it was trained "
-                        "with, as TorchScript: torch.jit.load(FILE) maps images (n, C, H, W) in [0, 1] to feature "
-                        "vectors without mtl_meta installed.")
-    ex.add_argument("--checkpoint", required=True, metavar="FILE", help="checkpoint.pt written by mtl-meta train")
-    ex.add_argument("--out", required=True, metavar="FILE", help="the TorchScript file to write (e.g. body.pt)")
+                        "with, as a torch.export program: torch.export.load(FILE).module() maps images (n, C, H, W) "
+                        "in [0, 1] to feature vectors without mtl_meta installed.")
+    from mtl_meta.api import export_body
+    _add_checkpoint(ex)
+    _api_option(ex, export_body, "out", required=True, metavar="FILE")
     ex.set_defaults(func=cmd_export)
 
 def cmd_export(args) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Sequence
 
 from .core import MtlMetaError
@@ -14,7 +15,7 @@ from .runs import Run, experiments_dir
 
 # %% auto #0
 __all__ = ['PAPER_DATASETS', 'PROFILES', 'TEST_SEED_OFFSET', 'compared_methods', 'setting_key', 'split_trial', 'fewshot_runs',
-           'tune_runs', 'get_profile']
+           'tune_runs', 'get_profile', 'reproduce_command']
 
 # %% ../nbs/10a_profiles.ipynb #cccc0007
 def compared_methods() -> tuple[str, ...]:
@@ -187,3 +188,18 @@ def get_profile(name: str, only: Sequence[str] | None = None) -> list[Run]:
 
 # %% ../nbs/10a_profiles.ipynb #tseed002
 TEST_SEED_OFFSET = 10_000   # the test episodes of seed s are drawn with seed TEST_SEED_OFFSET + s
+
+# %% ../nbs/10a_profiles.ipynb #cccc2408
+def reproduce_command(profile: str, out: str | Path, only: Sequence[str] | None = None, force: bool = False,
+                      overrides: Sequence[str] | None = None) -> str:
+    """The `mtl-meta reproduce` command line that runs `profile` into `out`: only the runs `only` when given,
+    again with `force`, with the `--set KEY=VALUE` items `overrides`."""
+    words = ["mtl-meta reproduce --profile", str(profile)]
+    if only:
+        words += ["--only", *only]
+    if force:
+        words.append("--force")
+    words += ["--out", str(out)]
+    if overrides:
+        words += ["--set", *overrides]
+    return " ".join(words)

@@ -719,6 +719,7 @@ REPORTS = (report_fewshot, report_taxonomy, report_sinusoid, report_efficiency, 
 def write_figures_index(out: Path, results: list[dict], runs: Iterable[str] | None = None) -> None:
     "`FIGURES.md`: every figure (PNG and PDF) with what drew it and the command that redraws it."
     import shutil
+    from mtl_meta.profiles import reproduce_command
     made = []   # (figure stem, what drew it, the command that redraws it)
     profiles = {}
     for f in (folder / "run.json" for folder in _run_folders(out, runs)):
@@ -730,10 +731,10 @@ def write_figures_index(out: Path, results: list[dict], runs: Iterable[str] | No
                             and r["run"] in profiles), "PROFILE")
     for p in sorted(out.glob("curves-*.png")):
         made.append((p.stem, "`collect`, from the few-shot runs' validation histories (seed 0)",
-                     f"mtl-meta reproduce --profile {fewshot_profile} --out {out}"))
+                     reproduce_command(fewshot_profile, out)))
     for p in sorted(out.glob("efficiency-*-*.png")):
         made.append((p.stem, "`collect`, from the few-shot runs of MTL and MetaOptNet-SVM (every seed)",
-                     f"mtl-meta reproduce --profile {fewshot_profile} --out {out}"))
+                     reproduce_command(fewshot_profile, out)))
     for folder in _run_folders(out, runs):
         for fig in sorted(folder.glob("*.png")):   # each run's own figures, next to the tables
             for twin in (fig, fig.with_suffix(".pdf")):
@@ -741,7 +742,7 @@ def write_figures_index(out: Path, results: list[dict], runs: Iterable[str] | No
                     atomic_write_bytes(out / twin.name, twin.read_bytes())
             run = folder.name
             made.append((fig.stem, f"run `{run}` (`{run}/{run}.ipynb` under `runs/`)",
-                         f"mtl-meta reproduce --profile {profiles.get(run, 'PROFILE')} --only {run} --force --out {out}"))
+                         reproduce_command(profiles.get(run, "PROFILE"), out, only=[run], force=True)))
     if made:
         lines = ["# Figures", "", "Each figure is here as PNG and PDF. The command redraws it from scratch (the "
                  "`collect` step at the end of every `reproduce` redraws the curves from the runs already done).", "",

@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 
 from .core import (DATA_ENV, MtlMetaError, atomic_write_json, atomic_write_text, check_readable_dir,
                            data_root, one_writer, sweep_temp_files)
-from .profiles import get_profile, split_trial
+from .profiles import get_profile, reproduce_command, split_trial
 from .report import collect
 from .runs import (Run, RunResult, code_version, experiments_dir, is_complete, read_record, record_path,
                            run_dir)
@@ -158,7 +158,7 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     except OSError as e:
         raise MtlMetaError(f"cannot create the output folder {out} ({e.strerror}); pass another --out") from None
     sweep_temp_files()   # every argument is checked: stale temporary files of a killed reproduction can go
-    command = command or f"mtl-meta reproduce --profile {profile} --out {out}"
+    command = command or reproduce_command(profile, out)
     bar = tqdm(total=len(runs), desc=f"reproduce[{profile}]", unit="run", disable=not progress, file=sys.stderr)
     def finished(r: RunResult):
         bar.update(1)
@@ -203,7 +203,7 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     if selected:   # the summary shows the values the final runs used
         every = [with_overrides(resolve_tuned(r, selected), overrides or {}) if r.tuned in selected else r for r in every]
     # The summary covers the whole profile, also after `--only`: it describes the folder, not this call.
-    write_summary(out, profile, every, command if not only else f"mtl-meta reproduce --profile {profile} --out {out}")
+    write_summary(out, profile, every, command if not only else reproduce_command(profile, out))
     return results
 
 def write_summary(out: Path, profile: str, runs: Iterable[Run], command: str) -> Path:

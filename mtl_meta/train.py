@@ -26,14 +26,17 @@ from .episodes import Episode
 from .method import Algorithm   # the method interface (06a_method), used here by name
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'RESUME_MAY_CHANGE', 'TrainConfig', 'rng_state', 'set_rng_state', 'save_checkpoint',
+__all__ = ['AMP_DTYPES', 'CHECKPOINT_FORMAT', 'RESUME_MAY_CHANGE', 'TrainConfig', 'rng_state', 'set_rng_state', 'save_checkpoint',
            'load_checkpoint', 'run_identity', 'identity_conflicts', 'TrainState', 'Trainer', 'EpisodePrefetcher',
            'episode_batchnorm']
 
 # %% ../nbs/07_train.ipynb #cccc0008
-def _option(default, doc: str):
-    "A dataclass field whose documentation travels with it (read by `TrainConfig.describe` and the CLI)."
-    return field(default=default, metadata={"doc": doc})
+def _option(default, doc: str, choices: tuple | None = None):
+    """A dataclass field whose documentation (and, for a closed set of values, its `choices`) travels with it
+    (read by `TrainConfig.describe` and the CLI)."""
+    return field(default=default, metadata={"doc": doc, **({"choices": choices} if choices else {})})
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}   # TrainConfig.amp: name -> autocast dtype
 
 @dataclass
 class TrainConfig:
@@ -63,7 +66,7 @@ class TrainConfig:
     checkpoint_every: int = _option(0, "also checkpoint every this many updates (0: once per epoch)")
     seed: int = _option(0, "random seed (episodes, initialisation)")
     device: str = _option("cpu", "torch device, e.g. cpu or cuda")
-    amp: str | None = _option(None, "mixed precision on GPUs: bf16 or fp16")
+    amp: str | None = _option(None, f"mixed precision on GPUs: {' or '.join(AMP_DTYPES)}", choices=tuple(AMP_DTYPES))
     channels_last: bool = _option(False, "channels-last memory format (GPUs)")
     prefetch: int = _option(0, "training steps whose episodes a background thread draws ahead, on the sampler's own "
                                "random stream (0: none); the result is bit-for-bit the same")
@@ -95,8 +98,8 @@ class TrainConfig:
             raise MtlMetaError(f"max_steps must be at least 1, got {self.max_steps}")
         if self.train_ways is not None and self.train_ways < 2:
             raise MtlMetaError(f"train_ways must be at least 2 (or unset), got {self.train_ways}")
-        if self.amp not in (None, "bf16", "fp16"):
-            raise MtlMetaError(f"amp must be bf16 or fp16 (or unset), got {self.amp!r}")
+        if self.amp not in (None, *AMP_DTYPES):
+            raise MtlMetaError(f"amp must be {' or '.join(AMP_DTYPES)} (or unset), got {self.amp!r}")
         for name in ("lr", "head_lr"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
@@ -304,7 +307,7 @@ class Trainer:
 # %% ../nbs/07_train.ipynb #cccc0012c
 @patch
 def _autocast(self: Trainer):
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.config.amp)
+    dtype = AMP_DTYPES.get(self.config.amp)
     return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
 @patch

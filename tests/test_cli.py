@@ -154,3 +154,99 @@ def test_data_download_errors_are_one_line(tmp_path, monkeypatch):
     assert status != 0 and len(err) == 1
     assert "cannot download https://github.com/brendenlake/omniglot" in err[0] and "Name or service not known" in err[0]
     assert not (tmp_path / "omniglot").exists() or not any((tmp_path / "omniglot").iterdir())
+
+
+# --- train and evaluate: every option is built from the API, so its default is the API's ---------------------------
+
+CLI_ONLY = {"train": {"devices", "no_progress"}, "evaluate": {"json", "no_progress"}}   # no API parameter behind them
+RENAMED = {"rotations": "train_rotations", "out": "out_dir"}   # option -> the API parameter or field it feeds
+
+
+def _subcommand_options(command: str) -> dict:
+    "dest -> argparse action of every option of `mtl-meta COMMAND` (help left out)."
+    import argparse
+    from mtl_meta.cli import build_parser
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.dest: a for a in sub.choices[command]._actions if a.dest != "help"}
+
+
+def _api_parameters(fn, *records) -> dict:
+    "name -> default of the parameters of `fn` and the fields of `records` (inspect.EMPTY: no default)."
+    import inspect
+    from dataclasses import fields
+    out = {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.kind is not p.VAR_KEYWORD}
+    for record in records:
+        out.update({f.name: f.default for f in fields(record)})
+    return out
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_every_option_defaults_to_the_api(command):
+    import inspect
+    from dataclasses import fields
+    from mtl_meta import api
+    from mtl_meta.train import TrainConfig
+    config = TrainConfig if command == "train" else api.EvalConfig
+    records = (config, api.DataOptions, api.ModelOptions, api.RunOptions) if command == "train" else (config,)
+    params = _api_parameters(getattr(api, command), *records)
+    options = _subcommand_options(command)
+    assert CLI_ONLY[command] <= set(options)
+    for dest, action in options.items():
+        if dest in CLI_ONLY[command]:
+            continue
+        name = RENAMED.get(dest, dest)
+        assert name in params, f"--{dest} of {command} feeds no parameter of api.{command} or its records"
+        if action.required:   # the CLI asks for it; the API takes it as an argument
+            continue
+        assert params[name] is not inspect.Parameter.empty, f"--{dest} is optional but api.{command} requires {name}"
+        assert action.default == params[name], (dest, action.default, params[name])
+    # every field of the training (test) config has its option, with the field's choices where it names them
+    for f in fields(config):
+        assert f.name in options, f"{config.__name__}.{f.name} has no option in mtl-meta {command}"
+        if f.metadata.get("choices"):
+            assert options[f.name].choices == list(f.metadata["choices"])
+
+
+def test_train_and_evaluate_without_options_call_the_api_with_its_defaults(monkeypatch, tmp_path):
+    import functools
+    import inspect
+    from dataclasses import asdict, replace
+    from types import SimpleNamespace
+    from mtl_meta import api, cli
+    from mtl_meta.train import TrainConfig
+    calls = {}
+    signatures = {f: inspect.signature(getattr(api, f)) for f in ("train", "evaluate")}
+    def fake(name, result):
+        @functools.wraps(getattr(api, name))   # the parser still reads the real signature
+        def call(*args, **kwargs):
+            calls[name] = signatures[name].bind(*args, **kwargs).arguments
+            return result
+        return call
+    monkeypatch.setattr(api, "train", fake("train", {"steps": 1, "train_seconds": 0.5, "best_val_acc": 0.5,
+                                                     "best_epoch": 1, "stopped": "max_steps reached"}))
+    monkeypatch.setattr(api, "evaluate", fake("evaluate", SimpleNamespace(ways=5, shots=1, mean=0.5, ci95=0.1)))
+    assert cli.main(["train", "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    got = calls["train"]
+    defaults = signatures["train"].parameters
+    assert [got[k] for k in ("method", "dataset", "backbone")] == [defaults[k].default for k in ("method", "dataset", "backbone")]
+    assert got["data"] == api.DataOptions() and got["model"] == api.ModelOptions()
+    # the CLI's one difference: without --no-progress it shows a bar, with it one line per epoch (and its CPU note)
+    assert got["run"] == replace(api.RunOptions(), progress=False, epoch_lines=True, before_fit=cli._warn_cpu_budget)
+    assert got["options"] == asdict(TrainConfig())
+    assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "o"), "--no-progress"]) == 0
+    got = calls["evaluate"]
+    assert got["config"] == api.EvalConfig() and got["dataset"] is None and got["data_root"] is None
+    assert got["device"] == signatures["evaluate"].parameters["device"].default and got["progress"] is False
+
+
+def test_reproduce_records_the_formatted_command(tmp_path, monkeypatch):
+    "The command recorded for `mtl-meta reproduce` is the one `reproduce_command` formats."
+    from mtl_meta import reproduce as rep
+    from mtl_meta.cli import main
+    from mtl_meta.profiles import reproduce_command
+    seen = {}
+    monkeypatch.setattr(rep, "reproduce", lambda profile, **kw: seen.update(kw) or [])
+    assert main(["reproduce", "--profile", "smoke", "--out", str(tmp_path), "--only", "environment", "theory",
+                 "--set", "device=cpu", "--no-progress"]) == 0
+    assert seen["command"] == reproduce_command("smoke", tmp_path, only=["environment", "theory"], overrides=["device=cpu"])
+    assert seen["command"] == f"mtl-meta reproduce --profile smoke --only environment theory --out {tmp_path} --set device=cpu"

@@ -277,13 +277,15 @@ def _episodes_hash(eps):
 
 
 def test_builtin_episodes_are_those_of_the_old_code(omniglot_root, monkeypatch, tmp_path):
-    from mtl_meta.api import _samplers
+    from mtl_meta.api import DataOptions, _samplers
+    from mtl_meta.train import TrainConfig
     from mtl_meta.data import train_transform
     from mtl_meta.episodes import FewShotSplit
     monkeypatch.setenv("MTL_META_CACHE", str(tmp_path / "cache"))
     got = {}
     for rot in (False, True):
-        s = _samplers("omniglot-minimal", 5, 1, 5, 7, omniglot_root, meta_batch_size=2, train_rotations=rot)
+        s = _samplers("omniglot-minimal", DataOptions(data_root=omniglot_root, train_rotations=rot),
+                      TrainConfig(ways=5, shots=1, queries=5, seed=7, meta_batch_size=2))
         got[f"omniglot-train-rot{int(rot)}"] = _episodes_hash([e for _ in range(3) for e in s["train"].sample_step()])
         got[f"omniglot-val-rot{int(rot)}"] = _episodes_hash([s["val"].sample() for _ in range(3)])
     g = np.random.default_rng(0)

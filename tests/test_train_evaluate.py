@@ -77,3 +77,29 @@ def test_per_task_head_variant_trains_on_its_pool(run_cli, omniglot_root, tmp_pa
     assert r.returncode == 0, r.stderr
     ckpt = torch.load(tmp_path / "pool" / "checkpoint.pt", weights_only=True)
     assert ckpt["algorithm"]["weight"].shape[:2] == (100, 5)   # one 5-way head per pool task
+
+
+
+def test_records_and_keywords_are_the_same_call(omniglot_root, tmp_path):
+    "A record's fields given by name (the API's keywords before the records) and the record itself train and test alike."
+    from mtl_meta import api
+    tiny = dict(ways=5, shots=1, max_steps=3, episodes_per_epoch=3, val_episodes=4, seed=4)
+    by_name = api.train("protonet", out_dir=tmp_path / "a", data_root=omniglot_root, train_rotations=True,
+                        algorithm_options={"normalize_by_dim": True}, progress=False, **tiny)
+    by_record = api.train("protonet", out_dir=tmp_path / "b", **tiny,
+                          data=api.DataOptions(data_root=omniglot_root, train_rotations=True),
+                          model=api.ModelOptions(algorithm_options={"normalize_by_dim": True}),
+                          run=api.RunOptions(progress=False))
+    same = lambda s: {k: v for k, v in s.items() if k not in ("timings", "train_seconds", "history")}
+    assert same(by_name) == same(by_record) and by_name["metadata"]["train_rotations"] is True
+    assert [h["val_acc"] for h in by_name["history"]] == [h["val_acc"] for h in by_record["history"]]
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["algorithm"]
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["algorithm"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    res = api.evaluate(tmp_path / "a", episodes=4, queries=3, adapt="centroid", seed=2, data_root=omniglot_root)
+    again = api.evaluate(tmp_path / "a", config=api.EvalConfig(episodes=4, queries=3, adapt="centroid", seed=2),
+                         data_root=omniglot_root)
+    assert (res.mean, res.ci95, res.ways, res.shots) == (again.mean, again.ci95, again.ways, again.shots) == (
+        res.mean, res.ci95, 5, 1)
+    with pytest.raises(api.MtlMetaError, match="data must be a DataOptions or None"):
+        api.train("protonet", "omniglot-minimal", "conv4", tmp_path / "c", str(omniglot_root), **tiny)
