@@ -66,7 +66,7 @@ def worker(spec: dict) -> dict:
     out = {"loop_ms": 1e3 * steady, "step_ms": 1e3 * steady * t["update"] / (t["update"] + t["sample"]),
            "digest": digest, "threads": torch.get_num_threads()}
     if spec.get("validation"):
-        from mtl_meta.adapt import evaluate
+        from mtl_meta.adapt import Batching, evaluate
         from mtl_meta.data import load_split
         from mtl_meta.episodes import EpisodeSampler
         alg, _ = api.load_trained(Path(spec["out"]) / "checkpoint.pt")
@@ -78,7 +78,7 @@ def worker(spec: dict) -> dict:
             return time.perf_counter() - t0, r.accuracies
         run()   # warm-up
         variants = {"as the trainer runs it (split embedded once)": lambda: run(),
-                    "each episode embedded on its own": lambda: run(embed_split=False)}
+                    "each episode embedded on its own": lambda: run(batching=Batching(embed_split=False))}
         def inference():
             with torch.inference_mode():
                 return run()

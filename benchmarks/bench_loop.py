@@ -72,7 +72,7 @@ def main():
     if args.updates < 1 or args.warmup < 0 or args.val_episodes < 1:
         print("bench_loop: --updates and --val-episodes must be at least 1, --warmup at least 0", file=sys.stderr)
         sys.exit(2)
-    from mtl_meta.adapt import evaluate
+    from mtl_meta.adapt import Batching, evaluate
     from mtl_meta.core import check_device
     from mtl_meta.data import BatchAugment, IMAGENET_STATS
     from mtl_meta.episodes import EpisodeSampler, FewShotSplit, MetaBatchSampler
@@ -129,7 +129,7 @@ def main():
                                              transform=BatchAugment(padding=0, jitter=0, flip=False, mean=IMAGENET_STATS[0],
                                                                     std=IMAGENET_STATS[1]) if aug else None)
                         t0 = time.perf_counter()
-                        evaluate(tr.algorithm.features, val, adapt="logreg-torch", episodes=args.val_episodes, device=dev)
+                        evaluate(tr.algorithm.features, val, adapt="logreg-torch", episodes=args.val_episodes, batching=Batching(device=dev))
                         sync()
                         res["validation_s_per_episode"] = (time.perf_counter() - t0) / args.val_episodes
                 finally:

@@ -20,7 +20,7 @@ from .core import MtlMetaError
 
 # %% auto #0
 __all__ = ['ADAPTERS', 'logreg_sklearn', 'logreg_torch', 'finetune_head', 'ridge', 'nearest_centroid', 'mean_ci95', 'EvalResult',
-           'split_features', 'evaluate']
+           'split_features', 'Batching', 'evaluate']
 
 # %% ../nbs/06_adapt.ipynb #cccc0004
 def _batched(zs: Tensor, ys: Tensor, zq: Tensor):
@@ -247,13 +247,21 @@ def split_features(features: Callable[[Tensor], Tensor], sampler, device="cpu", 
                       for i in range(0, n, chunk)])
 
 # %% ../nbs/06_adapt.ipynb #cccc0011-5
-def evaluate(features: Callable[[Tensor], Tensor], sampler, adapt: str = "logreg", episodes: int = 600,
-             device="cpu", progress: bool = False, batch_size: int = 50, normalize: bool = True,
-             chunk: int = 1024, embed_split: bool | None = None, **adapt_options) -> EvalResult:
-    """Mean query accuracy and 95% interval of `adapt` on frozen `features` over `episodes` episodes.
+@dataclass(frozen=True)
+class Batching:
+    "Where and in what batches `evaluate` computes; the accuracies are the same whatever these are (up to rounding)."
+    device: str | torch.device = "cpu"
+    batch_size: int = 50               # episodes scored at once
+    chunk: int = 1024                  # images through the body at once
+    embed_split: bool | None = None    # embed the sampler's whole split once and index it (None: when valid and cheaper)
 
-    `embed_split`: embed the sampler's whole split once and index it (None: when valid and cheaper)."""
+def evaluate(features: Callable[[Tensor], Tensor], sampler, adapt: str = "logreg", episodes: int = 600,
+             normalize: bool = True, progress: bool = False, batching: Batching | None = None,
+             **adapt_options) -> EvalResult:
+    "Mean query accuracy and 95% interval of `adapt` on frozen `features` over `episodes` episodes."
     from tqdm.auto import tqdm
+    b = batching or Batching()
+    device, batch_size, chunk, embed_split = b.device, b.batch_size, b.chunk, b.embed_split
     if adapt not in ADAPTERS:
         raise MtlMetaError(f"unknown adaptation {adapt!r}; choose from {', '.join(ADAPTERS)}")
     if episodes < 1:

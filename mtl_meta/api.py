@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 
 from .core import DATA_ENV, MtlMetaError, atomic_write_json, check_device, one_writer, seed_everything
-from .train import Algorithm, TrainConfig, Trainer, _option, load_checkpoint
+from .train import Algorithm, TrainConfig, Trainer, TrainerHooks, _option, load_checkpoint
 
 # %% auto #0
 __all__ = ['EpisodeShape', 'DataOptions', 'ModelOptions', 'RunOptions', 'EvalConfig', 'build_algorithm', 'train', 'load_trained',
@@ -224,8 +224,9 @@ def train(method: str = "mtl",                # the method: a name in the regist
     algorithm = build_algorithm(metadata, body=backbone if module else None)
     sweep_temp_files()   # the arguments are good: a killed earlier run's temporary files can go
     trainer = Trainer(algorithm, samplers["train"], samplers["val"], cfg, out_dir=out_dir,
-                      progress=run.progress, metadata=metadata, on_step=fault_hook(),
-                      on_epoch=TrainingLog(out_dir, run.log_dir) if rank == 0 and (out_dir or run.log_dir) else None)
+                      progress=run.progress, metadata=metadata, hooks=TrainerHooks(
+                          on_step=fault_hook(),
+                          on_epoch=TrainingLog(out_dir, run.log_dir) if rank == 0 and (out_dir or run.log_dir) else None))
     trainer.epoch_lines = run.epoch_lines
     setup_seconds = time.perf_counter() - t_setup   # data loading, samplers, model (wall-clock, not a result)
     if run.before_fit is not None and rank == 0:
@@ -288,7 +289,7 @@ def evaluate(checkpoint: str | Path,              # checkpoint.pt written by tra
     The test protocol is `config` (an `EvalConfig`), whose fields may also be given by name (`ways=20,
     episodes=1000`); the other `options` go to the test-time head. `ways` and `shots` default to those the
     checkpoint was trained (validated) with; the result records them."""
-    from mtl_meta.adapt import evaluate as evaluate_features
+    from mtl_meta.adapt import Batching, evaluate as evaluate_features
     from mtl_meta.episodes import EpisodeSampler
     config, adapt_options = _with_fields(options, _record(config, EvalConfig, "config"))
     ways, shots, seed = config.ways, config.shots, config.seed
@@ -314,8 +315,8 @@ def evaluate(checkpoint: str | Path,              # checkpoint.pt written by tra
                            f"has {data.image_shape}; evaluate on the data set it was trained on")
     sampler = EpisodeSampler(data, shape.ways, shape.shots, shape.queries, seed=seed,
                              transform=_eval_transform(meta, dataset))
-    res = evaluate_features(algorithm.features, sampler, adapt=config.adapt, episodes=config.episodes, device=device,
-                            progress=progress, **adapt_options)
+    res = evaluate_features(algorithm.features, sampler, adapt=config.adapt, episodes=config.episodes,
+                            progress=progress, batching=Batching(device=device), **adapt_options)
     res.ways, res.shots = shape.ways, shape.shots
     return res
 

@@ -279,7 +279,8 @@ def _parse_overrides(items: list[str] | None, flag: str = "--set") -> dict:
 
 def cmd_reproduce(args) -> int:
     from mtl_meta.profiles import get_profile, reproduce_command
-    from mtl_meta.reproduce import reproduce
+    from mtl_meta.reproduce import Watch, reproduce
+    from mtl_meta.sweep import Sweep
     if args.list:
         for run in get_profile(args.profile, args.only):
             print(f"{run.name}\t{run.notebook}\t{run.parameters}\t{run.description}")
@@ -288,9 +289,10 @@ def cmd_reproduce(args) -> int:
     from tqdm.auto import tqdm
     from mtl_meta.sweep import result_line
     results = reproduce(args.profile, out=args.out, only=args.only, root=args.data_root, force=args.force,
-                        progress=not args.no_progress, command=cmd, overrides=_parse_overrides(args.overrides),
-                        jobs=args.jobs, executor=args.executor, slurm_options=_parse_overrides(args.slurm_options),
-                        on_result=lambda r: tqdm.write(result_line(args.out, r), file=sys.stdout))
+                        overrides=_parse_overrides(args.overrides),
+                        sweep=Sweep(args.jobs, args.executor, _parse_overrides(args.slurm_options)),
+                        watch=Watch(progress=not args.no_progress, command=cmd,
+                                    on_result=lambda r: tqdm.write(result_line(args.out, r), file=sys.stdout)))
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
         print(f"mtl-meta: error: run {r.run.name!r} failed ({r.error}); "

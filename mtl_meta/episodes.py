@@ -192,13 +192,14 @@ class EpisodeSampler:
 class MetaBatchSampler:
     "`meta_batch_size` independent episode streams; `sample_step(rank, world_size)` returns one process's share."
     def __init__(self, split: FewShotSplit, ways: int, shots: int, queries: int = 15, meta_batch_size: int = 1,
-                 seed: int = 0, transform=None, sampler_cls=None, **sampler_options):
+                 seed: int = 0, sampler_cls=None, **sampler_options):
+        "`sampler_options` (e.g. `transform`) go to every stream's sampler, an `EpisodeSampler` unless `sampler_cls`."
         if meta_batch_size < 1:
             raise MtlMetaError(f"meta_batch_size must be at least 1, got {meta_batch_size}")
         split = as_split(split)   # once, shared by every stream
         seeds = np.random.SeedSequence(seed).generate_state(meta_batch_size, dtype=np.uint64)
         cls = sampler_cls or EpisodeSampler
-        self.slots = [cls(split, ways, shots, queries, seed=int(s), transform=transform, **sampler_options)
+        self.slots = [cls(split, ways, shots, queries, seed=int(s), **sampler_options)
                       for s in seeds]
         self.seed = seed
 

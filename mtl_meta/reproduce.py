@@ -9,17 +9,19 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
 
 from .core import (DATA_ENV, MtlMetaError, atomic_write_json, atomic_write_text, check_readable_dir,
                            data_root, one_writer, sweep_temp_files)
 from .profiles import get_profile, reproduce_command, split_trial
 from .report import collect
+from .sweep import Sweep
 from .runs import (Run, RunResult, code_version, experiments_dir, is_complete, read_record, record_path,
                            run_dir)
 
 # %% auto #0
-__all__ = ['grid_edges', 'edge_trials', 'select_trials', 'resolve_tuned', 'with_overrides', 'reproduce', 'write_summary']
+__all__ = ['grid_edges', 'edge_trials', 'select_trials', 'resolve_tuned', 'with_overrides', 'Watch', 'reproduce', 'write_summary']
 
 # %% ../nbs/10_reproduce.ipynb #edge0002
 def grid_edges(rows: list[dict], selected: dict) -> dict:
@@ -125,21 +127,29 @@ def with_overrides(run: Run, overrides: dict) -> Run:
         overrides = {k: v for k, v in overrides.items() if k not in names}
     return replace(run, parameters={**p, **overrides})
 
+@dataclass(frozen=True)
+class Watch:
+    "How the caller follows a reproduction; none of it changes a result."
+    progress: bool = True                                  # a progress bar over the runs
+    on_result: Callable[[RunResult], None] | None = None   # called as each run finishes (or is found complete)
+    command: str = ""   # the command recorded with every run (default: `reproduce_command(profile, out)`)
+
 @one_writer("out", recursive=True)   # one reproduction per folder; stale temp files of a killed one removed
 def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[str] | None = None,
-              root: str | Path | None = None, force: bool = False, progress: bool = True,
-              command: str = "", overrides: dict | None = None, jobs: int = 1, executor: str = "local",
-              slurm_options: dict | None = None, on_result=None) -> list[RunResult]:
+              root: str | Path | None = None, force: bool = False, overrides: dict | None = None,
+              sweep: Sweep | None = None, watch: Watch | None = None) -> list[RunResult]:
     """Run the profile's experiment notebooks into `out`; return one `RunResult` per run.
 
     `overrides` replaces parameters in every run (e.g. `{"device": "cpu", "max_steps": 2}` to try the
     paper profile on small data); they are part of each run's configuration. Runs execute in quiet
-    child processes, `jobs` at a time, or as Slurm jobs (`executor`, see `mtl_meta.sweep`);
-    `on_result(RunResult)` is called as each run finishes (or is found complete). Runs whose values
+    child processes, `Sweep.jobs` at a time, or as Slurm jobs (`Sweep.executor`, see `mtl_meta.sweep`);
+    `watch` says how the caller follows them (a progress bar, a callback per finished run). Runs whose values
     come from tuning (`Run.tuned`) start once every other run, the tuning trials included, is done."""
     from tqdm.auto import tqdm
     from mtl_meta.params import check_run_parameters
     from mtl_meta.sweep import run_all
+    watch = watch or Watch()
+    progress, on_result, command = watch.progress, watch.on_result, watch.command
     every = get_profile(profile)                       # the whole profile, with the overrides applied
     if overrides:
         every = [with_overrides(r, overrides) for r in every]
@@ -176,8 +186,7 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
                 print(f"mtl-meta: warning: run {run.name} finished earlier but {damaged[run.name]}; running it again",
                       file=sys.stderr)
         todo = [r for r in stage if r.name not in done]
-        for r in run_all(todo, out, profile, root, command, jobs=jobs, executor=executor, slurm_options=slurm_options,
-                         on_result=finished):
+        for r in run_all(todo, out, profile, root, command, sweep=sweep, on_result=finished):
             done[r.run.name] = r
     execute([r for r in runs if not r.tuned])        # everything that needs no tuning result, trials included
     tuned = [r for r in runs if r.tuned]

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -22,7 +22,7 @@ from .runs import Run, RunResult, execute_run, prepare_run_dir, run_dir
 
 # %% auto #0
 __all__ = ['QUIET_ENV', 'KERNEL_ARGS', 'PARENT_ENV', 'EXECUTORS', 'run_log', 'child_env', 'die_with_parent', 'execute_isolated',
-           'run_all', 'headline', 'result_line']
+           'Sweep', 'run_all', 'headline', 'result_line']
 
 # %% ../nbs/15_sweep.ipynb #cccc0005
 QUIET_ENV = {
@@ -155,6 +155,13 @@ def execute_isolated(run: Run, out, profile: str, root, command: str = "", devic
 # %% ../nbs/15_sweep.ipynb #cccc0009
 EXECUTORS = ("local", "slurm", "submitit-local")
 
+@dataclass(frozen=True)
+class Sweep:
+    "How a profile's independent runs execute: `jobs` at a time on this machine, or as jobs of a cluster."
+    jobs: int = 1                      # runs at once (local: processes, one GPU each when there are GPUs)
+    executor: str = "local"            # local, slurm, or submitit-local (submitit's local executor)
+    slurm_options: dict | None = None  # submitit's Slurm parameters, e.g. {"partition": "gpu", "timeout_min": 600}
+
 def _gpu_count() -> int:
     try:
         import torch
@@ -188,10 +195,11 @@ def _submitit_executor(kind: str, folder: Path, options: dict | None):
     return ex
 
 # %% ../nbs/15_sweep.ipynb #cccc0009-3
-def run_all(runs: Sequence[Run], out, profile: str, root, command: str = "", jobs: int = 1,
-            executor: str = "local", slurm_options: dict | None = None,
+def run_all(runs: Sequence[Run], out, profile: str, root, command: str = "", sweep: Sweep | None = None,
             on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
-    "Execute `runs` (independent of each other); return their results in the order of `runs`."
+    "Execute `runs` (independent of each other) as `sweep` says; return their results in the order of `runs`."
+    sweep = sweep or Sweep()
+    jobs, executor, slurm_options = sweep.jobs, sweep.executor, sweep.slurm_options
     if executor not in EXECUTORS:
         raise MtlMetaError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
     if jobs < 1:

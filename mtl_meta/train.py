@@ -27,8 +27,8 @@ from .method import Algorithm   # the method interface (06a_method), used here b
 
 # %% auto #0
 __all__ = ['AMP_DTYPES', 'CHECKPOINT_FORMAT', 'RESUME_MAY_CHANGE', 'TrainConfig', 'rng_state', 'set_rng_state', 'save_checkpoint',
-           'load_checkpoint', 'run_identity', 'identity_conflicts', 'TrainState', 'Trainer', 'EpisodePrefetcher',
-           'episode_batchnorm']
+           'load_checkpoint', 'run_identity', 'identity_conflicts', 'TrainState', 'TrainerHooks', 'Trainer',
+           'EpisodePrefetcher', 'episode_batchnorm']
 
 # %% ../nbs/07_train.ipynb #cccc0008
 def _option(default, doc: str, choices: tuple | None = None):
@@ -243,12 +243,17 @@ class TrainState:
     images: int = 0      # images passed through the body in training (forward, then backward): the cost
     epoch_sums: list = field(default_factory=lambda: [0.0, 0.0, 0])  # loss, accuracy, updates so far this epoch
 
+@dataclass(frozen=True)
+class TrainerHooks:
+    "Callbacks of a `Trainer`; none of them changes what is trained."
+    on_step: Callable[["Trainer"], None] | None = None          # after every update (e.g. fault injection)
+    on_epoch: Callable[["Trainer", dict], None] | None = None   # with each new history row (e.g. mtl_meta.logs.TrainingLog)
+
 class Trainer:
     "Train an `Algorithm` on episodes from `train_sampler`, validating on `val_sampler`."
     def __init__(self, algorithm: Algorithm, train_sampler, val_sampler=None, config: TrainConfig | None = None,
-                 out_dir: str | Path | None = None, progress: bool = False,
-                 on_step: Callable[["Trainer"], None] | None = None, metadata: dict | None = None,
-                 on_epoch: Callable[["Trainer", dict], None] | None = None):
+                 out_dir: str | Path | None = None, progress: bool = False, metadata: dict | None = None,
+                 hooks: TrainerHooks | None = None):
         self.config = config or TrainConfig()
         self.metadata = metadata or {}  # what rebuilds the model from a checkpoint (see mtl_meta.api)
         self.device = check_device(self.config.device)
@@ -261,8 +266,8 @@ class Trainer:
             raise MtlMetaError(f"the training sampler draws {sampler_batch} episodes per step but the config says "
                                f"meta_batch_size={self.config.meta_batch_size}; build both with the same value")
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.progress, self.on_step = progress, on_step
-        self.on_epoch = on_epoch   # called with each new history row (e.g. mtl_meta.logs.TrainingLog)
+        hooks = hooks or TrainerHooks()
+        self.progress, self.on_step, self.on_epoch = progress, hooks.on_step, hooks.on_epoch
         self.optimizer = torch.optim.RAdam(self._param_groups(), lr=self.config.lr,
                                            weight_decay=self.config.weight_decay)
         self.algorithm.body.register_forward_pre_hook(self._count_images)
@@ -546,7 +551,7 @@ def episode_batchnorm(module: nn.Module, groups: int):
 @patch
 def validate(self: Trainer) -> float:
     "Mean query accuracy of test-time adaptation on `val_episodes` validation episodes."
-    from mtl_meta.adapt import evaluate
+    from mtl_meta.adapt import Batching, evaluate
     self.algorithm.eval()
     if self._val_state is not None:   # the same validation episodes after every epoch
         self.val_sampler.load_state_dict(self._val_state)
@@ -555,8 +560,8 @@ def validate(self: Trainer) -> float:
         sampler = _ShardedSampler(self.val_sampler, self.rank, self.world_size)
         episodes = -(-episodes // self.world_size)
     with torch.random.fork_rng(devices=[]):
-        res = evaluate(self.algorithm.features, sampler, adapt=self.config.val_adapt,
-                       episodes=episodes, device=self.device, progress=False)
+        res = evaluate(self.algorithm.features, sampler, adapt=self.config.val_adapt, episodes=episodes,
+                       batching=Batching(device=self.device))
     if self.world_size == 1:
         return float(res.mean)
     acc = torch.as_tensor(np.asarray(res.accuracies, dtype=np.float64))

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mtl_meta.adapt import (ADAPTERS, EvalResult, evaluate, finetune_head, logreg_sklearn, logreg_torch,
+from mtl_meta.adapt import (ADAPTERS, Batching, EvalResult, evaluate, finetune_head, logreg_sklearn, logreg_torch,
                             mean_ci95, nearest_centroid, ridge)
 from mtl_meta.core import MtlMetaError
 from mtl_meta.episodes import Episode
@@ -113,7 +113,7 @@ class FakeSampler:
 @pytest.mark.parametrize("adapt", list(ADAPTERS))
 def test_evaluate_every_adapter(adapt):
     sampler = FakeSampler()
-    res = evaluate(lambda x: x.flatten(1), sampler, adapt=adapt, episodes=23, batch_size=10)
+    res = evaluate(lambda x: x.flatten(1), sampler, adapt=adapt, episodes=23, batching=Batching(batch_size=10))
     assert isinstance(res, EvalResult)
     assert res.episodes == 23 and len(res.accuracies) == 23 and sampler.calls == [10, 10, 3]
     assert all(0.0 <= a <= 1.0 for a in res.accuracies)
@@ -173,7 +173,7 @@ def test_embedding_the_split_once_gives_the_same_episodes_and_accuracies(adapt):
     for embed in (False, True):
         calls.clear()
         sampler = EpisodeSampler(split, ways=5, shots=1, queries=3, seed=7)
-        runs[embed] = evaluate(features, sampler, adapt=adapt, episodes=30, batch_size=7, embed_split=embed)
+        runs[embed] = evaluate(features, sampler, adapt=adapt, episodes=30, batching=Batching(batch_size=7, embed_split=embed))
         runs[embed, "images"] = sum(calls)
     assert runs[True].accuracies == pytest.approx(runs[False].accuracies, abs=1e-9)
     assert runs[True, "images"] == len(split) and runs[False, "images"] == 30 * 5 * 4

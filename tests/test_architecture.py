@@ -75,3 +75,40 @@ def test_report_loads_without_torch_or_the_algorithms():
     code = "import sys, mtl_meta.report; print(sorted(m for m in ('torch', 'jax', 'mtl_meta.gbml') if m in sys.modules))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+# Signatures that keep more than 8 parameters, and why (a record would hide what the registry reads).
+LONG_SIGNATURES = {
+    "data.load_image_folder": "a data set's loader: its keyword options are the data set's options, which the "
+                              "registry reads from this signature to offer them as --dataset-option on the command line",
+    "gbml.R2D2.__init__": "a method's constructor: its keyword options are the method's options, which "
+                          "`option_defaults` reads from the signature to offer and check them as --option KEY=VALUE",
+    "gbml.GradientStepLearner.__init__": "the inner-loop settings MAML, first-order MAML and ANIL share, written once "
+                                         "(their options, read from this signature like every method's)",
+}
+
+
+def _parameter_counts():
+    "Public functions and constructors of mtl_meta with their number of parameters (self and **kwargs count as 0 and 1)."
+    for p in sorted(PACKAGE.glob("*.py")):
+        tree = ast.parse(p.read_text())
+        for cls in [None, *[n for n in tree.body if isinstance(n, ast.ClassDef) and not n.name.startswith("_")]]:
+            body = tree.body if cls is None else cls.body
+            for node in body:
+                if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                if node.name.startswith("_") and node.name != "__init__":
+                    continue
+                a = node.args
+                n = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs) + bool(a.vararg) + bool(a.kwarg)
+                n -= cls is not None and bool(a.args) and a.args[0].arg in ("self", "cls")
+                name = f"{p.stem}.{node.name}" if cls is None else f"{p.stem}.{cls.name}.{node.name}"
+                yield name, n
+
+
+def test_no_public_function_takes_more_than_eight_parameters():
+    counts = dict(_parameter_counts())
+    assert "api.train" in counts and "reproduce.reproduce" in counts   # the walk sees the package's entry points
+    long = {name: n for name, n in counts.items() if n > 8 and name not in LONG_SIGNATURES}
+    assert long == {}, f"more than 8 parameters (group them in a record, or name the exception): {long}"
+    assert all(counts.get(name, 0) > 8 for name in LONG_SIGNATURES), "an exception no longer needed: remove it"

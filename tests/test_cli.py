@@ -65,7 +65,7 @@ def test_failing_notebook_keeps_executed_notebook_and_others_finish(tmp_path, mo
     nbformat.write(nb, bad)
     monkeypatch.setitem(profiles.PROFILES, "broken", [runs.Run("bad", str(bad)),
                                                  runs.Run("environment", "environment.ipynb", {"matmul_size": 32})])
-    results = rep.reproduce("broken", out=tmp_path / "o", progress=False)
+    results = rep.reproduce("broken", out=tmp_path / "o", watch=rep.Watch(progress=False))
     assert [r.status for r in results] == ["failed", "ok"]
     assert "ValueError: the loss diverged" in results[0].error
     assert results[0].notebook.exists()  # kept for inspection
@@ -107,10 +107,10 @@ def test_changed_parameters_clear_the_run_and_never_leave_stale_results(tmp_path
     nbformat.write(nb, nbp)
     out = tmp_path / "o"
     monkeypatch.setitem(profiles.PROFILES, "t", [runs.Run("w", str(nbp), {"v": 1})])
-    assert [r.status for r in rep.reproduce("t", out=out, progress=False)] == ["ok"]
+    assert [r.status for r in rep.reproduce("t", out=out, watch=rep.Watch(progress=False))] == ["ok"]
     assert json.loads((out / "runs/w/results.json").read_text()) == {"v": 1}
     monkeypatch.setitem(profiles.PROFILES, "t", [runs.Run("w", str(nbp), {"v": 2, "fail": True})])
-    assert [r.status for r in rep.reproduce("t", out=out, progress=False)] == ["failed"]
+    assert [r.status for r in rep.reproduce("t", out=out, watch=rep.Watch(progress=False))] == ["failed"]
     assert not (out / "runs/w/results.json").exists() and not (out / "runs/w/marker").exists()
 
 
@@ -248,5 +248,6 @@ def test_reproduce_records_the_formatted_command(tmp_path, monkeypatch):
     monkeypatch.setattr(rep, "reproduce", lambda profile, **kw: seen.update(kw) or [])
     assert main(["reproduce", "--profile", "smoke", "--out", str(tmp_path), "--only", "environment", "theory",
                  "--set", "device=cpu", "--no-progress"]) == 0
-    assert seen["command"] == reproduce_command("smoke", tmp_path, only=["environment", "theory"], overrides=["device=cpu"])
-    assert seen["command"] == f"mtl-meta reproduce --profile smoke --only environment theory --out {tmp_path} --set device=cpu"
+    assert seen["watch"].command == reproduce_command("smoke", tmp_path, only=["environment", "theory"],
+                                                      overrides=["device=cpu"])
+    assert seen["watch"].command == f"mtl-meta reproduce --profile smoke --only environment theory --out {tmp_path} --set device=cpu"

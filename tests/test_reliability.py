@@ -114,9 +114,9 @@ def test_second_writer_is_refused_and_touches_nothing(run_cli, omniglot_root, tm
         r = run_cli("train", "--method", "protonet", *TINY_CLI, "--out", str(out), "--data-root", str(omniglot_root))
         _cli_fails(r, f"output folder {out} is in use by process {os.getpid()}", "pass another --out")
         assert sorted(p.name for p in out.iterdir()) == [core.LOCK_NAME]
-        from mtl_meta.reproduce import reproduce
+        from mtl_meta.reproduce import Watch, reproduce
         with pytest.raises(MtlMetaError) as e:
-            reproduce("smoke", out=out, only=["environment"], progress=False)
+            reproduce("smoke", out=out, only=["environment"], watch=Watch(progress=False))
         _one_line(e, "is in use by process", "pass another --out")
         assert sorted(p.name for p in out.iterdir()) == [core.LOCK_NAME]
     api.train("protonet", out_dir=out, data_root=omniglot_root, **TINY)   # free again once the owner is gone
