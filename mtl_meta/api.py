@@ -37,6 +37,7 @@ class EpisodeShape:
         "The validation episodes of `cfg` (`ways` classes, `val_queries` queries per class)."
         return cls(cfg.ways, cfg.shots, cfg.val_queries)
 
+# %% ../nbs/12_api.ipynb #cccc2402-1
 @dataclass(frozen=True)
 class DataOptions:
     "How `train` reads its data set (the data set itself is `train`'s `dataset`)."
@@ -49,6 +50,7 @@ class DataOptions:
     transform: Callable | None = _option(None, "a per-image transform of the training images that replaces the data "
                                                "set's own")
 
+# %% ../nbs/12_api.ipynb #cccc2402-2
 @dataclass(frozen=True)
 class ModelOptions:
     "Constructor options of the backbone and of the method, besides what `train` takes by name."
@@ -56,6 +58,7 @@ class ModelOptions:
     algorithm_options: dict | None = _option(None, "options of the method, e.g. bias=False for MTL heads without bias, "
                                                    "inner_lr=0.1 for MAML")
 
+# %% ../nbs/12_api.ipynb #cccc2402-3
 @dataclass(frozen=True)
 class RunOptions:
     "Resuming and watching a training run; none of these changes the result."
@@ -67,6 +70,7 @@ class RunOptions:
     before_fit: Callable | None = _option(None, "called with the TrainConfig once data and model are ready, just "
                                                 "before training starts (the CLI's note on CPU budgets)")
 
+# %% ../nbs/12_api.ipynb #cccc2402-4
 @dataclass(frozen=True)
 class EvalConfig:
     "How `evaluate` tests a trained body: episodes of which classes and shape, how many, and the test-time head."
@@ -78,6 +82,7 @@ class EvalConfig:
     adapt: str = _option("logreg", "test-time adaptation (logreg: the paper's)")
     seed: int = _option(0, "seed of the test episodes")
 
+# %% ../nbs/12_api.ipynb #cccc2402-5
 def _record(value, cls, name: str):
     "`value` when it is a `cls`, a default `cls()` when None; anything else (e.g. a value meant for an older positional argument) is a one-line error."
     if value is None:
@@ -88,6 +93,7 @@ def _record(value, cls, name: str):
                            f"its fields ({', '.join(f.name for f in fields(cls))}) by keyword")
     return value
 
+# %% ../nbs/12_api.ipynb #cccc2402-6
 def _with_fields(options: dict, *records) -> tuple:
     """Each of `records` with the fields that the keywords `options` name replaced, then the keywords left
     over (a new dict): how `train(augment=True)` becomes `train(data=DataOptions(augment=True))`."""
@@ -102,6 +108,7 @@ def _is_name(dataset) -> bool:
     import os
     return isinstance(dataset, (str, os.PathLike))
 
+# %% ../nbs/12_api.ipynb #cccc0005-1
 def _load_splits(dataset, root, splits, opts: dict) -> dict:
     """The class splits of `dataset`: a registered name or an image folder's path (through the registry), a
     dict of ready splits (`FewShotSplit` or `DatasetSplit`), or any torch `Dataset` of (image, label)
@@ -121,6 +128,7 @@ def _load_splits(dataset, root, splits, opts: dict) -> dict:
     raise MtlMetaError(f"dataset must be a name, a folder, a dict of splits or a torch Dataset, "
                        f"got {type(dataset).__name__}")
 
+# %% ../nbs/12_api.ipynb #cccc0005-2
 def _samplers(dataset, data: DataOptions, cfg: TrainConfig, sampler_options: dict | None = None,
               splits=("train", "val")):
     """One episode sampler per split of `dataset`, read as `data` says: the training split's draws meta-batches of
@@ -145,11 +153,13 @@ def _samplers(dataset, data: DataOptions, cfg: TrainConfig, sampler_options: dic
             out[split] = EpisodeSampler(classes, s.ways, s.shots, s.queries, seed=cfg.seed + 1000 * i, transform=tf)
     return out
 
+# %% ../nbs/12_api.ipynb #cccc0005-3
 def _sampler_options(method: str, algorithm_options: dict | None) -> dict:
     "What the method needs from its training episode sampler (e.g. the task pool of per-task heads)."
     from mtl_meta.gbml import algorithm_class
     return algorithm_class(method).sampler_options(algorithm_options or {})
 
+# %% ../nbs/12_api.ipynb #cccc0005-4
 def build_algorithm(metadata: dict, body: torch.nn.Module | None = None) -> Algorithm:
     """Rebuild the (untrained) algorithm a run's metadata describes; `body` supplies the module of a run
     trained with the user's own backbone module (its metadata names only the class)."""
@@ -265,6 +275,7 @@ def load_trained(checkpoint: str | Path, device: str = "cpu", body: torch.nn.Mod
                            f"({type(e).__name__}: {reason}); retrain or pass another checkpoint") from None
     return algorithm.to(device).eval(), meta
 
+# %% ../nbs/12_api.ipynb #cccc0009-1
 def _eval_transform(meta: dict, dataset):
     "Normalisation as at training time: the run's recorded statistics, else the data set's record."
     from mtl_meta.data import BatchAugment, train_transform
@@ -275,6 +286,7 @@ def _eval_transform(meta: dict, dataset):
         return None
     return train_transform(dataset, augment=False, **(meta.get("dataset_options") or {}))
 
+# %% ../nbs/12_api.ipynb #cccc0009-2
 def evaluate(checkpoint: str | Path,              # checkpoint.pt written by train (or the run folder that holds it)
              dataset=None,                        # data set or image folder (default: the one trained on); in Python
                                                   # also a torch Dataset or a dict of splits, as in train
@@ -330,6 +342,7 @@ def _read_images(files: list[Path], meta: dict) -> torch.Tensor:
     x = [_decode_image(Path(f).read_bytes(), h, "L" if c == 1 else "RGB", str(f)) for f in files]
     return torch.from_numpy(__import__("numpy").stack(x)).float().div_(255)
 
+# %% ../nbs/12_api.ipynb #cccc290d-1
 def _query_files(query: str | Path) -> list[Path]:
     from mtl_meta.data import IMAGE_SUFFIXES
     q = Path(query)
@@ -342,6 +355,7 @@ def _query_files(query: str | Path) -> list[Path]:
         raise MtlMetaError(f"query folder {q} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
 
+# %% ../nbs/12_api.ipynb #cccc290d-2
 def predict(checkpoint: str | Path,               # checkpoint.pt written by train (or the run folder that holds it)
             support: str | Path,                  # DIR/<class>/<image>: the labelled examples
             query: str | Path,                    # a folder of images (searched recursively) or one image
@@ -373,6 +387,7 @@ def predict(checkpoint: str | Path,               # checkpoint.pt written by tra
     return [{"image": str(f), "class": names[int(k)], "probability": round(float(p[i, k]), 4)}
             for i, (f, k) in enumerate(zip(q_files, p.argmax(-1)))]
 
+# %% ../nbs/12_api.ipynb #cccc290d-3
 class _Preprocessed(torch.nn.Module):
     "A trained body behind the run's normalisation: images (n, C, H, W) in [0, 1] -> feature vectors."
     def __init__(self, body, mean, std):
@@ -384,6 +399,7 @@ class _Preprocessed(torch.nn.Module):
     def forward(self, x):
         return self.body((x - self.mean) / self.std)
 
+# %% ../nbs/12_api.ipynb #cccc290d-4
 def export_body(checkpoint: str | Path,              # checkpoint.pt written by train (or the run folder that holds it)
                 out: str | Path,                     # the file to write (e.g. body.pt2)
                 body: torch.nn.Module | None = None  # the module of a run trained with your own backbone module

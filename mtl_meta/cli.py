@@ -48,6 +48,7 @@ def _param_docs(fn) -> dict[str, str]:
             break
     return docs
 
+# %% ../nbs/11_cli.ipynb #cccc2405-1
 def _api_default(source, name: str):
     "The default of parameter `name` of the function `source`, or of field `name` of the dataclass `source`."
     import inspect
@@ -56,6 +57,7 @@ def _api_default(source, name: str):
         return next(f.default for f in fields(source) if f.name == name)
     return inspect.signature(source).parameters[name].default
 
+# %% ../nbs/11_cli.ipynb #cccc2405-2
 def _api_option(p, source, name: str, flag: str | None = None, extra: str = "", **kwargs):
     """Add the option `flag` (default `--NAME`) whose default and help come from the API: the parameter `name`
     of the function `source` (its default and the comment next to it) or the field `name` of the dataclass
@@ -86,10 +88,12 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
 
+# %% ../nbs/11_cli.ipynb #cccc0005-1
 def _add_data_root(p):
     p.add_argument("--data-root", metavar="DIR", default=None,
                    help=f"folder holding the data sets (read only; default: ${DATA_ENV} or ~/data)")
 
+# %% ../nbs/11_cli.ipynb #cccc0005-2
 class _HelpOnly:
     "A subparsers stand-in that keeps each command's name and help and stops before its options (and their imports)."
     class Done(Exception):
@@ -100,6 +104,7 @@ class _HelpOnly:
         self.sub.add_parser(*args, **kwargs)
         raise _HelpOnly.Done
 
+# %% ../nbs/11_cli.ipynb #cccc0005-3
 def build_parser(commands: bool = True) -> argparse.ArgumentParser:
     """The `mtl-meta` argument parser with all subcommands (one function each below). `commands=False` gives
     each subcommand its name and help only, without importing torch: what `mtl-meta --help` needs."""
@@ -116,6 +121,7 @@ def build_parser(commands: bool = True) -> argparse.ArgumentParser:
             pass
     return parser
 
+# %% ../nbs/11_cli.ipynb #cccc0005-4
 def _add_reproduce(sub) -> None:
     rep = sub.add_parser("reproduce", help="run a profile of experiment notebooks headless (papermill)",
                          description="Execute a profile's experiment notebooks with papermill, skip runs "
@@ -146,6 +152,7 @@ def _add_reproduce(sub) -> None:
     _add_data_root(rep)
     rep.set_defaults(func=cmd_reproduce)
 
+# %% ../nbs/11_cli.ipynb #cccc0005-5
 def _add_train(sub) -> None:
     tr = sub.add_parser("train", help="train MTL or a meta-learning baseline on episodes",
                         description="Train a method on a data set's training classes, validating by "
@@ -165,11 +172,13 @@ def _add_train(sub) -> None:
     _api_option(tr, DataOptions, "data_root", metavar="DIR")
     tr.set_defaults(func=cmd_train)
 
+# %% ../nbs/11_cli.ipynb #cccc0005-6
 def _add_checkpoint(p) -> None:
     "--checkpoint FILE, which evaluate, predict and export all read."
     from mtl_meta.api import evaluate
     _api_option(p, evaluate, "checkpoint", required=True, metavar="FILE")
 
+# %% ../nbs/11_cli.ipynb #cccc0005-7
 def _add_evaluate(sub) -> None:
     ev = sub.add_parser("evaluate", help="few-shot accuracy of a trained checkpoint",
                         description="Freeze the checkpoint's body, adapt a head on each test episode's support "
@@ -191,6 +200,7 @@ def _add_evaluate(sub) -> None:
     _api_option(ev, evaluate, "data_root", metavar="DIR")
     ev.set_defaults(func=cmd_evaluate)
 
+# %% ../nbs/11_cli.ipynb #cccc0005-8
 def _add_data(sub) -> None:
     data = sub.add_parser("data", help="inspect data sets", description="Inspect few-shot data sets.")
     from mtl_meta.data import DATASETS
@@ -211,6 +221,7 @@ def _add_data(sub) -> None:
     dl.set_defaults(func=cmd_data_download)
     data.set_defaults(func=lambda a: _missing_subcommand(data))
 
+# %% ../nbs/11_cli.ipynb #cccc0005-9
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -220,6 +231,7 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
 
+# %% ../nbs/11_cli.ipynb #cccc0005-10
 def _add_run_options(p):
     "What to train: method (from the registry), data set and its training options, backbone."
     from mtl_meta.api import DataOptions, ModelOptions, train
@@ -235,11 +247,13 @@ def _add_run_options(p):
     _api_option(p, train, "backbone", metavar="NAME")
     _api_option(p, DataOptions, "augment")
 
+# %% ../nbs/11_cli.ipynb #cccc0005-11
 def _config_type(annotation: str):
     "The argparse type of a TrainConfig field's annotation ('int', 'float | None', ...)."
     base = annotation.replace(" | None", "").strip()
     return {"int": int, "float": float, "str": str}[base]
 
+# %% ../nbs/11_cli.ipynb #cccc0005-12
 def _add_train_config(p):
     "One option per `TrainConfig` field, with the field's documentation, default and choices."
     from dataclasses import fields
@@ -253,12 +267,14 @@ def _add_train_config(p):
             _api_option(g, TrainConfig, f.name, type=_config_type(f.type),
                         **({"choices": list(ADAPTERS)} if f.name == "val_adapt" else {}))
 
+# %% ../nbs/11_cli.ipynb #cccc0005-13
 def _train_config(args) -> dict:
     "The TrainConfig fields of parsed `train` arguments."
     from dataclasses import fields
     from mtl_meta.train import TrainConfig
     return {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
 
+# %% ../nbs/11_cli.ipynb #cccc0005-14
 def _missing_subcommand(parser):
     parser.print_help(sys.stderr)
     return 2
@@ -277,6 +293,7 @@ def _parse_overrides(items: list[str] | None, flag: str = "--set") -> dict:
             out[key] = value
     return out
 
+# %% ../nbs/11_cli.ipynb #cccc0007-1
 def cmd_reproduce(args) -> int:
     from mtl_meta.profiles import get_profile, reproduce_command
     from mtl_meta.reproduce import Watch, reproduce
@@ -315,6 +332,7 @@ def _without_devices(argv: list[str]) -> list[str]:
 
 CPU_EPISODE_BUDGET = 20_000   # above this many training episodes on the CPU, train says what it is in for
 
+# %% ../nbs/11_cli.ipynb #cccc0009-1
 def _warn_cpu_budget(args) -> None:
     "One line on stderr when the training budget (a TrainConfig, once data and model are ready) is GPU-sized but the device is the CPU."
     episodes = args.epochs * args.episodes_per_epoch * args.meta_batch_size
@@ -323,6 +341,7 @@ def _warn_cpu_budget(args) -> None:
               "on the CPU can take hours (early stopping may end it sooner); for a shorter run set --epochs, "
               "--episodes-per-epoch or --max-steps", file=sys.stderr)
 
+# %% ../nbs/11_cli.ipynb #cccc0009-2
 def cmd_train(args) -> int:
     from mtl_meta.api import DataOptions, ModelOptions, RunOptions, train
     from mtl_meta.distributed import distributed_env, launch, shutdown_distributed
@@ -343,6 +362,7 @@ def cmd_train(args) -> int:
           f"wrote {Path(args.out) / 'checkpoint.pt'}")
     return 0
 
+# %% ../nbs/11_cli.ipynb #cccc0009-3
 def cmd_evaluate(args) -> int:
     import json
     from dataclasses import fields
@@ -377,6 +397,7 @@ def _add_predict(sub) -> None:
     _api_option(pr, predict, "device")
     pr.set_defaults(func=cmd_predict)
 
+# %% ../nbs/11_cli.ipynb #cccc290f-1
 def cmd_predict(args) -> int:
     import csv
     import io
@@ -393,6 +414,7 @@ def cmd_predict(args) -> int:
         atomic_write_text(Path(args.out), buf.getvalue())
     return 0
 
+# %% ../nbs/11_cli.ipynb #cccc290f-2
 def _add_export(sub) -> None:
     ex = sub.add_parser("export", help="the trained body with its preprocessing as a torch.export file",
                         description="Write the checkpoint's trained body, behind the normalisation it was trained "
@@ -403,6 +425,7 @@ def _add_export(sub) -> None:
     _api_option(ex, export_body, "out", required=True, metavar="FILE")
     ex.set_defaults(func=cmd_export)
 
+# %% ../nbs/11_cli.ipynb #cccc290f-3
 def cmd_export(args) -> int:
     from mtl_meta.api import export_body
     print(f"wrote {export_body(args.checkpoint, args.out)}")
@@ -420,6 +443,7 @@ def cmd_data_info(args) -> int:
         print("  ".join(v.ljust(w) for v, w in zip(t, widths)))
     return 0
 
+# %% ../nbs/11_cli.ipynb #cccc000b-1
 def cmd_data_download(args) -> int:
     from mtl_meta.core import data_root
     from mtl_meta.data import download

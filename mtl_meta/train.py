@@ -38,6 +38,7 @@ def _option(default, doc: str, choices: tuple | None = None):
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}   # TrainConfig.amp: name -> autocast dtype
 
+# %% ../nbs/07_train.ipynb #cccc0008-1
 @dataclass
 class TrainConfig:
     "Everything that determines a training run besides the data and the model."
@@ -150,6 +151,7 @@ def rng_state() -> dict:
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
+# %% ../nbs/07_train.ipynb #cccc000b-1
 def set_rng_state(state: dict) -> None:
     "Restore what `rng_state` saved."
     random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
@@ -168,6 +170,7 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     torch.save({"format": CHECKPOINT_FORMAT, **payload}, buf)
     return atomic_write_bytes(path, buf.getvalue())
 
+# %% ../nbs/07_train.ipynb #cccc000e-1
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     "Read a checkpoint safely; a missing, corrupt or foreign file is a one-line `MtlMetaError`."
     path = Path(path)
@@ -214,6 +217,7 @@ class _EpisodeLoss(nn.Module):
     def forward(self, episode: Episode):
         return self.algorithm.episode_loss(episode)
 
+# %% ../nbs/07_train.ipynb #cccc0011-1
 class _ShardedSampler:
     "Process `rank`'s share of a sampler's batches: every process draws the same indices, keeps its own slice."
     def __init__(self, sampler, rank: int, world_size: int):
@@ -243,12 +247,14 @@ class TrainState:
     images: int = 0      # images passed through the body in training (forward, then backward): the cost
     epoch_sums: list = field(default_factory=lambda: [0.0, 0.0, 0])  # loss, accuracy, updates so far this epoch
 
+# %% ../nbs/07_train.ipynb #cccc0012-1
 @dataclass(frozen=True)
 class TrainerHooks:
     "Callbacks of a `Trainer`; none of them changes what is trained."
     on_step: Callable[["Trainer"], None] | None = None          # after every update (e.g. fault injection)
     on_epoch: Callable[["Trainer", dict], None] | None = None   # with each new history row (e.g. mtl_meta.logs.TrainingLog)
 
+# %% ../nbs/07_train.ipynb #cccc0012-2
 class Trainer:
     "Train an `Algorithm` on episodes from `train_sampler`, validating on `val_sampler`."
     def __init__(self, algorithm: Algorithm, train_sampler, val_sampler=None, config: TrainConfig | None = None,
@@ -315,6 +321,7 @@ def _autocast(self: Trainer):
     dtype = AMP_DTYPES.get(self.config.amp)
     return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
+# %% ../nbs/07_train.ipynb #cccc0012c-1
 @patch
 def _prepare(self: Trainer, episode: Episode) -> Episode:
     ep = episode.to(self.device, non_blocking=True)
@@ -323,6 +330,7 @@ def _prepare(self: Trainer, episode: Episode) -> Episode:
         ep.query = ep.query.contiguous(memory_format=torch.channels_last)
     return ep
 
+# %% ../nbs/07_train.ipynb #cccc0012c-2
 @patch
 def _step_episodes(self: Trainer) -> list:
     "This process's episodes of the next update."
@@ -334,6 +342,7 @@ def _step_episodes(self: Trainer) -> list:
         raise MtlMetaError("data-parallel training needs a MetaBatchSampler (sample_step) as train sampler")
     return [self.train_sampler.sample() for _ in range(self.config.meta_batch_size)]
 
+# %% ../nbs/07_train.ipynb #cccc0012c-3
 @patch
 def train_step(self: Trainer) -> tuple[float, float]:
     "One optimiser update over a meta-batch; returns its mean loss and training accuracy."
@@ -376,17 +385,20 @@ def timings(self: Trainer) -> dict:
     "Seconds spent by `fit` on sampling, updates, validation and checkpoints (wall-clock, not saved)."
     return self.__dict__.setdefault("_timings", {"sample": 0.0, "update": 0.0, "validate": 0.0, "save": 0.0})
 
+# %% ../nbs/07_train.ipynb #cccc2506-1
 @patch
 def _timed_save(self: Trainer) -> None:
     t0 = time.perf_counter()
     self.save()
     self.timings["save"] += time.perf_counter() - t0
 
+# %% ../nbs/07_train.ipynb #cccc2506-2
 @patch
 def _use_one_forward(self: Trainer, m: int) -> bool:
     "One forward for this meta-batch: asked for, more than one episode, and a method that allows it."
     return self.config.one_forward and m > 1 and getattr(self.algorithm, "supports_one_forward", False)
 
+# %% ../nbs/07_train.ipynb #cccc2506-3
 @patch
 def _prepare_batch(self: Trainer, episodes: list) -> Episode:
     "The meta-batch's episodes stacked into one batched episode on the device."
@@ -399,12 +411,14 @@ def _prepare_batch(self: Trainer, episodes: list) -> Episode:
             setattr(ep, name, flat.view(x.shape))   # splitting the leading dimension keeps the layout
     return ep
 
+# %% ../nbs/07_train.ipynb #cccc2506-4
 @patch
 def _train_sampler_state(self: Trainer) -> dict:
     "The training sampler's state before the next episode an update will use (not one drawn ahead)."
     pf = getattr(self, "_prefetcher", None)
     return pf.state_dict() if pf is not None else self.train_sampler.state_dict()
 
+# %% ../nbs/07_train.ipynb #cccc2506-5
 @patch
 def _start_fast_paths(self: Trainer) -> None:
     "Compile the body and start drawing episodes ahead, as the config asks."
@@ -416,12 +430,12 @@ def _start_fast_paths(self: Trainer) -> None:
         self._prefetcher = EpisodePrefetcher(self.train_sampler, self.rank, self.world_size, cfg.prefetch,
                                              pin_memory=self.device.type == "cuda")
 
+# %% ../nbs/07_train.ipynb #cccc2506-6
 @patch
 def _stop_prefetch(self: Trainer) -> None:
     pf, self._prefetcher = getattr(self, "_prefetcher", None), None
     if pf is not None:
         pf.close()
-
 
 # %% ../nbs/07_train.ipynb #cccc2502
 def _global_rng_transform(transform) -> bool:
@@ -430,10 +444,12 @@ def _global_rng_transform(transform) -> bool:
         return False
     return getattr(transform, "generator", None) is None
 
+# %% ../nbs/07_train.ipynb #cccc2502-1
 def _pin(episode: Episode) -> Episode:
     "The episode in page-locked memory, so that a non-blocking copy to the GPU really overlaps."
     return replace(episode, **{f.name: getattr(episode, f.name).pin_memory() for f in fields(episode)})
 
+# %% ../nbs/07_train.ipynb #cccc2502-2
 class EpisodePrefetcher:
     """Draw the next `depth` steps' episodes of `sampler` (a `MetaBatchSampler`) in a background thread.
 
@@ -502,7 +518,6 @@ class EpisodePrefetcher:
             s.transform = tf
         self._moved = []
 
-
 # %% ../nbs/07_train.ipynb #cccc2504
 def _grouped_batchnorm(bn: nn.modules.batchnorm._BatchNorm, groups: int, x: Tensor) -> Tensor:
     "BatchNorm in training mode on `groups` equal slices of the batch, each with its own statistics."
@@ -533,6 +548,7 @@ def _grouped_batchnorm(bn: nn.modules.batchnorm._BatchNorm, groups: int, x: Tens
                 bn.running_var.mul_(1 - f).add_(var[g].to(bn.running_var.dtype), alpha=f)
     return y
 
+# %% ../nbs/07_train.ipynb #cccc2504-1
 @contextmanager
 def episode_batchnorm(module: nn.Module, groups: int):
     "Inside: `module`'s BatchNorm layers in training mode treat their batch as `groups` equal episodes."
@@ -545,7 +561,6 @@ def episode_batchnorm(module: nn.Module, groups: int):
     finally:
         for bn in bns:
             bn.__dict__.pop("forward", None)
-
 
 # %% ../nbs/07_train.ipynb #cccc0012f
 @patch
@@ -579,6 +594,7 @@ def state_dict(self: Trainer) -> dict:
             "config": asdict(self.config), "algorithm_name": self.algorithm.name,
             "metadata": self.metadata, "description": self.describe()}
 
+# %% ../nbs/07_train.ipynb #cccc0012i-1
 @patch
 def load_state_dict(self: Trainer, ckpt: dict) -> None:
     where = self.checkpoint_path or "the checkpoint"
@@ -601,6 +617,7 @@ def load_state_dict(self: Trainer, ckpt: dict) -> None:
         raise MtlMetaError(f"cannot resume from {where}: its saved state does not fit this run "
                            f"({type(e).__name__}: {reason}); pass a new --out") from None
 
+# %% ../nbs/07_train.ipynb #cccc0012i-2
 @patch
 def save(self: Trainer) -> None:
     "Write the checkpoint (rank 0 only, the others wait for it)."
@@ -609,6 +626,7 @@ def save(self: Trainer) -> None:
     if self.world_size > 1:
         torch.distributed.barrier()
 
+# %% ../nbs/07_train.ipynb #cccc0012i-3
 @patch
 def resume(self: Trainer) -> bool:
     "Load the checkpoint in `out_dir` if there is one; return whether it did."
@@ -617,6 +635,7 @@ def resume(self: Trainer) -> bool:
     self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=self.device))
     return True
 
+# %% ../nbs/07_train.ipynb #cccc0012i-4
 @patch
 def describe(self: Trainer) -> dict:
     """What rebuilds the model of a run built by hand (no `metadata`): the method's registry name, the body
@@ -672,6 +691,7 @@ def _end_epoch(self: Trainer, train_loss: float, train_acc: float) -> bool:
         st.stopped = f"reached {cfg.epochs} epochs"
     return bool(st.stopped)
 
+# %% ../nbs/07_train.ipynb #cccc0012k-1
 @patch
 def fit(self: Trainer, resume: bool = True) -> TrainState:
     "Train until the epoch budget, `max_steps` or early stopping; checkpoint along the way."
@@ -694,6 +714,7 @@ def fit(self: Trainer, resume: bool = True) -> TrainState:
         self.algorithm.body.load_state_dict(self.best_body)
     return st
 
+# %% ../nbs/07_train.ipynb #cccc0012k-2
 @patch
 def _loop(self: Trainer, bar) -> None:
     "The updates of `fit`, each followed by its epoch end or checkpoint when one is due."
@@ -719,6 +740,7 @@ def _loop(self: Trainer, bar) -> None:
         if self.on_step is not None:
             self.on_step(self)
 
+# %% ../nbs/07_train.ipynb #cccc0012k-3
 @patch
 def _report_epoch(self: Trainer, bar) -> None:
     "After each validation: its accuracy in the progress bar, or one printed line when the bar is off and `epoch_lines`."
