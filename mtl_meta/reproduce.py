@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from .core import (DATA_ENV, MtlMetaError, atomic_write_json, atomic_write_text, check_readable_dir,
-                           data_root, one_writer, sweep_temp_files)
+                           data_root, markdown_table, one_writer, sweep_temp_files)
 from .profiles import get_profile, reproduce_command, split_trial
 from .report import collect
 from .sweep import Sweep
@@ -85,14 +85,15 @@ def select_trials(out: str | Path, trials: Sequence[Run], profile: str) -> dict:
                                                 "edges": edges, "code": code_version([out])})
         lines = ["# Tuning on validation", "",
                  f"Profile `{profile}`: every method gets the same number of trials, one seed, ranked by best "
-                 "validation accuracy (the test classes are never used); the selected trial is in bold.", "",
-                 "| setting / method | trial | val acc % | updates | images | train s | stopped |",
-                 "| --- | --- | --- | --- | --- | --- | --- |"]
+                 "validation accuracy (the test classes are never used); the selected trial is in bold.", ""]
+        table = []
         for r in rows:
             mark = "**" if selected[r["key"]]["run"] == r["run"] else ""
             trial = ", ".join(f"{k}={v}" for k, v in r["trial"].items())
-            lines.append(f"| {r['key']} | {mark}{trial}{mark} | {mark}{100 * r['val_acc']:.2f}{mark} | {r['steps']} | "
-                         f"{r['images']:.0f} | {r['seconds']:.1f} | {r['stopped']} |")
+            table.append((r["key"], f"{mark}{trial}{mark}", f"{mark}{100 * r['val_acc']:.2f}{mark}", r["steps"],
+                          f"{r['images']:.0f}", f"{r['seconds']:.1f}", r["stopped"]))
+        lines.append(markdown_table(table, ["setting / method", "trial", "val acc %", "updates", "images", "train s",
+                                            "stopped"]))
         lines += ["", "## Selected values on the edge of their grid", ""]
         lines += [f"- {key}: {e['dimension']} = {selected[key]['trial'][e['dimension']]} is the {e['side']}est value tried; "
                   f"the next trial extends the grid to {e['dimension']} = {e['next']}" for key, es in edges.items() for e in es]
@@ -217,14 +218,14 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
 
 def write_summary(out: Path, profile: str, runs: Iterable[Run], command: str) -> Path:
     "Write `out/reproduction.md`: each run's notebook, parameters, status and files (no timings)."
-    lines = [f"# Reproduction: profile `{profile}`", "", "Produced by:", "", "```", command, "```", "",
-             "| run | notebook | parameters | status | outputs |", "| --- | --- | --- | --- | --- |"]
+    rows = []
     for run in runs:
         folder = run_dir(out, run)
         status = (read_record(folder / "run.json") or {}).get("status", "not run")
         files = sorted(p.name for p in folder.glob("*")
                        if p.is_file() and p.name not in ("run.json", f"{run.name}.ipynb", f"{run.name}.log"))
         params = ", ".join(f"{k}={v!r}" for k, v in sorted(run.parameters.items())) or "-"
-        lines.append(f"| {run.name} | `nbs/experiments/{run.notebook}` | {params} | {status} | "
-                     f"{', '.join(files) or '-'} |")
+        rows.append((run.name, f"`nbs/experiments/{run.notebook}`", params, status, ", ".join(files) or "-"))
+    lines = [f"# Reproduction: profile `{profile}`", "", "Produced by:", "", "```", command, "```", "",
+             markdown_table(rows, ["run", "notebook", "parameters", "status", "outputs"])]
     return atomic_write_text(Path(out) / "reproduction.md", "\n".join(lines) + "\n")
