@@ -127,7 +127,8 @@ ALGORITHMS: dict[str, type] = {}
 def register_algorithm(cls: type | None = None, *, name: str | None = None):
     """Add the `Algorithm` subclass `cls` to the registry under `name` (default: `cls.name`); returns `cls`, so it
     also works as a decorator (`@register_algorithm` or `@register_algorithm(name=...)`). Registering a class
-    again under its name replaces it (a notebook cell run twice); another class's name is refused."""
+    again under its name replaces it (a notebook cell run twice, or a notebook defining the class its module
+    exports, in a process that imported the module before); another class's name is refused."""
     if cls is None:
         return lambda c: register_algorithm(c, name=name)
     if not (isinstance(cls, type) and issubclass(cls, Algorithm)):
@@ -136,7 +137,8 @@ def register_algorithm(cls: type | None = None, *, name: str | None = None):
     if not key or key == Algorithm.name:
         raise MtlMetaError(f"{cls.__name__} needs a method name: set its class attribute name, or pass name=...")
     old = ALGORITHMS.get(key)
-    if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+    same = old is not None and old.__qualname__ == cls.__qualname__ and cls.__module__ in (old.__module__, "__main__")
+    if old is not None and not same:
         raise MtlMetaError(f"the method name {key!r} is taken by {old.__module__}.{old.__qualname__}; "
                            f"register {cls.__name__} under another name")
     ALGORITHMS[key] = cls
