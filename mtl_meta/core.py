@@ -77,7 +77,8 @@ def check_readable_dir(path: str | os.PathLike, what: str = "data root") -> Path
     if not path.is_dir():
         raise MtlMetaError(f"{what} {path} is not a folder; {hint}")
     try:
-        next(iter(os.scandir(path)), None)
+        with os.scandir(path) as entries:   # reading one entry proves the folder can be listed
+            next(entries, None)
     except OSError as e:
         raise MtlMetaError(f"{what} {path} cannot be read ({e.strerror}); {hint}") from None
     return path
