@@ -14,8 +14,8 @@ import mtl_meta
 from .core import DATA_ENV, CACHE_ENV, MtlMetaError
 
 # %% auto #0
-__all__ = ['CPU_EPISODE_BUDGET', 'build_parser', 'cmd_reproduce', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_export',
-           'cmd_data_info', 'cmd_data_download', 'main']
+__all__ = ['CPU_EPISODE_BUDGET', 'build_parser', 'parse_duration', 'cmd_reproduce', 'cmd_train', 'cmd_evaluate', 'cmd_predict',
+           'cmd_export', 'cmd_data_info', 'cmd_data_download', 'main']
 
 # %% ../nbs/11_cli.ipynb #cccc2405
 def _param_docs(fn) -> dict[str, str]:
@@ -148,6 +148,13 @@ def _add_reproduce(sub) -> None:
     rep.add_argument("--slurm", nargs="+", metavar="KEY=VALUE", default=[], dest="slurm_options",
                      help="submitit parameters of every job (VALUE is JSON, else a string), e.g. "
                           "--slurm slurm_partition=gpu gpus_per_node=1 timeout_min=600")
+    rep.add_argument("--time-limit", type=parse_duration, metavar="DURATION",
+                     help="stop within DURATION (e.g. 2h, 90m): start no run that is not expected to end in time "
+                          "(estimated from earlier runs of its method in --out), stop a run still going at the limit "
+                          "(its checkpoints and finished seeds are kept), exit 0 and say what is pending; the same "
+                          "command resumes")
+    rep.add_argument("--report-only", action="store_true",
+                     help="train nothing: redraw the tables and figures from the runs already in --out (needs no data)")
     rep.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_data_root(rep)
     rep.set_defaults(func=cmd_reproduce)
@@ -231,6 +238,21 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+def parse_duration(text: str) -> float:
+    "Seconds in a duration such as 2h, 90m, 1.5h, 3600s or 3600 (seconds); one-line error otherwise."
+    t = text.strip().lower()
+    unit = t[-1:] if t[-1:] in _DURATION_UNITS else "s"
+    number = t[:-1] if t[-1:] in _DURATION_UNITS else t
+    try:
+        value = float(number) * _DURATION_UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 2h, 90m or 3600s, got {text!r}") from None
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a duration of 0 or more (such as 2h, 90m or 3600s), got {text!r}")
+    return value
+
 # %% ../nbs/11_cli.ipynb #cccc0005-10
 def _add_run_options(p):
     "What to train: method (from the registry), data set and its training options, backbone."
@@ -305,17 +327,26 @@ def cmd_reproduce(args) -> int:
     cmd = reproduce_command(args.profile, args.out, only=args.only, overrides=args.overrides)
     from tqdm.auto import tqdm
     from mtl_meta.sweep import result_line
+    limit = 0.0 if args.report_only else args.time_limit
     results = reproduce(args.profile, out=args.out, only=args.only, root=args.data_root, force=args.force,
                         overrides=_parse_overrides(args.overrides),
-                        sweep=Sweep(args.jobs, args.executor, _parse_overrides(args.slurm_options)),
+                        sweep=Sweep(args.jobs, args.executor, _parse_overrides(args.slurm_options), limit),
                         watch=Watch(progress=not args.no_progress, command=cmd,
                                     on_result=lambda r: tqdm.write(result_line(args.out, r), file=sys.stdout)))
     failed = [r for r in results if r.status == "failed"]
+    waiting = [r for r in results if r.status == "pending"]
     for r in failed:
         print(f"mtl-meta: error: run {r.run.name!r} failed ({r.error}); "
               f"executed notebook kept at {r.notebook}", file=sys.stderr)
-    print(f"{len(results) - len(failed)} of {len(results)} runs complete; summary in "
-          f"{Path(args.out) / 'reproduction.md'}")
+    done = len(results) - len(failed) - len(waiting)
+    print(f"{done} of {len(results)} runs complete; summary in {Path(args.out) / 'reproduction.md'}")
+    if waiting:
+        stopped = [r.run.name for r in waiting if r.error.startswith("stopped")]
+        print(f"{'report only' if args.report_only else 'time limit' if limit is not None else 'waiting'}: "
+              f"{len(waiting)} runs pending"
+              + (f" ({', '.join(stopped)} stopped at the limit, checkpoints kept)" if stopped else "")
+              + f"; next: {waiting[0].run.name} ({waiting[0].error.removeprefix('not run: ')}); "
+              f"rerun the same command to resume")
     return 1 if failed else 0
 
 # %% ../nbs/11_cli.ipynb #cccc0009

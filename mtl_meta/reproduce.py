@@ -7,21 +7,24 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
+import time
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from .core import (DATA_ENV, MtlMetaError, atomic_write_json, atomic_write_text, check_readable_dir,
                            data_root, markdown_table, one_writer, sweep_temp_files)
-from .profiles import get_profile, reproduce_command, split_trial
+from .profiles import FROZEN_PROFILES, get_profile, reproduce_command, split_trial
 from .report import collect
-from .sweep import Sweep
+from .sweep import Deadline, Sweep
 from .runs import (Run, RunResult, code_version, experiments_dir, is_complete, read_record, record_path,
                            run_dir)
 
 # %% auto #0
-__all__ = ['grid_edges', 'edge_trials', 'select_trials', 'resolve_tuned', 'with_overrides', 'Watch', 'reproduce', 'write_summary']
+__all__ = ['grid_edges', 'edge_trials', 'select_trials', 'extension_frontier', 'resolve_tuned', 'with_overrides', 'Watch',
+           'reproduce', 'expected_seconds', 'write_summary']
 
 # %% ../nbs/10_reproduce.ipynb #edge0002
 def grid_edges(rows: list[dict], selected: dict) -> dict:
@@ -63,11 +66,8 @@ def _saved_selection(path: Path) -> dict:
         return {}
     return selected
 
-def select_trials(out: str | Path, trials: Sequence[Run], profile: str) -> dict:
-    """Best validation trial per tuning key among the complete `trials` in `out` (ties: fewer images);
-    falls back to `out/tuning.json` for keys without any; writes `tuning.json` and `tuning.md`."""
-    out = Path(out)
-    saved = _saved_selection(out / "tuning.json")
+def _trial_rows(out: Path, trials: Sequence[Run], profile: str) -> list[dict]:
+    "One row per complete tuning trial in `out`: its key, run, trial, validation accuracy and cost."
     rows = []
     for run in trials:
         if is_complete(out, run, profile):
@@ -75,32 +75,106 @@ def select_trials(out: str | Path, trials: Sequence[Run], profile: str) -> dict:
             rows.append({"key": run.tunes, "run": run.name, "trial": res["trial"], "val_acc": res["best_val_acc"],
                          "images": res["train_images"], "seconds": res["train_seconds"],
                          "steps": res["per_seed"][0]["steps"], "stopped": res["per_seed"][0]["stopped"]})
-    selected = dict(saved)
+    return rows
+
+def _best_trials(rows: list[dict]) -> dict:
+    "Per tuning key, the trial with the best validation accuracy (ties: fewer images)."
+    best = {}
     for key in dict.fromkeys(r["key"] for r in rows):
-        best = max((r for r in rows if r["key"] == key), key=lambda r: (r["val_acc"], -r["images"]))
-        selected[key] = {"trial": best["trial"], "val_acc": best["val_acc"], "run": best["run"]}
+        b = max((r for r in rows if r["key"] == key), key=lambda r: (r["val_acc"], -r["images"]))
+        best[key] = {"trial": b["trial"], "val_acc": b["val_acc"], "run": b["run"]}
+    return best
+
+def select_trials(out: str | Path, trials: Sequence[Run], profile: str, bounds: dict | None = None) -> dict:
+    """Best validation trial per tuning key among the complete `trials` in `out` (ties: fewer images);
+    falls back to `out/tuning.json` for keys without any; writes `tuning.json` and `tuning.md` when what they
+    say changed (a redraw leaves them, and the commit they name, as they are). `bounds`: per key, the edges
+    left when its grid-extension budget ran out (see `extension_frontier`)."""
+    out = Path(out)
+    saved = _saved_selection(out / "tuning.json")
+    rows = _trial_rows(out, trials, profile)
+    selected = {**saved, **_best_trials(rows)}
     if rows:
-        edges = grid_edges(rows, selected)
-        atomic_write_json(out / "tuning.json", {"profile": profile, "selected": selected, "trials": rows,
-                                                "edges": edges, "code": code_version([out])})
-        lines = ["# Tuning on validation", "",
-                 f"Profile `{profile}`: every method gets the same number of trials, one seed, ranked by best "
-                 "validation accuracy (the test classes are never used); the selected trial is in bold.", ""]
-        table = []
-        for r in rows:
-            mark = "**" if selected[r["key"]]["run"] == r["run"] else ""
-            trial = ", ".join(f"{k}={v}" for k, v in r["trial"].items())
-            table.append((r["key"], f"{mark}{trial}{mark}", f"{mark}{100 * r['val_acc']:.2f}{mark}", r["steps"],
-                          f"{r['images']:.0f}", f"{r['seconds']:.1f}", r["stopped"]))
-        lines.append(markdown_table(table, ["setting / method", "trial", "val acc %", "updates", "images", "train s",
-                                            "stopped"]))
-        lines += ["", "## Selected values on the edge of their grid", ""]
-        lines += [f"- {key}: {e['dimension']} = {selected[key]['trial'][e['dimension']]} is the {e['side']}est value tried; "
-                  f"the next trial extends the grid to {e['dimension']} = {e['next']}" for key, es in edges.items() for e in es]
-        if not edges:
-            lines.append("Every selected value lies inside its grid.")
-        atomic_write_text(out / "tuning.md", "\n".join(lines) + "\n")
+        edges = {k: es for k, es in grid_edges(rows, selected).items() if k not in (bounds or {})}
+        record = {"profile": profile, "selected": selected, "trials": rows, "edges": edges, "bounds": bounds or {}}
+        before = read_record(out / "tuning.json") or {}
+        if {k: v for k, v in before.items() if k != "code"} != record:
+            atomic_write_json(out / "tuning.json", {**record, "code": code_version([out])})
+            atomic_write_text(out / "tuning.md", _tuning_markdown(profile, rows, selected, edges, bounds or {}))
     return selected
+
+def _tuning_markdown(profile: str, rows: list[dict], selected: dict, edges: dict, bounds: dict) -> str:
+    lines = ["# Tuning on validation", "",
+             f"Profile `{profile}`: every method gets the same number of trials, one seed, ranked by best "
+             "validation accuracy (the test classes are never used); the selected trial is in bold.", ""]
+    table = []
+    for r in rows:
+        mark = "**" if selected[r["key"]]["run"] == r["run"] else ""
+        trial = ", ".join(f"{k}={v}" for k, v in r["trial"].items())
+        table.append((r["key"], f"{mark}{trial}{mark}", f"{mark}{100 * r['val_acc']:.2f}{mark}", r["steps"],
+                      f"{r['images']:.0f}", f"{r['seconds']:.1f}", r["stopped"]))
+    lines.append(markdown_table(table, ["setting / method", "trial", "val acc %", "updates", "images", "train s",
+                                        "stopped"]))
+    lines += ["", "## Selected values on the edge of their grid", ""]
+    lines += [f"- {key}: {e['dimension']} = {selected[key]['trial'][e['dimension']]} is the {e['side']}est value tried; "
+              f"the next trial extends the grid to {e['dimension']} = {e['next']}" for key, es in edges.items() for e in es]
+    lines += [f"- {key}: {e['dimension']} = {selected[key]['trial'][e['dimension']]} is the {e['side']}est value tried "
+              f"and stays there: the grid-extension budget (the same for every method) is spent, so {e['dimension']} = "
+              f"{e['next']} was not tried (a bound of this tuning)" for key, es in bounds.items() for e in es]
+    if not edges and not bounds:
+        lines.append("Every selected value lies inside its grid.")
+    return "\n".join(lines) + "\n"
+
+def _extension_run(base: Run, trial: dict, round_: int) -> Run:
+    "The tuning trial `trial` of `base`'s key, made in grid-extension round `round_`."
+    from dataclasses import replace
+    config, options = split_trial(trial)
+    p = base.parameters
+    name = f"{base.name.rsplit('-t', 1)[0]}-r{round_}-" + "-".join(f"{k}{v}" for k, v in trial.items())
+    return replace(base, name=name, parameters={**p, "train_config": {**p["train_config"], **config},
+                                                "algorithm_options": {**p["algorithm_options"], **options},
+                                                "trial": trial},
+                   description=f"grid extension, round {round_}, of {base.tunes}: {trial}")
+
+def extension_frontier(out: str | Path, trials: Sequence[Run], profile: str) -> tuple[list[Run], list[Run], dict]:
+    """The trials that extend each key's grid past a winner on its edge, as far as the complete trials decide them.
+
+    Round 1 extends the grid trials' winner one step past each edge it sits on (`grid_edges`); round r+1 does the
+    same with the trials of rounds up to r, once they are all complete; at most `Run.grid_extensions` trials per
+    key. Returns (every extension decided so far, those not yet complete, the bounds: per key, the edges still
+    open when its budget ran out). The rounds depend only on complete records, so a reproduction stopped and
+    resumed decides the same trials as one that ran straight through."""
+    out = Path(out)
+    known, todo, bounds = [], [], {}
+    for key in dict.fromkeys(r.tunes for r in trials):
+        grid = [r for r in trials if r.tunes == key]   # the profile's own trials of this key
+        budget = max(r.grid_extensions for r in grid)
+        tried = list(grid)
+        for round_ in range(1, budget + 1):
+            if not all(is_complete(out, r, profile) for r in tried):
+                break
+            rows = _trial_rows(out, tried, profile)
+            edges = grid_edges(rows, _best_trials(rows)).get(key, [])
+            seen = [r["trial"] for r in rows]
+            new = [t for t in edge_trials(_best_trials(rows), {key: edges}).get(key, []) if t not in seen]
+            left = budget - (len(tried) - len(grid))
+            if len(new) > left:
+                bounds[key] = [e for e, t in zip(edges, edge_trials(_best_trials(rows), {key: edges})[key])
+                               if t in new[left:]]
+                new = new[:left]
+            if not new:
+                break
+            runs = [_extension_run(grid[0], t, round_) for t in new]
+            known += runs
+            tried += runs
+            todo += [r for r in runs if not is_complete(out, r, profile)]
+        else:   # every round ran: an edge left now is a bound of the budget
+            if tried != grid and all(is_complete(out, r, profile) for r in tried):
+                rows = _trial_rows(out, tried, profile)
+                still = grid_edges(rows, _best_trials(rows)).get(key, [])
+                if still:
+                    bounds[key] = still
+    return known, todo, bounds
 
 def resolve_tuned(run: Run, selected: dict) -> Run:
     "`run` with the selected trial of its tuning key merged into its training config and method options."
@@ -135,6 +209,12 @@ class Watch:
     on_result: Callable[[RunResult], None] | None = None   # called as each run finishes (or is found complete)
     command: str = ""   # the command recorded with every run (default: `reproduce_command(profile, out)`)
 
+def _incomplete(out: Path, runs: Sequence[Run], profile: str) -> list[Run]:
+    "The `runs` not complete in `out` (final runs with the selection in its tuning.json; none there: incomplete)."
+    saved = _saved_selection(out / "tuning.json") if (out / "tuning.json").exists() else {}
+    return [r for r in runs if (r.tuned and r.tuned not in saved)
+            or not is_complete(out, resolve_tuned(r, saved) if r.tuned else r, profile)]
+
 @one_writer("out", recursive=True)   # one reproduction per folder; stale temp files of a killed one removed
 def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[str] | None = None,
               root: str | Path | None = None, force: bool = False, overrides: dict | None = None,
@@ -145,11 +225,16 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     paper profile on small data); they are part of each run's configuration. Runs execute in quiet
     child processes, `Sweep.jobs` at a time, or as Slurm jobs (`Sweep.executor`, see `mtl_meta.sweep`);
     `watch` says how the caller follows them (a progress bar, a callback per finished run). Runs whose values
-    come from tuning (`Run.tuned`) start once every other run, the tuning trials included, is done."""
+    come from tuning (`Run.tuned`) start once every tuning trial of their key is done, grid extensions included.
+
+    With `Sweep.time_limit` (seconds), no run starts that is not expected to end within it (`expected_seconds`)
+    and a run still going at the limit stops, keeping its checkpoints: such runs come back 'pending' and the
+    next call resumes them. A limit of 0, or a frozen profile (`FROZEN_PROFILES`), trains nothing: the tables
+    are redrawn from the runs already in `out`, which needs no data."""
     from tqdm.auto import tqdm
     from mtl_meta.params import check_run_parameters
     from mtl_meta.sweep import run_all
-    watch = watch or Watch()
+    watch, sweep = watch or Watch(), sweep or Sweep()
     progress, on_result, command = watch.progress, watch.on_result, watch.command
     every = get_profile(profile)                       # the whole profile, with the overrides applied
     if overrides:
@@ -159,23 +244,47 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     for r in runs:   # a value of the wrong type stops here, before any run starts
         if r.parameters:
             check_run_parameters(experiments_dir() / r.notebook, r.parameters, where=f"run {r.name}", allow_unknown=True)
+    if sweep.time_limit is not None and sweep.time_limit < 0:
+        raise MtlMetaError(f"the time limit must be 0 (report only) or more seconds, got {sweep.time_limit:g}")
+    frozen = FROZEN_PROFILES.get(profile)
+    report_only = sweep.time_limit == 0 or frozen is not None
+    out = Path(out)
+    if frozen is not None:
+        if force or overrides:
+            raise MtlMetaError(f"profile {profile!r} is frozen: it trains nothing, so --force and --set do not apply; "
+                               "rerun its runs under the current protocol with --profile cpu")
+        missing = _incomplete(out, runs, profile)
+        if missing:
+            raise MtlMetaError(f"profile {profile!r} is frozen (it trains nothing) and {len(missing)} of its {len(runs)} "
+                               f"runs are not complete in {out}; its records are in {frozen['out']}: pass --out "
+                               f"{frozen['out']}")
     explicit_root = root not in (None, "") or bool(os.environ.get(DATA_ENV))
     root = data_root(root)
-    if explicit_root or any(r.datasets for r in runs):  # a data root someone chose must be usable
-        check_readable_dir(root)
-    out = Path(out)
+    if not report_only and (explicit_root or force or any(r.datasets for r in _incomplete(out, runs, profile))):
+        try:   # a data root someone chose, or one that runs about to train need, must be usable
+            check_readable_dir(root)
+        except MtlMetaError as e:
+            names = sorted({d for r in runs for d in r.datasets})
+            raise MtlMetaError(f"{e}; runs of profile {profile!r} still to train read it: fetch their data with "
+                               + " and ".join(f"mtl-meta data download --dataset {d} --data-root {root}" for d in names)
+                               + ", or pass --report-only to redraw the committed runs' tables") from None
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MtlMetaError(f"cannot create the output folder {out} ({e.strerror}); pass another --out") from None
     sweep_temp_files()   # every argument is checked: stale temporary files of a killed reproduction can go
     command = command or reproduce_command(profile, out)
+    deadline = None if sweep.time_limit is None else Deadline(time.time() + sweep.time_limit,
+                                                              lambda r: expected_seconds(out, r))
     bar = tqdm(total=len(runs), desc=f"reproduce[{profile}]", unit="run", disable=not progress, file=sys.stderr)
     def finished(r: RunResult):
         bar.update(1)
         if on_result is not None:
             on_result(r)
-    done, trials, selected = {}, [r for r in every if r.tunes], None
+    def pending(run: Run, why: str) -> None:
+        done[run.name] = RunResult(run, "pending", 0.0, run_dir(out, run) / f"{run.name}.ipynb", why)
+        finished(done[run.name])
+    done, trials = {}, [r for r in every if r.tunes]
     def execute(stage: list[Run]) -> None:
         "Skip the complete runs of `stage`, execute the others (concurrently when jobs > 1)."
         for run in stage:
@@ -187,34 +296,90 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
                 print(f"mtl-meta: warning: run {run.name} finished earlier but {damaged[run.name]}; running it again",
                       file=sys.stderr)
         todo = [r for r in stage if r.name not in done]
-        for r in run_all(todo, out, profile, root, command, sweep=sweep, on_result=finished):
+        if report_only:
+            for r in todo:
+                pending(r, f"not run: profile {profile} is frozen" if frozen else "not run: report only")
+            return
+        for r in run_all(todo, out, profile, root, command, sweep=sweep, on_result=finished, deadline=deadline):
             done[r.run.name] = r
-    execute([r for r in runs if not r.tuned])        # everything that needs no tuning result, trials included
-    tuned = [r for r in runs if r.tuned]
-    if tuned:                                        # then the final runs, with the trials' choice
-        selected = select_trials(out, trials, profile)
-        ready = []
-        for run in tuned:
-            try:
-                ready.append(with_overrides(resolve_tuned(run, selected), overrides or {}))
-            except MtlMetaError as e:
-                done[run.name] = RunResult(run, "failed", 0.0, run_dir(out, run) / f"{run.name}.ipynb", str(e))
-                finished(done[run.name])
-        execute(ready)
+    execute([r for r in runs if not r.tuned])        # everything that needs no tuning result, grid trials included
+    extensions, waiting, bounds = extension_frontier(out, trials, profile)
+    while waiting and not report_only:               # grid extensions, round by round, as far as time allows
+        fresh = [r for r in waiting if r.name not in done]
+        if not fresh:
+            break
+        execute(fresh)
+        if any(done[r.name].status != "ok" for r in fresh):
+            break
+        extensions, waiting, bounds = extension_frontier(out, trials, profile)
+    for r in waiting:
+        if r.name not in done:
+            pending(r, "not run: a grid extension waiting for time")
+    trials = trials + extensions
+    selected = select_trials(out, trials, profile, bounds) if trials else {}
+    unfinished = {r.tunes for r in trials if not is_complete(out, r, profile)} | {r.tunes for r in waiting}
+    tuned, ready = [r for r in runs if r.tuned], []
+    for run in tuned:                                # then the final runs, with the trials' choice
+        if run.tuned in unfinished:
+            pending(run, f"not run: its tuning trials ({run.tuned}) are not all complete")
+            continue
+        try:
+            ready.append(with_overrides(resolve_tuned(run, selected), overrides or {}))
+        except MtlMetaError as e:
+            done[run.name] = RunResult(run, "failed", 0.0, run_dir(out, run) / f"{run.name}.ipynb", str(e))
+            finished(done[run.name])
+    execute(ready)
     bar.close()
-    if trials:   # tuning.md and tuning.json describe every complete trial, also after --only
-        selected = select_trials(out, trials, profile)
+    every = every + extensions
     made = collect(out, [r.name for r in every])
     for name, problem in made["problems"].items():   # a run whose result the tables cannot use has not succeeded
-        if name in done and done[name].status != "failed":
+        if name in done and done[name].status not in ("failed", "pending"):
             done[name] = RunResult(done[name].run, "failed", done[name].seconds, done[name].notebook,
                                    f"its result is left out of the tables: {problem}")
-    results = [done[r.name] for r in runs]
+    results = [done[r.name] for r in runs] + [done[r.name] for r in extensions if r.name in done and not only]
     if selected:   # the summary shows the values the final runs used
         every = [with_overrides(resolve_tuned(r, selected), overrides or {}) if r.tuned in selected else r for r in every]
     # The summary covers the whole profile, also after `--only`: it describes the folder, not this call.
     write_summary(out, profile, every, command if not only else reproduce_command(profile, out))
     return results
+
+def expected_seconds(out: str | Path, run: Run) -> float | None:
+    """The wall-clock seconds `run` is expected to take, from the complete few-shot runs recorded in `out`.
+
+    Per seed still to train (a seed with a `seedN/seed.json` is done): the mean seconds per seed of the same
+    method's complete runs of the same kind (tuning trial or final run) and setting; without one, the method's
+    seconds per epoch in any of its complete runs times the median epochs a seed of that kind needed (or the run's
+    epoch cap). None where `out` holds no complete run of the method (or `run` is not a few-shot run)."""
+    p = run.parameters
+    if run.notebook != "fewshot.ipynb" or "method" not in p:
+        return None
+    kind = "tuning" if p.get("test_episodes", 1) == 0 else "fewshot"
+    cfg = p.get("train_config", {})
+    setting = (cfg.get("ways"), cfg.get("shots"))
+    left = sum(not (run_dir(out, run) / f"seed{s}" / "seed.json").exists() for s in p.get("seeds", [0]))
+    same, method_rate, kind_epochs = [], [0.0, 0], []
+    for rec_path in Path(out).glob("runs/*/run.json"):
+        rec, res = read_record(rec_path), read_record(rec_path.parent / "results.json")
+        if not rec or rec.get("status") != "ok" or not res or not isinstance(res.get("per_seed"), list):
+            continue
+        seconds = rec.get("seconds_all_attempts", rec.get("seconds"))
+        per_seed = [s for s in res["per_seed"] if isinstance(s, dict)]
+        if not isinstance(seconds, (int, float)) or not per_seed:
+            continue
+        epochs = [len(s.get("history") or []) for s in per_seed]
+        if res.get("experiment") == kind:
+            kind_epochs += epochs
+        if res.get("method") != p["method"]:
+            continue
+        if res.get("experiment") == kind and (res.get("ways"), res.get("shots")) == setting:
+            same.append(seconds / len(per_seed))
+        method_rate[0] += seconds; method_rate[1] += sum(epochs)
+    if same:
+        return left * statistics.mean(same)
+    if method_rate[1]:
+        epochs = statistics.median(kind_epochs) if kind_epochs else cfg.get("epochs", 100)
+        return left * epochs * method_rate[0] / method_rate[1]
+    return None
 
 def write_summary(out: Path, profile: str, runs: Iterable[Run], command: str) -> Path:
     "Write `out/reproduction.md`: each run's notebook, parameters, status and files (no timings)."

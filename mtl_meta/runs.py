@@ -17,8 +17,9 @@ from .core import MtlMetaError, atomic_write_json
 from .report import RESULT_FIELDS, read_results
 
 # %% auto #0
-__all__ = ['Run', 'experiments_dir', 'RunResult', 'uncommitted_changes', 'code_version', 'run_dir', 'record_path', 'read_record',
-           'record_problem', 'is_complete', 'prepare_run_dir', 'execute_run']
+__all__ = ['ATTEMPTS_FILE', 'Run', 'experiments_dir', 'RunResult', 'uncommitted_changes', 'code_version', 'run_dir',
+           'record_path', 'read_record', 'record_problem', 'is_complete', 'prepare_run_dir', 'earlier_attempts',
+           'record_attempt', 'execute_run']
 
 # %% ../nbs/10c_runs.ipynb #cccc0005
 @dataclass(frozen=True)
@@ -31,11 +32,13 @@ class Run:
     description: str = ""
     tunes: str = ""                # a tuning trial: the key (data set, setting, method) whose trials it belongs to
     tuned: str = ""                # a final run: the key whose selected trial completes its parameters
+    grid_extensions: int = 0       # a tuning trial: how many trials may extend its key's grid past an edge winner
+    recorded_as: str = ""          # a frozen profile's run: the profile name its records were made under
 
     def config(self, profile: str) -> dict:
         "Everything that determines the run's result; stored with it and compared on resume."
         return {"name": self.name, "notebook": self.notebook, "parameters": self.parameters,
-                "datasets": list(self.datasets), "profile": profile}
+                "datasets": list(self.datasets), "profile": self.recorded_as or profile}
 
     def config_hash(self, profile: str) -> str:
         blob = json.dumps(self.config(profile), sort_keys=True).encode()
@@ -174,6 +177,23 @@ def prepare_run_dir(out: str | Path, run: Run, profile: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
+# %% ../nbs/10c_runs.ipynb #runs0009
+ATTEMPTS_FILE = "attempts.json"   # in a run's folder: the attempts stopped before the run ended
+
+def earlier_attempts(folder: str | Path) -> list[dict]:
+    "The attempts of a run stopped before it ended (time limits), oldest first: [{'seconds', 'ended', 'at'}]."
+    rec = read_record(Path(folder) / ATTEMPTS_FILE)
+    attempts = rec.get("attempts") if rec is not None else None
+    return [a for a in attempts if isinstance(a, dict) and isinstance(a.get("seconds"), (int, float))] \
+        if isinstance(attempts, list) else []
+
+def record_attempt(folder: str | Path, seconds: float, ended: str) -> list[dict]:
+    "Note an attempt of the run in `folder` that ended before the run did (`ended` says why); all attempts so far."
+    attempts = [*earlier_attempts(folder), {"seconds": round(seconds, 2), "ended": ended,
+                                            "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
+    atomic_write_json(Path(folder) / ATTEMPTS_FILE, {"attempts": attempts})
+    return attempts
+
 # %% ../nbs/10c_runs.ipynb #cccc000d-12
 def execute_run(run: Run, out: str | Path, profile: str, root: Path, command: str = "",
                 progress: bool = False, **papermill_options) -> RunResult:
@@ -200,8 +220,13 @@ def execute_run(run: Run, out: str | Path, profile: str, root: Path, command: st
         if problem:
             status, error = "failed", f"the notebook finished but {problem}"
     seconds = time.perf_counter() - t0
-    atomic_write_json(folder / "run.json", {
-        "config": run.config(profile), "config_hash": run.config_hash(profile), "status": status,
-        "error": error, "seconds": round(seconds, 2), "command": command, "code": code_version([out]),
-        "python": platform.python_version(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    earlier = earlier_attempts(folder)
+    record = {"config": run.config(profile), "config_hash": run.config_hash(profile), "status": status,
+              "error": error, "seconds": round(seconds, 2), "command": command, "code": code_version([out]),
+              "python": platform.python_version(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if earlier:   # a run resumed after a time limit stopped it: its wall-clock is the sum of its attempts
+        record.update(earlier_attempts=earlier,
+                      seconds_all_attempts=round(seconds + sum(a["seconds"] for a in earlier), 2))
+    atomic_write_json(folder / "run.json", record)
+    (folder / ATTEMPTS_FILE).unlink(missing_ok=True)   # now part of run.json
     return RunResult(run, status, seconds, executed, error)

@@ -22,7 +22,7 @@ from .runs import Run, RunResult, execute_run, prepare_run_dir, run_dir
 
 # %% auto #0
 __all__ = ['QUIET_ENV', 'KERNEL_ARGS', 'PARENT_ENV', 'EXECUTORS', 'run_log', 'child_env', 'die_with_parent', 'execute_isolated',
-           'Sweep', 'run_all', 'headline', 'result_line']
+           'Sweep', 'Deadline', 'run_all', 'headline', 'result_line']
 
 # %% ../nbs/15_sweep.ipynb #cccc0005
 QUIET_ENV = {
@@ -61,7 +61,7 @@ def _payload(run: Run, out, profile: str, root, command: str) -> str:
 def _from_payload(text: str) -> tuple:
     p = json.loads(text)
     r = p["run"]
-    run = Run(r["name"], r["notebook"], r["parameters"], tuple(r["datasets"]), r["description"])
+    run = Run(**{**r, "datasets": tuple(r["datasets"])})   # every field: the record's identity depends on some
     return run, Path(p["out"]), p["profile"], Path(p["root"]), p["command"]
 
 PARENT_ENV = "MTL_META_PARENT_PID"   # set for a run's process: the pid of the reproduce process it belongs to
@@ -134,9 +134,14 @@ def _result(run: Run, out, returncode: int | None = None, error: str = "") -> Ru
                      rec.get("error", ""))
 
 # %% ../nbs/15_sweep.ipynb #cccc0007-6
-def execute_isolated(run: Run, out, profile: str, root, command: str = "", device_index: int | None = None) -> RunResult:
-    "Execute `run` in a child process with a quiet environment; its output goes to the run's log."
+def execute_isolated(run: Run, out, profile: str, root, command: str = "", device_index: int | None = None,
+                     stop_at: float | None = None) -> RunResult:
+    """Execute `run` in a child process with a quiet environment; its output goes to the run's log.
+
+    At `stop_at` (a `time.time()`), a run still going is stopped (SIGTERM: its kernel goes with it), its
+    checkpoints and finished seeds kept, and its result is 'pending': the next call resumes it."""
     from mtl_meta.core import held_lock_fd
+    from mtl_meta.runs import record_attempt
     folder = prepare_run_dir(out, run, profile)
     (folder / "run.json").unlink(missing_ok=True)   # the status read back must be this execution's
     log_path = run_log(out, run)
@@ -145,11 +150,27 @@ def execute_isolated(run: Run, out, profile: str, root, command: str = "", devic
     lock = held_lock_fd(out)    # the child holds the folder's lock too: it is free only once the child is gone
     env = {**child_env(device_index), PARENT_ENV: str(os.getpid())}
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    t0 = time.time()
     with open(fd, "w") as log:
-        p = subprocess.run([sys.executable, "-c", "import sys; from mtl_meta.sweep import _execute_here; "
-                            "_execute_here(sys.argv[1])", _payload(run, out, profile, root, command)],
-                           stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                           pass_fds=() if lock is None else (lock,))
+        p = subprocess.Popen([sys.executable, "-c", "import sys; from mtl_meta.sweep import _execute_here; "
+                              "_execute_here(sys.argv[1])", _payload(run, out, profile, root, command)],
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                             pass_fds=() if lock is None else (lock,))
+        try:
+            p.wait(timeout=None if stop_at is None else max(0.0, stop_at - time.time()))
+        except subprocess.TimeoutExpired:
+            p.terminate()   # die_with_parent's handler stops the kernel, then the process
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill(); p.wait()
+            seconds = time.time() - t0
+            record_attempt(folder, seconds, "time limit")
+            return RunResult(run, "pending", seconds, folder / f"{run.name}.ipynb",
+                             "stopped at the time limit; its checkpoints and finished seeds are kept")
+        except BaseException:   # Ctrl-C or an error here: the child must not outlive this call
+            p.terminate(); p.wait()
+            raise
     return _result(run, out, p.returncode)
 
 # %% ../nbs/15_sweep.ipynb #cccc0009
@@ -161,6 +182,7 @@ class Sweep:
     jobs: int = 1                      # runs at once (local: processes, one GPU each when there are GPUs)
     executor: str = "local"            # local, slurm, or submitit-local (submitit's local executor)
     slurm_options: dict | None = None  # submitit's Slurm parameters, e.g. {"partition": "gpu", "timeout_min": 600}
+    time_limit: float | None = None    # seconds this call may run runs for (local executor); 0: report only
 
 def _gpu_count() -> int:
     try:
@@ -194,16 +216,45 @@ def _submitit_executor(kind: str, folder: Path, options: dict | None):
         raise MtlMetaError(f"bad --slurm option ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
     return ex
 
+# %% ../nbs/15_sweep.ipynb #sweep0101
+@dataclass(frozen=True)
+class Deadline:
+    """When a time-limited reproduction stops: no run starts that is not expected to end by `at`, and runs still
+    going at `at` stop (keeping their checkpoints). `estimate` gives a run's expected seconds (None: unknown,
+    and a run without an estimate starts while any time is left)."""
+    at: float                                                   # a time.time()
+    estimate: Callable[[Run], float | None] = lambda run: None
+
+    def left(self) -> float:
+        "Seconds until the deadline (negative once it has passed)."
+        return self.at - time.time()
+
+    def refuses(self, run: Run) -> str:
+        "Why `run` may not start now; '' when it may."
+        left = self.left()
+        if left <= 0:
+            return "not started: the time limit is reached"
+        need = self.estimate(run)
+        if need is not None and need > left:
+            return f"not started: expected to take {need:.0f} s, {left:.0f} s left before the time limit"
+        return ""
+
 # %% ../nbs/15_sweep.ipynb #cccc0009-3
 def run_all(runs: Sequence[Run], out, profile: str, root, command: str = "", sweep: Sweep | None = None,
-            on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
-    "Execute `runs` (independent of each other) as `sweep` says; return their results in the order of `runs`."
+            on_result: Callable[[RunResult], None] | None = None, deadline: Deadline | None = None) -> list[RunResult]:
+    """Execute `runs` (independent of each other) as `sweep` says; return their results in the order of `runs`.
+
+    With a `deadline`, a run that is not expected to end in time is not started, and one still going at the
+    deadline is stopped: both come back 'pending'."""
     sweep = sweep or Sweep()
     jobs, executor, slurm_options = sweep.jobs, sweep.executor, sweep.slurm_options
     if executor not in EXECUTORS:
         raise MtlMetaError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
     if jobs < 1:
         raise MtlMetaError(f"--jobs must be at least 1, got {jobs}")
+    if deadline is not None and executor != "local":
+        raise MtlMetaError(f"--time-limit works with the local executor only (a cluster job has its own limit: "
+                           f"--slurm timeout_min=...); drop one of --time-limit and --executor {executor}")
     done: dict[str, RunResult] = {}
     def finish(r: RunResult):
         done[r.run.name] = r
@@ -215,9 +266,13 @@ def run_all(runs: Sequence[Run], out, profile: str, root, command: str = "", swe
         for k in range(jobs):
             free.put(k % gpus if gpus and jobs > 1 else None)
         def one(r: Run) -> RunResult:
+            refused = deadline.refuses(r) if deadline is not None else ""
+            if refused:
+                return RunResult(r, "pending", 0.0, run_dir(out, r) / f"{r.name}.ipynb", refused)
             device = free.get()
             try:
-                return execute_isolated(r, out, profile, root, command, device)
+                return execute_isolated(r, out, profile, root, command, device,
+                                        None if deadline is None else deadline.at)
             finally:
                 free.put(device)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -275,4 +330,5 @@ def headline(out, run: Run) -> str:
 # %% ../nbs/15_sweep.ipynb #cccc000b-1
 def result_line(out, r: RunResult) -> str:
     "`status  name  seconds  headline`."
-    return f"{r.status:8s} {r.run.name:32s} {r.seconds:8.1f} s  {headline(out, r.run) if r.status != 'failed' else r.error[:120]}"
+    said = r.error[:120] if r.status in ("failed", "pending") else headline(out, r.run)
+    return f"{r.status:8s} {r.run.name:32s} {r.seconds:8.1f} s  {said}"
