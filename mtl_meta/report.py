@@ -15,10 +15,11 @@ from .core import atomic_write_bytes, atomic_write_text, markdown_table
 # %% auto #0
 __all__ = ['PUBLISHED', 'METHOD_COLOURS', 'COMPARATOR', 'RESULT_FIELDS', 'REPORTS', 'method_order', 'use_figure_style',
            'log_x_axis', 'save_figure', 'epochs_at_last_rate', 'patience_after_cut', 'seed_interval', 'fewshot_table',
-           'cost_to_accuracy', 'cost_table', 'efficiency_curve', 'efficiency_table', 'paper_comparison',
-           'method_colour', 'best_on_validation', 'paired_table', 'paper_gaps', 'check_results', 'read_results',
-           'timing_outliers', 'report_fewshot', 'report_taxonomy', 'report_sinusoid', 'report_efficiency',
-           'report_theory', 'write_figures_index', 'collect', 'theory_split_markdown']
+           'cost_to_accuracy', 'cost_table', 'efficiency_curve', 'speedup_curve', 'efficiency_table',
+           'paper_comparison', 'method_colour', 't_interval', 'log_ratio_interval', 'paired_p_value', 'holm',
+           'best_on_validation', 'paired_table', 'paper_gaps', 'check_results', 'read_results', 'timing_outliers',
+           'report_fewshot', 'report_taxonomy', 'report_sinusoid', 'report_efficiency', 'report_theory',
+           'write_figures_index', 'collect', 'theory_split_markdown']
 
 # %% ../nbs/10b_report.ipynb #order001
 def method_order() -> tuple[str, ...]:
@@ -137,6 +138,14 @@ def fewshot_table(results: list[dict]):
     import pandas as pd
     rows = []
     for r in results:
+        if r.get("experiment") == "pending":   # expected by the profile, not complete: its cells say so
+            for w, k in r["pending_tests"]:
+                rows.append({"dataset": r["dataset"], "backbone": r["backbone"], "ways": w, "shots": k,
+                             "method": r["method"], "seeds": len(r["seeds"]), "test_episodes": r["test_episodes"],
+                             "acc": float("nan"), "ci95_seeds": float("nan"), "ci95_episodes": float("nan"),
+                             "train_seconds": float("nan"), "train_images": float("nan"),
+                             "run_setting": f"{r['ways']}w{r['shots']}s",
+                             "status": f"pending: {r['seeds_done']} of {len(r['seeds'])} seeds done", "run": r["run"]})
         if r.get("experiment") != "fewshot":
             continue
         for j, t in enumerate(r.get("tests") or [r]):   # one row per test setting of the trained body
@@ -146,7 +155,7 @@ def fewshot_table(results: list[dict]):
                          "ci95_seeds": 100 * _seed_ci(r, j, t),
                          "ci95_episodes": 100 * t["test_ci95_episodes"], "train_seconds": r["train_seconds"],
                          "train_images": r.get("train_images", float("nan")), "run_setting": f"{r['ways']}w{r['shots']}s",
-                         **patience_after_cut(r.get("per_seed", [])), "run": r["run"]})
+                         **patience_after_cut(r.get("per_seed", [])), "status": "complete", "run": r["run"]})
     df = pd.DataFrame(rows)
     if df.empty:
         return df
@@ -197,8 +206,8 @@ def cost_table(results: list[dict]):
     for col in ("images_to_target_minus_1", "seconds_to_target_minus_1"):
         mtl = df[df.method == "mtl"].set_index(["dataset", "backbone", "ways", "shots"])[col]
         ref = np.array([mtl.get((row.dataset, row.backbone, row.ways, row.shots), np.nan) for _, row in df.iterrows()])
-        with np.errstate(invalid="ignore", divide="ignore"):   # inf / inf (neither reached): nan
-            df[col.replace("_to_", "_ratio_to_")] = df[col].to_numpy(dtype=float) / ref
+        with np.errstate(invalid="ignore", divide="ignore"):   # MTL never got there: no ratio (nan), never 0
+            df[col.replace("_to_", "_ratio_to_")] = np.where(np.isinf(ref), np.nan, df[col].to_numpy(dtype=float) / ref)
     return df
 
 # %% ../nbs/10b_report.ipynb #cccc0014-8
@@ -259,45 +268,101 @@ def _plot_efficiency_curve(curve, out: Path) -> list[Path]:
     return paths
 
 # %% ../nbs/10b_report.ipynb #cccc0014-10
-def _bootstrap_ratio(base_costs, mtl_costs, reps: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile interval of mean(baseline cost) / mean(MTL cost) when seeds are resampled with replacement,
-    paired (the same resampled seeds for both methods); (nan, nan) with fewer than 2 seeds or a cost never paid."""
+def _per_seed_ratios(mtl: dict, base: dict, target: float) -> tuple[list[int], list[tuple], list[tuple]]:
+    "Seeds both runs have, and each one's (images, seconds) to first reach `target`: (seeds, MTL's, the baseline's)."
+    theirs = {s["seed"]: s for s in base["per_seed"]}
+    seeds = [s["seed"] for s in mtl["per_seed"] if s["seed"] in theirs]
+    ours = {s["seed"]: s for s in mtl["per_seed"]}
+    return (seeds, [cost_to_accuracy(ours[s]["history"], target) for s in seeds],
+            [cost_to_accuracy(theirs[s]["history"], target) for s in seeds])
+
+def speedup_curve(results: list[dict], step: float = 0.01):
+    """MTL's speedup over each baseline as a function of the validation accuracy asked for: at every threshold from
+    the lowest first-epoch validation accuracy of the pair up to the highest best accuracy (in `step`s), the
+    per-seed ratios of the baseline's cost to first reach it over MTL's (training images, which equal the
+    ratio of updates since every method sees the same images per episode; and wall-clock), summarised as the
+    geometric mean with its t interval on the log scale over the seeds where both got there (`reached`)."""
     import numpy as np
-    b, m = np.asarray(base_costs, dtype=float), np.asarray(mtl_costs, dtype=float)
-    if b.size < 2 or b.size != m.size or not (np.isfinite(b).all() and np.isfinite(m).all()):
-        return float("nan"), float("nan")
-    idx = np.random.default_rng(seed).integers(0, b.size, size=(reps, b.size))
-    ratios = b[idx].mean(1) / m[idx].mean(1)
-    return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+    import pandas as pd
+    fs = [r for r in results if r.get("experiment") == "fewshot"]
+    key = lambda r: (r["dataset"], r["backbone"], r["ways"], r["shots"])
+    rows = []
+    for mtl in (r for r in fs if r["method"] == "mtl"):
+        for base in (r for r in fs if key(r) == key(mtl) and r["method"] != "mtl"):
+            vals = [h["val_acc"] for r in (mtl, base) for s in r["per_seed"] for h in s["history"][:1]]
+            tops = [max(h["val_acc"] for h in s["history"]) for r in (mtl, base) for s in r["per_seed"] if s["history"]]
+            if not vals or not tops:
+                continue
+            lo, hi = math.ceil(min(vals) / step) * step, max(tops)
+            for target in np.arange(lo, hi + 1e-9, step):
+                seeds, ours, theirs = _per_seed_ratios(mtl, base, float(target))
+                both = [(o, t) for o, t in zip(ours, theirs) if math.isfinite(o[0]) and math.isfinite(t[0])]
+                row = {"dataset": mtl["dataset"], "backbone": mtl["backbone"], "ways": mtl["ways"], "shots": mtl["shots"],
+                       "baseline": base["method"], "threshold": round(100 * float(target), 4), "seeds": len(seeds),
+                       "reached": len(both), "mtl_reached": sum(math.isfinite(o[0]) for o in ours),
+                       "baseline_reached": sum(math.isfinite(t[0]) for t in theirs)}
+                for col, j in (("speedup_images", 0), ("speedup_seconds", 1)):
+                    g, glo, ghi = log_ratio_interval([t[j] / o[j] for o, t in both if o[j] > 0])
+                    row.update({col: g, f"{col}_lo": glo, f"{col}_hi": ghi})
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+def _plot_speedup_curve(curve, out: Path) -> list[Path]:
+    "One figure per setting: MTL's speedup over every baseline against the accuracy threshold, with its band."
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    paths = []
+    use_figure_style()
+    for (d, b, w, k), g in curve.groupby(["dataset", "backbone", "ways", "shots"]):
+        fig, axs = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+        for ax, col, label in ((axs[0], "speedup_images", "training images (= updates)"),
+                               (axs[1], "speedup_seconds", "wall-clock")):
+            for base, s in g.groupby("baseline", sort=False):
+                s = s[s.reached >= 1]
+                colour = method_colour(base)
+                ax.plot(s.threshold, s[col], color=colour, lw=1.2, label=base)
+                ax.fill_between(s.threshold, s[f"{col}_lo"], s[f"{col}_hi"], color=colour, alpha=0.15, lw=0)
+            ax.axhline(1.0, color="grey", lw=0.8)
+            ax.set_yscale("log")
+            ax.set(xlabel="validation accuracy asked for (%)", ylabel=f"MTL's speedup, {label} (log)")
+        axs[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        fig.suptitle(f"{d}, {b}, {w}-way {k}-shot: the baseline's cost over MTL's to first reach each accuracy\n"
+                     "(geometric mean over the seeds where both got there, band: 95% t interval on the log scale; "
+                     "above 1: MTL cheaper)", fontsize=10)
+        fig.tight_layout()
+        paths += save_figure(fig, out / f"speedup-{d}-{w}w{k}s", dpi=110,
+                             description=f"MTL's speedup over each baseline against the accuracy threshold, {d} {w}-way {k}-shot")
+    return paths
 
 # %% ../nbs/10b_report.ipynb #cccc0014-11
 def efficiency_table(results: list[dict]):
-    """Speedup of MTL over each baseline at matched validation accuracy, per setting, in training images and
-    in seconds. Matched accuracy: the lowest best validation accuracy of any seed of the two methods, so that
-    every seed of both reaches it; costs are means over seeds of the first validation at or above it; the
-    intervals resample seeds (paired, 2000 bootstrap replicates) at that fixed threshold."""
+    """Speedup of MTL over each baseline at matched validation accuracy, per setting, in training images (which
+    equal updates: every method sees the same images per episode) and in seconds. Matched accuracy: the lowest
+    best validation accuracy of any seed of the two methods, so that every seed of both reaches it; costs are means
+    over seeds of the first validation at or above it; the speedup is the geometric mean of the per-seed ratios,
+    with the 95% Student-t interval of their logs (paired: the same seed of both methods). `speedup_curve` gives
+    the same ratio at every threshold."""
     import numpy as np
     import pandas as pd
     fs = [r for r in results if r.get("experiment") == "fewshot"]
     key = lambda r: (r["dataset"], r["backbone"], r["ways"], r["shots"])
     worst_best = lambda r: min(max((h["val_acc"] for h in s["history"]), default=float("nan")) for s in r["per_seed"])
-    ratio = lambda a, b: a / b if np.isfinite(a) and np.isfinite(b) and b > 0 else float("nan")
     rows = []
     for mtl in (r for r in fs if r["method"] == "mtl"):
         for base in (r for r in fs if key(r) == key(mtl) and r["method"] != "mtl"):
             target = min(worst_best(mtl), worst_best(base))
-            seeds = [s for s in (x["seed"] for x in mtl["per_seed"]) if s in {x["seed"] for x in base["per_seed"]}]
-            per = lambda r: {s["seed"]: cost_to_accuracy(s["history"], target) for s in r["per_seed"]}
-            c_mtl, c_base = per(mtl), per(base)
-            (i_mtl, t_mtl), (i_base, t_base) = (np.mean(list(c.values()), axis=0) for c in (c_mtl, c_base))
-            lo_i, hi_i = _bootstrap_ratio([c_base[s][0] for s in seeds], [c_mtl[s][0] for s in seeds])
-            lo_t, hi_t = _bootstrap_ratio([c_base[s][1] for s in seeds], [c_mtl[s][1] for s in seeds])
+            seeds, ours, theirs = _per_seed_ratios(mtl, base, target)
+            speed_i = log_ratio_interval([t[0] / o[0] for o, t in zip(ours, theirs)])
+            speed_t = log_ratio_interval([t[1] / o[1] for o, t in zip(ours, theirs)])
             rows.append({"dataset": mtl["dataset"], "backbone": mtl["backbone"], "ways": mtl["ways"],
                          "shots": mtl["shots"], "baseline": base["method"], "matched_val_acc": 100 * target,
-                         "seeds": len(seeds), "mtl_images": i_mtl, "baseline_images": i_base,
-                         "speedup_images": ratio(i_base, i_mtl), "speedup_images_lo": lo_i, "speedup_images_hi": hi_i,
-                         "mtl_seconds": t_mtl, "baseline_seconds": t_base, "speedup": ratio(t_base, t_mtl),
-                         "speedup_lo": lo_t, "speedup_hi": hi_t,
+                         "seeds": len(seeds), "mtl_images": float(np.mean([o[0] for o in ours])),
+                         "baseline_images": float(np.mean([t[0] for t in theirs])),
+                         "speedup_images": speed_i[0], "speedup_images_lo": speed_i[1], "speedup_images_hi": speed_i[2],
+                         "mtl_seconds": float(np.mean([o[1] for o in ours])),
+                         "baseline_seconds": float(np.mean([t[1] for t in theirs])),
+                         "speedup": speed_t[0], "speedup_lo": speed_t[1], "speedup_hi": speed_t[2],
                          "mtl_test_acc": 100 * mtl["test_acc"], "baseline_test_acc": 100 * base["test_acc"]})
     return pd.DataFrame(rows)
 
@@ -317,9 +382,11 @@ def paper_comparison(table):
     return pd.DataFrame(rows)
 
 # %% ../nbs/10b_report.ipynb #cccc0014-13
-def _write_table(df, out: Path, stem: str, title: str, note: str = "") -> None:
+def _write_table(df, out: Path, stem: str, title: str, note: str = "", shown=None) -> None:
+    "`stem.csv` from `df`, and `stem.md` from `shown` (the same table with cells written for a reader) or `df`."
     atomic_write_text(out / f"{stem}.csv", df.to_csv(index=False, float_format="%.4f"))
-    md = markdown_table(df) if not df.empty else "(no results)"
+    shown = df if shown is None else shown
+    md = markdown_table(shown) if not shown.empty else "(no results)"
     atomic_write_text(out / f"{stem}.md", f"# {title}\n\n{note}{md}\n")
 
 # Okabe & Ito's eight colours, told apart with the common colour-vision deficiencies; one per method, in every figure
@@ -386,6 +453,51 @@ def _plot_curves(results: list[dict], out: Path) -> list[Path]:
                              description=f"validation accuracy against training wall-clock, {d} {w}-way {k}-shot")
     return paths
 
+# %% ../nbs/10b_report.ipynb #stat0002
+def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
+    "Mean of `values` with its Student-t interval (n - 1 degrees of freedom): (mean, lo, hi); nan bounds below 2 values."
+    import numpy as np
+    from scipy import stats
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(v.mean())
+    if v.size < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    return mean, mean - half, mean + half
+
+def log_ratio_interval(ratios, level: float = 0.95) -> tuple[float, float, float]:
+    """Geometric mean of per-seed `ratios` with the Student-t interval of their logs, exponentiated: (mean, lo, hi).
+    nan throughout when a ratio is not finite and positive (a cost never paid); nan bounds below 2 ratios."""
+    import numpy as np
+    r = np.asarray(ratios, dtype=float)
+    if r.size == 0 or not (np.isfinite(r).all() and (r > 0).all()):
+        return float("nan"), float("nan"), float("nan")
+    return tuple(float(np.exp(x)) for x in t_interval(np.log(r), level))
+
+def paired_p_value(differences) -> float:
+    """Two-sided p-value of the one-sample t-test that the mean paired difference is 0 (nan below 2 values; with
+    no spread at all: 1 for a zero difference, 0 otherwise)."""
+    import numpy as np
+    from scipy import stats
+    d = np.asarray(differences, dtype=float)
+    if d.size < 2:
+        return float("nan")
+    if np.allclose(d, d[0], rtol=0, atol=1e-12):
+        return 1.0 if abs(d[0]) < 1e-12 else 0.0
+    return float(stats.ttest_1samp(d, 0.0).pvalue)
+
+def holm(p_values) -> list[float]:
+    "Holm's step-down adjusted p-values, in the order given (nan stays nan and does not count)."
+    import math
+    ranked = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    adjusted, running = [float("nan")] * len(p_values), 0.0
+    for k, (p, i) in enumerate(ranked):
+        running = max(running, min(1.0, (len(ranked) - k) * p))
+        adjusted[i] = running
+    return adjusted
+
 # %% ../nbs/10b_report.ipynb #pair0002
 COMPARATOR = "metaoptnet-svm"   # MTL's comparator in every verdict, fixed in advance: the paper's MetaOptNet
 
@@ -410,15 +522,71 @@ def best_on_validation(results: list[dict]) -> dict:
     return {k: m for k, (m, _) in best.items()}
 
 # %% ../nbs/10b_report.ipynb #pair0002-2
+def _per_seed_episodes(r: dict) -> dict:
+    "{(ways, shots): {seed: every test episode's accuracy}} of a few-shot run, where its seeds stored them."
+    out: dict = {}
+    for s in r.get("per_seed") or []:
+        for t in s.get("tests") or []:
+            if isinstance(t.get("episode_accs"), list):
+                out.setdefault((t["ways"], t["shots"]), {})[s["seed"]] = t["episode_accs"]
+    return out
+
+def _episode_interval(ours: dict, theirs: dict, seeds: list) -> float:
+    """Mean over `seeds` of the 95% interval of the paired per-episode difference (points) within the seed, where
+    both methods stored every episode's accuracy on the same episodes; nan otherwise."""
+    import numpy as np
+    halves = []
+    for s in seeds:
+        a, b = ours.get(s), theirs.get(s)
+        if a is None or b is None or len(a) != len(b) or len(a) < 2:
+            return float("nan")
+        d = 100 * (np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
+        halves.append(1.96 * d.std(ddof=1) / np.sqrt(d.size))
+    return float(np.mean(halves)) if halves else float("nan")
+
+def _pending_pairs(results: list[dict], done: list[dict]) -> list[dict]:
+    """Rows for the pairs of MTL and a baseline that a profile expects but that are not both complete (records of
+    `experiment` 'pending', see `collect`): no numbers, so no verdict is ever drawn from half a pair."""
+    runs = [r for r in results if r.get("experiment") in ("fewshot", "pending")]
+    key = lambda r: (r["dataset"], r["backbone"], r["ways"], r["shots"])
+    tests = lambda r: [tuple(t) for t in r.get("pending_tests") or [[t["ways"], t["shots"]] for t in r.get("tests") or [r]]]
+    have = {(d["dataset"], d["backbone"], d["ways"], d["shots"], d["trained"], d["baseline"]) for d in done}
+    rows = []
+    for m in (r for r in runs if r["method"] == "mtl"):
+        for b in (r for r in runs if r["method"] != "mtl" and key(r) == key(m)):
+            if m["experiment"] == b["experiment"] == "fewshot":
+                continue
+            for w, k in tests(b):
+                if (m["dataset"], m["backbone"], w, k, f"{m['ways']}w{m['shots']}s", b["method"]) in have:
+                    continue
+                rows.append({"dataset": m["dataset"], "backbone": m["backbone"], "ways": w, "shots": k,
+                             "trained": f"{m['ways']}w{m['shots']}s", "baseline": b["method"],
+                             "role": "comparator" if b["method"] == COMPARATOR else "",
+                             "seeds": 0, "mtl_acc": float("nan"), "baseline_acc": float("nan"),
+                             "difference": float("nan"), "ci95": float("nan"), "p_value": float("nan"),
+                             "episode_ci95": float("nan"), "error_ratio": float("nan"),
+                             "error_ratio_lo": float("nan"), "error_ratio_hi": float("nan"), "pending": True})
+    return rows
+
+def _pending_cells(df, pending):
+    "`df` for reading: in the rows where `pending` is true, every missing number says 'pending'."
+    shown = df.astype(object)
+    for i in df.index[pending]:
+        shown.loc[i] = ["pending" if isinstance(v, float) and v != v else v for v in df.loc[i]]
+    return shown
+
 def paired_table(results: list[dict], comparator: str = COMPARATOR):
     """MTL minus each baseline, per seed and paired on the seed's test episodes, for every test setting:
-    mean difference in points, its 95% Student-t interval over seeds (none with one seed), and the verdict."""
+    mean difference in points, its 95% Student-t interval over seeds (none with one seed), the paired t-test's
+    p-value and its Holm adjustment over the setting's baselines, the verdict (from the adjusted p-value), the mean
+    within-seed interval of the per-episode differences where episodes were stored, and the ratio of error rates
+    (MTL's over the baseline's: geometric mean over seeds with its t interval on the log scale)."""
     import pandas as pd
     runs = [r for r in results if r.get("experiment") == "fewshot"]
     best = best_on_validation(runs)
     rows = []
     for m in (r for r in runs if r["method"] == "mtl"):
-        mtl_tests = _per_seed_tests(m)
+        mtl_tests, mtl_eps = _per_seed_tests(m), _per_seed_episodes(m)
         for b in runs:
             if b["method"] == "mtl" or (b["dataset"], b["backbone"], b["ways"], b["shots"]) != (
                     m["dataset"], m["backbone"], m["ways"], m["shots"]):
@@ -430,8 +598,8 @@ def paired_table(results: list[dict], comparator: str = COMPARATOR):
                     continue
                 diffs = [100 * (ours[s] - theirs[s]) for s in seeds]
                 mean, ci = sum(diffs) / len(diffs), seed_interval(diffs)
-                verdict = ("one seed: no interval" if ci is None else "not significant" if abs(mean) <= ci
-                           else "MTL higher" if mean > 0 else "MTL lower")
+                ratio, ratio_lo, ratio_hi = log_ratio_interval([(1 - ours[s]) / (1 - theirs[s]) if theirs[s] < 1
+                                                                else float("inf") for s in seeds])
                 rows.append({"dataset": m["dataset"], "backbone": m["backbone"], "ways": setting[0],
                              "shots": setting[1], "trained": f"{m['ways']}w{m['shots']}s", "baseline": b["method"],
                              "role": ", ".join(role for role, yes in (
@@ -440,10 +608,29 @@ def paired_table(results: list[dict], comparator: str = COMPARATOR):
                                   == b["method"])) if yes),
                              "seeds": len(seeds), "mtl_acc": 100 * sum(ours[s] for s in seeds) / len(seeds),
                              "baseline_acc": 100 * sum(theirs[s] for s in seeds) / len(seeds),
-                             "difference": mean, "ci95": float("nan") if ci is None else ci, "verdict": verdict})
+                             "difference": mean, "ci95": float("nan") if ci is None else ci,
+                             "p_value": paired_p_value(diffs),
+                             "episode_ci95": _episode_interval(mtl_eps.get(setting, {}),
+                                                               _per_seed_episodes(b).get(setting, {}), seeds),
+                             "error_ratio": ratio, "error_ratio_lo": ratio_lo, "error_ratio_hi": ratio_hi})
+    rows += _pending_pairs(results, rows)
     df = pd.DataFrame(rows)
     if df.empty:
         return df
+    group = ["dataset", "backbone", "ways", "shots", "trained"]
+    waiting = df.get("pending", pd.Series(False, index=df.index)).fillna(False).astype(bool)
+    df["pending"] = waiting
+    df["p_holm"] = float("nan")
+    for _, idx in df.groupby(group).groups.items():   # Holm over the baselines of the setting, pending ones as p = 1
+        adjusted = holm([1.0 if waiting[i] else df.loc[i, "p_value"] for i in idx])
+        df.loc[idx, "p_holm"] = [float("nan") if waiting[i] else a for i, a in zip(idx, adjusted)]
+    df["verdict"] = [("pending: a run of the pair is not complete" if w else "one seed: no interval" if r.seeds < 2
+                      else "not significant" if not r.p_holm < 0.05 else "MTL higher" if r.difference > 0
+                      else "MTL lower") for w, r in zip(waiting, df.itertuples())]
+    df = df.drop(columns="pending")
+    columns = list(df.columns)
+    columns.insert(columns.index("p_value") + 1, columns.pop(columns.index("p_holm")))
+    df = df[columns]
     order = {name: i for i, name in enumerate(method_order())}
     df["_o"] = df.baseline.map(lambda x: (x != comparator, order.get(x, len(order))))
     return df.sort_values(["dataset", "backbone", "ways", "shots", "_o"]).drop(columns="_o").reset_index(drop=True)
@@ -451,7 +638,8 @@ def paired_table(results: list[dict], comparator: str = COMPARATOR):
 # %% ../nbs/10b_report.ipynb #pair0005
 def paper_gaps(paired, comparator: str = COMPARATOR):
     """MTL minus MetaOptNet in the paper (every benchmark and shots of `PUBLISHED`) beside ours (the paired
-    5-way rows of `paired` against `comparator`): gap in points, its interval, and the ratio of error rates."""
+    5-way rows of `paired` against `comparator`): gap in points, its interval, and the ratio of error rates (ours:
+    the geometric mean over seeds with its t interval on the log scale; the paper gives one number)."""
     import pandas as pd
     rows = []
     for (method, dataset, shots), (acc, _) in PUBLISHED.items():
@@ -459,13 +647,15 @@ def paper_gaps(paired, comparator: str = COMPARATOR):
             base = PUBLISHED[(comparator, dataset, shots)][0]
             rows.append({"source": "paper", "benchmark": dataset, "backbone": "resnet12", "setting": f"5-way {shots}-shot",
                          "seeds": float("nan"), "mtl_acc": acc, "metaoptnet_acc": base, "gap": acc - base,
-                         "ci95": float("nan"), "error_ratio": (100 - acc) / (100 - base)})
+                         "ci95": float("nan"), "error_ratio": (100 - acc) / (100 - base),
+                         "error_ratio_lo": float("nan"), "error_ratio_hi": float("nan")})
     if not paired.empty:
-        for r in paired[(paired.baseline == comparator) & (paired.ways == 5)].itertuples():
+        for r in paired[(paired.baseline == comparator) & (paired.ways == 5) & (paired.seeds > 0)].itertuples():
             rows.append({"source": "ours", "benchmark": r.dataset, "backbone": r.backbone,
                          "setting": f"{r.ways}-way {r.shots}-shot", "seeds": r.seeds, "mtl_acc": r.mtl_acc,
                          "metaoptnet_acc": r.baseline_acc, "gap": r.difference, "ci95": r.ci95,
-                         "error_ratio": (100 - r.mtl_acc) / (100 - r.baseline_acc)})
+                         "error_ratio": r.error_ratio, "error_ratio_lo": r.error_ratio_lo,
+                         "error_ratio_hi": r.error_ratio_hi})
     return pd.DataFrame(rows)
 
 # %% ../nbs/10b_report.ipynb #cccc2611
@@ -612,6 +802,7 @@ def report_fewshot(results: list[dict], out: Path) -> int:
     if table.empty:
         return 0
     _write_timing_check(results, out)
+    shown = _pending_cells(table.drop(columns=["run"]), table.status.str.startswith("pending").to_numpy())
     _write_table(table.drop(columns=["run"]), out, "fewshot", "Few-shot benchmark",
                  "Accuracy in %, mean over seeds; ± is the 95% Student-t interval over seeds (ci95_seeds) and the mean 95% "
                  "interval over test episodes (ci95_episodes). train_seconds: training wall-clock per seed. "
@@ -619,19 +810,35 @@ def report_fewshot(results: list[dict], out: Path) -> int:
                  "(20-way 1-shot) tests those same bodies on wider episodes, so it is not independent evidence. "
                  "epochs_after_cut: the fewest epochs any early-stopped seed ran at its last learning rate after that "
                  "rate's cut (empty: no seed stopped early after a cut); seeds_at_cap: seeds stopped by the epoch "
-                 "limit. mtl_speedup: the method's training time divided by MTL's.\n\n")
+                 "limit. mtl_speedup: the method's training time divided by MTL's. status: complete, or pending with "
+                 "the seeds done so far (a pending cell has no numbers).\n\n", shown=shown)
     _write_table(efficiency_table(results), out, "efficiency", "Speedup of MTL at matched validation accuracy",
                  "Matched accuracy = the lowest best validation accuracy of any seed of MTL and the baseline (every "
-                 "seed of both reaches it); images and seconds = training images and update wall-clock until the "
-                 "first validation at or above it (mean over seeds); speedup = the baseline's cost over MTL's.\n\n")
+                 "seed of both reaches it); images and seconds = training images (equal to updates times a fixed "
+                 "episode size, the same for every method) and update wall-clock until the first validation at or "
+                 "above it (mean over seeds); speedup = the baseline's cost over MTL's, the geometric mean of the "
+                 "per-seed ratios, with lo/hi the 95% Student-t interval of their logs (no bootstrap over so few "
+                 "seeds). speedup-curve.md gives the ratio at every threshold.\n\n")
+    curve = speedup_curve(results)
+    if not curve.empty:
+        _write_table(curve, out, "speedup-curve", "MTL's speedup over each baseline against the accuracy asked for",
+                     "threshold: validation accuracy (%) to first reach; reached: seeds where both methods got there "
+                     "(mtl_reached, baseline_reached: each alone); speedup_images / speedup_seconds: the baseline's "
+                     "training images (= updates) / wall-clock to get there over MTL's, geometric mean over the seeds "
+                     "that both reached it, lo/hi the 95% t interval on the log scale (none below 2 seeds).\n\n")
+        _plot_speedup_curve(curve, out)
     cost = cost_table(results)
     if not cost.empty:
+        shown = cost.astype({c: object for c in cost.columns if c.startswith(("images_", "seconds_"))})
+        for c in (c for c in cost.columns if c.startswith(("images_", "seconds_"))):   # a cost never paid: 'never'
+            shown[c] = ["never" if isinstance(v, float) and math.isinf(v) else "-" if v != v else v for v in cost[c]]
         _write_table(cost, out, "cost", "Cost to reach the best baseline's validation accuracy",
                      "target_val_acc: the best baseline's converged validation accuracy (mean over seeds; "
                      "target_from names it). images/seconds_to_target(_minus_1): training images through the "
                      "body and training wall-clock until the first validation at or above the target (minus 1 "
-                     "point), mean over seeds (inf: never reached). *_ratio_*: the method's cost over MTL's "
-                     "(above 1: MTL is cheaper).\n\n")
+                     "point), mean over seeds (never: some seed never got there). *_ratio_*: the method's cost over "
+                     "MTL's (above 1: MTL is cheaper; never: the method never got there; -: MTL never did, so there "
+                     "is no ratio).\n\n", shown=shown)
     curve = efficiency_curve(results)
     if not curve.empty:
         _write_table(curve, out, "efficiency-curve-runs", "MTL along its training against its speedup over "
@@ -641,18 +848,25 @@ def report_fewshot(results: list[dict], out: Path) -> int:
         _plot_efficiency_curve(curve, out)
     paired = paired_table(results)
     if not paired.empty:
+        shown = _pending_cells(paired, paired.verdict.str.startswith("pending").to_numpy())
         _write_table(paired, out, "paired", f"MTL minus each baseline, paired per seed (comparator: {COMPARATOR})",
                      "difference: MTL's test accuracy minus the baseline's, in points, mean over seeds of the per-seed "
                      "differences (both tested on the same episodes); ci95: 95% Student-t interval of that mean over "
-                     "seeds (none with one seed); verdict: MTL higher / lower when the interval excludes zero. "
-                     f"role: {COMPARATOR} is the comparator fixed in advance; 'best on validation' marks the baseline "
-                     "with the highest mean best validation accuracy. trained: the setting the bodies were trained "
-                     "and selected in (a 20-way row tests 5-way-selected bodies).\n\n")
+                     "seeds (none with one seed); p_value: the paired t-test over seeds; p_holm: Holm's adjustment over "
+                     "the baselines of the setting (a pending one counts as p = 1); verdict: MTL higher / lower when "
+                     "p_holm < 0.05. episode_ci95: the mean within-seed 95% interval of the per-episode differences, "
+                     "where both runs stored every test episode. error_ratio: MTL's error rate over the baseline's, "
+                     "geometric mean over seeds with its t interval on the log scale (lo, hi). "
+                     f"role: {COMPARATOR} is the comparator, the paper's MetaOptNet (named in the code before any run "
+                     "of the current cpu profile; for the frozen cpu-2026-11 runs, only after their test results were "
+                     "known); 'best on validation' marks the baseline with the highest mean best validation accuracy. "
+                     "trained: the setting the bodies were trained and selected in (a 20-way row tests 5-way-selected "
+                     "bodies).\n\n", shown=shown)
     gaps = paper_gaps(paired)
     _write_table(gaps, out, "paper-gaps", "MTL minus MetaOptNet: the paper's gaps beside ours",
                  "gap: MTL's accuracy minus MetaOptNet's in points (paper: published means, ResNet-12; ours: paired "
                  "over seeds against MetaOptNet-SVM, ci95 Student t over seeds); error_ratio: MTL's error rate over "
-                 "MetaOptNet's (1: equal).\n\n")
+                 "MetaOptNet's (1: equal; ours: geometric mean over seeds, lo/hi its t interval on the log scale).\n\n")
     comp = paper_comparison(table)
     if not comp.empty:
         _write_table(comp, out, "paper_comparison", "Our numbers beside the published ones")
@@ -751,14 +965,18 @@ def write_figures_index(out: Path, results: list[dict], runs: Iterable[str] | No
         atomic_write_text(out / "FIGURES.md", "\n".join(lines) + "\n")
 
 # %% ../nbs/10b_report.ipynb #cccc0014b-8
-def collect(out: str | Path, runs: Iterable[str] | None = None) -> dict:
+def collect(out: str | Path, runs: Iterable[str] | None = None, pending: Iterable[dict] = ()) -> dict:
     """Build the tables and figures of a reproduction from the run results in `out/runs/` (only the runs
     named in `runs` when given: `reproduce` passes its profile's, so folders of runs that a profile no
-    longer has are kept on disk but left out of the tables): one report per experiment, then the index."""
+    longer has are kept on disk but left out of the tables): one report per experiment, then the index.
+    `pending`: records of the few-shot runs the profile expects that are not complete (`experiment`
+    'pending', with `pending_tests` and `seeds_done`); their cells say pending, and no pair with one gets a verdict."""
     import sys
     out = Path(out)
     problems = {}
     results = _load_results(out, runs, problems)
+    done = {r["run"] for r in results}
+    results += [p for p in pending if p["run"] not in done]
     for name, problem in problems.items():   # said out loud: a table that lacks a run must not look complete
         print(f"mtl-meta: warning: run {name} is left out of the tables: {problem}", file=sys.stderr)
     made = {report.__name__: report(results, out) for report in REPORTS}

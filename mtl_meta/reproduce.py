@@ -24,7 +24,7 @@ from .runs import (Run, RunResult, code_version, experiments_dir, is_complete, r
 
 # %% auto #0
 __all__ = ['grid_edges', 'edge_trials', 'select_trials', 'extension_frontier', 'resolve_tuned', 'with_overrides', 'Watch',
-           'reproduce', 'expected_seconds', 'write_summary']
+           'reproduce', 'progress', 'write_progress', 'expected_seconds', 'write_summary']
 
 # %% ../nbs/10_reproduce.ipynb #edge0002
 def grid_edges(rows: list[dict], selected: dict) -> dict:
@@ -331,17 +331,74 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     execute(ready)
     bar.close()
     every = every + extensions
-    made = collect(out, [r.name for r in every])
+    if selected:   # the tables and the summary show the values the final runs used
+        every = [with_overrides(resolve_tuned(r, selected), overrides or {}) if r.tuned in selected else r for r in every]
+    made = collect(out, [r.name for r in every], pending=_pending_records(out, every, profile))
     for name, problem in made["problems"].items():   # a run whose result the tables cannot use has not succeeded
         if name in done and done[name].status not in ("failed", "pending"):
             done[name] = RunResult(done[name].run, "failed", done[name].seconds, done[name].notebook,
                                    f"its result is left out of the tables: {problem}")
     results = [done[r.name] for r in runs] + [done[r.name] for r in extensions if r.name in done and not only]
-    if selected:   # the summary shows the values the final runs used
-        every = [with_overrides(resolve_tuned(r, selected), overrides or {}) if r.tuned in selected else r for r in every]
-    # The summary covers the whole profile, also after `--only`: it describes the folder, not this call.
+    # The summary and the progress cover the whole profile, also after `--only`: they describe the folder.
     write_summary(out, profile, every, command if not only else reproduce_command(profile, out))
+    write_progress(out, profile, every, unfinished)
     return results
+
+def _pending_records(out: Path, runs: Sequence[Run], profile: str) -> list[dict]:
+    "The few-shot final runs of `runs` that are not complete in `out`, as `collect`'s pending records."
+    records = []
+    for r in runs:
+        p = r.parameters
+        if r.notebook != "fewshot.ipynb" or p.get("test_episodes", 1) == 0 or is_complete(out, r, profile):
+            continue
+        cfg, seeds = p.get("train_config", {}), p.get("seeds", [0])
+        records.append({"experiment": "pending", "run": r.name, "dataset": p["dataset"], "backbone": p["backbone"],
+                        "method": p["method"], "ways": cfg.get("ways"), "shots": cfg.get("shots"), "seeds": seeds,
+                        "test_episodes": p.get("test_episodes"),
+                        "pending_tests": [[cfg.get("ways"), cfg.get("shots")], *p.get("extra_tests", [])],
+                        "seeds_done": sum((run_dir(out, r) / f"seed{s}" / "seed.json").exists() for s in seeds)})
+    return records
+
+def progress(out: str | Path, profile: str, runs: Sequence[Run], unfinished_tuning: Iterable[str] = ()) -> list[dict]:
+    """How far the few-shot part of a profile has got in `out`, from the records: per tuning key (setting and
+    method), the tuning trials complete (grid extensions decided so far included) and the final runs' seeds done
+    (a seed is done when its `seedN/seed.json` is there, which a run cut by a time limit keeps)."""
+    out, rows = Path(out), {}
+    waiting = set(unfinished_tuning)
+    for r in runs:
+        key = r.tunes or r.tuned
+        if not key or r.notebook != "fewshot.ipynb":
+            continue
+        row = rows.setdefault(key, {"setting": key.split("/")[0], "method": key.split("/")[1], "trials": 0,
+                                    "trials_done": 0, "runs": 0, "runs_done": 0, "seeds": 0, "seeds_done": 0})
+        complete = is_complete(out, r, profile)
+        if r.tunes:
+            row["trials"] += 1; row["trials_done"] += complete
+        else:
+            seeds = r.parameters.get("seeds", [0])
+            row["runs"] += 1; row["runs_done"] += complete; row["seeds"] += len(seeds)
+            row["seeds_done"] += len(seeds) if complete else sum(
+                (run_dir(out, r) / f"seed{s}" / "seed.json").exists() for s in seeds)
+    for key, row in rows.items():
+        row["tuning"] = "in progress" if key in waiting else "done"
+    return list(rows.values())
+
+def write_progress(out: str | Path, profile: str, runs: Sequence[Run], unfinished_tuning: Iterable[str] = ()) -> Path | None:
+    "Write `out/progress.md`: `progress` as a table under one line of totals (nothing without few-shot runs)."
+    rows = progress(out, profile, runs, unfinished_tuning)
+    if not rows:
+        return None
+    total = lambda k: sum(r[k] for r in rows)
+    done_runs, all_runs = total("trials_done") + total("runs_done"), total("trials") + total("runs")
+    lines = [f"# Progress of profile `{profile}`", "",
+             f"{done_runs} of {all_runs} few-shot runs complete: {total('trials_done')} of {total('trials')} tuning "
+             f"trials (grid extensions decided so far included) and {total('runs_done')} of {total('runs')} final runs, "
+             f"whose seeds are {total('seeds_done')} of {total('seeds')} done. Counted from the run records in this "
+             "folder by `mtl-meta reproduce`; a pending cell of the tables has no numbers and no verdict.", "",
+             markdown_table([(r["setting"], r["method"], f"{r['trials_done']} of {r['trials']}", r["tuning"],
+                              f"{r['seeds_done']} of {r['seeds']}") for r in rows],
+                            ["setting", "method", "tuning trials", "tuning", "final seeds"])]
+    return atomic_write_text(Path(out) / "progress.md", "\n".join(lines) + "\n")
 
 def expected_seconds(out: str | Path, run: Run) -> float | None:
     """The wall-clock seconds `run` is expected to take, from the complete few-shot runs recorded in `out`.
