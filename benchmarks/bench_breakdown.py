@@ -6,7 +6,7 @@
 Each method trains through `mtl_meta.api.train` (the code path of the profile's `fewshot.ipynb`) on the real
 Omniglot minimal sets with the `cpu` profile's final-run settings (20-way training episodes of 1 + 5 images
 per class, rotated training classes, validation on 200 episodes of 15 queries, logreg-torch) and the learning
-rates selected in `figures/tuning.json`, for `--updates` updates in two epochs (so two validations and two
+rates selected in `figures/cpu-2026-11/tuning.json`, for `--updates` updates in two epochs (so two validations and two
 checkpoints), then is tested on `--test-episodes` episodes of each test setting (5-way 1-shot and 20-way
 1-shot). The trainer's own timers (`Trainer.timings`) split training into episode sampling, updates,
 validation and checkpoint writing; `setup` is data loading and model building. Process and notebook
@@ -14,7 +14,7 @@ start-up are measured once: a child Python importing the package, and papermill 
 notebook (a kernel started and the package imported), as `reproduce` does for every run.
 
 Two tables: the shares in this short run, and the shares projected for one complete final run of the
-committed reproduction (its seeds, updates and validations per seed from `figures/runs/*/results.json`,
+committed reproduction (its seeds, updates and validations per seed from `figures/cpu-2026-11/runs/*/results.json`,
 1000 test episodes per test setting), from the per-unit costs measured here. Timing only: nothing of the
 committed results is written.
 """
@@ -52,14 +52,14 @@ def startup_seconds() -> dict:
 
 def selected_trials() -> dict:
     try:
-        return json.loads((REPO / "figures" / "tuning.json").read_text())["selected"]
+        return json.loads((REPO / "figures" / "cpu-2026-11" / "tuning.json").read_text())["selected"]
     except (OSError, ValueError, KeyError):
         return {}
 
 
 def committed_counts(method: str, setting: str) -> dict | None:
     "Seeds, and updates and validations per seed, of the committed final run of `method`."
-    p = REPO / "figures" / "runs" / f"omniglot-minimal-{setting}-{method}" / "results.json"
+    p = REPO / "figures" / "cpu-2026-11" / "runs" / f"omniglot-minimal-{setting}-{method}" / "results.json"
     try:
         r = json.loads(p.read_text())
         rec = json.loads((p.parent / "run.json").read_text())
@@ -188,7 +188,7 @@ def main():
     if projected:
         lines += ["", "## Projected: one complete final run of the committed reproduction", "",
                   "Per-unit costs from the table above, times the committed run's seeds, updates and validations "
-                  "(`figures/runs/*/results.json`) and its 1000 test episodes per setting; updates at the second epoch's "
+                  "(`figures/cpu-2026-11/runs/*/results.json`) and its 1000 test episodes per setting; updates at the second epoch's "
                   "steady cost per update, tests at the cost per episode (beyond the first) plus the fixed cost of a test. `committed run s` is the "
                   "wall-clock that run recorded (another day, other load), for scale. `loop ms/update`: sampling + "
                   "update; `step ms/update`: the update alone.", ""]

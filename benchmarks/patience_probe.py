@@ -9,7 +9,7 @@ row retrains exactly one seed of a committed run. Training goes through the `mtl
 and is resumable: rerun the same command to continue, finished runs are reused.
 
     python benchmarks/patience_probe.py [--methods mtl metaoptnet-rr] [--setting 5w1s] [--seed 0]
-        [--figures figures] [--out runs/patience-probe] [--episodes 1000]
+        [--figures figures/cpu-2026-11] [--out runs/patience-probe] [--episodes 1000]
 
 Writes OUT/patience-probe.md (and prints it): epochs trained, best validation accuracy, training
 images and test accuracy with its 95% interval over test episodes, per method and schedule. The test
@@ -67,7 +67,8 @@ def main():
     ap.add_argument("--methods", nargs="+", default=["mtl", "metaoptnet-rr"])
     ap.add_argument("--setting", default="5w1s", help="the committed runs' setting, as in their names")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--figures", type=Path, default=Path("figures"))
+    ap.add_argument("--figures", type=Path, default=Path("figures/cpu-2026-11"),
+                    help="a reproduction folder holding the final runs (default: the frozen runs of cpu-2026-11)")
     ap.add_argument("--out", type=Path, default=Path("runs/patience-probe"))
     ap.add_argument("--episodes", type=int, default=1000, help="test episodes (15 queries per class)")
     args = ap.parse_args()
@@ -75,7 +76,7 @@ def main():
     for method in args.methods:
         run_json = args.figures / "runs" / f"omniglot-minimal-{args.setting}-{method}" / "run.json"
         if not run_json.exists():
-            sys.exit(f"no committed run at {run_json}: pass --figures with a reproduced cpu profile")
+            sys.exit(f"no committed run at {run_json}: pass --figures with a folder of complete final runs (figures/cpu-2026-11, or figures once the cpu rerun is complete)")
         params = json.loads(run_json.read_text())["config"]["parameters"]
         cfg = params["train_config"]
         for name, override in SCHEDULES.items():

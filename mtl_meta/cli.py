@@ -129,7 +129,8 @@ def _add_reproduce(sub) -> None:
                          "figures into --out. Executed notebooks are kept in OUT/runs/.")
     from mtl_meta.profiles import PROFILES
     rep.add_argument("--profile", default="cpu", choices=list(PROFILES), metavar="NAME",
-                     help="smoke (CI, minutes), cpu (default: theory, sinusoid, Omniglot on a laptop), "
+                     help="smoke (CI, minutes), cpu (default: theory, sinusoid, Omniglot on a laptop), cpu-2026-11 "
+                          "(the few-shot runs made before issue 37's protocol, frozen: redraws only), "
                           "paper (image benchmarks on a GPU with the data sets); default: %(default)s")
     rep.add_argument("--out", default="figures", metavar="DIR", help="output folder (default: %(default)s)")
     rep.add_argument("--only", nargs="+", metavar="RUN", help="run only these runs of the profile")

@@ -930,8 +930,10 @@ def report_theory(results: list[dict], out: Path) -> None:
 REPORTS = (report_fewshot, report_taxonomy, report_sinusoid, report_efficiency, report_theory)
 
 # %% ../nbs/10b_report.ipynb #cccc0014b-7
-def write_figures_index(out: Path, results: list[dict], runs: Iterable[str] | None = None) -> None:
-    "`FIGURES.md`: every figure (PNG and PDF) with what drew it and the command that redraws it."
+def write_figures_index(out: Path, results: list[dict], runs: Iterable[str] | None = None,
+                        profile: str | None = None) -> None:
+    """`FIGURES.md`: every figure (PNG and PDF) with what drew it and the command that redraws it (with
+    `profile`, the profile being reproduced; else the one each run's record names)."""
     import shutil
     from mtl_meta.profiles import reproduce_command
     made = []   # (figure stem, what drew it, the command that redraws it)
@@ -941,13 +943,18 @@ def write_figures_index(out: Path, results: list[dict], runs: Iterable[str] | No
             profiles[f.parent.name] = json.loads(f.read_text())["config"]["profile"]
         except (OSError, ValueError, KeyError):
             pass
-    fewshot_profile = next((profiles[r["run"]] for r in results if r.get("experiment") == "fewshot"
-                            and r["run"] in profiles), "PROFILE")
+    if profile is not None:   # a frozen profile's records name the profile they were made under
+        profiles = {name: profile for name in profiles}
+    fewshot_profile = profile or next((profiles[r["run"]] for r in results if r.get("experiment") == "fewshot"
+                                       and r["run"] in profiles), "PROFILE")
     for p in sorted(out.glob("curves-*.png")):
         made.append((p.stem, "`collect`, from the few-shot runs' validation histories (seed 0)",
                      reproduce_command(fewshot_profile, out)))
     for p in sorted(out.glob("efficiency-*-*.png")):
         made.append((p.stem, "`collect`, from the few-shot runs of MTL and MetaOptNet-SVM (every seed)",
+                     reproduce_command(fewshot_profile, out)))
+    for p in sorted(out.glob("speedup-*-*.png")):
+        made.append((p.stem, "`collect`, from the few-shot runs of MTL and every baseline (every seed)",
                      reproduce_command(fewshot_profile, out)))
     for folder in _run_folders(out, runs):
         for fig in sorted(folder.glob("*.png")):   # each run's own figures, next to the tables
@@ -965,12 +972,14 @@ def write_figures_index(out: Path, results: list[dict], runs: Iterable[str] | No
         atomic_write_text(out / "FIGURES.md", "\n".join(lines) + "\n")
 
 # %% ../nbs/10b_report.ipynb #cccc0014b-8
-def collect(out: str | Path, runs: Iterable[str] | None = None, pending: Iterable[dict] = ()) -> dict:
+def collect(out: str | Path, runs: Iterable[str] | None = None, pending: Iterable[dict] = (),
+            profile: str | None = None) -> dict:
     """Build the tables and figures of a reproduction from the run results in `out/runs/` (only the runs
     named in `runs` when given: `reproduce` passes its profile's, so folders of runs that a profile no
     longer has are kept on disk but left out of the tables): one report per experiment, then the index.
     `pending`: records of the few-shot runs the profile expects that are not complete (`experiment`
-    'pending', with `pending_tests` and `seeds_done`); their cells say pending, and no pair with one gets a verdict."""
+    'pending', with `pending_tests` and `seeds_done`); their cells say pending, and no pair with one gets a verdict.
+    `profile`: the profile reproduced, named in `FIGURES.md`'s commands."""
     import sys
     out = Path(out)
     problems = {}
@@ -980,7 +989,7 @@ def collect(out: str | Path, runs: Iterable[str] | None = None, pending: Iterabl
     for name, problem in problems.items():   # said out loud: a table that lacks a run must not look complete
         print(f"mtl-meta: warning: run {name} is left out of the tables: {problem}", file=sys.stderr)
     made = {report.__name__: report(results, out) for report in REPORTS}
-    write_figures_index(out, results, runs)
+    write_figures_index(out, results, runs, profile)
     return {"results": len(results), "fewshot_rows": made["report_fewshot"], "problems": problems}
 
 # %% ../nbs/10b_report.ipynb #thsp0002

@@ -333,7 +333,7 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     every = every + extensions
     if selected:   # the tables and the summary show the values the final runs used
         every = [with_overrides(resolve_tuned(r, selected), overrides or {}) if r.tuned in selected else r for r in every]
-    made = collect(out, [r.name for r in every], pending=_pending_records(out, every, profile))
+    made = collect(out, [r.name for r in every], pending=_pending_records(out, every, profile), profile=profile)
     for name, problem in made["problems"].items():   # a run whose result the tables cannot use has not succeeded
         if name in done and done[name].status not in ("failed", "pending"):
             done[name] = RunResult(done[name].run, "failed", done[name].seconds, done[name].notebook,

@@ -62,7 +62,7 @@ def test_patience_probe_rebuilds_the_committed_runs_training(method, monkeypatch
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     from patience_probe import train_command
     from mtl_meta.cli import _parse_overrides, _train_config, build_parser
-    run = REPO / "figures" / "runs" / f"omniglot-minimal-5w1s-{method}"
+    run = REPO / "figures" / "cpu-2026-11" / "runs" / f"omniglot-minimal-5w1s-{method}"
     params = json.loads((run / "run.json").read_text())["config"]["parameters"]
     committed = json.loads((run / "seed1" / "summary.json").read_text())
     for schedule, changed in (("profile", set()), ("patient", {"lr_patience", "early_stop_patience", "epochs"})):
