@@ -177,7 +177,8 @@ def cost_to_accuracy(history: list[dict], target: float) -> tuple[float, float]:
 # %% ../nbs/10b_report.ipynb #cccc0014-7
 def cost_table(results: list[dict]):
     """Per setting and method: the cost (training images and seconds, mean over seeds) of first reaching the
-    best baseline's converged validation accuracy, and that minus 1 point; ratios are the method's over MTL's."""
+    best baseline's final validation accuracy (its best, mean over seeds), and that minus 1 point; ratios are the
+    method's over MTL's."""
     import numpy as np
     import pandas as pd
     fs = [r for r in results if r.get("experiment") == "fewshot"]
@@ -212,7 +213,7 @@ def cost_table(results: list[dict]):
 
 # %% ../nbs/10b_report.ipynb #cccc0014-8
 def efficiency_curve(results: list[dict], baseline: str = "metaoptnet-svm"):
-    """The paper's efficiency figure from converged runs, at equal accuracy: along MTL's training (every
+    """The paper's efficiency figure from finished runs, at equal accuracy: along MTL's training (every
     validation, every seed), its validation accuracy against its speedup over `baseline` at that same accuracy,
     i.e. the baseline's cost (same seed) to first reach MTL's accuracy divided by MTL's cost to reach it, in
     training images and in seconds. A point whose accuracy the baseline never reaches is left out."""
@@ -833,7 +834,8 @@ def report_fewshot(results: list[dict], out: Path) -> int:
         for c in (c for c in cost.columns if c.startswith(("images_", "seconds_"))):   # a cost never paid: 'never'
             shown[c] = ["never" if isinstance(v, float) and math.isinf(v) else "-" if v != v else v for v in cost[c]]
         _write_table(cost, out, "cost", "Cost to reach the best baseline's validation accuracy",
-                     "target_val_acc: the best baseline's converged validation accuracy (mean over seeds; "
+                     "target_val_acc: the best baseline's best validation accuracy at the end of its training (mean "
+                     "over seeds; "
                      "target_from names it). images/seconds_to_target(_minus_1): training images through the "
                      "body and training wall-clock until the first validation at or above the target (minus 1 "
                      "point), mean over seeds (never: some seed never got there). *_ratio_*: the method's cost over "
@@ -842,9 +844,10 @@ def report_fewshot(results: list[dict], out: Path) -> int:
     curve = efficiency_curve(results)
     if not curve.empty:
         _write_table(curve, out, "efficiency-curve-runs", "MTL along its training against its speedup over "
-                     "MetaOptNet-SVM at convergence",
-                     "speedup_images (seconds): MetaOptNet-SVM's training images (seconds) until its best "
-                     "validation accuracy, divided by MTL's so far; one row per MTL validation and seed.\n\n")
+                     "MetaOptNet-SVM at equal accuracy",
+                     "speedup_images (seconds): MetaOptNet-SVM's training images (seconds) until it first reached "
+                     "MTL's validation accuracy at that point (same seed), divided by MTL's so far; one row per MTL "
+                     "validation and seed; a point whose accuracy MetaOptNet-SVM never reached is left out.\n\n")
         _plot_efficiency_curve(curve, out)
     paired = paired_table(results)
     if not paired.empty:

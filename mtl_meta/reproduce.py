@@ -366,11 +366,14 @@ def progress(out: str | Path, profile: str, runs: Sequence[Run], unfinished_tuni
     out, rows = Path(out), {}
     waiting = set(unfinished_tuning)
     for r in runs:
-        key = r.tunes or r.tuned
-        if not key or r.notebook != "fewshot.ipynb":
+        if not (r.tunes or r.tuned) or r.notebook != "fewshot.ipynb":
             continue
+        p, cfg = r.parameters, r.parameters.get("train_config", {})
+        key = f"{p.get('dataset')}-{cfg.get('ways')}w{cfg.get('shots')}s/{p.get('method')}"   # the run's own setting
         row = rows.setdefault(key, {"setting": key.split("/")[0], "method": key.split("/")[1], "trials": 0,
-                                    "trials_done": 0, "runs": 0, "runs_done": 0, "seeds": 0, "seeds_done": 0})
+                                    "trials_done": 0, "runs": 0, "runs_done": 0, "seeds": 0, "seeds_done": 0,
+                                    "tuned_on": r.tuned or ""})
+        row["tuned_on"] = row["tuned_on"] or r.tuned
         complete = is_complete(out, r, profile)
         if r.tunes:
             row["trials"] += 1; row["trials_done"] += complete
@@ -380,7 +383,9 @@ def progress(out: str | Path, profile: str, runs: Sequence[Run], unfinished_tuni
             row["seeds_done"] += len(seeds) if complete else sum(
                 (run_dir(out, r) / f"seed{s}" / "seed.json").exists() for s in seeds)
     for key, row in rows.items():
-        row["tuning"] = "in progress" if key in waiting else "done"
+        tuned_on = row.pop("tuned_on") or key
+        row["tuning"] = ("in progress" if tuned_on in waiting else "done") + \
+            ("" if tuned_on == key else f" (on {tuned_on.split('/')[0]})")
     return list(rows.values())
 
 def write_progress(out: str | Path, profile: str, runs: Sequence[Run], unfinished_tuning: Iterable[str] = ()) -> Path | None:
