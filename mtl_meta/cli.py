@@ -329,11 +329,22 @@ def cmd_reproduce(args) -> int:
     from tqdm.auto import tqdm
     from mtl_meta.sweep import result_line
     limit = 0.0 if args.report_only else args.time_limit
-    results = reproduce(args.profile, out=args.out, only=args.only, root=args.data_root, force=args.force,
-                        overrides=_parse_overrides(args.overrides),
-                        sweep=Sweep(args.jobs, args.executor, _parse_overrides(args.slurm_options), limit),
-                        watch=Watch(progress=not args.no_progress, command=cmd,
-                                    on_result=lambda r: tqdm.write(result_line(args.out, r), file=sys.stdout)))
+    seen = []
+    def said(r):
+        seen.append(r)
+        tqdm.write(result_line(args.out, r), file=sys.stdout)
+    try:
+        results = reproduce(args.profile, out=args.out, only=args.only, root=args.data_root, force=args.force,
+                            overrides=_parse_overrides(args.overrides),
+                            sweep=Sweep(args.jobs, args.executor, _parse_overrides(args.slurm_options), limit),
+                            watch=Watch(progress=not args.no_progress, command=cmd, on_result=said))
+    except KeyboardInterrupt:
+        ran = [r for r in seen if r.status == "ok"]
+        stopped = [r.run.name for r in seen if r.status == "pending" and r.error.startswith("stopped")]
+        print(f"mtl-meta: interrupted: {len(ran)} runs finished in this call"
+              + (f"; {', '.join(stopped)} stopped with checkpoints kept" if stopped else "")
+              + "; nothing else started; rerun the same command to resume", file=sys.stderr)
+        return 130
     failed = [r for r in results if r.status == "failed"]
     waiting = [r for r in results if r.status == "pending"]
     for r in failed:

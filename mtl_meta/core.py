@@ -22,8 +22,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['EXTRAS', 'DATA_ENV', 'CACHE_ENV', 'TEMP_MARK', 'LOCK_NAME', 'MtlMetaError', 'require_extra', 'data_root', 'cache_dir',
-           'check_readable_dir', 'environment_error', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json',
-           'seed_everything', 'check_output_dir', 'held_lock_fd', 'OutputLock', 'is_own_temp_file',
+           'check_readable_dir', 'inside', 'environment_error', 'atomic_write_bytes', 'atomic_write_text',
+           'atomic_write_json', 'seed_everything', 'check_output_dir', 'held_lock_fd', 'OutputLock', 'is_own_temp_file',
            'remove_stale_temp_files', 'sweep_temp_files', 'one_writer', 'check_device', 'check_finite',
            'markdown_table']
 
@@ -82,6 +82,19 @@ def check_readable_dir(path: str | os.PathLike, what: str = "data root") -> Path
     except OSError as e:
         raise MtlMetaError(f"{what} {path} cannot be read ({e.strerror}); {hint}") from None
     return path
+
+# %% ../nbs/00_core.ipynb #gate0002
+def inside(folder: str | os.PathLike, *parts: str | os.PathLike) -> Path:
+    """`folder / parts...`, refused with a one-line `MtlMetaError` unless it stays inside `folder` once both are
+    resolved (no '..', no absolute part, no symbolic link that leads out). Returns the joined path as given
+    (not resolved), so messages and records keep the caller's spelling."""
+    base = Path(folder)
+    target = base.joinpath(*parts)
+    real_base, real = base.resolve(), target.resolve()
+    if real != real_base and not real.is_relative_to(real_base):
+        raise MtlMetaError(f"{target} leads outside {base} (through '..', an absolute name or a symbolic link); "
+                           "refusing to write there: remove the link, or fix the name that made the path")
+    return target
 
 # %% ../nbs/00_core.ipynb #cccc000d
 _UMASK = os.umask(0o022); os.umask(_UMASK)   # read once: os.umask can only be read by setting it
@@ -358,7 +371,10 @@ def one_writer(arg: str, option: str = "--out", recursive: bool = False):
         def wrapper(*args, **kwargs):
             bound = sig.bind_partial(*args, **kwargs)
             folder = bound.arguments.get(arg, sig.parameters[arg].default)
-            if folder in (None, "") or _secondary_rank():
+            if isinstance(folder, (str, os.PathLike)) and not os.fspath(folder).strip():
+                raise MtlMetaError(f"{option} is empty: pass the folder to write into (an empty path would write "
+                                   "into the current folder)")
+            if folder is None or _secondary_rank():
                 return fn(*args, **kwargs)
             try:
                 created = not Path(folder).expanduser().exists()

@@ -10,16 +10,16 @@ import math
 from pathlib import Path
 from typing import Iterable
 
-from .core import atomic_write_bytes, atomic_write_text, markdown_table
+from .core import atomic_write_bytes, atomic_write_text, inside, markdown_table
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'METHOD_COLOURS', 'COMPARATOR', 'RESULT_FIELDS', 'REPORTS', 'method_order', 'use_figure_style',
-           'log_x_axis', 'save_figure', 'epochs_at_last_rate', 'patience_after_cut', 'seed_interval', 'fewshot_table',
-           'cost_to_accuracy', 'cost_table', 'efficiency_curve', 'speedup_curve', 'efficiency_table',
-           'paper_comparison', 'method_colour', 't_interval', 'log_ratio_interval', 'paired_p_value', 'holm',
-           'best_on_validation', 'paired_table', 'paper_gaps', 'check_results', 'read_results', 'timing_outliers',
-           'report_fewshot', 'report_taxonomy', 'report_sinusoid', 'report_efficiency', 'report_theory',
-           'write_figures_index', 'collect', 'theory_split_markdown']
+__all__ = ['PUBLISHED', 'METHOD_COLOURS', 'COMPARATOR', 'PLAIN_NAME', 'RESULT_FIELDS', 'REPORTS', 'method_order',
+           'use_figure_style', 'log_x_axis', 'save_figure', 'epochs_at_last_rate', 'patience_after_cut',
+           'seed_interval', 'fewshot_table', 'cost_to_accuracy', 'cost_table', 'efficiency_curve', 'speedup_curve',
+           'efficiency_table', 'paper_comparison', 'method_colour', 't_interval', 'log_ratio_interval',
+           'paired_p_value', 'holm', 'best_on_validation', 'paired_table', 'paper_gaps', 'check_results',
+           'read_results', 'timing_outliers', 'report_fewshot', 'report_taxonomy', 'report_sinusoid',
+           'report_efficiency', 'report_theory', 'write_figures_index', 'collect', 'theory_split_markdown']
 
 # %% ../nbs/10b_report.ipynb #order001
 def method_order() -> tuple[str, ...]:
@@ -264,7 +264,7 @@ def _plot_efficiency_curve(curve, out: Path) -> list[Path]:
         fig.suptitle(f"{d}, {b}, {w}-way {k}-shot: each validation of MTL against {g['baseline'].iloc[0]}'s cost\n"
                      "to first reach the same accuracy (same seed); right of 1: MTL got there cheaper", fontsize=11)
         fig.tight_layout()
-        paths += save_figure(fig, out / f"efficiency-{d}-{w}w{k}s", dpi=110,
+        paths += save_figure(fig, inside(out, f"efficiency-{d}-{w}w{k}s"), dpi=110,
                              description=f"MTL validation accuracy against its speedup over the baseline, {d} {w}-way {k}-shot")
     return paths
 
@@ -332,7 +332,7 @@ def _plot_speedup_curve(curve, out: Path) -> list[Path]:
                      "(geometric mean over the seeds where both got there, band: 95% t interval on the log scale; "
                      "above 1: MTL cheaper)", fontsize=10)
         fig.tight_layout()
-        paths += save_figure(fig, out / f"speedup-{d}-{w}w{k}s", dpi=110,
+        paths += save_figure(fig, inside(out, f"speedup-{d}-{w}w{k}s"), dpi=110,
                              description=f"MTL's speedup over each baseline against the accuracy threshold, {d} {w}-way {k}-shot")
     return paths
 
@@ -385,10 +385,10 @@ def paper_comparison(table):
 # %% ../nbs/10b_report.ipynb #cccc0014-13
 def _write_table(df, out: Path, stem: str, title: str, note: str = "", shown=None) -> None:
     "`stem.csv` from `df`, and `stem.md` from `shown` (the same table with cells written for a reader) or `df`."
-    atomic_write_text(out / f"{stem}.csv", df.to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(inside(out, f"{stem}.csv"), df.to_csv(index=False, float_format="%.4f"))
     shown = df if shown is None else shown
     md = markdown_table(shown) if not shown.empty else "(no results)"
-    atomic_write_text(out / f"{stem}.md", f"# {title}\n\n{note}{md}\n")
+    atomic_write_text(inside(out, f"{stem}.md"), f"# {title}\n\n{note}{md}\n")
 
 # Okabe & Ito's eight colours, told apart with the common colour-vision deficiencies; one per method, in every figure
 METHOD_COLOURS = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
@@ -450,7 +450,7 @@ def _plot_curves(results: list[dict], out: Path) -> list[Path]:
         axs[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         fig.suptitle(f"{d}, {b}, {w}-way {k}-shot: every seed (thin), mean and range over seeds (thick, band)")
         fig.tight_layout()
-        paths += save_figure(fig, out / f"curves-{d}-{w}w{k}s", dpi=110,
+        paths += save_figure(fig, inside(out, f"curves-{d}-{w}w{k}s"), dpi=110,
                              description=f"validation accuracy against training wall-clock, {d} {w}-way {k}-shot")
     return paths
 
@@ -660,6 +660,8 @@ def paper_gaps(paired, comparator: str = COMPARATOR):
     return pd.DataFrame(rows)
 
 # %% ../nbs/10b_report.ipynb #cccc2611
+import re
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")   # what a data set, backbone or method name may be
 _NUMBER = "number"
 RESULT_FIELDS = {   # per experiment: the fields every table and figure reads, with their types
     "fewshot": {"dataset": str, "backbone": str, "method": str, "ways": int, "shots": int, "seeds": list,
@@ -713,6 +715,9 @@ def check_results(r, experiment: str | None = None) -> str:
     problem = _missing_fields(r, RESULT_FIELDS[kind], "it")
     if problem:
         return problem
+    for name in ("dataset", "backbone", "method"):   # they name output files: plain names only (no '/', no '..')
+        if name in r and not PLAIN_NAME.fullmatch(str(r[name])):
+            return f"its {name} {str(r[name])[:60]!r} is not a plain name (letters, digits, '.', '_', '+', '-')"
     if kind in ("fewshot", "tuning"):
         seeds = r["per_seed"]
         if not r["seeds"] or len(seeds) != len(r["seeds"]):

@@ -23,8 +23,9 @@ from .runs import (Run, RunResult, code_version, experiments_dir, is_complete, r
                            run_dir)
 
 # %% auto #0
-__all__ = ['grid_edges', 'edge_trials', 'select_trials', 'extension_frontier', 'resolve_tuned', 'with_overrides', 'Watch',
-           'reproduce', 'progress', 'write_progress', 'expected_seconds', 'write_summary']
+__all__ = ['EXPERIMENT_ONLY', 'grid_edges', 'edge_trials', 'select_trials', 'extension_frontier', 'resolve_tuned',
+           'with_overrides', 'check_overrides', 'Watch', 'reproduce', 'progress', 'write_progress', 'expected_seconds',
+           'write_summary']
 
 # %% ../nbs/10_reproduce.ipynb #edge0002
 def grid_edges(rows: list[dict], selected: dict) -> dict:
@@ -191,16 +192,41 @@ def resolve_tuned(run: Run, selected: dict) -> Run:
                                     "algorithm_options": {**p.get("algorithm_options", {}), **options}, "trial": trial})
 
 # %% ../nbs/10_reproduce.ipynb #cccc000f
-def with_overrides(run: Run, overrides: dict) -> Run:
-    "`run` with `overrides` applied; a run with a `train_config` takes TrainConfig fields there."
-    from dataclasses import fields as _fields, replace
+EXPERIMENT_ONLY = ("test_episodes", "test_queries", "extra_tests", "seeds")   # never reach a tuning trial
+
+def _train_fields() -> set[str]:
+    from dataclasses import fields as _fields
     from mtl_meta.train import TrainConfig
+    return {f.name for f in _fields(TrainConfig)}
+
+def _declared(run: Run) -> set[str]:
+    "The parameters `run`'s notebook declares."
+    from mtl_meta.params import notebook_parameters
+    return set(notebook_parameters(experiments_dir() / run.notebook))
+
+def with_overrides(run: Run, overrides: dict) -> Run:
+    """`run` with `overrides` applied: TrainConfig fields go into its `train_config` (when it has one), any other
+    key into its parameters where its notebook declares it. A tuning trial never takes the test settings
+    (`EXPERIMENT_ONLY`): tuning must not see the test classes, whatever is overridden."""
+    from dataclasses import replace
     p = dict(run.parameters)
     if "train_config" in p:
-        names = {f.name for f in _fields(TrainConfig)}
+        names = _train_fields()
         p["train_config"] = {**p["train_config"], **{k: v for k, v in overrides.items() if k in names}}
         overrides = {k: v for k, v in overrides.items() if k not in names}
-    return replace(run, parameters={**p, **overrides})
+    declared = _declared(run)
+    return replace(run, parameters={**p, **{k: v for k, v in overrides.items()
+                                            if k in declared and not (run.tunes and k in EXPERIMENT_ONLY)}})
+
+def check_overrides(runs: Sequence[Run], overrides: dict) -> None:
+    """One-line `MtlMetaError` unless every key of `overrides` is a TrainConfig field or a parameter that some
+    notebook of `runs` declares (so a key can never be anything but a declared name: papermill writes it into
+    code)."""
+    known = _train_fields().union(*(_declared(r) for r in {r.notebook: r for r in runs}.values()))
+    unknown = sorted(k for k in overrides if k not in known)
+    if unknown:
+        raise MtlMetaError(f"--set {', '.join(map(repr, unknown))}: not a parameter of any run of this profile nor a "
+                           f"training setting; see `mtl-meta reproduce --list` and `mtl-meta train --help` for the names")
 
 @dataclass(frozen=True)
 class Watch:
@@ -238,6 +264,7 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     progress, on_result, command = watch.progress, watch.on_result, watch.command
     every = get_profile(profile)                       # the whole profile, with the overrides applied
     if overrides:
+        check_overrides(every, overrides)
         every = [with_overrides(r, overrides) for r in every]
     chosen = {r.name for r in get_profile(profile, only)}
     runs = [r for r in every if r.name in chosen]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .core import MtlMetaError, atomic_write_json
+from .core import MtlMetaError, atomic_write_json, inside
 from .report import RESULT_FIELDS, read_results
 
 # %% auto #0
@@ -170,7 +170,7 @@ def prepare_run_dir(out: str | Path, run: Run, profile: str) -> Path:
     if run_dir(out, run).is_symlink():   # clearing it would delete files outside the output folder
         raise MtlMetaError(f"run folder {run_dir(out, run)} is a symbolic link; reproduce writes (and may clear) run "
                            "folders, so it never follows one: remove the link or pass another --out")
-    folder = run_dir(out, run).resolve()
+    folder = inside(out, "runs", run.name).resolve()   # also a linked runs/ or a name with '..' leads nowhere else
     previous = (read_record(folder / "run.json") or {}).get("config_hash")
     if previous is not None and previous != run.config_hash(profile):
         shutil.rmtree(folder)   # made with other parameters: its checkpoints and outputs do not apply

@@ -10,6 +10,7 @@ import os
 import queue
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -135,11 +136,12 @@ def _result(run: Run, out, returncode: int | None = None, error: str = "") -> Ru
 
 # %% ../nbs/15_sweep.ipynb #cccc0007-6
 def execute_isolated(run: Run, out, profile: str, root, command: str = "", device_index: int | None = None,
-                     stop_at: float | None = None) -> RunResult:
+                     stop_at: float | None = None, stop: threading.Event | None = None) -> RunResult:
     """Execute `run` in a child process with a quiet environment; its output goes to the run's log.
 
-    At `stop_at` (a `time.time()`), a run still going is stopped (SIGTERM: its kernel goes with it), its
-    checkpoints and finished seeds kept, and its result is 'pending': the next call resumes it."""
+    At `stop_at` (a `time.time()`), or as soon as `stop` is set (Ctrl-C), a run still going is stopped (SIGTERM:
+    its kernel goes with it), its checkpoints and finished seeds kept, and its result is 'pending': the next
+    call resumes it."""
     from mtl_meta.core import held_lock_fd
     from mtl_meta.runs import record_attempt
     folder = prepare_run_dir(out, run, profile)
@@ -157,21 +159,35 @@ def execute_isolated(run: Run, out, profile: str, root, command: str = "", devic
                              stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                              pass_fds=() if lock is None else (lock,))
         try:
-            p.wait(timeout=None if stop_at is None else max(0.0, stop_at - time.time()))
-        except subprocess.TimeoutExpired:
+            why = _wait(p, stop_at, stop)
+        except BaseException:   # an error here: the child must not outlive this call
+            p.terminate(); p.wait()
+            raise
+        if why:
             p.terminate()   # die_with_parent's handler stops the kernel, then the process
             try:
                 p.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 p.kill(); p.wait()
             seconds = time.time() - t0
-            record_attempt(folder, seconds, "time limit")
+            record_attempt(folder, seconds, why)
             return RunResult(run, "pending", seconds, folder / f"{run.name}.ipynb",
-                             "stopped at the time limit; its checkpoints and finished seeds are kept")
-        except BaseException:   # Ctrl-C or an error here: the child must not outlive this call
-            p.terminate(); p.wait()
-            raise
+                             f"stopped at the {why}; its checkpoints and finished seeds are kept" if why == "time limit"
+                             else "stopped: interrupted; its checkpoints and finished seeds are kept")
     return _result(run, out, p.returncode)
+
+def _wait(p: subprocess.Popen, stop_at: float | None, stop: threading.Event | None) -> str:
+    "Wait for `p` to end (''), for the time `stop_at` ('time limit') or for `stop` to be set ('interrupted')."
+    while True:
+        step = None if stop is None and stop_at is None else 0.25
+        try:
+            p.wait(timeout=step)
+            return ""
+        except subprocess.TimeoutExpired:
+            if stop is not None and stop.is_set():
+                return "interrupted"
+            if stop_at is not None and time.time() >= stop_at:
+                return "time limit"
 
 # %% ../nbs/15_sweep.ipynb #cccc0009
 EXECUTORS = ("local", "slurm", "submitit-local")
@@ -265,19 +281,31 @@ def run_all(runs: Sequence[Run], out, profile: str, root, command: str = "", swe
         free = queue.Queue()   # the GPU of each concurrent slot: distinct while jobs <= GPUs
         for k in range(jobs):
             free.put(k % gpus if gpus and jobs > 1 else None)
+        stop = threading.Event()   # set by Ctrl-C: queued runs do not start, running ones stop at once
         def one(r: Run) -> RunResult:
-            refused = deadline.refuses(r) if deadline is not None else ""
+            refused = "not started: interrupted" if stop.is_set() else deadline.refuses(r) if deadline is not None else ""
             if refused:
                 return RunResult(r, "pending", 0.0, run_dir(out, r) / f"{r.name}.ipynb", refused)
             device = free.get()
             try:
                 return execute_isolated(r, out, profile, root, command, device,
-                                        None if deadline is None else deadline.at)
+                                        None if deadline is None else deadline.at, stop)
             finally:
                 free.put(device)
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for f in as_completed([pool.submit(one, r) for r in runs]):
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        futures = [pool.submit(one, r) for r in runs]
+        try:
+            for f in as_completed(futures):
                 finish(f.result())
+        except KeyboardInterrupt:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)   # the running runs stop and note their attempt
+            for f in futures:   # the runs stopped on the way out are reported too
+                if f.done() and not f.cancelled() and f.exception() is None and f.result().run.name not in done:
+                    finish(f.result())
+            raise
+        finally:
+            pool.shutdown(wait=True)
     else:
         ex = _submitit_executor(executor, Path(out).resolve() / "submitit", slurm_options)
         submitted = {}

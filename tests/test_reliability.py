@@ -875,3 +875,99 @@ def test_a_run_folder_that_is_a_symlink_is_refused_not_cleared(tmp_path):
         prepare_run_dir(tmp_path / "out", run, "smoke")
     _one_line(e, "is a symbolic link", "remove the link or pass another --out")
     assert (elsewhere / "precious.txt").read_text() == "keep me"
+
+
+# -- issue 39: interrupts, hostile records and odd arguments ----------------------------------------------
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_ctrl_c_stops_a_reproduction_promptly_and_it_resumes(run_cli, omniglot_root, tmp_path):
+    """SIGINT to the process group (a Ctrl-C) stops the running run at once and starts no queued one: exit 130,
+    one line that says what will resume, nothing left running, the stopped run's attempt noted; the same
+    command then finishes the work."""
+    import time
+    import uuid
+    from conftest import BIN
+    out, tag = tmp_path / "S", uuid.uuid4().hex
+    args = ["reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--data-root", str(omniglot_root),
+            "--only", TRIAL, FINAL, "--set", "epochs=3", "episodes_per_epoch=40", "val_episodes=4", "test_episodes=2"]
+    p = subprocess.Popen([str(BIN / "mtl-meta"), *args], env={**os.environ, "MTL_META_TEST_TAG": tag},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "runs" / TRIAL / "seed0").exists():   # the trial is training
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.2)
+        time.sleep(1.0)
+        asked = time.monotonic()
+        os.killpg(p.pid, signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL); p.wait()
+    assert p.returncode == 130, (stdout, stderr)
+    assert time.monotonic() - asked < 30                      # promptly: not after the queued runs
+    _one_line(stderr.strip().splitlines()[-1], "mtl-meta: interrupted", "rerun the same command to resume")
+    assert "Traceback" not in stderr
+    attempts = json.loads((out / "runs" / TRIAL / "attempts.json").read_text())["attempts"]
+    assert attempts[-1]["ended"] == "interrupted"
+    assert not (out / "runs" / FINAL).exists()                # the queued run never started
+    deadline = time.monotonic() + 15
+    while _tagged_processes(tag) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _tagged_processes(tag) == []
+    r = run_cli(*args)
+    assert r.returncode == 0 and "2 of 2 runs complete" in r.stdout, r.stderr
+
+
+def test_a_record_cannot_make_the_tool_write_outside_its_folder(run_cli, smoke_out, tmp_path):
+    "A data set name with '..' in a results.json (a record that came with a clone) names no file: the record is refused."
+    out = _copy(smoke_out, tmp_path / "deep" / "S")
+    res = out / "runs" / FINAL / "results.json"
+    rec = json.loads(res.read_text())
+    rec["dataset"] = "x/../../../ESCAPED"
+    res.write_text(json.dumps(rec))
+    r = run_cli("reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--report-only",
+                "--only", TRIAL, FINAL, *FAST)
+    assert r.returncode == 0, r.stderr
+    assert "is not a plain name" in r.stderr
+    assert not list(tmp_path.rglob("ESCAPED*"))
+
+
+def test_a_symlinked_runs_folder_cannot_make_the_tool_delete_outside(run_cli, smoke_out, omniglot_root, tmp_path):
+    out = _copy(smoke_out, tmp_path / "S")
+    (out / "runs").rename(tmp_path / "V")
+    (out / "runs").symlink_to(tmp_path / "V")
+    record = tmp_path / "V" / FINAL / "run.json"
+    rec = json.loads(record.read_text()); rec["config_hash"] = "0" * 16
+    record.write_text(json.dumps(rec))
+    keep = tmp_path / "V" / FINAL / "precious.txt"
+    keep.write_text("mine")
+    r = _reproduce(run_cli, out, omniglot_root, TRIAL, FINAL)
+    assert r.returncode != 0 and "leads outside" in r.stdout + r.stderr, (r.stdout, r.stderr)
+    assert keep.read_text() == "mine"
+
+
+def test_set_keys_are_declared_names_never_code(run_cli, tmp_path):
+    marker = tmp_path / "X"
+    r = run_cli("reproduce", "--profile", "smoke", "--out", str(tmp_path / "S"), "--only", "environment",
+                "--set", f"__import__('os').system('touch {marker}')#=1", cwd=tmp_path)
+    assert r.returncode == 2 and not marker.exists()
+    _one_line(r.stderr, "not a parameter of any run")
+
+
+def test_set_test_settings_never_reach_tuning_trials(smoke_out):
+    "The shared fixture overrides test_episodes for every run; the tuning trial still never sees the test classes."
+    import pandas as pd
+    trial = json.loads((smoke_out / "runs" / TRIAL / "results.json").read_text())
+    assert trial["experiment"] == "tuning" and trial.get("test_episodes", 0) == 0
+    assert "test_acc" not in trial
+    fs = pd.read_csv(smoke_out / "fewshot.csv")
+    assert len(fs[(fs.method == "protonet") & (fs.ways == 5)]) == 1
+
+
+@pytest.mark.parametrize("command", [["reproduce", "--profile", "smoke", "--only", "environment"],
+                                     ["train", "--method", "mtl", "--dataset", "omniglot-minimal", *TINY_CLI]])
+def test_an_empty_out_is_refused(run_cli, tmp_path, command):
+    r = run_cli(*command, "--out", "", cwd=tmp_path)
+    assert r.returncode == 2 and list(tmp_path.iterdir()) == []
+    _one_line(r.stderr, "--out is empty")
