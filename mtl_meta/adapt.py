@@ -19,8 +19,8 @@ from torch import Tensor
 from .core import MtlMetaError
 
 # %% auto #0
-__all__ = ['ADAPTERS', 'logreg_sklearn', 'logreg_torch', 'finetune_head', 'ridge', 'nearest_centroid', 'mean_ci95', 'EvalResult',
-           'split_features', 'Batching', 'evaluate']
+__all__ = ['ADAPTERS', 'logreg_sklearn', 'logreg_torch', 'finetune_head', 'ridge', 'nearest_centroid', 'check_adapt_options',
+           'mean_ci95', 'EvalResult', 'split_features', 'Batching', 'evaluate']
 
 # %% ../nbs/06_adapt.ipynb #cccc0004
 def _batched(zs: Tensor, ys: Tensor, zq: Tensor):
@@ -197,6 +197,26 @@ ADAPTERS: dict[str, Callable] = {
     "ridge": ridge, "centroid": nearest_centroid,
 }
 
+def check_adapt_options(adapt: str, options: dict) -> None:
+    """One-line `MtlMetaError` unless `adapt` is an adaptation of `ADAPTERS` and every option is one its function
+    takes, with a finite value of the type of its default (a NaN `lam` would give NaN logits without a word)."""
+    import inspect
+    from mtl_meta.core import check_finite
+    if adapt not in ADAPTERS:
+        raise MtlMetaError(f"unknown adaptation {adapt!r}; choose from {', '.join(ADAPTERS)}")
+    params = dict(list(inspect.signature(ADAPTERS[adapt]).parameters.items())[4:])   # after zs, ys, zq, ways
+    for name, value in options.items():
+        if name not in params:
+            raise MtlMetaError(f"{adapt} takes no option {name!r}; its options are: {', '.join(params) or 'none'}")
+        default = params[name].default
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and (
+                isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise MtlMetaError(f"{adapt}'s option {name} must be a number, got {value!r}")
+        check_finite(float(value) if isinstance(value, int) and not isinstance(value, bool) else value,
+                     f"{adapt}'s option {name}")
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and value < 0:
+            raise MtlMetaError(f"{adapt}'s option {name} must be 0 or more, got {value}")
+
 def mean_ci95(accs) -> tuple[float, float]:
     "Mean and half-width of the normal 95% confidence interval of the mean (sample std, ddof=1)."
     a = np.asarray(accs, dtype=np.float64)
@@ -262,8 +282,7 @@ def evaluate(features: Callable[[Tensor], Tensor], sampler, adapt: str = "logreg
     from tqdm.auto import tqdm
     b = batching or Batching()
     device, batch_size, chunk, embed_split = b.device, b.batch_size, b.chunk, b.embed_split
-    if adapt not in ADAPTERS:
-        raise MtlMetaError(f"unknown adaptation {adapt!r}; choose from {', '.join(ADAPTERS)}")
+    check_adapt_options(adapt, adapt_options)
     if episodes < 1:
         raise MtlMetaError(f"episodes must be at least 1, got {episodes}")
     if embed_split is None:

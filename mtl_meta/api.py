@@ -366,10 +366,9 @@ def predict(checkpoint: str | Path,               # checkpoint.pt written by tra
     """Classify new images with a trained body: the head of `adapt` is fitted on the `support` folder (one
     sub-folder of images per class, any number of classes and images) and predicts each image of `query`
     (a folder, searched recursively, or one file). Returns one {"image", "class", "probability"} per query."""
-    from mtl_meta.adapt import ADAPTERS
+    from mtl_meta.adapt import ADAPTERS, check_adapt_options
     from mtl_meta.data import image_folder_classes
-    if adapt not in ADAPTERS:
-        raise MtlMetaError(f"unknown adaptation {adapt!r}; choose from {', '.join(ADAPTERS)}")
+    check_adapt_options(adapt, adapt_options)   # before any file is read
     algorithm, meta = load_trained(checkpoint, device, body=body)
     classes = image_folder_classes(support)
     if len(classes) < 2:

@@ -447,6 +447,9 @@ def cmd_predict(args) -> int:
     import json
     from mtl_meta.api import predict
     from mtl_meta.core import atomic_write_text
+    if args.out is not None and (not str(args.out).strip() or Path(args.out).is_dir()):
+        raise MtlMetaError(f"--out {args.out!r} is {'empty' if not str(args.out).strip() else 'a folder'}: pass the "
+                           "path of the CSV file to write (e.g. predictions.csv)")
     rows = predict(args.checkpoint, args.support, args.query, adapt=args.adapt, device=args.device)
     for r in rows:
         print(json.dumps(r) if args.json else f"{r['image']}\t{r['class']}\t{r['probability']:.4f}")

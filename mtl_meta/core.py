@@ -21,11 +21,11 @@ from typing import Any, Sequence
 import numpy as np
 
 # %% auto #0
-__all__ = ['EXTRAS', 'DATA_ENV', 'CACHE_ENV', 'TEMP_MARK', 'LOCK_NAME', 'MtlMetaError', 'require_extra', 'data_root', 'cache_dir',
-           'check_readable_dir', 'inside', 'environment_error', 'atomic_write_bytes', 'atomic_write_text',
-           'atomic_write_json', 'seed_everything', 'check_output_dir', 'held_lock_fd', 'OutputLock', 'is_own_temp_file',
-           'remove_stale_temp_files', 'sweep_temp_files', 'one_writer', 'check_device', 'check_finite',
-           'markdown_table']
+__all__ = ['EXTRAS', 'DATA_ENV', 'CACHE_ENV', 'TEMP_MARK', 'LOCK_NAME', 'WRITING_IN_ENV', 'MtlMetaError', 'require_extra',
+           'data_root', 'cache_dir', 'check_readable_dir', 'inside', 'read_plain_bytes', 'read_json',
+           'environment_error', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'seed_everything',
+           'check_output_dir', 'held_lock_fd', 'OutputLock', 'is_own_temp_file', 'remove_stale_temp_files',
+           'sweep_temp_files', 'one_writer', 'check_device', 'check_finite', 'markdown_table']
 
 # %% ../nbs/00_core.ipynb #cccc0005
 class MtlMetaError(Exception):
@@ -95,6 +95,52 @@ def inside(folder: str | os.PathLike, *parts: str | os.PathLike) -> Path:
         raise MtlMetaError(f"{target} leads outside {base} (through '..', an absolute name or a symbolic link); "
                            "refusing to write there: remove the link, or fix the name that made the path")
     return target
+
+# %% ../nbs/00_core.ipynb #read0002
+def read_plain_bytes(path: str | os.PathLike, limit: int = 256 << 20) -> bytes:
+    """The bytes of `path`, refused with a one-line `MtlMetaError` unless it is a regular file (not a FIFO, a
+    device or a folder) of at most `limit` bytes; opened without blocking, never through a FIFO's wait.
+    A missing file raises `FileNotFoundError`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except IsADirectoryError:
+        raise MtlMetaError(f"{path} is a folder where a file belongs; remove it") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise MtlMetaError(f"{path} is a folder where a file belongs; remove it")
+        if not stat.S_ISREG(st.st_mode):
+            raise MtlMetaError(f"{path} is not a plain file (a FIFO, device or socket); remove it")
+        if st.st_size > limit:
+            raise MtlMetaError(f"{path} holds {st.st_size} bytes, more than the {limit} such a file may have; "
+                               "it is not one of ours: remove it")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+def read_json(path: str | os.PathLike, limit: int = 64 << 20, max_depth: int = 64):
+    """The JSON value in `path` (see `read_plain_bytes`), refused in one line when it is not UTF-8 JSON or is
+    nested more than `max_depth` levels deep (no record of ours is)."""
+    text = read_plain_bytes(path, limit)
+    try:
+        value = json.loads(text.decode("utf-8"))
+    except RecursionError:
+        raise MtlMetaError(f"{path} is nested too deeply to be a record of ours; remove it") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise MtlMetaError(f"{path} is not JSON ({type(e).__name__}: {' '.join(str(e).split())[:80]})") from None
+    todo = [(value, 1)]
+    while todo:
+        v, depth = todo.pop()
+        if depth > max_depth:
+            raise MtlMetaError(f"{path} is nested more than {max_depth} levels deep; no record of ours is: remove it")
+        if isinstance(v, dict):
+            todo += [(x, depth + 1) for x in v.values()]
+        elif isinstance(v, list):
+            todo += [(x, depth + 1) for x in v]
+    return value
 
 # %% ../nbs/00_core.ipynb #cccc000d
 _UMASK = os.umask(0o022); os.umask(_UMASK)   # read once: os.umask can only be read by setting it
@@ -186,6 +232,27 @@ try:
 except ImportError:   # Windows: fall back to an exclusive-create lock file and a pid check
     fcntl = None
 
+WRITING_IN_ENV = "MTL_META_WRITING_IN"   # set for a reproduction's runs: the output folder they write inside
+
+def _held_elsewhere(lock: Path) -> bool:
+    "Whether the lock file `lock` is locked right now (by another process); anything but a plain file is not."
+    try:
+        fd = os.open(lock, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
 def held_lock_fd(folder: str | os.PathLike) -> int | None:
     """The descriptor of the `OutputLock` this process holds on `folder`, or None. A child process that writes
     into the folder inherits it (`subprocess.run(..., pass_fds=(fd,))`): a `flock` lock stays held until every
@@ -207,8 +274,8 @@ class OutputLock:
     "Context manager: hold the writer lock of `folder` (one process at a time), else a one-line `MtlMetaError`."
     wait_for_dead_owner = 10.0   # seconds to wait while the recorded owner is dead but its children still hold the lock
 
-    def __init__(self, folder: str | os.PathLike, option: str = "--out"):
-        self.folder, self.option, self.fd = Path(folder), option, None
+    def __init__(self, folder: str | os.PathLike, option: str = "--out", recursive: bool = False):
+        self.folder, self.option, self.fd, self.recursive = Path(folder), option, None, recursive
         self.path = self.folder / LOCK_NAME
 
     def _record(self) -> dict:
@@ -291,8 +358,32 @@ class OutputLock:
 
     held: dict[str, int] = {}   # folder (resolved) -> descriptor of the locks this process holds
 
+    def _nested_writer(self) -> str:
+        """Another process's writer lock on a folder around this one (or, for a `recursive` writer such as a
+        reproduction, inside it), as one line; '' when there is none. The folder a reproduction's runs write in
+        (`WRITING_IN_ENV`, set for them) is theirs to write in."""
+        if fcntl is None:
+            return ""
+        here = self.folder.resolve()
+        ours = {*OutputLock.held, os.environ.get(WRITING_IN_ENV, "")}
+        for parent in here.parents:
+            if str(parent) not in ours and _held_elsewhere(parent / LOCK_NAME):
+                return (f"output folder {self.folder} lies inside {parent}, which {OutputLock(parent)._owner()} is "
+                        f"writing; wait for it to finish or pass an {self.option} outside it")
+        if self.recursive:
+            for dirpath, _, filenames in os.walk(here):
+                if Path(dirpath) != here and LOCK_NAME in filenames and _held_elsewhere(Path(dirpath) / LOCK_NAME):
+                    return (f"output folder {self.folder} holds {dirpath}, which {OutputLock(dirpath)._owner()} is "
+                            f"writing; wait for it to finish or pass another {self.option}")
+        return ""
+
     def __enter__(self) -> "OutputLock":
         fd = self._open_locked() if fcntl is not None else self._create_exclusive()
+        nested = self._nested_writer()
+        if nested:
+            self.path.unlink(missing_ok=True)   # while still holding it, as __exit__ does
+            os.close(fd)
+            raise MtlMetaError(nested)
         OutputLock.held[str(self.folder.resolve())] = fd
         owner = {"pid": os.getpid(), "host": socket.gethostname(),
                  "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
@@ -382,7 +473,7 @@ def one_writer(arg: str, option: str = "--out", recursive: bool = False):
                 created = False
             folder = check_output_dir(folder, option)
             try:
-                with OutputLock(folder, option):
+                with OutputLock(folder, option, recursive):
                     token = _PENDING_SWEEP.set((folder, recursive))
                     try:
                         result = fn(*args, **kwargs)

@@ -161,7 +161,10 @@ def missing_dataset(name: str, folder: Path, what: str = "") -> MtlMetaError:
 
 # %% ../nbs/02_data.ipynb #cccc0007
 def file_digest(path: Path, algo: str = "sha256") -> str:
+    "The hex digest of the regular file `path` (anything else, a FIFO above all, is refused in one line)."
     h = hashlib.new(algo)
+    if Path(path).exists() and not Path(path).is_file():   # opening a FIFO would wait for a writer forever
+        raise MtlMetaError(f"{path} is not a plain file (a FIFO, device or folder); remove it, or download the data again")
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
@@ -171,7 +174,7 @@ def file_digest(path: Path, algo: str = "sha256") -> str:
 def _read_sums(sums: Path) -> str:
     "The text of a SHA256SUMS file; one line naming the file when it is not text (or cannot be read)."
     try:
-        return sums.read_bytes().decode("utf-8")
+        return core.read_plain_bytes(sums, limit=1 << 20).decode("utf-8")
     except UnicodeDecodeError:
         raise MtlMetaError(f"{sums} is not a text file of checksums (it holds bytes that are not UTF-8); "
                            "delete it or download the data set again") from None
@@ -252,7 +255,7 @@ def _read_cache_entry(folder: Path, name: str, split: str) -> FewShotSplit | Non
     Sizes are checked at every load; checksums whenever a file changed (size or modification time) since
     they were last found right, which `verified` records (so gigabytes are not re-read at every load)."""
     try:
-        meta = json.loads((folder / "meta.json").read_text())
+        meta = core.read_json(folder / "meta.json")
         stamp = " ".join(f"{(folder / f).stat().st_size}:{(folder / f).stat().st_mtime_ns}" for f in _CACHE_FILES)
         for f in _CACHE_FILES:
             if (folder / f).stat().st_size != meta["checksums"][f]["size"]:

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Iterable
 
-from .core import atomic_write_bytes, atomic_write_text, inside, markdown_table
+from .core import MtlMetaError, atomic_write_bytes, atomic_write_text, inside, markdown_table, read_json
 
 # %% auto #0
 __all__ = ['PUBLISHED', 'METHOD_COLOURS', 'COMPARATOR', 'PLAIN_NAME', 'RESULT_FIELDS', 'REPORTS', 'method_order',
@@ -762,10 +762,12 @@ def read_results(path: str | Path, experiment: str | None = None) -> tuple[dict 
     if Path(path).exists() and not Path(path).is_file():   # a folder or a FIFO (reading one would block)
         return None, f"{path} is not a plain file"
     try:
-        r = json.loads(Path(path).read_bytes().decode("utf-8"))
+        r = read_json(path)
     except FileNotFoundError:
         return None, f"{path} is missing"
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+    except MtlMetaError as e:
+        return None, str(e)
+    except OSError as e:
         return None, f"{path} cannot be read ({type(e).__name__}: {' '.join(str(e).split())[:80]})"
     problem = check_results(r, experiment)
     return (None, f"{path} is incomplete: {problem}") if problem else (r, "")
@@ -948,8 +950,8 @@ def write_figures_index(out: Path, results: list[dict], runs: Iterable[str] | No
     profiles = {}
     for f in (folder / "run.json" for folder in _run_folders(out, runs)):
         try:
-            profiles[f.parent.name] = json.loads(f.read_text())["config"]["profile"]
-        except (OSError, ValueError, KeyError):
+            profiles[f.parent.name] = read_json(f)["config"]["profile"]
+        except (OSError, MtlMetaError, KeyError, TypeError):
             pass
     if profile is not None:   # a frozen profile's records name the profile they were made under
         profiles = {name: profile for name in profiles}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .core import MtlMetaError, atomic_write_json, inside
+from .core import MtlMetaError, atomic_write_json, inside, read_json
 from .report import RESULT_FIELDS, read_results
 
 # %% auto #0
@@ -106,11 +106,9 @@ def record_path(out: Path, run: Run) -> Path: return run_dir(out, run) / "run.js
 # %% ../nbs/10c_runs.ipynb #cccc000d-6
 def read_record(path: Path) -> dict | None:
     "The JSON object in `path`; None when it is missing, unreadable or not an object."
-    if not Path(path).is_file():   # missing, or a folder or FIFO in its place (reading a FIFO would block)
-        return None
-    try:
-        rec = json.loads(Path(path).read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    try:   # missing, not a plain file, too big, not JSON or nested too deeply: no record
+        rec = read_json(path)
+    except (OSError, MtlMetaError):
         return None
     return rec if isinstance(rec, dict) else None
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import mtl_meta
-from .core import MtlMetaError, require_extra
+from .core import WRITING_IN_ENV, MtlMetaError, read_json, require_extra
 from .runs import Run, RunResult, execute_run, prepare_run_dir, run_dir
 
 # %% auto #0
@@ -125,10 +125,10 @@ def _execute_here(payload: str) -> dict:
 def _result(run: Run, out, returncode: int | None = None, error: str = "") -> RunResult:
     folder = run_dir(out, run)
     try:
-        rec = json.loads((folder / "run.json").read_text())
+        rec = read_json(folder / "run.json")
         if not isinstance(rec, dict) or rec.get("status") not in ("ok", "failed"):
             raise ValueError("not a run record")
-    except (OSError, ValueError):
+    except (OSError, ValueError, MtlMetaError):
         rec = {"status": "failed", "seconds": 0.0, "error": error or f"the run's process exited with code "
                f"{returncode} before recording a result; see {run_log(out, run)}"}
     return RunResult(run, rec["status"], float(rec.get("seconds", 0.0)), folder / f"{run.name}.ipynb",
@@ -150,7 +150,7 @@ def execute_isolated(run: Run, out, profile: str, root, command: str = "", devic
     if log_path.is_symlink():   # the log is ours to write: never through a link put in its place
         log_path.unlink()
     lock = held_lock_fd(out)    # the child holds the folder's lock too: it is free only once the child is gone
-    env = {**child_env(device_index), PARENT_ENV: str(os.getpid())}
+    env = {**child_env(device_index), PARENT_ENV: str(os.getpid()), WRITING_IN_ENV: str(Path(out).resolve())}
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o666)
     t0 = time.time()
     with open(fd, "w") as log:
@@ -215,6 +215,7 @@ def _submitit_job(payload: str) -> dict:
         sys.stdout.flush(); sys.stderr.flush()
         os.dup2(log.fileno(), 1); os.dup2(log.fileno(), 2)
     os.environ.update({k: v for k, v in QUIET_ENV.items() if k not in os.environ})
+    os.environ[WRITING_IN_ENV] = str(Path(out).resolve())   # the run writes inside the reproduction's folder
     return _execute_here(payload)
 
 # %% ../nbs/15_sweep.ipynb #cccc0009-2
@@ -335,8 +336,8 @@ def headline(out, run: Run) -> str:
     "The one number that summarises a finished run, as text ('' when it wrote none)."
     folder = run_dir(out, run)
     try:
-        r = json.loads((folder / "results.json").read_text())
-    except (OSError, ValueError):
+        r = read_json(folder / "results.json")
+    except (OSError, MtlMetaError):
         r = {}
     try:
         if r.get("experiment") == "fewshot":
@@ -350,9 +351,9 @@ def headline(out, run: Run) -> str:
         if r.get("experiment") == "sinusoid":
             best = min(r["summary"], key=lambda s: s.get("mse_last_layer", float("inf")))
             return f"lowest test MSE {best['mse_last_layer']:.3f} ({best['method']})"
-        env = json.loads((folder / "environment.json").read_text())
+        env = read_json(folder / "environment.json")
         return f"{env['hardware']['device']} matmul {env['matmul']['gflops']:.1f} GFLOP/s"
-    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+    except (OSError, ValueError, KeyError, TypeError, StopIteration, AttributeError, MtlMetaError):
         return ""
 
 # %% ../nbs/15_sweep.ipynb #cccc000b-1

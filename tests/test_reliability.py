@@ -971,3 +971,88 @@ def test_an_empty_out_is_refused(run_cli, tmp_path, command):
     r = run_cli(*command, "--out", "", cwd=tmp_path)
     assert r.returncode == 2 and list(tmp_path.iterdir()) == []
     _one_line(r.stderr, "--out is empty")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_fifo_in_place_of_a_checksum_file_is_refused_not_waited_on(run_cli, omniglot_root, tmp_path):
+    "A FIFO named SHA256SUMS in the data root used to hang `data info` (and every load) forever."
+    import shutil
+    root = tmp_path / "data"
+    shutil.copytree(omniglot_root / "omniglot", root / "omniglot", ignore=shutil.ignore_patterns("SHA256SUMS"))
+    os.mkfifo(root / "omniglot" / "SHA256SUMS")
+    r = run_cli("data", "info", "--dataset", "omniglot-minimal", "--data-root", str(root), timeout=120)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    _one_line(r.stderr, "SHA256SUMS", "not a plain file")
+
+
+@pytest.mark.parametrize("name", ["run.json", "results.json"])
+def test_deeply_nested_records_are_damaged_records_not_tracebacks(smoke_out, tmp_path, name):
+    from mtl_meta.profiles import get_profile
+    from mtl_meta.reproduce import collect
+    from mtl_meta.runs import is_complete
+    out = _copy(smoke_out, tmp_path / "S")
+    (out / "runs" / FINAL / name).write_text("[" * 200000 + "]" * 200000)
+    final = next(r for r in get_profile("smoke") if r.name == FINAL)
+    assert not any(is_complete(out, r, "smoke") for r in [final])   # whatever its parameters: not trusted
+    made = collect(out, [TRIAL, FINAL])                               # the tables leave it out, in a word
+    assert (name == "run.json") or "nested" in made["problems"][FINAL]
+
+
+def test_a_poisoned_cache_entry_is_rebuilt(omniglot_root, tmp_path, monkeypatch):
+    "A cache entry whose meta.json is nested beyond reason is discarded and rebuilt, not a traceback at every load."
+    monkeypatch.setenv("MTL_META_CACHE", str(tmp_path / "cache"))
+    first = load_split("omniglot-minimal", "val", data_root=omniglot_root)
+    metas = list((tmp_path / "cache").rglob("meta.json"))
+    assert metas
+    for m in metas:
+        m.write_text("[" * 200000 + "]" * 200000)
+    again = load_split("omniglot-minimal", "val", data_root=omniglot_root)
+    assert len(again.labels) == len(first.labels) and again.class_names == first.class_names
+
+
+def test_a_train_inside_a_folder_a_reproduction_writes_is_refused(tmp_path):
+    """`train --out OUT/runs/x/seed0` while a reproduction holds OUT was accepted, and broke the reproduction's
+    every rerun; a reproduction around a folder a train writes is refused too."""
+    code = ("import os, sys, time\nfrom mtl_meta.core import OutputLock\nos.makedirs(sys.argv[1], exist_ok=True)\n"
+            "with OutputLock(sys.argv[1], recursive=True):\n    print('locked', flush=True); time.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "OUT")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "locked"
+        with pytest.raises(MtlMetaError) as e:
+            api.train("mtl", "omniglot-minimal", out_dir=tmp_path / "OUT" / "runs" / "x" / "seed0", **TINY)
+        _one_line(e, f"lies inside {(tmp_path / 'OUT').resolve()}", "pass an --out outside it")
+        assert not (tmp_path / "OUT" / "runs" / "x" / "seed0" / core.LOCK_NAME).exists()
+    finally:
+        p.kill(); p.wait()
+    inner = tmp_path / "B" / "runs" / "y"
+    code = ("import os, sys, time\nfrom mtl_meta.core import OutputLock\nos.makedirs(sys.argv[1], exist_ok=True)\n"
+            "with OutputLock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, "-c", code, str(inner)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "locked"
+        with pytest.raises(MtlMetaError) as e:
+            with core.OutputLock(tmp_path / "B", recursive=True):
+                pass
+        _one_line(e, f"holds {inner.resolve()}")
+    finally:
+        p.kill(); p.wait()
+
+
+@pytest.mark.parametrize("options, needle", [({"lam": float("nan")}, "finite"), ({"lam": -1.0}, "0 or more"),
+                                             ({"lamb": 1.0}, "takes no option 'lamb'"), ({"lam": "x"}, "a number")])
+def test_adaptation_options_are_checked_before_use(options, needle, tmp_path):
+    "A NaN ridge penalty gave NaN probabilities and chance accuracy without a word."
+    from mtl_meta.adapt import check_adapt_options
+    with pytest.raises(MtlMetaError) as e:
+        check_adapt_options("ridge", options)
+    _one_line(e, needle)
+    with pytest.raises(MtlMetaError, match=needle):   # the API says it before it reads any file
+        api.predict(tmp_path / "no-checkpoint.pt", tmp_path, tmp_path, adapt="ridge", **options)
+
+
+def test_predict_out_naming_a_folder_is_one_line(run_cli, tmp_path):
+    (tmp_path / "existing").mkdir()
+    r = run_cli("predict", "--checkpoint", str(tmp_path / "x.pt"), "--support", str(tmp_path), "--query",
+                str(tmp_path), "--out", str(tmp_path / "existing"))
+    assert r.returncode == 2 and list((tmp_path / "existing").iterdir()) == []
+    _one_line(r.stderr, "is a folder", "path of the CSV file")
