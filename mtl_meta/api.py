@@ -16,8 +16,8 @@ from .core import DATA_ENV, MtlMetaError, atomic_write_json, check_device, one_w
 from .train import Algorithm, TrainConfig, Trainer, TrainerHooks, _option, load_checkpoint
 
 # %% auto #0
-__all__ = ['EpisodeShape', 'DataOptions', 'ModelOptions', 'RunOptions', 'EvalConfig', 'build_algorithm', 'train', 'load_trained',
-           'evaluate', 'predict', 'export_body']
+__all__ = ['SUBSAMPLE_SEED_OFFSET', 'EpisodeShape', 'DataOptions', 'ModelOptions', 'RunOptions', 'EvalConfig', 'build_algorithm',
+           'EpochHooks', 'BudgetSnapshots', 'train', 'load_trained', 'evaluate', 'predict', 'export_body']
 
 # %% ../nbs/12_api.ipynb #cccc2402
 @dataclass(frozen=True)
@@ -49,6 +49,10 @@ class DataOptions:
                                            "new class (validation and test classes stay as they are)")
     transform: Callable | None = _option(None, "a per-image transform of the training images that replaces the data "
                                                "set's own")
+    train_images_per_class: int | None = _option(None, "keep this many images of every training class (drawn with the "
+                                                      "run's seed; validation and test classes stay whole)")
+    train_rotation_count: int | None = _option(None, "with train_rotations: how many of the angles 0, 180, 90, 270 "
+                                                    "make classes (1, 2 or 4; default 4)")
 
 # %% ../nbs/12_api.ipynb #cccc2402-2
 @dataclass(frozen=True)
@@ -66,6 +70,9 @@ class RunOptions:
     progress: bool = _option(False, "a progress bar")
     log_dir: str | Path | None = _option(None, "also write the training curves (loss, validation accuracy, learning "
                                                "rate, images seen, wall-clock) as TensorBoard event files into this folder")
+    snapshot_images: tuple[int, ...] = _option((), "also save, as out_dir/budget-IMAGES.pt, the body that validated "
+                                                   "best up to the epoch where the training images first reach each "
+                                                   "of these counts (the accuracy at a fixed budget)")
     epoch_lines: bool = _option(False, "one line per epoch when the progress bar is off")
     before_fit: Callable | None = _option(None, "called with the TrainConfig once data and model are ready, just "
                                                 "before training starts (the CLI's note on CPU budgets)")
@@ -129,18 +136,22 @@ def _load_splits(dataset, root, splits, opts: dict) -> dict:
                        f"got {type(dataset).__name__}")
 
 # %% ../nbs/12_api.ipynb #cccc0005-2
+SUBSAMPLE_SEED_OFFSET = 20_000   # the images a subsampled training set keeps are drawn with this + the run's seed
+
 def _samplers(dataset, data: DataOptions, cfg: TrainConfig, sampler_options: dict | None = None,
               splits=("train", "val")):
     """One episode sampler per split of `dataset`, read as `data` says: the training split's draws meta-batches of
     `cfg`'s training episodes, the others `cfg`'s validation episodes."""
-    from mtl_meta.data import train_transform, with_rotations
+    from mtl_meta.data import rotation_angles, subsample_classes, train_transform, with_rotations
     from mtl_meta.episodes import EpisodeSampler, MetaBatchSampler
     opts = data.dataset_options or {}
     out = {}
     for i, (split, classes) in enumerate(_load_splits(dataset, data.data_root, splits, opts).items()):
         is_train = split == "train"
+        if is_train and data.train_images_per_class:   # a smaller training set (issue 28): the same images per seed
+            classes = subsample_classes(classes, data.train_images_per_class, seed=SUBSAMPLE_SEED_OFFSET + cfg.seed)
         if is_train and data.train_rotations:   # the Omniglot practice: rotated characters are new training classes
-            classes = with_rotations(classes)
+            classes = with_rotations(classes, rotation_angles(data.train_rotation_count or 4))
         tf = train_transform(dataset, augment=data.augment and is_train, **opts) if _is_name(dataset) else None
         if is_train and data.transform is not None:   # the user's own per-image transform replaces the data set's
             tf = data.transform
@@ -173,6 +184,43 @@ def build_algorithm(metadata: dict, body: torch.nn.Module | None = None) -> Algo
                           **({} if body is not None else metadata.get("backbone_options", {})))
     return make_algorithm(metadata["method"], body, n_classes=metadata["n_classes"], ways=metadata["ways"],
                           **metadata.get("algorithm_options", {}))
+
+# %% ../nbs/12_api.ipynb #budg0002
+class EpochHooks:
+    "Several `on_epoch` hooks as one (each called in turn; `close` closes those that can be closed)."
+    def __init__(self, *hooks):
+        self.hooks = [h for h in hooks if h is not None]
+    def __call__(self, trainer, row: dict) -> None:
+        for h in self.hooks:
+            h(trainer, row)
+    def close(self) -> None:
+        for h in self.hooks:
+            if hasattr(h, "close"):
+                h.close()
+
+class BudgetSnapshots:
+    """An `on_epoch` hook: when the training images first reach a budget, save the checkpoint whose best body is
+    the one that validated best up to and including this epoch, as `out_dir/budget-IMAGES.pt`. A snapshot already
+    there (a resumed run) is kept."""
+    def __init__(self, out_dir: str | Path, budgets):
+        self.out_dir, self.budgets = Path(out_dir), sorted({int(b) for b in budgets})
+        if any(b < 1 for b in self.budgets):
+            raise MtlMetaError(f"budgets must be positive numbers of training images, got {list(budgets)}")
+
+    def path(self, budget: int) -> Path:
+        return self.out_dir / f"budget-{budget}.pt"
+
+    def __call__(self, trainer, row: dict) -> None:
+        from mtl_meta.train import save_checkpoint
+        due = [b for b in self.budgets if row["images"] >= b and not self.path(b).exists()]
+        if not due:
+            return
+        st = trainer.state   # called before this epoch's validation updates the best: decide it here
+        improved = trainer.best_body is None or row["val_acc"] > st.best_val
+        body = trainer.algorithm.body.state_dict() if improved else trainer.best_body
+        payload = {**trainer.state_dict(), "best_body": {k: v.detach().clone() for k, v in body.items()}}
+        for b in due:
+            save_checkpoint(self.path(b), payload)
 
 # %% ../nbs/12_api.ipynb #cccc0007
 @one_writer("out_dir")   # checked before any work, one process at a time, stale temp files removed
@@ -227,16 +275,19 @@ def train(method: str = "mtl",                # the method: a name in the regist
                 "image_shape": list(train_split.image_shape), "n_classes": train_split.n_classes,
                 "ways": cfg.training_ways, "dataset_options": dataset_options or {}, "augment": data.augment,
                 "train_rotations": data.train_rotations,
+                **({"train_images_per_class": data.train_images_per_class} if data.train_images_per_class else {}),
+                **({"train_rotation_count": data.train_rotation_count} if data.train_rotation_count else {}),
                 "normalization": [list(stats[0]), list(stats[1])] if stats is not None else None,
                 "backbone_options": backbone_options or {}, "algorithm_options": algorithm_options or {}}
     if module and backbone_options:
         raise MtlMetaError("backbone_options apply to backbones given by name, not to a module")
     algorithm = build_algorithm(metadata, body=backbone if module else None)
     sweep_temp_files()   # the arguments are good: a killed earlier run's temporary files can go
+    log = TrainingLog(out_dir, run.log_dir) if rank == 0 and (out_dir or run.log_dir) else None
+    snaps = BudgetSnapshots(out_dir, run.snapshot_images) if rank == 0 and out_dir and run.snapshot_images else None
     trainer = Trainer(algorithm, samplers["train"], samplers["val"], cfg, out_dir=out_dir,
                       progress=run.progress, metadata=metadata, hooks=TrainerHooks(
-                          on_step=fault_hook(),
-                          on_epoch=TrainingLog(out_dir, run.log_dir) if rank == 0 and (out_dir or run.log_dir) else None))
+                          on_step=fault_hook(), on_epoch=EpochHooks(log, snaps) if snaps is not None else log))
     trainer.epoch_lines = run.epoch_lines
     setup_seconds = time.perf_counter() - t_setup   # data loading, samplers, model (wall-clock, not a result)
     if run.before_fit is not None and rank == 0:

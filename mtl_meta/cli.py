@@ -130,9 +130,12 @@ def _add_reproduce(sub) -> None:
     from mtl_meta.profiles import PROFILES
     rep.add_argument("--profile", default="cpu", choices=list(PROFILES), metavar="NAME",
                      help="smoke (CI, minutes), cpu (default: theory, sinusoid, Omniglot on a laptop), cpu-2026-11 "
-                          "(the few-shot runs made before issue 37's protocol, frozen: redraws only), "
+                          "(the few-shot runs made before issue 37's protocol, frozen: redraws only), regimes (the "
+                          "regime map, after cpu's tuning), "
                           "paper (image benchmarks on a GPU with the data sets); default: %(default)s")
-    rep.add_argument("--out", default="figures", metavar="DIR", help="output folder (default: %(default)s)")
+    rep.add_argument("--out", default=None, metavar="DIR",
+                     help="output folder (default: figures; figures/regimes for regimes, figures/cpu-2026-11 for the "
+                          "frozen profile)")
     rep.add_argument("--only", nargs="+", metavar="RUN", help="run only these runs of the profile")
     rep.add_argument("--force", action="store_true", help="rerun runs that are already complete")
     rep.add_argument("--list", action="store_true", help="list the profile's runs and exit")
@@ -318,9 +321,10 @@ def _parse_overrides(items: list[str] | None, flag: str = "--set") -> dict:
 
 # %% ../nbs/11_cli.ipynb #cccc0007-1
 def cmd_reproduce(args) -> int:
-    from mtl_meta.profiles import get_profile, reproduce_command
+    from mtl_meta.profiles import default_out, get_profile, reproduce_command
     from mtl_meta.reproduce import Watch, reproduce
     from mtl_meta.sweep import Sweep
+    args.out = default_out(args.profile) if args.out is None else args.out
     if args.list:
         for run in get_profile(args.profile, args.only):
             print(f"{run.name}\t{run.notebook}\t{run.parameters}\t{run.description}")

@@ -30,14 +30,15 @@ from .core import DATA_ENV, MtlMetaError, cache_dir, check_readable_dir
 from .episodes import FewShotSplit
 
 # %% auto #0
-__all__ = ['DATASETS', 'SPLITS', 'CACHE_VERSION', 'OMNIGLOT_MINIMAL_ARCHIVES', 'OMNIGLOT_MINIMAL_SPLIT', 'OMNIGLOT_VAL_ALPHABETS',
-           'MINI_IMAGENET_FILES', 'CIFAR_FS_SPLIT', 'FC100_SPLIT', 'IMAGE_SUFFIXES', 'DOWNLOADS',
-           'OMNIGLOT_MINIMAL_SHA256', 'IMAGENET_STATS', 'CIFAR_STATS', 'DatasetInfo', 'register_dataset',
+__all__ = ['DATASETS', 'SPLITS', 'CACHE_VERSION', 'OMNIGLOT_MINIMAL_ARCHIVES', 'OMNIGLOT_MINIMAL_SPLIT', 'ROTATION_ORDER',
+           'OMNIGLOT_VAL_ALPHABETS', 'MINI_IMAGENET_FILES', 'CIFAR_FS_SPLIT', 'FC100_SPLIT', 'IMAGE_SUFFIXES',
+           'DOWNLOADS', 'OMNIGLOT_MINIMAL_SHA256', 'IMAGENET_STATS', 'CIFAR_STATS', 'DatasetInfo', 'register_dataset',
            'dataset_info', 'missing_dataset', 'file_digest', 'verify_sha256sums', 'record_sha256sums', 'cached_split',
-           'safe_pickle_load', 'with_rotations', 'load_omniglot_minimal', 'load_omniglot', 'load_mini_imagenet',
-           'load_tiered_imagenet', 'load_cifar', 'load_split', 'dataset_normalization', 'dataset_transform',
-           'describe_dataset', 'image_folder_classes', 'folder_class_split', 'load_image_folder', 'folder_stats',
-           'download', 'BatchAugment', 'train_transform', 'SinusoidTasks', 'SharedRepresentationTasks']
+           'safe_pickle_load', 'with_rotations', 'rotation_angles', 'subsample_classes', 'load_omniglot_minimal',
+           'load_omniglot', 'load_mini_imagenet', 'load_tiered_imagenet', 'load_cifar', 'load_split',
+           'dataset_normalization', 'dataset_transform', 'describe_dataset', 'image_folder_classes',
+           'folder_class_split', 'load_image_folder', 'folder_stats', 'download', 'BatchAugment', 'train_transform',
+           'SinusoidTasks', 'SharedRepresentationTasks']
 
 # %% ../nbs/02_data.ipynb #cccc0005
 @dataclass(frozen=True)
@@ -471,6 +472,30 @@ def with_rotations(data: FewShotSplit, angles: tuple[int, ...] = (0, 90, 180, 27
     y = (data.labels[:, None] * len(angles) + np.arange(len(angles))).reshape(-1)
     names = [f"{n}@{a}" for n in data.class_names for a in angles]
     return FewShotSplit(np.ascontiguousarray(x), y, names, name=data.name)
+
+# %% ../nbs/02_data.ipynb #regi0002
+ROTATION_ORDER = (0, 180, 90, 270)   # the angles kept, in this order, when only some of the four make classes
+
+def rotation_angles(count: int) -> tuple[int, ...]:
+    "The first `count` (1, 2 or 4) angles of `ROTATION_ORDER`: the rotations that make training classes."
+    if count not in (1, 2, 4):
+        raise MtlMetaError(f"the number of rotations must be 1, 2 or 4, got {count}")
+    return ROTATION_ORDER[:count]
+
+def subsample_classes(data: FewShotSplit, per_class: int, seed: int) -> FewShotSplit:
+    """`data` with `per_class` images of every class, drawn without replacement with `seed` (the same seed keeps
+    the same images; the images keep their order within a class). A class with fewer images is a one-line error."""
+    if per_class < 1:
+        raise MtlMetaError(f"images per class must be at least 1, got {per_class}")
+    rng, keep = np.random.default_rng(seed), []
+    for c in np.unique(data.labels):
+        idx = np.flatnonzero(data.labels == c)
+        if len(idx) < per_class:
+            raise MtlMetaError(f"class {data.class_names[c]!r} of {data.name or 'the split'} has {len(idx)} images, "
+                               f"fewer than the {per_class} asked for; ask for at most {len(idx)}")
+        keep.append(np.sort(rng.choice(idx, size=per_class, replace=False)))
+    keep = np.concatenate(keep)
+    return FewShotSplit(np.ascontiguousarray(data.images[keep]), data.labels[keep], list(data.class_names), name=data.name)
 
 # %% ../nbs/02_data.ipynb #cccc0011-3
 def load_omniglot_minimal(split: str, root: Path, image_size: int = 28, cache=None) -> FewShotSplit:

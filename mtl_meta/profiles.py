@@ -14,8 +14,9 @@ from .core import MtlMetaError
 from .runs import Run, experiments_dir
 
 # %% auto #0
-__all__ = ['FROZEN_PROFILES', 'PAPER_DATASETS', 'PROFILES', 'TEST_SEED_OFFSET', 'compared_methods', 'setting_key', 'split_trial',
-           'fewshot_runs', 'tune_runs', 'get_profile', 'reproduce_command']
+__all__ = ['REGIME_METHODS', 'REGIME_BUDGETS', 'REGIME_REFERENCE', 'REGIME_AXES', 'TUNING_FROM', 'FROZEN_PROFILES',
+           'PAPER_DATASETS', 'PROFILES', 'TEST_SEED_OFFSET', 'compared_methods', 'setting_key', 'split_trial',
+           'fewshot_runs', 'tune_runs', 'default_out', 'regime_runs', 'get_profile', 'reproduce_command']
 
 # %% ../nbs/10a_profiles.ipynb #cccc0007
 def compared_methods() -> tuple[str, ...]:
@@ -108,6 +109,41 @@ _CPU_DATA = dict(train_rotations=True)
 _CPU_FEWSHOT = dict(train=_CPU_TRAIN, seeds=[0, 1, 2], test_episodes=1000, test_queries=15, adapt="logreg-torch",
                     **_CPU_DATA)
 _CPU_MORE_SEEDS = {"mtl": [0, 1, 2, 3, 4], "metaoptnet-svm": [0, 1, 2, 3, 4]}
+# The regime map (issue 28): MTL, the comparator and the strongest and cheapest last-layer learners of the table,
+# 5-way 1-shot, 3 seeds, one axis at a time away from the cpu profile's setting (20 images per class, 612 classes,
+# Conv-4 with 64 channels), with the cpu profile's 5-way 1-shot tuning carried over (the same rule for every method
+# and axis: no re-tuning, a cut that saves about 20 trials per level). The cpu runs are the reference level of
+# every axis, and the budget axis is read from them: their bodies at fixed budgets of training images.
+REGIME_METHODS = ("mtl", "metaoptnet-svm", "metaoptnet-rr", "protonet")
+REGIME_BUDGETS = [30_000, 100_000, 300_000]
+REGIME_REFERENCE = {"images": 20, "classes": 612, "capacity": 64}
+REGIME_AXES = {   # axis -> (level, the fewshot parameters that make it; "queries": the training episodes' queries)
+    # 5 images per class cannot fill 1 + 5 images per class of an episode: 4 queries there (every image of a class)
+    "images": [(5, {"train_images_per_class": 5, "queries": 4}), (10, {"train_images_per_class": 10})],
+    "classes": [(153, {"train_rotations": False}), (306, {"train_rotation_count": 2})],
+    "capacity": [(32, {"backbone_options": {"hidden": 32}}), (128, {"backbone_options": {"hidden": 128}})],
+}
+TUNING_FROM = {"regimes": ".."}   # a profile without trials of its own: where (from --out) its tuning.json is
+
+def default_out(profile: str) -> str:
+    "The folder a profile reproduces into when no --out is given: its own under figures/ for the regime map and frozen runs."
+    return {"regimes": "figures/regimes"}.get(profile) or FROZEN_PROFILES.get(profile, {}).get("out") or "figures"
+
+def regime_runs(dataset: str, axes: dict, methods=REGIME_METHODS, **params) -> list[Run]:
+    "One few-shot run per (axis, level, method) of `axes`, tuned on 5-way 1-shot, tagged with its regime cell."
+    def level_params(extra: dict) -> dict:
+        extra = dict(extra)
+        train = {**params.get("train", {}), **({"queries": extra.pop("queries")} if "queries" in extra else {})}
+        return {**params, "train": train, **extra}
+    return [r for axis, levels in axes.items() for level, extra in levels
+            for r in fewshot_runs(dataset, "conv4", [(5, 1)], methods=methods, prefix=f"regime-{axis}{level}-",
+                                  tuned_on=(5, 1), **{**level_params(extra), "regime": {"axis": axis, "level": level}})]
+
+def _with_budgets(runs: list[Run], methods, budgets: list[int]) -> list[Run]:
+    "`runs` with `budgets` (test at fixed budgets of training images) for the 5-way 1-shot runs of `methods`."
+    from dataclasses import replace
+    return [replace(r, parameters={**r.parameters, "budgets": budgets})
+            if r.parameters.get("method") in methods and r.parameters["train_config"]["shots"] == 1 else r for r in runs]
 _CPU_GRID_EXTENSIONS = 3
 def _cpu_5shot_methods() -> tuple[str, ...]:
     return tuple(m for m in compared_methods() if m != "maml")
@@ -140,6 +176,8 @@ def _builtin_profiles() -> dict[str, list[Run]]:
                    max_trials=1),
         *fewshot_runs("omniglot-minimal", "conv4", [(5, 1)], methods=("mtl", "protonet"), seeds=[0],
                       train=_SMOKE_TRAIN, test_episodes=20, tuned_on=(5, 1), extra_tests=[[20, 1]]),
+        *regime_runs("omniglot-minimal", {"images": [(5, {"train_images_per_class": 5, "queries": 4})]}, methods=("mtl",),
+                     seeds=[0], train=_SMOKE_TRAIN, test_episodes=20, budgets=[100, 10_000]),
         Run("sinusoid", "sinusoid.ipynb", {"steps": 20, "n_tasks": 100, "test_tasks": 30, "test_steps": 2},
             description="sinusoid regression, MTL vs MAML vs ANIL"),
         Run("theory", "theory.ipynb", {"depths": [1, 4, 16], "lambda_taus": [[0.01, 1], [0.1, 1]], "seeds": [0],
@@ -165,11 +203,13 @@ def _builtin_profiles() -> dict[str, list[Run]]:
                    **_CPU_DATA),
         *tune_runs("omniglot-minimal", "conv4", [(5, 5)], methods=_cpu_5shot_methods(), train=_CPU_TUNE,
                    grid_extensions=_CPU_GRID_EXTENSIONS, **_CPU_DATA),
-        *_with_seeds(fewshot_runs("omniglot-minimal", "conv4", [(5, 1)], tuned_on=(5, 1), extra_tests=[[20, 1]],
-                                  **_CPU_FEWSHOT), _CPU_MORE_SEEDS),
+        *_with_budgets(_with_seeds(fewshot_runs("omniglot-minimal", "conv4", [(5, 1)], tuned_on=(5, 1),
+                                                extra_tests=[[20, 1]], **_CPU_FEWSHOT), _CPU_MORE_SEEDS),
+                       REGIME_METHODS, REGIME_BUDGETS),
         *_with_seeds(fewshot_runs("omniglot-minimal", "conv4", [(5, 5)], methods=_cpu_5shot_methods(),
                                   tuned_on=(5, 5), **_CPU_FEWSHOT), _CPU_MORE_SEEDS),
     ],
+    "regimes": regime_runs("omniglot-minimal", REGIME_AXES, **_CPU_FEWSHOT),
     "cpu-2026-11": _frozen([
         *tune_runs("omniglot-minimal", "conv4", [(5, 1)], methods=_FROZEN_2026_11_METHODS,
                    train={**_FROZEN_2026_11_TRAIN, "epochs": 8}, **_CPU_DATA),

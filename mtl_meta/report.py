@@ -17,9 +17,10 @@ __all__ = ['PUBLISHED', 'METHOD_COLOURS', 'COMPARATOR', 'PLAIN_NAME', 'RESULT_FI
            'use_figure_style', 'log_x_axis', 'save_figure', 'epochs_at_last_rate', 'patience_after_cut',
            'seed_interval', 'fewshot_table', 'cost_to_accuracy', 'cost_table', 'efficiency_curve', 'speedup_curve',
            'efficiency_table', 'paper_comparison', 'method_colour', 't_interval', 'log_ratio_interval',
-           'paired_p_value', 'holm', 'best_on_validation', 'paired_table', 'paper_gaps', 'check_results',
-           'read_results', 'timing_outliers', 'report_fewshot', 'report_taxonomy', 'report_sinusoid',
-           'report_efficiency', 'report_theory', 'write_figures_index', 'collect', 'theory_split_markdown']
+           'paired_p_value', 'holm', 'best_on_validation', 'paired_table', 'paper_gaps', 'regime_table',
+           'report_regimes', 'check_results', 'read_results', 'timing_outliers', 'report_fewshot', 'report_taxonomy',
+           'report_sinusoid', 'report_efficiency', 'report_theory', 'write_figures_index', 'collect',
+           'theory_split_markdown']
 
 # %% ../nbs/10b_report.ipynb #order001
 def method_order() -> tuple[str, ...]:
@@ -659,6 +660,136 @@ def paper_gaps(paired, comparator: str = COMPARATOR):
                          "error_ratio_hi": r.error_ratio_hi})
     return pd.DataFrame(rows)
 
+# %% ../nbs/10b_report.ipynb #regm0002
+def _regime_cells(results: list[dict]) -> dict:
+    """{(axis, level): {method: run}} from the regime runs and the reference runs (the `cpu` profile's 5-way
+    1-shot runs of the regime's methods), the latter at the reference level of every axis of the map."""
+    from mtl_meta.profiles import REGIME_METHODS, REGIME_REFERENCE
+    cells: dict = {}
+    for r in results:
+        if r.get("experiment") not in ("fewshot", "pending") or r.get("method") not in REGIME_METHODS:
+            continue
+        if r.get("regime"):
+            cells.setdefault((r["regime"]["axis"], r["regime"]["level"]), {})[r["method"]] = r
+        elif r.get("experiment") == "fewshot" and (r["ways"], r["shots"]) == (5, 1) and not r.get("train_images_per_class"):
+            for axis, level in REGIME_REFERENCE.items():
+                cells.setdefault((axis, level), {}).setdefault(r["method"], r)
+            for b in {t["images"] for s in r["per_seed"] for t in s.get("budget_tests") or []}:
+                cells.setdefault(("budget", b), {})[r["method"]] = {**r, "per_seed": [
+                    {**s, "tests": [{"ways": 5, "shots": 1, **next(t for t in s["budget_tests"] if t["images"] == b)}],
+                     "history": [h for h in s["history"] if h.get("images", 0) <= b] or s["history"][:1]}
+                    for s in r["per_seed"] if any(t["images"] == b for t in s.get("budget_tests") or [])]}
+    return cells
+
+def _matched_speedup(a: dict, b: dict) -> tuple[float, float, float]:
+    "`b`'s training images over `a`'s to first reach the lower of their worst seeds' best validation accuracy."
+    worst = lambda r: min(max((h["val_acc"] for h in s["history"]), default=float("nan")) for s in r["per_seed"])
+    _, ours, theirs = _per_seed_ratios(a, b, min(worst(a), worst(b)))
+    return log_ratio_interval([t[0] / o[0] for o, t in zip(ours, theirs)])
+
+def regime_table(results: list[dict], comparator: str = COMPARATOR):
+    """One row per regime cell (axis, level) and method other than `comparator`: the method minus the comparator,
+    paired per seed on the same test episodes (points, Student-t interval over seeds, p-value and its Holm adjustment
+    over the cell's methods, verdict), both accuracies, the method's training images and seconds per seed, and its
+    speedup over the comparator at matched validation accuracy (the comparator's images over the method's; budget
+    cells: none, every method got the same images). A cell with a run not complete says pending."""
+    import numpy as np
+    import pandas as pd
+    rows = []
+    for (axis, level), runs in sorted(_regime_cells(results).items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        comp = runs.get(comparator)
+        for method, r in runs.items():
+            if method == comparator:
+                continue
+            row = {"axis": axis, "level": level, "method": method, "seeds": 0, "method_acc": float("nan"),
+                   "comparator_acc": float("nan"), "gap": float("nan"), "ci95": float("nan"), "p_value": float("nan"),
+                   "images": float("nan"), "seconds": float("nan"), "speedup_images": float("nan"),
+                   "speedup_images_lo": float("nan"), "speedup_images_hi": float("nan"), "pending": True}
+            if comp is not None and r.get("experiment") == comp.get("experiment") == "fewshot":
+                ours, theirs = _per_seed_tests(r).get((5, 1), {}), _per_seed_tests(comp).get((5, 1), {})
+                seeds = sorted(set(ours) & set(theirs))
+                diffs = [100 * (ours[s] - theirs[s]) for s in seeds]
+                ci = seed_interval(diffs)
+                speed = _matched_speedup(r, comp) if axis != "budget" else (float("nan"),) * 3
+                row.update(seeds=len(seeds), method_acc=100 * float(np.mean([ours[s] for s in seeds])),
+                           comparator_acc=100 * float(np.mean([theirs[s] for s in seeds])), gap=float(np.mean(diffs)),
+                           ci95=float("nan") if ci is None else ci, p_value=paired_p_value(diffs),
+                           images=level if axis == "budget" else r.get("train_images", float("nan")),
+                           seconds=float("nan") if axis == "budget" else r.get("train_seconds", float("nan")),
+                           speedup_images=speed[0], speedup_images_lo=speed[1], speedup_images_hi=speed[2],
+                           pending=False)
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df["p_holm"] = float("nan")
+    for _, idx in df.groupby(["axis", "level"]).groups.items():
+        adjusted = holm([1.0 if df.loc[i, "pending"] else df.loc[i, "p_value"] for i in idx])
+        df.loc[idx, "p_holm"] = [float("nan") if df.loc[i, "pending"] else a for i, a in zip(idx, adjusted)]
+    df["verdict"] = [("pending: a run of the cell is not complete" if r.pending else "one seed: no interval"
+                      if r.seeds < 2 else "not significant" if not r.p_holm < 0.05
+                      else f"{r.method} higher" if r.gap > 0 else f"{r.method} lower") for r in df.itertuples()]
+    columns = [c for c in df.columns if c not in ("pending", "p_holm", "verdict")]
+    columns.insert(columns.index("p_value") + 1, "p_holm")
+    return df[[*columns, "verdict", "pending"]]
+
+def _plot_regimes(table, out: Path) -> list[Path]:
+    "One figure per axis: each method's gap to the comparator with its interval, and its matched-accuracy speedup."
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    paths = []
+    use_figure_style()
+    done = table[~table.pending]
+    for axis, g in done.groupby("axis"):
+        fig, axs = plt.subplots(1, 2, figsize=(11, 4))
+        for method, s in g.groupby("method", sort=False):
+            s = s.sort_values("level")
+            colour = method_colour(method)
+            axs[0].errorbar(s.level, s.gap, yerr=s.ci95.fillna(0), color=colour, marker="o", capsize=3, label=method)
+            if s.speedup_images.notna().any():
+                axs[1].errorbar(s.level, s.speedup_images,
+                                yerr=[(s.speedup_images - s.speedup_images_lo).fillna(0),
+                                      (s.speedup_images_hi - s.speedup_images).fillna(0)],
+                                color=colour, marker="o", capsize=3, label=method)
+        axs[0].axhline(0.0, color="grey", lw=0.8)
+        axs[1].axhline(1.0, color="grey", lw=0.8)
+        for ax in axs:
+            ax.set_xscale("log")
+            ax.set_xticks(sorted(g.level.unique()), [str(v) for v in sorted(g.level.unique())])
+            ax.set_xlabel({"images": "images per training class", "classes": "training classes",
+                           "capacity": "Conv-4 channels", "budget": "training images"}.get(axis, axis))
+        axs[0].set_ylabel(f"test accuracy minus {COMPARATOR}'s (points)")
+        axs[1].set(yscale="log", ylabel=f"speedup over {COMPARATOR} at matched accuracy (images)")
+        if axs[1].get_legend_handles_labels()[0]:
+            axs[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        fig.suptitle(f"Regime map, {axis}: paired over seeds (95% t intervals); the cpu runs are the reference level",
+                     fontsize=10)
+        fig.tight_layout()
+        paths += save_figure(fig, inside(out, f"regimes-{axis}"), dpi=110,
+                             description=f"gap to {COMPARATOR} and matched-accuracy speedup against {axis}")
+    return paths
+
+def report_regimes(results: list[dict], out: Path) -> None:
+    "`regimes.md` / `.csv` and a figure per axis, when there are regime runs."
+    if not any(r.get("regime") for r in results):
+        return
+    table = regime_table(results)
+    if table.empty:
+        return
+    shown = _pending_cells(table.drop(columns="pending"), table.pending.to_numpy())
+    _write_table(table.drop(columns="pending"), out, "regimes", "Where MTL matches meta-learning: the regime map",
+                 f"One axis at a time away from the cpu profile's setting (5-way 1-shot, Omniglot minimal, Conv-4): "
+                 f"axis and level; gap: the method's test accuracy minus {COMPARATOR}'s in points, paired per seed "
+                 "on the same test episodes (ci95: Student t over seeds; p_holm: Holm over the cell's methods; "
+                 "verdict from p_holm < 0.05); images and seconds: training images and update wall-clock per seed "
+                 f"(budget cells: the budget); speedup_images: {COMPARATOR}'s training images over the method's to "
+                 "first reach the lower of their worst seeds' best validation accuracy, geometric mean over seeds "
+                 "with its t interval on the log scale. The cpu profile's runs are the reference level of every "
+                 "axis (20 images per class, 612 classes, 64 channels), and its budget cells.\n\n", shown=shown)
+    if (~table.pending).any():
+        _plot_regimes(table, out)
+
 # %% ../nbs/10b_report.ipynb #cccc2611
 import re
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")   # what a data set, backbone or method name may be
@@ -806,6 +937,7 @@ def _write_timing_check(results: list[dict], out: Path, factor: float = 2.0) -> 
 # %% ../nbs/10b_report.ipynb #cccc0014b-2
 def report_fewshot(results: list[dict], out: Path) -> int:
     "The few-shot tables (accuracy, speedup at matched accuracy, cost to target, paper numbers) and curves."
+    results = [r for r in results if not r.get("regime") and not r.get("reference_run")]   # see report_regimes
     table = fewshot_table(results)
     if table.empty:
         return 0
@@ -937,7 +1069,7 @@ def report_theory(results: list[dict], out: Path) -> None:
             lines += theory_split_markdown(r)
         atomic_write_text(out / "theory.md", "\n".join(lines) + "\n")
 
-REPORTS = (report_fewshot, report_taxonomy, report_sinusoid, report_efficiency, report_theory)
+REPORTS = (report_fewshot, report_regimes, report_taxonomy, report_sinusoid, report_efficiency, report_theory)
 
 # %% ../nbs/10b_report.ipynb #cccc0014b-7
 def write_figures_index(out: Path, results: list[dict], runs: Iterable[str] | None = None,
@@ -983,19 +1115,22 @@ def write_figures_index(out: Path, results: list[dict], runs: Iterable[str] | No
 
 # %% ../nbs/10b_report.ipynb #cccc0014b-8
 def collect(out: str | Path, runs: Iterable[str] | None = None, pending: Iterable[dict] = (),
-            profile: str | None = None) -> dict:
+            profile: str | None = None, reference: str | Path | None = None) -> dict:
     """Build the tables and figures of a reproduction from the run results in `out/runs/` (only the runs
     named in `runs` when given: `reproduce` passes its profile's, so folders of runs that a profile no
     longer has are kept on disk but left out of the tables): one report per experiment, then the index.
     `pending`: records of the few-shot runs the profile expects that are not complete (`experiment`
     'pending', with `pending_tests` and `seeds_done`); their cells say pending, and no pair with one gets a verdict.
-    `profile`: the profile reproduced, named in `FIGURES.md`'s commands."""
+    `profile`: the profile reproduced, named in `FIGURES.md`'s commands. `reference`: another reproduction's folder
+    (read only) whose few-shot runs are the reference level of the regime map (`report_regimes`)."""
     import sys
     out = Path(out)
     problems = {}
     results = _load_results(out, runs, problems)
     done = {r["run"] for r in results}
     results += [p for p in pending if p["run"] not in done]
+    if reference is not None and Path(reference).resolve() != out.resolve():
+        results += [{**r, "reference_run": True} for r in _load_results(Path(reference)) if r.get("experiment") == "fewshot"]
     for name, problem in problems.items():   # said out loud: a table that lacks a run must not look complete
         print(f"mtl-meta: warning: run {name} is left out of the tables: {problem}", file=sys.stderr)
     made = {report.__name__: report(results, out) for report in REPORTS}

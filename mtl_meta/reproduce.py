@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Sequence
 
 from .core import (DATA_ENV, MtlMetaError, atomic_write_json, atomic_write_text, check_readable_dir,
                            data_root, markdown_table, one_writer, sweep_temp_files)
-from .profiles import FROZEN_PROFILES, get_profile, reproduce_command, split_trial
+from .profiles import FROZEN_PROFILES, TUNING_FROM, get_profile, reproduce_command, split_trial
 from .report import collect
 from .sweep import Deadline, Sweep
 from .runs import (Run, RunResult, code_version, experiments_dir, is_complete, read_record, record_path,
@@ -237,7 +237,8 @@ class Watch:
 
 def _incomplete(out: Path, runs: Sequence[Run], profile: str) -> list[Run]:
     "The `runs` not complete in `out` (final runs with the selection in its tuning.json; none there: incomplete)."
-    saved = _saved_selection(out / "tuning.json") if (out / "tuning.json").exists() else {}
+    tuning = out / TUNING_FROM.get(profile, ".") / "tuning.json"
+    saved = _saved_selection(tuning) if tuning.exists() else {}
     return [r for r in runs if (r.tuned and r.tuned not in saved)
             or not is_complete(out, resolve_tuned(r, saved) if r.tuned else r, profile)]
 
@@ -343,12 +344,18 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
         if r.name not in done:
             pending(r, "not run: a grid extension waiting for time")
     trials = trials + extensions
-    selected = select_trials(out, trials, profile, bounds) if trials else {}
+    base = out / TUNING_FROM[profile] if profile in TUNING_FROM else None   # a profile tuned by another's trials
+    selected = select_trials(out, trials, profile, bounds) if trials else \
+        _saved_selection(base / "tuning.json") if base is not None else {}
     unfinished = {r.tunes for r in trials if not is_complete(out, r, profile)} | {r.tunes for r in waiting}
     tuned, ready = [r for r in runs if r.tuned], []
     for run in tuned:                                # then the final runs, with the trials' choice
         if run.tuned in unfinished:
             pending(run, f"not run: its tuning trials ({run.tuned}) are not all complete")
+            continue
+        if base is not None and run.tuned not in selected:
+            pending(run, f"not run: {base / 'tuning.json'} has no selection for {run.tuned} yet (reproduce the "
+                         "profile whose trials tune it first)")
             continue
         try:
             ready.append(with_overrides(resolve_tuned(run, selected), overrides or {}))
@@ -360,7 +367,8 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     every = every + extensions
     if selected:   # the tables and the summary show the values the final runs used
         every = [with_overrides(resolve_tuned(r, selected), overrides or {}) if r.tuned in selected else r for r in every]
-    made = collect(out, [r.name for r in every], pending=_pending_records(out, every, profile), profile=profile)
+    made = collect(out, [r.name for r in every], pending=_pending_records(out, every, profile), profile=profile,
+                   reference=base)
     for name, problem in made["problems"].items():   # a run whose result the tables cannot use has not succeeded
         if name in done and done[name].status not in ("failed", "pending"):
             done[name] = RunResult(done[name].run, "failed", done[name].seconds, done[name].notebook,
@@ -383,6 +391,7 @@ def _pending_records(out: Path, runs: Sequence[Run], profile: str) -> list[dict]
                         "method": p["method"], "ways": cfg.get("ways"), "shots": cfg.get("shots"), "seeds": seeds,
                         "test_episodes": p.get("test_episodes"),
                         "pending_tests": [[cfg.get("ways"), cfg.get("shots")], *p.get("extra_tests", [])],
+                        **({"regime": p["regime"]} if p.get("regime") else {}),
                         "seeds_done": sum((run_dir(out, r) / f"seed{s}" / "seed.json").exists() for s in seeds)})
     return records
 
