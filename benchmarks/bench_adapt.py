@@ -7,7 +7,9 @@ of ResNet-12's width (640-d). Prints wall-clock, speedup and the accuracy differ
     python benchmarks/bench_adapt.py [--episodes 600] [--batch 100] [--threads 2]
 """
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +18,9 @@ from mtl_meta.adapt import logreg_sklearn, logreg_torch
 from mtl_meta.data import load_split
 from mtl_meta.episodes import EpisodeSampler
 from mtl_meta.models import Conv4
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness   # noqa: E402  (the one-line no-data stop)
 
 
 def omniglot_features(shots, episodes):
@@ -55,6 +60,7 @@ def main():
     ap.add_argument("--batch", type=int, default=100, help="episodes per batched torch solve")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    harness.check_data("bench_adapt", "omniglot-minimal", splits=("test",))
     torch.set_num_threads(args.threads)
     print(f"{args.episodes} 5-way episodes, 15 queries/class, C=3, {args.threads} threads")
     print(f"{'features':<24} {'shots':>5} {'sklearn s':>9} {'torch s':>8} {'speedup':>8} {'acc sk %':>8} "

@@ -10,11 +10,14 @@ MAML, first-order MAML and ANIL are also timed with 5 inner steps (the miniImage
     python benchmarks/bench_algorithms.py                       # Conv-4, 1x28x28, 5-way 1- and 5-shot, 15 queries
     python benchmarks/bench_algorithms.py --backbone resnet12 --channels 3 --size 84 --shots 5 --device cuda
 
-The backbone comes from `mtl_meta.models.make_backbone` (conv4 or resnet12).
+The backbone comes from `mtl_meta.models.make_backbone` (conv4 or resnet12). Timing: `benchmarks/harness.py`
+(warm-up, then interleaved rounds of about `--min-block-s` per method in rotating order, until every ratio to MTL
+has a 95% interval within +-5%, `--reps` rounds or `--budget-s`); `x MTL` is paired by round, and a method is
+faster or slower than MTL only when its interval excludes 1.
 """
 import argparse
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -22,6 +25,9 @@ from torch import nn
 from mtl_meta.episodes import Episode
 from mtl_meta.gbml import ALGORITHMS, make_algorithm
 from mtl_meta.models import make_backbone
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness   # noqa: E402
 
 
 def backbone(name: str, in_channels: int, image_size: int) -> tuple[nn.Module, str]:
@@ -37,17 +43,6 @@ def synthetic_episode(ways, shots, queries, channels, size, n_classes, device, s
     return Episode(xs, ys, xq, yq, classes).to(device)
 
 
-def time_steps(step, reps: int, warmup: int, device: torch.device) -> list[float]:
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        step()
-    sync()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter(); step(); sync(); times.append(time.perf_counter() - t0)
-    return times
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbone", default="conv4")
@@ -60,8 +55,11 @@ def main():
     ap.add_argument("--methods", nargs="+", default=list(ALGORITHMS), choices=list(ALGORITHMS))
     ap.add_argument("--extra-inner-steps", type=int, nargs="*", default=[5],
                     help="also time MAML, first-order MAML and ANIL with these numbers of inner steps")
-    ap.add_argument("--reps", type=int, default=20, help="timed steps per method (the median is reported)")
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=200, help="interleaved rounds at most (each: a block of steps per method)")
+    ap.add_argument("--min-rounds", type=int, default=5, help="rounds at least (at most --reps)")
+    ap.add_argument("--budget-s", type=float, default=300.0, help="time budget per shots setting, seconds")
+    ap.add_argument("--min-block-s", type=float, default=0.2, help="seconds of steps per method per round (at least)")
+    ap.add_argument("--warmup", type=int, default=3, help="warm-up rounds of one step per method, not recorded")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
@@ -75,10 +73,13 @@ def main():
     _, source = backbone(args.backbone, args.channels, args.size)
     print(f"torch {torch.__version__} on {device} ({torch.get_num_threads()} threads); backbone {args.backbone} "
           f"({source}), input {args.channels}x{args.size}x{args.size}; {args.ways}-way, {args.queries} queries per "
-          f"class; median of {args.reps} steps after {args.warmup} warm-up steps; forward + backward + RAdam update")
+          f"class; forward + backward + RAdam update; harness: {args.warmup} warm-up rounds, interleaved rounds of "
+          f"at least {args.min_block_s} s per method, at most {args.reps} rounds or {args.budget_s:.0f} s per setting")
     print()
-    print(f"| shots | method | images/episode | ms/episode (median) | IQR ms | x MTL |")
-    print(f"| --- | --- | --- | --- | --- | --- |")
+    print("| shots | method | images/episode | ms/episode (median) | IQR ms | x MTL | x MTL [95% CI] | verdict | steps x rounds |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    notes = []
     for shots in args.shots:
         ep = synthetic_episode(args.ways, shots, args.queries, args.channels, args.size, args.n_classes, device)
         steps = {}
@@ -91,26 +92,29 @@ def main():
             task_ep = ep if not hasattr(alg, "pool") else Episode(
                 ep.support, ep.support_labels, ep.query, ep.query_labels, alg.pool[0].to(device))
 
-            def step(alg=alg, opt=opt, task_ep=task_ep):
-                opt.zero_grad(set_to_none=True)
-                loss, _ = alg.episode_loss(task_ep)
-                loss.backward()
-                opt.step()
+            def step(n, alg=alg, opt=opt, task_ep=task_ep):
+                for _ in range(n):
+                    opt.zero_grad(set_to_none=True)
+                    loss, _ = alg.episode_loss(task_ep)
+                    loss.backward()
+                    opt.step()
 
             steps[label] = step
-            time_steps(step, 0, args.warmup, device)
-        # round robin: a change in machine load during the run hits every method alike
-        times = {label: [] for label in steps}
-        for _ in range(args.reps):
-            for label in steps:
-                times[label] += time_steps(steps[label], 1, 0, device)
-        ref = statistics.median(times["mtl"])
+        res = harness.compare(steps, "mtl", warmup_rounds=args.warmup, min_block_s=args.min_block_s,
+                              min_rounds=max(1, min(args.min_rounds, args.reps)), max_rounds=max(1, args.reps),
+                              budget_s=args.budget_s, sync=sync)
+        notes.append(f"{shots}-shot: " + res.summary())
         n_img = ep.support.shape[0] + ep.query.shape[0]
         for label in steps:
-            med = statistics.median(times[label])
-            q = statistics.quantiles(times[label], n=4) if args.reps > 1 else [med, med, med]
-            print(f"| {shots} | {label} | {n_img} | {1e3 * med:.1f} | {1e3 * (q[2] - q[0]):.1f} | {med / ref:.2f} |",
-                  flush=True)
+            lo, hi = res.spread(label)
+            r = res.ratio(label)
+            ratio = r.estimate if r else 1.0
+            print(f"| {shots} | {label} | {n_img} | {1e3 * res.median(label):.1f} | {1e3 * (hi - lo):.1f} | {ratio:.2f} | "
+                  f"{r.text('.2f') if r else 'reference'} | {harness.verdict(r) if r else ''} | "
+                  f"{res.units[label]} x {len(res.seconds[label])} |", flush=True)
+    print()
+    print("\n".join(notes))
+
 
 if __name__ == "__main__":
     main()

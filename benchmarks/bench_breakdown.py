@@ -27,6 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness   # noqa: E402  (the one-line no-data stop)
+
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("start-up", "setup", "sampling", "updates", "validation", "testing", "writing", "other")
 
@@ -154,6 +157,7 @@ def main():
         print("bench_breakdown: --updates must be at least 2, --val-episodes and --test-episodes at least 1",
               file=sys.stderr)
         sys.exit(2)
+    harness.check_data("bench_breakdown", "omniglot-minimal", args.data_root, splits=("train", "val", "test"))
     import torch
     t_all = time.perf_counter()
     start = startup_seconds()

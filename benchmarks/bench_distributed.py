@@ -16,6 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness   # noqa: E402  (the one-line no-data stop)
+
 
 def run(devices, threads, args, out):
     exe = shutil.which("mtl-meta", path=str(Path(sys.executable).parent)) or "mtl-meta"
@@ -39,6 +42,7 @@ def main():
     ap.add_argument("--method", default="mtl")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    harness.check_data("bench_distributed", "omniglot-minimal")
     print(f"{args.method}, conv4, omniglot-minimal 5-way 5-shot 15-query, global meta-batch {args.meta_batch_size}, "
           f"{args.steps} updates, {os.cpu_count()} CPU cores")
     with tempfile.TemporaryDirectory() as d:

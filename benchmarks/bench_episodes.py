@@ -8,13 +8,18 @@ Compare with the training-step rate printed by benchmarks/bench_mtl_step.py: the
 least 10x, so that sampling is never the bottleneck. Uses one thread (as a data-loading worker would).
 """
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from mtl_meta.data import load_split, train_transform
 from mtl_meta.episodes import EpisodeSampler, FewShotSplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness   # noqa: E402  (the one-line no-data stop)
 
 
 def rate(sampler, batch, seconds):
@@ -34,6 +39,7 @@ def main():
     ap.add_argument("--batch", type=int, default=1, help="episodes per sample_batch call")
     ap.add_argument("--seconds", type=float, default=3.0)
     args = ap.parse_args()
+    harness.check_data("bench_episodes", "omniglot-minimal", splits=("train",))
     torch.set_num_threads(1)
     shape = f"{args.ways}-way {args.shots}-shot {args.queries}-query, batch {args.batch}"
     print(f"episode sampling, {shape}, 1 thread")

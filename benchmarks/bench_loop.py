@@ -17,8 +17,11 @@ flip) on 3-channel images, drawn by the trainer's own `MetaBatchSampler`. Cases 
 
 For each case and precision (`fp32`; `bf16-cl`: bf16 autocast + channels-last): the full loop (sampling,
 augmentation, copy, update: `Trainer.train_step` on the live sampler), the same with `prefetch=1`, and the
-update alone (`train_step` on episodes already on the device). Medians over `--updates` updates after
-`--warmup`. Then one validation pass of `--val-episodes` episodes (logreg-torch, 15 queries) per case, and
+update alone (`train_step` on episodes already on the device), each on its own trainer, timed side by side by
+`benchmarks/harness.py`: `--warmup` interleaved warm-up updates each, then interleaved rounds of about
+`--min-block-s` of updates per variant (rotating order) until every ratio to the update alone has a 95% interval
+within +-5%, or `--updates` rounds, or `--budget-s` per case and precision; ms/update is the median over rounds,
+the ratio's interval is paired by round. Then one validation pass of `--val-episodes` episodes (logreg-torch, 15 queries) per case, and
 the projection: the recipe's updates x the loop's time per update (the faster of with and without
 prefetching) + its validations. MTL: the `paper` profile's 100 epochs of 1600 updates (the budget; early
 stopping may end sooner) with 400 validation episodes per epoch, beside the paper's 3.7 V100 GPU-hours;
@@ -27,12 +30,15 @@ MetaOptNet code's defaults), beside the paper's 85.6 V100 GPU-hours.
 """
 import argparse
 import json
-import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness   # noqa: E402
 
 CASES = {
     "mtl": dict(method="mtl", shots=5, queries=5, meta_batch_size=1),
@@ -63,8 +69,11 @@ def main():
     ap.add_argument("--per-class", type=int, default=600)
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16-cl"], choices=["fp32", "bf16-cl"])
-    ap.add_argument("--updates", type=int, default=30)
-    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--updates", type=int, default=30, help="interleaved rounds at most (a block of updates each)")
+    ap.add_argument("--warmup", type=int, default=10, help="warm-up updates per variant (interleaved), not recorded")
+    ap.add_argument("--min-rounds", type=int, default=5)
+    ap.add_argument("--min-block-s", type=float, default=0.3, help="seconds of updates per variant per round")
+    ap.add_argument("--budget-s", type=float, default=120.0, help="time budget per case and precision, seconds")
     ap.add_argument("--val-episodes", type=int, default=50)
     ap.add_argument("--compile", action="store_true", help="also time the loop with TrainConfig.compile")
     ap.add_argument("--json", default="", help="also write every measurement here")
@@ -90,13 +99,7 @@ def main():
     print(f"device {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}); torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; {args.backbone} on {args.channels}x{args.size}x{args.size}, "
           f"{args.classes} classes x {args.per_class} images; augmentation {'on' if aug else 'off'}", flush=True)
-    rows, results = [], []
-
-    def timed(fn, reps):
-        ts = []
-        for _ in range(reps):
-            t0 = time.perf_counter(); fn(); sync(); ts.append(time.perf_counter() - t0)
-        return statistics.median(ts)
+    rows, results, intervals = [], [], []
 
     for case in args.cases:
         c = CASES[case]
@@ -105,7 +108,8 @@ def main():
         for prec in args.precisions:
             variants = [("loop", 0, False), ("loop + prefetch", 1, False)] + ([("loop + compile", 0, True)] if args.compile else [])
             res = {"case": case, "precision": prec, "images_per_update": images}
-            for label, prefetch, comp in variants:
+            trainers = {}
+            for label, prefetch, comp in [("step alone", 0, False), *variants]:
                 torch.manual_seed(0)
                 body = make_backbone(args.backbone, in_channels=args.channels, image_size=args.size)
                 alg = make_algorithm(c["method"], body, n_classes=args.classes, ways=ways)
@@ -114,33 +118,51 @@ def main():
                                   one_forward=c.get("one_forward", False), prefetch=prefetch, compile=comp)
                 sampler = MetaBatchSampler(split, ways, c["shots"], c["queries"], m, seed=0, transform=aug)
                 tr = Trainer(alg, sampler, None, cfg)
-                try:
+                if label == "step alone":   # the update alone: episodes already on the device, drawn once
+                    tr.train_sampler = _Fixed([tr._prepare(e) for e in sampler.sample_step()], m)
+                trainers[label] = tr
+            try:
+                for tr in trainers.values():
                     tr._start_fast_paths()
-                    for _ in range(args.warmup): tr.train_step()
-                    sync()
-                    res[label] = timed(tr.train_step, args.updates)
-                    if label == "loop":   # the update alone, on the same trainer: episodes already on the device
-                        eps = [tr._prepare(e) for e in tr._step_episodes()]
-                        live = tr.train_sampler
-                        tr.train_sampler = _Fixed(eps, m)
-                        res["step alone"] = timed(tr.train_step, args.updates)
-                        tr.train_sampler = live
-                        val = EpisodeSampler(split, ways, c["shots"] if case != "svm" else 5, 15, seed=1000,
-                                             transform=BatchAugment(padding=0, jitter=0, flip=False, mean=IMAGENET_STATS[0],
-                                                                    std=IMAGENET_STATS[1]) if aug else None)
-                        t0 = time.perf_counter()
-                        evaluate(tr.algorithm.features, val, adapt="logreg-torch", episodes=args.val_episodes, batching=Batching(device=dev))
-                        sync()
-                        res["validation_s_per_episode"] = (time.perf_counter() - t0) / args.val_episodes
-                finally:
+                def steps(tr):
+                    def run(n):
+                        for _ in range(n):
+                            tr.train_step()
+                    return run
+                cmp = harness.compare({k: steps(tr) for k, tr in trainers.items()}, "step alone",
+                                      warmup_rounds=args.warmup, min_block_s=args.min_block_s,
+                                      min_rounds=max(1, min(args.min_rounds, args.updates)), max_rounds=args.updates,
+                                      budget_s=args.budget_s, sync=sync if dev.type == "cuda" else None)
+                for k in trainers:
+                    res[k] = cmp.median(k)
+                    r = cmp.ratio(k)
+                    if r is not None:   # throughput / step alone = t_step / t_variant, with its interval
+                        res[f"{k} / step alone"] = {"estimate": 1 / r.estimate, "lo": None if r.hi is None else 1 / r.hi,
+                                                    "hi": None if r.lo is None else 1 / r.lo}
+                res["timing"] = cmp.summary()
+                tr = trainers["loop"]
+                val = EpisodeSampler(split, ways, c["shots"] if case != "svm" else 5, 15, seed=1000,
+                                     transform=BatchAugment(padding=0, jitter=0, flip=False, mean=IMAGENET_STATS[0],
+                                                            std=IMAGENET_STATS[1]) if aug else None)
+                t0 = time.perf_counter()
+                evaluate(tr.algorithm.features, val, adapt="logreg-torch", episodes=args.val_episodes, batching=Batching(device=dev))
+                sync()
+                res["validation_s_per_episode"] = (time.perf_counter() - t0) / args.val_episodes
+            finally:
+                for tr in trainers.values():
                     tr._stop_prefetch()
-                del tr, alg, body
-                if dev.type == "cuda":
-                    torch.cuda.empty_cache()
+            del trainers, tr, alg, body
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
             step = res["step alone"]
             for label in ["step alone", *[v[0] for v in variants]]:
                 rows.append(f"| {case} | {prec} | {label} | {1e3 * res[label]:.1f} | {images / res[label]:.0f} | "
                             f"{step / res[label]:.3f} |")
+                r = res.get(f"{label} / step alone")
+                if r is not None:
+                    ci = f"[{r['lo']:.3f}, {r['hi']:.3f}]" if r["lo"] is not None else "(no interval: 1 round)"
+                    intervals.append(f"| {case} | {prec} | {label} | {r['estimate']:.3f} {ci} |")
+            intervals.append(f"| {case} | {prec} | (timing) | {res['timing']} |")
             best = min(res["loop"], res["loop + prefetch"])
             recipe = RECIPES.get("svm" if case == "svm" else "mtl" if case == "mtl" else "")
             if recipe:
@@ -153,6 +175,10 @@ def main():
     print("\n| case | precision | what | ms/update | images/s | throughput / step alone |")
     print("| --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
+    print("\nThroughput / step alone, paired by round (geometric mean over rounds, 95% Student t interval):\n")
+    print("| case | precision | what | throughput / step alone [95% CI] |")
+    print("| --- | --- | --- | --- |")
+    print("\n".join(intervals))
     proj = [r for r in results if "projected_hours" in r]
     if proj:
         print("\n| run | precision | updates | validation episodes | loop ms/update | validation ms/episode "

@@ -4,7 +4,8 @@
 #   bash benchmarks/gpu_checklist.sh OUT_DIR [COMMIT] [BUDGET_S]
 #
 # Run from the repository root. OUT_DIR receives one log per step (00_env.log, 05_loop.log, 05_loop.json,
-# 06_projection.md, 01_mtl_step.log, 02_algorithms.log, 03_train.log, 03_train.json). Steps 5 and 6 run
+# 06_projection.md, 01_mtl_step.log, 02_algorithms.log, 03_train.log, 03_train.json, 07_update_time.log and the
+# folder 07_update_time/ with update-time.md, .csv and .json). Steps 5 and 6 run
 # first (the checklist: on the next GPU, run 5 and 6 first): the full training loop against the step alone, with and
 # without prefetching and one forward per meta-batch, images/s per case at the paper's shapes in fp32 and
 # bf16 + channels-last (benchmarks/bench_loop.py), and from the same measurements the projected wall-clock
@@ -18,11 +19,19 @@
 # figures/gpu/README.md). Step 3 writes a synthetic mini-ImageNet (64/16/20 classes x 600 images, 84x84, the
 # MetaOptNet pickle layout of tests/fixtures.py) under $SMOKE_ROOT (default /tmp/gpu-smoke): 1.9 GB of pickles + about 1.0 GB of decoded cache (train and val).
 #
-# Knobs (environment): STEP_REPS (bench_mtl_step reps, 50), ALG_REPS (bench_algorithms reps, 10),
+# Every timing goes through benchmarks/harness.py (warm-up, interleaved rounds, paired 95% intervals, adaptive
+# length under a budget): steps 1, 2, 5 and 7 run the harness-based scripts, step 3b's part timings use it too.
+# Step 7 (last by default) is the per-update time of every method at the cpu profile's settings
+# (benchmarks/bench_update_time.py) on this device; it needs the Omniglot minimal archives under OMNIGLOT_ROOT
+# (default: $MTL_META_DATA as given to this script) and otherwise says so in one line (exit status 2).
+#
+# Knobs (environment): STEP_REPS (bench_mtl_step rounds at most, 50), STEP_BUDGET (its seconds per setting, 20),
+# ALG_REPS (bench_algorithms rounds at most, 30), ALG_BUDGET (its seconds per shots setting, 60), LOOP_BUDGET
+# (bench_loop seconds per case and precision, 20), UPDATE_BUDGET_MIN (bench_update_time minutes, 1.5),
 # SMOKE_STEPS (training updates per method, 300), SMOKE_EPOCH (updates per epoch, 100), SMOKE_VAL (validation
 # episodes, 50), SMOKE_PER_CLASS (images per class, 600), SMOKE_REPS (timed repetitions of each part of a
 # step, 50), SMOKE_DEVICE (cuda; the benchmarks' device too), SMOKE_AMP (bf16; empty: fp32), STEPS (which
-# steps run, default "5 6 1 2 3"; the environment always prints), LOOP_UPDATES (bench_loop updates, 30),
+# steps run, default "5 6 1 2 3 7"; the environment always prints), LOOP_UPDATES (bench_loop rounds at most, 30),
 # LOOP_VAL (bench_loop validation episodes, 50), LOOP_COMPILE (1: also time torch.compile), LOOP_ARGS (more
 # bench_loop arguments; the CPU dry run: "--backbone conv4 --size 28 --channels 1 --classes 10 --per-class 30").
 set -u
@@ -35,7 +44,8 @@ export PYTHONUNBUFFERED=1
 START=$(date +%s)
 SMOKE_ROOT=${SMOKE_ROOT:-/tmp/gpu-smoke}
 DEV=${SMOKE_DEVICE:-cuda}
-STEPS=" ${STEPS:-5 6 1 2 3} "
+STEPS=" ${STEPS:-5 6 1 2 3 7} "
+OMNI_ROOT=${OMNIGLOT_ROOT:-${MTL_META_DATA:-}}   # before step 3 points MTL_META_DATA at its synthetic data
 want() { [[ $STEPS == *" $1 "* ]]; }
 
 if ! python3 -c "import fastcore" 2>/dev/null; then
@@ -123,7 +133,8 @@ fi
 if want 5 || want 6; then
   # shellcheck disable=SC2086
   run_step "$OUT/05_loop.log" 240 $BENCH_PIN python3 benchmarks/bench_loop.py --device "$DEV" \
-    --updates "${LOOP_UPDATES:-30}" --warmup 10 --val-episodes "${LOOP_VAL:-50}" --json "$OUT/05_loop.json" \
+    --updates "${LOOP_UPDATES:-30}" --warmup 10 --budget-s "${LOOP_BUDGET:-20}" --val-episodes "${LOOP_VAL:-50}" \
+    --json "$OUT/05_loop.json" \
     $( [[ ${LOOP_COMPILE:-0} == 1 ]] && echo --compile ) ${LOOP_ARGS:-}
 fi
 if want 6; then
@@ -144,15 +155,17 @@ fi
 # ---- 1. MTL step vs supervised step --------------------------------------------------------------------
 want 1 && for flags in "" "--amp bf16" "--amp bf16 --channels-last"; do
   run_step "$OUT/01_mtl_step.log" 90 $BENCH_PIN python3 benchmarks/bench_mtl_step.py --device "$DEV" \
-    --backbones conv4 resnet12 --reps "${STEP_REPS:-50}" $flags
+    --backbones conv4 resnet12 --reps "${STEP_REPS:-50}" --budget-s "${STEP_BUDGET:-20}" $flags
 done
 
 # ---- 2. per-episode cost by method ---------------------------------------------------------------------
 if want 2; then
 run_step "$OUT/02_algorithms.log" 150 $BENCH_PIN python3 benchmarks/bench_algorithms.py --device "$DEV" \
-  --backbone resnet12 --size 84 --channels 3 --ways 5 --shots 1 5 --queries 15 --reps "${ALG_REPS:-10}"
+  --backbone resnet12 --size 84 --channels 3 --ways 5 --shots 1 5 --queries 15 --reps "${ALG_REPS:-30}" \
+  --budget-s "${ALG_BUDGET:-60}"
 run_step "$OUT/02_algorithms.log" 120 $BENCH_PIN python3 benchmarks/bench_algorithms.py --device "$DEV" \
-  --backbone resnet12 --size 84 --channels 3 --ways 5 --shots 15 --queries 6 --reps "${ALG_REPS:-10}"
+  --backbone resnet12 --size 84 --channels 3 --ways 5 --shots 15 --queries 6 --reps "${ALG_REPS:-30}" \
+  --budget-s "${ALG_BUDGET:-60}"
 fi
 
 # ---- 3b. end-to-end training smoke on the synthetic mini-ImageNet ----------------------------------------
@@ -187,14 +200,15 @@ class Fixed:
     def state_dict(self): return {}
 
 REPS = int(os.environ.get("SMOKE_REPS", 50))
+import sys; sys.path.insert(0, "benchmarks")
+import harness   # the benchmarks' timing harness: warm-up, then rounds until the 95% interval is within +-5%
 
 def median_ms(fn, reps=REPS, warmup=5):
-    warmup = min(warmup, reps)
-    for _ in range(warmup): fn()
-    sync(); ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter(); fn(); sync(); ts.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(ts)
+    def run(n):
+        for _ in range(n): fn()
+    r = harness.compare({"part": run}, warmup_rounds=min(warmup, reps), units=1, min_rounds=min(5, reps),
+                        max_rounds=reps, budget_s=30, absolute=True, sync=sync if dev.startswith("cuda") else None)
+    return 1e3 * r.median("part")
 
 for method in ("mtl", "metaoptnet-svm"):
     opts = ALGORITHMS[method].presets("mini-imagenet", 5)
@@ -245,6 +259,15 @@ for m, r in results["methods"].items():
     print(f"| {m} | {r['steady_ms_per_step']} | {r['steady_images_per_s']} | {r['sample_cpu_ms']} | {r['sample_to_gpu_ms']} "
           f"| {r['update_only_ms']} | {r['data_share_of_step']} |")
 EOF
+fi
+
+# ---- 7. per-update time of every method at the cpu profile's settings, on this device ----------------------
+if want 7; then
+  UB=${UPDATE_BUDGET_MIN:-1.5}
+  # shellcheck disable=SC2086
+  run_step "$OUT/07_update_time.log" $(( (${UB%.*} + 1) * 60 + 120 )) $BENCH_PIN python3 \
+    benchmarks/bench_update_time.py --device "$DEV" --budget-min "$UB" \
+    ${OMNI_ROOT:+--data-root "$OMNI_ROOT"} --out "$OUT/07_update_time"
 fi
 
 echo "### checklist done in $(( $(date +%s) - START ))s (budget ${BUDGET}s); logs in $OUT"
