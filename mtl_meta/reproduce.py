@@ -405,7 +405,8 @@ def progress(out: str | Path, profile: str, runs: Sequence[Run], unfinished_tuni
         if not (r.tunes or r.tuned) or r.notebook != "fewshot.ipynb":
             continue
         p, cfg = r.parameters, r.parameters.get("train_config", {})
-        key = f"{p.get('dataset')}-{cfg.get('ways')}w{cfg.get('shots')}s/{p.get('method')}"   # the run's own setting
+        cell = f" {p['regime']['axis']}={p['regime']['level']}" if p.get("regime") else ""   # a regime-map cell
+        key = f"{p.get('dataset')}-{cfg.get('ways')}w{cfg.get('shots')}s{cell}/{p.get('method')}"   # the run's own setting
         row = rows.setdefault(key, {"setting": key.split("/")[0], "method": key.split("/")[1], "trials": 0,
                                     "trials_done": 0, "runs": 0, "runs_done": 0, "seeds": 0, "seeds_done": 0,
                                     "tuned_on": r.tuned or ""})
@@ -418,8 +419,12 @@ def progress(out: str | Path, profile: str, runs: Sequence[Run], unfinished_tuni
             row["runs"] += 1; row["runs_done"] += complete; row["seeds"] += len(seeds)
             row["seeds_done"] += len(seeds) if complete else sum(
                 (run_dir(out, r) / f"seed{s}" / "seed.json").exists() for s in seeds)
+    tuned_here = {r.tunes for r in runs if r.tunes}
     for key, row in rows.items():
         tuned_on = row.pop("tuned_on") or key
+        if tuned_on not in tuned_here and row["trials"] == 0:   # tuned by another profile's trials
+            row["tuning"] = f"carried over ({tuned_on.split('/')[0]})"
+            continue
         row["tuning"] = ("in progress" if tuned_on in waiting else "done") + \
             ("" if tuned_on == key else f" (on {tuned_on.split('/')[0]})")
     return list(rows.values())
