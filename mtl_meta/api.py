@@ -51,8 +51,8 @@ class DataOptions:
                                                "set's own")
     train_images_per_class: int | None = _option(None, "keep this many images of every training class (drawn with the "
                                                       "run's seed; validation and test classes stay whole)")
-    train_rotation_count: int | None = _option(None, "with train_rotations: how many of the angles 0, 180, 90, 270 "
-                                                    "make classes (1, 2 or 4; default 4)")
+    train_rotation_count: int | None = _option(None, "with train_rotations: how many rotations make classes: 1 (none), "
+                                                    "2 (0 and 180 degrees) or 4 (all, the default)")
 
 # %% ../nbs/12_api.ipynb #cccc2402-2
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from .core import DATA_ENV, MtlMetaError, cache_dir, check_readable_dir
 from .episodes import FewShotSplit
 
 # %% auto #0
-__all__ = ['DATASETS', 'SPLITS', 'CACHE_VERSION', 'OMNIGLOT_MINIMAL_ARCHIVES', 'OMNIGLOT_MINIMAL_SPLIT', 'ROTATION_ORDER',
+__all__ = ['DATASETS', 'SPLITS', 'CACHE_VERSION', 'OMNIGLOT_MINIMAL_ARCHIVES', 'OMNIGLOT_MINIMAL_SPLIT', 'ROTATION_SUBSETS',
            'OMNIGLOT_VAL_ALPHABETS', 'MINI_IMAGENET_FILES', 'CIFAR_FS_SPLIT', 'FC100_SPLIT', 'IMAGE_SUFFIXES',
            'DOWNLOADS', 'OMNIGLOT_MINIMAL_SHA256', 'IMAGENET_STATS', 'CIFAR_STATS', 'DatasetInfo', 'register_dataset',
            'dataset_info', 'missing_dataset', 'file_digest', 'verify_sha256sums', 'record_sha256sums', 'cached_split',
@@ -474,13 +474,14 @@ def with_rotations(data: FewShotSplit, angles: tuple[int, ...] = (0, 90, 180, 27
     return FewShotSplit(np.ascontiguousarray(x), y, names, name=data.name)
 
 # %% ../nbs/02_data.ipynb #regi0002
-ROTATION_ORDER = (0, 180, 90, 270)   # the angles kept, in this order, when only some of the four make classes
+ROTATION_SUBSETS = {1: (0,), 2: (0, 180), 4: (0, 90, 180, 270)}   # all four in with_rotations' own order
 
 def rotation_angles(count: int) -> tuple[int, ...]:
-    "The first `count` (1, 2 or 4) angles of `ROTATION_ORDER`: the rotations that make training classes."
-    if count not in (1, 2, 4):
+    """The rotations that make training classes when `count` (1, 2 or 4) of them do: none, the half turn, or all
+    four (in `with_rotations`' default order, so that the whole set's episodes are those it always drew)."""
+    if count not in ROTATION_SUBSETS:
         raise MtlMetaError(f"the number of rotations must be 1, 2 or 4, got {count}")
-    return ROTATION_ORDER[:count]
+    return ROTATION_SUBSETS[count]
 
 def subsample_classes(data: FewShotSplit, per_class: int, seed: int) -> FewShotSplit:
     """`data` with `per_class` images of every class, drawn without replacement with `seed` (the same seed keeps

@@ -375,7 +375,7 @@ def paper_comparison(table):
     rows = []
     if table.empty:
         return pd.DataFrame(rows)
-    for _, r in table[table.ways == 5].iterrows():
+    for _, r in table[(table.ways == 5) & table.acc.notna()].iterrows():   # pending rows have no number yet
         pub = PUBLISHED.get((r.method, r.dataset, r.shots))
         if pub is None:
             continue

@@ -34,8 +34,10 @@ def test_unreadable_data_root_is_one_line_error(run_cli, tmp_path):
     r = run_cli("reproduce", "--profile", "smoke", "--out", str(tmp_path / "o"),
                 "--data-root", str(tmp_path / "missing"))
     assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == [
-        f"mtl-meta: error: data root {tmp_path / 'missing'} does not exist; pass --data-root or set MTL_META_DATA"]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"mtl-meta: error: data root {tmp_path / 'missing'} does not exist; pass --data-root or set MTL_META_DATA")
+    assert f"mtl-meta data download --dataset omniglot-minimal --data-root {tmp_path / 'missing'}" in lines[0]
     assert not (tmp_path / "o" / "runs").exists()  # nothing was run
 
 

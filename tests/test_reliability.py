@@ -694,17 +694,20 @@ def test_experiment_notebook_defaults_and_profile_runs_pass_their_checks():
         for run in runs:
             params = run.parameters
             if run.tuned:   # a final run gets its trial from tuning: any trial of its grid will do here
-                trial = next(r for r in runs if r.tunes == run.tuned).parameters["trial"]
+                grid = [r for r in runs if r.tunes == run.tuned] or [r for r in PROFILES["cpu"] if r.tunes == run.tuned]
+                trial = grid[0].parameters["trial"]   # (the regime map is tuned by the cpu profile's trials)
                 params = resolve_tuned(run, {run.tuned: {"trial": trial, "run": "t"}}).parameters
             _first_cells(run.notebook, **params)
 
 
 def test_bad_notebook_parameter_fails_the_run_before_any_training(run_cli, omniglot_root, tmp_path):
     out = tmp_path / "S"
-    r = _reproduce(run_cli, out, omniglot_root, TRIAL, extra=["seeds=[-1]"])
+    r = _reproduce(run_cli, out, omniglot_root, TRIAL, FINAL, extra=["seeds=[-1]"])
     assert r.returncode == 1
-    msg = _one_line([l for l in r.stderr.splitlines() if "failed" in l][0], "seeds must be a non-empty list")
-    assert "seed-1" not in msg and not list((out / "runs" / TRIAL).glob("seed*"))   # no empty seed folder
+    msg = _one_line([l for l in r.stderr.splitlines() if "failed" in l][0], f"run '{FINAL}' failed",
+                    "seeds must be a non-empty list")
+    assert "seed-1" not in msg and not list((out / "runs" / FINAL).glob("seed*"))   # no empty seed folder
+    assert f"ok       {TRIAL}" in r.stdout   # the tuning trial keeps its own seed: test settings never reach it
 
 
 # -- 6. only the tool's own temporary files are swept, after the arguments are checked ----------------------
