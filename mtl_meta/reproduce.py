@@ -452,7 +452,9 @@ def expected_seconds(out: str | Path, run: Run) -> float | None:
     Per seed still to train (a seed with a `seedN/seed.json` is done): the mean seconds per seed of the same
     method's complete runs of the same kind (tuning trial or final run) and setting; without one, the method's
     seconds per epoch in any of its complete runs times the median epochs a seed of that kind needed (or the run's
-    epoch cap). None where `out` holds no complete run of the method (or `run` is not a few-shot run)."""
+    epoch cap); for a method with no complete run yet, the median seconds per seed of the other methods' runs of
+    that kind and setting (so a new method does not start with too little time left). None where `out` holds
+    none of these (or `run` is not a few-shot run)."""
     p = run.parameters
     if run.notebook != "fewshot.ipynb" or "method" not in p:
         return None
@@ -460,7 +462,7 @@ def expected_seconds(out: str | Path, run: Run) -> float | None:
     cfg = p.get("train_config", {})
     setting = (cfg.get("ways"), cfg.get("shots"))
     left = sum(not (run_dir(out, run) / f"seed{s}" / "seed.json").exists() for s in p.get("seeds", [0]))
-    same, method_rate, kind_epochs = [], [0.0, 0], []
+    same, method_rate, kind_epochs, others = [], [0.0, 0], [], []
     for rec_path in Path(out).glob("runs/*/run.json"):
         rec, res = read_record(rec_path), read_record(rec_path.parent / "results.json")
         if not rec or rec.get("status") != "ok" or not res or not isinstance(res.get("per_seed"), list):
@@ -473,6 +475,8 @@ def expected_seconds(out: str | Path, run: Run) -> float | None:
         if res.get("experiment") == kind:
             kind_epochs += epochs
         if res.get("method") != p["method"]:
+            if res.get("experiment") == kind and (res.get("ways"), res.get("shots")) == setting:
+                others.append(seconds / len(per_seed))
             continue
         if res.get("experiment") == kind and (res.get("ways"), res.get("shots")) == setting:
             same.append(seconds / len(per_seed))
@@ -482,6 +486,8 @@ def expected_seconds(out: str | Path, run: Run) -> float | None:
     if method_rate[1]:
         epochs = statistics.median(kind_epochs) if kind_epochs else cfg.get("epochs", 100)
         return left * epochs * method_rate[0] / method_rate[1]
+    if others:
+        return left * statistics.median(others)
     return None
 
 def write_summary(out: Path, profile: str, runs: Iterable[Run], command: str) -> Path:

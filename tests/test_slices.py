@@ -133,3 +133,7 @@ def test_expected_seconds_come_from_the_methods_own_records(tmp_path):
     (tmp_path / "runs" / final.name / "seed0").mkdir(parents=True)
     (tmp_path / "runs" / final.name / "seed0" / "seed.json").write_text("{}")
     assert expected_seconds(tmp_path, final) == 4 * 30 * 15.0             # a finished seed needs no time
+    # a method with no record yet: the median per seed of the other methods' runs of the same kind and setting
+    other = runs["tune-omniglot-minimal-5w1s-protonet-t0"]
+    assert expected_seconds(tmp_path, other) == 120.0
+    assert expected_seconds(tmp_path, runs["tune-omniglot-minimal-5w5s-protonet-t0"]) is None   # another setting
