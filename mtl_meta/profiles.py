@@ -14,7 +14,7 @@ from .core import MtlMetaError
 from .runs import Run, experiments_dir
 
 # %% auto #0
-__all__ = ['REGIME_METHODS', 'REGIME_BUDGETS', 'REGIME_REFERENCE', 'REGIME_AXES', 'TUNING_FROM', 'FROZEN_PROFILES',
+__all__ = ['REGIME_METHODS', 'REGIME_BUDGETS', 'REGIME_REFERENCE', 'REGIME_AXES', 'TUNING_FROM', 'TUNED_BY', 'FROZEN_PROFILES',
            'PAPER_DATASETS', 'PROFILES', 'TEST_SEED_OFFSET', 'compared_methods', 'setting_key', 'split_trial',
            'fewshot_runs', 'tune_runs', 'default_out', 'regime_runs', 'get_profile', 'reproduce_command']
 
@@ -123,7 +123,8 @@ REGIME_AXES = {   # axis -> (level, the fewshot parameters that make it; "querie
     "classes": [(153, {"train_rotations": False}), (306, {"train_rotation_count": 2})],
     "capacity": [(32, {"backbone_options": {"hidden": 32}}), (128, {"backbone_options": {"hidden": 128}})],
 }
-TUNING_FROM = {"regimes": ".."}   # a profile without trials of its own: where (from --out) its tuning.json is
+TUNING_FROM = {"regimes": ".."}   # a profile without trials of its own: where (from --out) its tuning.json is,
+TUNED_BY = {"regimes": "cpu"}     # written by this profile's trials (which must all be done before it runs)
 
 def default_out(profile: str) -> str:
     "The folder a profile reproduces into when no --out is given: its own under figures/ for the regime map and frozen runs."

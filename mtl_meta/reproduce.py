@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Sequence
 
 from .core import (DATA_ENV, MtlMetaError, atomic_write_json, atomic_write_text, check_readable_dir,
                            data_root, markdown_table, one_writer, sweep_temp_files)
-from .profiles import FROZEN_PROFILES, TUNING_FROM, get_profile, reproduce_command, split_trial
+from .profiles import FROZEN_PROFILES, TUNED_BY, TUNING_FROM, get_profile, reproduce_command, split_trial
 from .report import collect
 from .sweep import Deadline, Sweep
 from .runs import (Run, RunResult, code_version, experiments_dir, is_complete, read_record, record_path,
@@ -348,6 +348,8 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     selected = select_trials(out, trials, profile, bounds) if trials else \
         _saved_selection(base / "tuning.json") if base is not None else {}
     unfinished = {r.tunes for r in trials if not is_complete(out, r, profile)} | {r.tunes for r in waiting}
+    if base is not None:   # the other profile's tuning must be final for a key: its trials and extensions all done
+        unfinished |= _unfinished_tuning(base, TUNED_BY[profile])
     tuned, ready = [r for r in runs if r.tuned], []
     for run in tuned:                                # then the final runs, with the trials' choice
         if run.tuned in unfinished:
@@ -378,6 +380,12 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     write_summary(out, profile, every, command if not only else reproduce_command(profile, out))
     write_progress(out, profile, every, unfinished)
     return results
+
+def _unfinished_tuning(out: Path, profile: str) -> set[str]:
+    "The tuning keys of `profile` whose trials in `out` (grid extensions included) are not all complete yet."
+    trials = [r for r in get_profile(profile) if r.tunes]
+    extensions, waiting, _ = extension_frontier(out, trials, profile)
+    return {r.tunes for r in trials + extensions if not is_complete(out, r, profile)} | {r.tunes for r in waiting}
 
 def _pending_records(out: Path, runs: Sequence[Run], profile: str) -> list[dict]:
     "The few-shot final runs of `runs` that are not complete in `out`, as `collect`'s pending records."

@@ -113,5 +113,7 @@ def test_the_regimes_profile_waits_for_the_cpu_tuning_and_reads_it_from_the_fold
     (tmp_path / "figures" / "tuning.json").write_text(json.dumps({"selected": selected}))
     r = run_cli("reproduce", "--profile", "regimes", "--out", str(out), "--no-progress", "--time-limit", "0", env=env)
     assert r.returncode == 0 and "has no selection" not in r.stdout, r.stdout
+    # ... but they wait while the cpu profile's tuning of their key is not final (its trials are not in this folder)
+    assert "its tuning trials (omniglot-minimal-5w1s/mtl) are not all complete" in r.stdout
     summary = (out / "reproduction.md").read_text()
     assert "'lr': 0.05" in summary and len(get_profile("regimes")) == 24
