@@ -59,6 +59,13 @@ def _toctree(caption: str, entries: list[str], glob: bool = False) -> str:
 def _title_run(path: Path, src: Path) -> str:
     "Title an executed run's staged notebook by its run folder (all runs of one experiment share a heading)."
     nb = json.loads(path.read_text(encoding="utf-8"))
+    # the notebook was written in nbs/experiments/: its relative links point from there, the page sits in
+    # figures/runs/NAME/ (as deep below the site's root), so they are pointed back at nbs/experiments/
+    home = "../" * (len(path.relative_to(src).parts) - 1) + "nbs/experiments/"
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            text = "".join(cell["source"])
+            cell["source"] = re.sub(r"\]\((?![a-z]+:|#|/)([^)]+\.ipynb)\)", lambda m: f"]({home}{m.group(1)})", text)
     for cell in nb["cells"]:
         if cell["cell_type"] == "markdown":
             text = "".join(cell["source"])
