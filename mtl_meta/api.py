@@ -198,6 +198,13 @@ class EpochHooks:
             if hasattr(h, "close"):
                 h.close()
 
+def _epoch_hooks(out_dir, run: RunOptions, rank: int):
+    "What `train` calls after each epoch on the first process: the training log, and the budget snapshots if asked."
+    from mtl_meta.logs import TrainingLog
+    log = TrainingLog(out_dir, run.log_dir) if rank == 0 and (out_dir or run.log_dir) else None
+    snaps = BudgetSnapshots(out_dir, run.snapshot_images) if rank == 0 and out_dir and run.snapshot_images else None
+    return EpochHooks(log, snaps) if snaps is not None else log
+
 class BudgetSnapshots:
     """An `on_epoch` hook: when the training images first reach a budget, save the checkpoint whose best body is
     the one that validated best up to and including this epoch, as `out_dir/budget-IMAGES.pt`. A snapshot already
@@ -250,7 +257,6 @@ def train(method: str = "mtl",                # the method: a name in the regist
                                             _record(run, RunOptions, "run"))
     dataset_options, backbone_options, algorithm_options = data.dataset_options, model.backbone_options, model.algorithm_options
     from mtl_meta.distributed import fault_hook, init_distributed
-    from mtl_meta.logs import TrainingLog
     t_setup = time.perf_counter()
     from mtl_meta.data import _is_folder_name, dataset_normalization
     rank, world, device = init_distributed(config.get("device", "cpu"))
@@ -283,11 +289,8 @@ def train(method: str = "mtl",                # the method: a name in the regist
         raise MtlMetaError("backbone_options apply to backbones given by name, not to a module")
     algorithm = build_algorithm(metadata, body=backbone if module else None)
     sweep_temp_files()   # the arguments are good: a killed earlier run's temporary files can go
-    log = TrainingLog(out_dir, run.log_dir) if rank == 0 and (out_dir or run.log_dir) else None
-    snaps = BudgetSnapshots(out_dir, run.snapshot_images) if rank == 0 and out_dir and run.snapshot_images else None
-    trainer = Trainer(algorithm, samplers["train"], samplers["val"], cfg, out_dir=out_dir,
-                      progress=run.progress, metadata=metadata, hooks=TrainerHooks(
-                          on_step=fault_hook(), on_epoch=EpochHooks(log, snaps) if snaps is not None else log))
+    trainer = Trainer(algorithm, samplers["train"], samplers["val"], cfg, out_dir=out_dir, progress=run.progress,
+                      metadata=metadata, hooks=TrainerHooks(on_step=fault_hook(), on_epoch=_epoch_hooks(out_dir, run, rank)))
     trainer.epoch_lines = run.epoch_lines
     setup_seconds = time.perf_counter() - t_setup   # data loading, samplers, model (wall-clock, not a result)
     if run.before_fit is not None and rank == 0:

@@ -24,8 +24,9 @@ import numpy as np
 __all__ = ['EXTRAS', 'DATA_ENV', 'CACHE_ENV', 'TEMP_MARK', 'LOCK_NAME', 'WRITING_IN_ENV', 'MtlMetaError', 'require_extra',
            'data_root', 'cache_dir', 'check_readable_dir', 'inside', 'read_plain_bytes', 'read_json',
            'environment_error', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'seed_everything',
-           'check_output_dir', 'held_lock_fd', 'OutputLock', 'is_own_temp_file', 'remove_stale_temp_files',
-           'sweep_temp_files', 'one_writer', 'check_device', 'check_finite', 'markdown_table']
+           'check_output_dir', 'held_lock_fd', 'nested_writer', 'OutputLock', 'is_own_temp_file',
+           'remove_stale_temp_files', 'sweep_temp_files', 'one_writer', 'check_device', 'check_finite',
+           'markdown_table']
 
 # %% ../nbs/00_core.ipynb #cccc0005
 class MtlMetaError(Exception):
@@ -269,6 +270,27 @@ def _pid_alive(pid: int) -> bool:
         return True
     return True
 
+# %% ../nbs/00_core.ipynb #cccc1604-2n
+def nested_writer(folder: Path, option: str = "--out", recursive: bool = False) -> str:
+    """Another process's writer lock on a folder around `folder` (or, for a `recursive` writer such as a
+    reproduction, inside it), as one line; '' when there is none. The folder a reproduction's runs write in
+    (`WRITING_IN_ENV`, set for them) is theirs to write in."""
+    if fcntl is None:
+        return ""
+    here = Path(folder).resolve()
+    ours = {*OutputLock.held, os.environ.get(WRITING_IN_ENV, "")}
+    for parent in here.parents:
+        if str(parent) not in ours and _held_elsewhere(parent / LOCK_NAME):
+            return (f"output folder {folder} lies inside {parent}, which {OutputLock(parent)._owner()} is "
+                    f"writing; wait for it to finish or pass an {option} outside it")
+    if recursive:
+        for dirpath, _, filenames in os.walk(here):
+            if Path(dirpath) != here and LOCK_NAME in filenames and _held_elsewhere(Path(dirpath) / LOCK_NAME):
+                return (f"output folder {folder} holds {dirpath}, which {OutputLock(dirpath)._owner()} is "
+                        f"writing; wait for it to finish or pass another {option}")
+    return ""
+
+
 # %% ../nbs/00_core.ipynb #cccc1604-2
 class OutputLock:
     "Context manager: hold the writer lock of `folder` (one process at a time), else a one-line `MtlMetaError`."
@@ -358,28 +380,9 @@ class OutputLock:
 
     held: dict[str, int] = {}   # folder (resolved) -> descriptor of the locks this process holds
 
-    def _nested_writer(self) -> str:
-        """Another process's writer lock on a folder around this one (or, for a `recursive` writer such as a
-        reproduction, inside it), as one line; '' when there is none. The folder a reproduction's runs write in
-        (`WRITING_IN_ENV`, set for them) is theirs to write in."""
-        if fcntl is None:
-            return ""
-        here = self.folder.resolve()
-        ours = {*OutputLock.held, os.environ.get(WRITING_IN_ENV, "")}
-        for parent in here.parents:
-            if str(parent) not in ours and _held_elsewhere(parent / LOCK_NAME):
-                return (f"output folder {self.folder} lies inside {parent}, which {OutputLock(parent)._owner()} is "
-                        f"writing; wait for it to finish or pass an {self.option} outside it")
-        if self.recursive:
-            for dirpath, _, filenames in os.walk(here):
-                if Path(dirpath) != here and LOCK_NAME in filenames and _held_elsewhere(Path(dirpath) / LOCK_NAME):
-                    return (f"output folder {self.folder} holds {dirpath}, which {OutputLock(dirpath)._owner()} is "
-                            f"writing; wait for it to finish or pass another {self.option}")
-        return ""
-
     def __enter__(self) -> "OutputLock":
         fd = self._open_locked() if fcntl is not None else self._create_exclusive()
-        nested = self._nested_writer()
+        nested = nested_writer(self.folder, self.option, self.recursive)
         if nested:
             self.path.unlink(missing_ok=True)   # while still holding it, as __exit__ does
             os.close(fd)

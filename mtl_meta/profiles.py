@@ -25,15 +25,18 @@ def compared_methods() -> tuple[str, ...]:
     from mtl_meta.gbml import compared_methods as registered   # importing gbml registers the built-in methods
     return registered()
 
+# %% ../nbs/10a_profiles.ipynb #cccc0007-d1
 def _algorithm_options(method: str, ways: int, dataset: str) -> dict:
     "The method's own presets for the data set and the training episodes' width (see `Algorithm.presets`)."
     from mtl_meta.gbml import ALGORITHMS
     return ALGORITHMS[method].presets(dataset, ways)
 
+# %% ../nbs/10a_profiles.ipynb #cccc0007-d2
 def setting_key(dataset: str, ways: int, shots: int, method: str) -> str:
     "The key of one (data set, setting, method) in the tuning selection."
     return f"{dataset}-{ways}w{shots}s/{method}"
 
+# %% ../nbs/10a_profiles.ipynb #cccc0007-d3
 def split_trial(trial: dict) -> tuple[dict, dict]:
     "A tuning trial's TrainConfig fields and its method options."
     from dataclasses import fields as _fields
@@ -41,6 +44,7 @@ def split_trial(trial: dict) -> tuple[dict, dict]:
     names = {f.name for f in _fields(TrainConfig)}
     return {k: v for k, v in trial.items() if k in names}, {k: v for k, v in trial.items() if k not in names}
 
+# %% ../nbs/10a_profiles.ipynb #cccc0007-d4
 def fewshot_runs(dataset: str, backbone: str, settings, methods=None, prefix: str = "", train: dict | None = None,
                  tuned_on: tuple[int, int] | None = None, **params) -> list[Run]:
     """One `fewshot.ipynb` run per (ways, shots, method); `train` holds TrainConfig fields shared by all.
@@ -60,6 +64,7 @@ def fewshot_runs(dataset: str, backbone: str, settings, methods=None, prefix: st
                             tuned=setting_key(dataset, *tuned_on, m) if tuned_on else ""))
     return runs
 
+# %% ../nbs/10a_profiles.ipynb #cccc0007-d5
 def tune_runs(dataset: str, backbone: str, settings, methods=None, train: dict | None = None,
               max_trials: int | None = None, grid_extensions: int = 0, **params) -> list[Run]:
     """The tuning trials: every method's `tuning_grid` (the same number of trials each), one seed, scored
@@ -80,17 +85,20 @@ def tune_runs(dataset: str, backbone: str, settings, methods=None, train: dict |
                                 grid_extensions=grid_extensions, description=f"tuning trial {t} of {m}: {trial}"))
     return runs
 
+# %% ../nbs/10a_profiles.ipynb #cccc0007-d6
 def _with_seeds(runs: list[Run], seeds: dict[str, list[int]]) -> list[Run]:
     "`runs` with the seeds of the methods named in `seeds` replaced."
     from dataclasses import replace
     return [replace(r, parameters={**r.parameters, "seeds": seeds[r.parameters["method"]]})
             if r.parameters.get("method") in seeds else r for r in runs]
 
+# %% ../nbs/10a_profiles.ipynb #cccc0007-d7
 def _frozen(runs: list[Run], recorded_as: str) -> list[Run]:
     "`runs` as a frozen profile holds them: their records keep the identity they were made under."
     from dataclasses import replace
     return [replace(r, recorded_as=recorded_as) for r in runs]
 
+# %% ../nbs/10a_profiles.ipynb #cccc0007-d8
 # The cpu profile's few-shot protocol (issue 37), the same for every method: rotated Omniglot training classes,
 # 20-way training episodes of shots + 5 images per class, epochs of 100 updates, validation on 200 episodes after
 # each, learning rate cut by 10 at the 3rd epoch without improvement; the stop comes at the 4th epoch without
@@ -130,6 +138,7 @@ def default_out(profile: str) -> str:
     "The folder a profile reproduces into when no --out is given: its own under figures/ for the regime map and frozen runs."
     return {"regimes": "figures/regimes"}.get(profile) or FROZEN_PROFILES.get(profile, {}).get("out") or "figures"
 
+# %% ../nbs/10a_profiles.ipynb #cccc0007-d9
 def regime_runs(dataset: str, axes: dict, methods=REGIME_METHODS, **params) -> list[Run]:
     "One few-shot run per (axis, level, method) of `axes`, tuned on 5-way 1-shot, tagged with its regime cell."
     def level_params(extra: dict) -> dict:
@@ -140,15 +149,19 @@ def regime_runs(dataset: str, axes: dict, methods=REGIME_METHODS, **params) -> l
             for r in fewshot_runs(dataset, "conv4", [(5, 1)], methods=methods, prefix=f"regime-{axis}{level}-",
                                   tuned_on=(5, 1), **{**level_params(extra), "regime": {"axis": axis, "level": level}})]
 
+# %% ../nbs/10a_profiles.ipynb #cccc0007-d10
 def _with_budgets(runs: list[Run], methods, budgets: list[int]) -> list[Run]:
     "`runs` with `budgets` (test at fixed budgets of training images) for the 5-way 1-shot runs of `methods`."
     from dataclasses import replace
     return [replace(r, parameters={**r.parameters, "budgets": budgets})
             if r.parameters.get("method") in methods and r.parameters["train_config"]["shots"] == 1 else r for r in runs]
+
+# %% ../nbs/10a_profiles.ipynb #cccc0007-d11
 _CPU_GRID_EXTENSIONS = 3
 def _cpu_5shot_methods() -> tuple[str, ...]:
     return tuple(m for m in compared_methods() if m != "maml")
 
+# %% ../nbs/10a_profiles.ipynb #cccc0007-d12
 # The frozen profile cpu-2026-11: the cpu profile as its few-shot runs were made until issue 37's rerun (commit
 # 3899ab3), kept with its records in figures/cpu-2026-11 so that its tables stay published until the rerun is
 # complete. Patience ended at the cut (lr_patience 2, stop at the 4th flat epoch, no minimum after the cut),
@@ -167,10 +180,10 @@ _PAPER_TRAIN = dict(epochs=100, episodes_per_epoch=1600, val_episodes=400, devic
 _PAPER_RECIPE = dict(train=_PAPER_TRAIN, seeds=[0], test_episodes=2000, test_queries=15, augment=True)
 PAPER_DATASETS = ("mini-imagenet", "tiered-imagenet", "cifar-fs", "fc100")
 
-def _builtin_profiles() -> dict[str, list[Run]]:
-    "The profiles that ship with mtl-meta, built from the registry as it is now."
-    return {
-    "smoke": [
+# %% ../nbs/10a_profiles.ipynb #prof00
+def _smoke_profile() -> list[Run]:
+    "One small instance of each experiment notebook, for CI, one tuning trial per method (minutes)."
+    return [
         Run("environment", "environment.ipynb", {"matmul_size": 256},
             description="software, hardware and a CPU matmul throughput probe"),
         *tune_runs("omniglot-minimal", "conv4", [(5, 1)], methods=("mtl", "protonet"), train=_SMOKE_TRAIN,
@@ -191,8 +204,12 @@ def _builtin_profiles() -> dict[str, list[Run]]:
                                                                {"epochs": 1, "episodes_per_epoch": 8, "meta_batch_size": 2}],
                                                "train_config": {"val_episodes": 5}, "test_episodes": 10},
             datasets=("omniglot-minimal",), description="MTL accuracy vs speedup over MetaOptNet-SVM"),
-    ],
-    "cpu": [
+    ]
+
+# %% ../nbs/10a_profiles.ipynb #prof01
+def _cpu_profile() -> list[Run]:
+    "The README's main job: theory, sinusoid, and the fair comparison on Omniglot (issue 37's protocol)."
+    return [
         Run("environment", "environment.ipynb", {"matmul_size": 1024},
             description="software, hardware and a CPU matmul throughput probe"),
         Run("theory", "theory.ipynb", {}, description="theory figures: envelope equivalence, NTK gaps against "
@@ -209,17 +226,29 @@ def _builtin_profiles() -> dict[str, list[Run]]:
                        REGIME_METHODS, REGIME_BUDGETS),
         *_with_seeds(fewshot_runs("omniglot-minimal", "conv4", [(5, 5)], methods=_cpu_5shot_methods(),
                                   tuned_on=(5, 5), **_CPU_FEWSHOT), _CPU_MORE_SEEDS),
-    ],
-    "regimes": regime_runs("omniglot-minimal", REGIME_AXES, **_CPU_FEWSHOT),
-    "cpu-2026-11": _frozen([
+    ]
+
+# %% ../nbs/10a_profiles.ipynb #prof02
+def _regimes_profile() -> list[Run]:
+    "The regime map (issue 28): one axis at a time away from the cpu setting."
+    return regime_runs("omniglot-minimal", REGIME_AXES, **_CPU_FEWSHOT)
+
+# %% ../nbs/10a_profiles.ipynb #prof03
+def _cpu_2026_11_profile() -> list[Run]:
+    "The few-shot runs made before issue 37's protocol, frozen under the identity they were recorded with."
+    return _frozen([
         *tune_runs("omniglot-minimal", "conv4", [(5, 1)], methods=_FROZEN_2026_11_METHODS,
                    train={**_FROZEN_2026_11_TRAIN, "epochs": 8}, **_CPU_DATA),
         *fewshot_runs("omniglot-minimal", "conv4", [(5, 1)], methods=_FROZEN_2026_11_METHODS, tuned_on=(5, 1),
                       extra_tests=[[20, 1]], **_FROZEN_2026_11_FEWSHOT),
         *fewshot_runs("omniglot-minimal", "conv4", [(5, 5)], methods=_FROZEN_2026_11_METHODS, tuned_on=(5, 1),
                       **{**_FROZEN_2026_11_FEWSHOT, "seeds": [0]}),
-    ], FROZEN_PROFILES["cpu-2026-11"]["recorded_as"]),
-    "paper": [
+    ], FROZEN_PROFILES["cpu-2026-11"]["recorded_as"])
+
+# %% ../nbs/10a_profiles.ipynb #prof04
+def _paper_profile() -> list[Run]:
+    "The four image benchmarks at paper scale, ResNet-12, on a GPU with the data sets."
+    return [
         Run("environment", "environment.ipynb", {"matmul_size": 4096},
             description="software, hardware and a matmul throughput probe"),
         *[r for d in PAPER_DATASETS for r in fewshot_runs(
@@ -232,9 +261,14 @@ def _builtin_profiles() -> dict[str, list[Run]]:
                             for b, e in ((1, 20), (2, 40), (4, 60), (6, 100))],
             "test_episodes": 2000, "augment": True},
             datasets=("tiered-imagenet",), description="the paper's efficiency curve on tiered-ImageNet 5w5s"),
-    ],
-}
+    ]
 
+# %% ../nbs/10a_profiles.ipynb #prof99
+def _builtin_profiles() -> dict[str, list[Run]]:
+    "The profiles that ship with mtl-meta, built from the registry as it is now."
+    return {"smoke": _smoke_profile(), "cpu": _cpu_profile(), "regimes": _regimes_profile(), "cpu-2026-11": _cpu_2026_11_profile(), "paper": _paper_profile()}
+
+# %% ../nbs/10a_profiles.ipynb #cccc0007-d13
 class _Profiles(MutableMapping):
     """The profiles by name: the built-in ones, built when read (so a method registered after import takes part),
     and any added with `PROFILES[name] = runs` (which may also replace a built-in one)."""
@@ -253,6 +287,7 @@ class _Profiles(MutableMapping):
     def __len__(self) -> int: return len(self._all())
     def __repr__(self) -> str: return f"PROFILES({', '.join(self)})"
 
+# %% ../nbs/10a_profiles.ipynb #cccc0007-d14
 PROFILES = _Profiles()
 
 def get_profile(name: str, only: Sequence[str] | None = None) -> list[Run]:

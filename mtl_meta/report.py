@@ -278,6 +278,7 @@ def _per_seed_ratios(mtl: dict, base: dict, target: float) -> tuple[list[int], l
     return (seeds, [cost_to_accuracy(ours[s]["history"], target) for s in seeds],
             [cost_to_accuracy(theirs[s]["history"], target) for s in seeds])
 
+# %% ../nbs/10b_report.ipynb #cccc0014-10-d1
 def speedup_curve(results: list[dict], step: float = 0.01):
     """MTL's speedup over each baseline as a function of the validation accuracy asked for: at every threshold from
     the lowest first-epoch validation accuracy of the pair up to the highest best accuracy (in `step`s), the
@@ -309,6 +310,7 @@ def speedup_curve(results: list[dict], step: float = 0.01):
                 rows.append(row)
     return pd.DataFrame(rows)
 
+# %% ../nbs/10b_report.ipynb #cccc0014-10-d2
 def _plot_speedup_curve(curve, out: Path) -> list[Path]:
     "One figure per setting: MTL's speedup over every baseline against the accuracy threshold, with its band."
     import matplotlib
@@ -533,6 +535,7 @@ def _per_seed_episodes(r: dict) -> dict:
                 out.setdefault((t["ways"], t["shots"]), {})[s["seed"]] = t["episode_accs"]
     return out
 
+# %% ../nbs/10b_report.ipynb #pair0002-2-d1
 def _episode_interval(ours: dict, theirs: dict, seeds: list) -> float:
     """Mean over `seeds` of the 95% interval of the paired per-episode difference (points) within the seed, where
     both methods stored every episode's accuracy on the same episodes; nan otherwise."""
@@ -546,6 +549,7 @@ def _episode_interval(ours: dict, theirs: dict, seeds: list) -> float:
         halves.append(1.96 * d.std(ddof=1) / np.sqrt(d.size))
     return float(np.mean(halves)) if halves else float("nan")
 
+# %% ../nbs/10b_report.ipynb #pair0002-2-d2
 def _pending_pairs(results: list[dict], done: list[dict]) -> list[dict]:
     """Rows for the pairs of MTL and a baseline that a profile expects but that are not both complete (records of
     `experiment` 'pending', see `collect`): no numbers, so no verdict is ever drawn from half a pair."""
@@ -570,6 +574,7 @@ def _pending_pairs(results: list[dict], done: list[dict]) -> list[dict]:
                              "error_ratio_lo": float("nan"), "error_ratio_hi": float("nan"), "pending": True})
     return rows
 
+# %% ../nbs/10b_report.ipynb #pair0002-2-d3
 def _pending_cells(df, pending):
     "`df` for reading: in the rows where `pending` is true, every missing number says 'pending'."
     shown = df.astype(object)
@@ -577,6 +582,7 @@ def _pending_cells(df, pending):
         shown.loc[i] = ["pending" if isinstance(v, float) and v != v else v for v in df.loc[i]]
     return shown
 
+# %% ../nbs/10b_report.ipynb #pair0002-2-d4
 def paired_table(results: list[dict], comparator: str = COMPARATOR):
     """MTL minus each baseline, per seed and paired on the seed's test episodes, for every test setting:
     mean difference in points, its 95% Student-t interval over seeds (none with one seed), the paired t-test's
@@ -681,12 +687,14 @@ def _regime_cells(results: list[dict]) -> dict:
                     for s in r["per_seed"] if any(t["images"] == b for t in s.get("budget_tests") or [])]}
     return cells
 
+# %% ../nbs/10b_report.ipynb #regm0002-d1
 def _matched_speedup(a: dict, b: dict) -> tuple[float, float, float]:
     "`b`'s training images over `a`'s to first reach the lower of their worst seeds' best validation accuracy."
     worst = lambda r: min(max((h["val_acc"] for h in s["history"]), default=float("nan")) for s in r["per_seed"])
     _, ours, theirs = _per_seed_ratios(a, b, min(worst(a), worst(b)))
     return log_ratio_interval([t[0] / o[0] for o, t in zip(ours, theirs)])
 
+# %% ../nbs/10b_report.ipynb #regm0002-d2
 def regime_table(results: list[dict], comparator: str = COMPARATOR):
     """One row per regime cell (axis, level) and method other than `comparator`: the method minus the comparator,
     paired per seed on the same test episodes (points, Student-t interval over seeds, p-value and its Holm adjustment
@@ -733,6 +741,7 @@ def regime_table(results: list[dict], comparator: str = COMPARATOR):
     columns.insert(columns.index("p_value") + 1, "p_holm")
     return df[[*columns, "verdict", "pending"]]
 
+# %% ../nbs/10b_report.ipynb #regm0002-d3
 def _plot_regimes(table, out: Path) -> list[Path]:
     "One figure per axis: each method's gap to the comparator with its interval, and its matched-accuracy speedup."
     import matplotlib
@@ -770,6 +779,7 @@ def _plot_regimes(table, out: Path) -> list[Path]:
                              description=f"gap to {COMPARATOR} and matched-accuracy speedup against {axis}")
     return paths
 
+# %% ../nbs/10b_report.ipynb #regm0002-d4
 def report_regimes(results: list[dict], out: Path) -> None:
     "`regimes.md` / `.csv` and a figure per axis, when there are regime runs."
     if not any(r.get("regime") for r in results):
@@ -934,24 +944,9 @@ def _write_timing_check(results: list[dict], out: Path, factor: float = 2.0) -> 
                  "(every epoch does the same work, so something else was using the machine); no rows: no run's "
                  "seconds were inflated this way.\n\n")
 
-# %% ../nbs/10b_report.ipynb #cccc0014b-2
-def report_fewshot(results: list[dict], out: Path) -> int:
-    "The few-shot tables (accuracy, speedup at matched accuracy, cost to target, paper numbers) and curves."
-    results = [r for r in results if not r.get("regime") and not r.get("reference_run")]   # see report_regimes
-    table = fewshot_table(results)
-    if table.empty:
-        return 0
-    _write_timing_check(results, out)
-    shown = _pending_cells(table.drop(columns=["run"]), table.status.str.startswith("pending").to_numpy())
-    _write_table(table.drop(columns=["run"]), out, "fewshot", "Few-shot benchmark",
-                 "Accuracy in %, mean over seeds; ± is the 95% Student-t interval over seeds (ci95_seeds) and the mean 95% "
-                 "interval over test episodes (ci95_episodes). train_seconds: training wall-clock per seed. "
-                 "run_setting: the setting the bodies were trained and selected in; a row whose ways differ from it "
-                 "(20-way 1-shot) tests those same bodies on wider episodes, so it is not independent evidence. "
-                 "epochs_after_cut: the fewest epochs any early-stopped seed ran at its last learning rate after that "
-                 "rate's cut (empty: no seed stopped early after a cut); seeds_at_cap: seeds stopped by the epoch "
-                 "limit. mtl_speedup: the method's training time divided by MTL's. status: complete, or pending with "
-                 "the seeds done so far (a pending cell has no numbers).\n\n", shown=shown)
+# %% ../nbs/10b_report.ipynb #cccc0014b-2c
+def _report_costs(results: list[dict], out: Path) -> None:
+    "The cost tables and figures: speedup at matched accuracy, against the threshold, cost to target, MTL along its training."
     _write_table(efficiency_table(results), out, "efficiency", "Speedup of MTL at matched validation accuracy",
                  "Matched accuracy = the lowest best validation accuracy of any seed of MTL and the baseline (every "
                  "seed of both reaches it); images and seconds = training images (equal to updates times a fixed "
@@ -988,6 +983,26 @@ def report_fewshot(results: list[dict], out: Path) -> int:
                      "MTL's validation accuracy at that point (same seed), divided by MTL's so far; one row per MTL "
                      "validation and seed; a point whose accuracy MetaOptNet-SVM never reached is left out.\n\n")
         _plot_efficiency_curve(curve, out)
+
+# %% ../nbs/10b_report.ipynb #cccc0014b-2
+def report_fewshot(results: list[dict], out: Path) -> int:
+    "The few-shot tables (accuracy, speedup at matched accuracy, cost to target, paper numbers) and curves."
+    results = [r for r in results if not r.get("regime") and not r.get("reference_run")]   # see report_regimes
+    table = fewshot_table(results)
+    if table.empty:
+        return 0
+    _write_timing_check(results, out)
+    shown = _pending_cells(table.drop(columns=["run"]), table.status.str.startswith("pending").to_numpy())
+    _write_table(table.drop(columns=["run"]), out, "fewshot", "Few-shot benchmark",
+                 "Accuracy in %, mean over seeds; ± is the 95% Student-t interval over seeds (ci95_seeds) and the mean 95% "
+                 "interval over test episodes (ci95_episodes). train_seconds: training wall-clock per seed. "
+                 "run_setting: the setting the bodies were trained and selected in; a row whose ways differ from it "
+                 "(20-way 1-shot) tests those same bodies on wider episodes, so it is not independent evidence. "
+                 "epochs_after_cut: the fewest epochs any early-stopped seed ran at its last learning rate after that "
+                 "rate's cut (empty: no seed stopped early after a cut); seeds_at_cap: seeds stopped by the epoch "
+                 "limit. mtl_speedup: the method's training time divided by MTL's. status: complete, or pending with "
+                 "the seeds done so far (a pending cell has no numbers).\n\n", shown=shown)
+    _report_costs(results, out)
     paired = paired_table(results)
     if not paired.empty:
         shown = _pending_cells(paired, paired.verdict.str.startswith("pending").to_numpy())

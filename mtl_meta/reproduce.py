@@ -67,6 +67,7 @@ def _saved_selection(path: Path) -> dict:
         return {}
     return selected
 
+# %% ../nbs/10_reproduce.ipynb #cccc000d2-d1
 def _trial_rows(out: Path, trials: Sequence[Run], profile: str) -> list[dict]:
     "One row per complete tuning trial in `out`: its key, run, trial, validation accuracy and cost."
     rows = []
@@ -78,6 +79,7 @@ def _trial_rows(out: Path, trials: Sequence[Run], profile: str) -> list[dict]:
                          "steps": res["per_seed"][0]["steps"], "stopped": res["per_seed"][0]["stopped"]})
     return rows
 
+# %% ../nbs/10_reproduce.ipynb #cccc000d2-d2
 def _best_trials(rows: list[dict]) -> dict:
     "Per tuning key, the trial with the best validation accuracy (ties: fewer images)."
     best = {}
@@ -86,6 +88,7 @@ def _best_trials(rows: list[dict]) -> dict:
         best[key] = {"trial": b["trial"], "val_acc": b["val_acc"], "run": b["run"]}
     return best
 
+# %% ../nbs/10_reproduce.ipynb #cccc000d2-d3
 def select_trials(out: str | Path, trials: Sequence[Run], profile: str, bounds: dict | None = None) -> dict:
     """Best validation trial per tuning key among the complete `trials` in `out` (ties: fewer images);
     falls back to `out/tuning.json` for keys without any; writes `tuning.json` and `tuning.md` when what they
@@ -104,6 +107,7 @@ def select_trials(out: str | Path, trials: Sequence[Run], profile: str, bounds: 
             atomic_write_text(out / "tuning.md", _tuning_markdown(profile, rows, selected, edges, bounds or {}))
     return selected
 
+# %% ../nbs/10_reproduce.ipynb #cccc000d2-d4
 def _tuning_markdown(profile: str, rows: list[dict], selected: dict, edges: dict, bounds: dict) -> str:
     lines = ["# Tuning on validation", "",
              f"Profile `{profile}`: every method gets the same number of trials, one seed, ranked by best "
@@ -126,6 +130,7 @@ def _tuning_markdown(profile: str, rows: list[dict], selected: dict, edges: dict
         lines.append("Every selected value lies inside its grid.")
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/10_reproduce.ipynb #cccc000d2-d5
 def _extension_run(base: Run, trial: dict, round_: int) -> Run:
     "The tuning trial `trial` of `base`'s key, made in grid-extension round `round_`."
     from dataclasses import replace
@@ -137,6 +142,7 @@ def _extension_run(base: Run, trial: dict, round_: int) -> Run:
                                                 "trial": trial},
                    description=f"grid extension, round {round_}, of {base.tunes}: {trial}")
 
+# %% ../nbs/10_reproduce.ipynb #cccc000d2-d6
 def extension_frontier(out: str | Path, trials: Sequence[Run], profile: str) -> tuple[list[Run], list[Run], dict]:
     """The trials that extend each key's grid past a winner on its edge, as far as the complete trials decide them.
 
@@ -177,6 +183,7 @@ def extension_frontier(out: str | Path, trials: Sequence[Run], profile: str) -> 
                     bounds[key] = still
     return known, todo, bounds
 
+# %% ../nbs/10_reproduce.ipynb #cccc000d2-d7
 def resolve_tuned(run: Run, selected: dict) -> Run:
     "`run` with the selected trial of its tuning key merged into its training config and method options."
     from dataclasses import replace
@@ -199,11 +206,13 @@ def _train_fields() -> set[str]:
     from mtl_meta.train import TrainConfig
     return {f.name for f in _fields(TrainConfig)}
 
+# %% ../nbs/10_reproduce.ipynb #cccc000f-d1
 def _declared(run: Run) -> set[str]:
     "The parameters `run`'s notebook declares."
     from mtl_meta.params import notebook_parameters
     return set(notebook_parameters(experiments_dir() / run.notebook))
 
+# %% ../nbs/10_reproduce.ipynb #cccc000f-d2
 def with_overrides(run: Run, overrides: dict) -> Run:
     """`run` with `overrides` applied: TrainConfig fields go into its `train_config` (when it has one), any other
     key into its parameters where its notebook declares it. A tuning trial never takes the test settings
@@ -218,6 +227,7 @@ def with_overrides(run: Run, overrides: dict) -> Run:
     return replace(run, parameters={**p, **{k: v for k, v in overrides.items()
                                             if k in declared and not (run.tunes and k in EXPERIMENT_ONLY)}})
 
+# %% ../nbs/10_reproduce.ipynb #cccc000f-d3
 def check_overrides(runs: Sequence[Run], overrides: dict) -> None:
     """One-line `MtlMetaError` unless every key of `overrides` is a TrainConfig field or a parameter that some
     notebook of `runs` declares (so a key can never be anything but a declared name: papermill writes it into
@@ -228,6 +238,7 @@ def check_overrides(runs: Sequence[Run], overrides: dict) -> None:
         raise MtlMetaError(f"--set {', '.join(map(repr, unknown))}: not a parameter of any run of this profile nor a "
                            f"training setting; see `mtl-meta reproduce --list` and `mtl-meta train --help` for the names")
 
+# %% ../nbs/10_reproduce.ipynb #cccc000f-d4
 @dataclass(frozen=True)
 class Watch:
     "How the caller follows a reproduction; none of it changes a result."
@@ -235,6 +246,7 @@ class Watch:
     on_result: Callable[[RunResult], None] | None = None   # called as each run finishes (or is found complete)
     command: str = ""   # the command recorded with every run (default: `reproduce_command(profile, out)`)
 
+# %% ../nbs/10_reproduce.ipynb #cccc000f-d5
 def _incomplete(out: Path, runs: Sequence[Run], profile: str) -> list[Run]:
     "The `runs` not complete in `out` (final runs with the selection in its tuning.json; none there: incomplete)."
     tuning = out / TUNING_FROM.get(profile, ".") / "tuning.json"
@@ -242,6 +254,62 @@ def _incomplete(out: Path, runs: Sequence[Run], profile: str) -> list[Run]:
     return [r for r in runs if (r.tuned and r.tuned not in saved)
             or not is_complete(out, resolve_tuned(r, saved) if r.tuned else r, profile)]
 
+# %% ../nbs/10_reproduce.ipynb #repr0101
+def _check_mode(profile: str, out: Path, runs: Sequence[Run], sweep: Sweep, changes: bool) -> bool:
+    """Whether the reproduction only redraws (a time limit of 0, or a frozen profile); one-line errors for a bad
+    time limit, or for a frozen profile asked to change runs (`changes`: --force or --set) or pointed elsewhere."""
+    if sweep.time_limit is not None and sweep.time_limit < 0:
+        raise MtlMetaError(f"the time limit must be 0 (report only) or more seconds, got {sweep.time_limit:g}")
+    frozen = FROZEN_PROFILES.get(profile)
+    if frozen is not None:
+        if changes:
+            raise MtlMetaError(f"profile {profile!r} is frozen: it trains nothing, so --force and --set do not apply; "
+                               "rerun its runs under the current protocol with --profile cpu")
+        missing = _incomplete(out, runs, profile)
+        if missing:
+            raise MtlMetaError(f"profile {profile!r} is frozen (it trains nothing) and {len(missing)} of its {len(runs)} "
+                               f"runs are not complete in {out}; its records are in {frozen['out']}: pass --out "
+                               f"{frozen['out']}")
+    return sweep.time_limit == 0 or frozen is not None
+
+# %% ../nbs/10_reproduce.ipynb #repr0102
+def _usable_root(profile: str, out: Path, runs: Sequence[Run], root, force: bool, report_only: bool) -> Path:
+    """The data root; checked when someone chose it or runs about to train read it, with the command that
+    fetches the data in the error."""
+    explicit = root not in (None, "") or bool(os.environ.get(DATA_ENV))
+    root = data_root(root)
+    if not report_only and (explicit or force or any(r.datasets for r in _incomplete(out, runs, profile))):
+        try:
+            check_readable_dir(root)
+        except MtlMetaError as e:
+            names = sorted({d for r in runs for d in r.datasets})
+            raise MtlMetaError(f"{e}; runs of profile {profile!r} still to train read it: fetch their data with "
+                               + " and ".join(f"mtl-meta data download --dataset {d} --data-root {root}" for d in names)
+                               + ", or pass --report-only to redraw the committed runs' tables") from None
+    return root
+
+# %% ../nbs/10_reproduce.ipynb #repr0103
+def _tuning_state(out: Path, profile: str, trials: list[Run], waiting: list[Run], bounds: dict) -> tuple[dict, set]:
+    """The selected trial per tuning key (from this profile's trials, or from the tuning.json of the profile that
+    tunes it, `TUNING_FROM`) and the keys whose tuning is not final yet (trials or grid extensions not done)."""
+    base = out / TUNING_FROM[profile] if profile in TUNING_FROM else None
+    selected = select_trials(out, trials, profile, bounds) if trials else \
+        _saved_selection(base / "tuning.json") if base is not None else {}
+    unfinished = {r.tunes for r in trials if not is_complete(out, r, profile)} | {r.tunes for r in waiting}
+    if base is not None:   # the other profile's tuning must be final for a key: its trials and extensions all done
+        unfinished |= _unfinished_tuning(base, TUNED_BY[profile])
+    return selected, unfinished
+
+def _why_waiting(run: Run, unfinished: set, selected: dict, base: Path | None) -> str:
+    "Why the final run `run` cannot start yet ('' when it can)."
+    if run.tuned in unfinished:
+        return f"not run: its tuning trials ({run.tuned}) are not all complete"
+    if base is not None and run.tuned not in selected:
+        return (f"not run: {base / 'tuning.json'} has no selection for {run.tuned} yet (reproduce the profile whose "
+                "trials tune it first)")
+    return ""
+
+# %% ../nbs/10_reproduce.ipynb #cccc000f-d6
 @one_writer("out", recursive=True)   # one reproduction per folder; stale temp files of a killed one removed
 def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[str] | None = None,
               root: str | Path | None = None, force: bool = False, overrides: dict | None = None,
@@ -272,30 +340,10 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     for r in runs:   # a value of the wrong type stops here, before any run starts
         if r.parameters:
             check_run_parameters(experiments_dir() / r.notebook, r.parameters, where=f"run {r.name}", allow_unknown=True)
-    if sweep.time_limit is not None and sweep.time_limit < 0:
-        raise MtlMetaError(f"the time limit must be 0 (report only) or more seconds, got {sweep.time_limit:g}")
-    frozen = FROZEN_PROFILES.get(profile)
-    report_only = sweep.time_limit == 0 or frozen is not None
     out = Path(out)
-    if frozen is not None:
-        if force or overrides:
-            raise MtlMetaError(f"profile {profile!r} is frozen: it trains nothing, so --force and --set do not apply; "
-                               "rerun its runs under the current protocol with --profile cpu")
-        missing = _incomplete(out, runs, profile)
-        if missing:
-            raise MtlMetaError(f"profile {profile!r} is frozen (it trains nothing) and {len(missing)} of its {len(runs)} "
-                               f"runs are not complete in {out}; its records are in {frozen['out']}: pass --out "
-                               f"{frozen['out']}")
-    explicit_root = root not in (None, "") or bool(os.environ.get(DATA_ENV))
-    root = data_root(root)
-    if not report_only and (explicit_root or force or any(r.datasets for r in _incomplete(out, runs, profile))):
-        try:   # a data root someone chose, or one that runs about to train need, must be usable
-            check_readable_dir(root)
-        except MtlMetaError as e:
-            names = sorted({d for r in runs for d in r.datasets})
-            raise MtlMetaError(f"{e}; runs of profile {profile!r} still to train read it: fetch their data with "
-                               + " and ".join(f"mtl-meta data download --dataset {d} --data-root {root}" for d in names)
-                               + ", or pass --report-only to redraw the committed runs' tables") from None
+    frozen = FROZEN_PROFILES.get(profile)
+    report_only = _check_mode(profile, out, runs, sweep, force or bool(overrides))
+    root = _usable_root(profile, out, runs, root, force, report_only)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -345,19 +393,12 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
             pending(r, "not run: a grid extension waiting for time")
     trials = trials + extensions
     base = out / TUNING_FROM[profile] if profile in TUNING_FROM else None   # a profile tuned by another's trials
-    selected = select_trials(out, trials, profile, bounds) if trials else \
-        _saved_selection(base / "tuning.json") if base is not None else {}
-    unfinished = {r.tunes for r in trials if not is_complete(out, r, profile)} | {r.tunes for r in waiting}
-    if base is not None:   # the other profile's tuning must be final for a key: its trials and extensions all done
-        unfinished |= _unfinished_tuning(base, TUNED_BY[profile])
-    tuned, ready = [r for r in runs if r.tuned], []
-    for run in tuned:                                # then the final runs, with the trials' choice
-        if run.tuned in unfinished:
-            pending(run, f"not run: its tuning trials ({run.tuned}) are not all complete")
-            continue
-        if base is not None and run.tuned not in selected:
-            pending(run, f"not run: {base / 'tuning.json'} has no selection for {run.tuned} yet (reproduce the "
-                         "profile whose trials tune it first)")
+    selected, unfinished = _tuning_state(out, profile, trials, waiting, bounds)
+    ready = []
+    for run in (r for r in runs if r.tuned):         # then the final runs, with the trials' choice
+        why = _why_waiting(run, unfinished, selected, base)
+        if why:
+            pending(run, why)
             continue
         try:
             ready.append(with_overrides(resolve_tuned(run, selected), overrides or {}))
@@ -381,12 +422,14 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     write_progress(out, profile, every, unfinished)
     return results
 
+# %% ../nbs/10_reproduce.ipynb #cccc000f-d7
 def _unfinished_tuning(out: Path, profile: str) -> set[str]:
     "The tuning keys of `profile` whose trials in `out` (grid extensions included) are not all complete yet."
     trials = [r for r in get_profile(profile) if r.tunes]
     extensions, waiting, _ = extension_frontier(out, trials, profile)
     return {r.tunes for r in trials + extensions if not is_complete(out, r, profile)} | {r.tunes for r in waiting}
 
+# %% ../nbs/10_reproduce.ipynb #cccc000f-d8
 def _pending_records(out: Path, runs: Sequence[Run], profile: str) -> list[dict]:
     "The few-shot final runs of `runs` that are not complete in `out`, as `collect`'s pending records."
     records = []
@@ -403,6 +446,7 @@ def _pending_records(out: Path, runs: Sequence[Run], profile: str) -> list[dict]
                         "seeds_done": sum((run_dir(out, r) / f"seed{s}" / "seed.json").exists() for s in seeds)})
     return records
 
+# %% ../nbs/10_reproduce.ipynb #cccc000f-d9
 def progress(out: str | Path, profile: str, runs: Sequence[Run], unfinished_tuning: Iterable[str] = ()) -> list[dict]:
     """How far the few-shot part of a profile has got in `out`, from the records: per tuning key (setting and
     method), the tuning trials complete (grid extensions decided so far included) and the final runs' seeds done
@@ -437,6 +481,7 @@ def progress(out: str | Path, profile: str, runs: Sequence[Run], unfinished_tuni
             ("" if tuned_on == key else f" (on {tuned_on.split('/')[0]})")
     return list(rows.values())
 
+# %% ../nbs/10_reproduce.ipynb #cccc000f-d10
 def write_progress(out: str | Path, profile: str, runs: Sequence[Run], unfinished_tuning: Iterable[str] = ()) -> Path | None:
     "Write `out/progress.md`: `progress` as a table under one line of totals (nothing without few-shot runs)."
     rows = progress(out, profile, runs, unfinished_tuning)
@@ -454,6 +499,7 @@ def write_progress(out: str | Path, profile: str, runs: Sequence[Run], unfinishe
                             ["setting", "method", "tuning trials", "tuning", "final seeds"])]
     return atomic_write_text(Path(out) / "progress.md", "\n".join(lines) + "\n")
 
+# %% ../nbs/10_reproduce.ipynb #cccc000f-d11
 def expected_seconds(out: str | Path, run: Run) -> float | None:
     """The wall-clock seconds `run` is expected to take, from the complete few-shot runs recorded in `out`.
 
@@ -498,6 +544,7 @@ def expected_seconds(out: str | Path, run: Run) -> float | None:
         return left * statistics.median(others)
     return None
 
+# %% ../nbs/10_reproduce.ipynb #cccc000f-d12
 def write_summary(out: Path, profile: str, runs: Iterable[Run], command: str) -> Path:
     "Write `out/reproduction.md`: each run's notebook, parameters, status and files (no timings)."
     rows = []
