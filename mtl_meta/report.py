@@ -270,6 +270,10 @@ def _plot_efficiency_curve(curve, out: Path) -> list[Path]:
     return paths
 
 # %% ../nbs/10b_report.ipynb #cccc0014-10
+def _worst_best(r: dict) -> float:
+    "The lowest, over a run's seeds, of each seed's best validation accuracy: the accuracy every seed reached."
+    return min(max((h["val_acc"] for h in s["history"]), default=float("nan")) for s in r["per_seed"])
+
 def _per_seed_ratios(mtl: dict, base: dict, target: float) -> tuple[list[int], list[tuple], list[tuple]]:
     "Seeds both runs have, and each one's (images, seconds) to first reach `target`: (seeds, MTL's, the baseline's)."
     theirs = {s["seed"]: s for s in base["per_seed"]}
@@ -351,11 +355,10 @@ def efficiency_table(results: list[dict]):
     import pandas as pd
     fs = [r for r in results if r.get("experiment") == "fewshot"]
     key = lambda r: (r["dataset"], r["backbone"], r["ways"], r["shots"])
-    worst_best = lambda r: min(max((h["val_acc"] for h in s["history"]), default=float("nan")) for s in r["per_seed"])
     rows = []
     for mtl in (r for r in fs if r["method"] == "mtl"):
         for base in (r for r in fs if key(r) == key(mtl) and r["method"] != "mtl"):
-            target = min(worst_best(mtl), worst_best(base))
+            target = min(_worst_best(mtl), _worst_best(base))
             seeds, ours, theirs = _per_seed_ratios(mtl, base, target)
             speed_i = log_ratio_interval([t[0] / o[0] for o, t in zip(ours, theirs)])
             speed_t = log_ratio_interval([t[1] / o[1] for o, t in zip(ours, theirs)])
@@ -690,8 +693,7 @@ def _regime_cells(results: list[dict]) -> dict:
 # %% ../nbs/10b_report.ipynb #regm0002-d1
 def _matched_speedup(a: dict, b: dict) -> tuple[float, float, float]:
     "`b`'s training images over `a`'s to first reach the lower of their worst seeds' best validation accuracy."
-    worst = lambda r: min(max((h["val_acc"] for h in s["history"]), default=float("nan")) for s in r["per_seed"])
-    _, ours, theirs = _per_seed_ratios(a, b, min(worst(a), worst(b)))
+    _, ours, theirs = _per_seed_ratios(a, b, min(_worst_best(a), _worst_best(b)))
     return log_ratio_interval([t[0] / o[0] for o, t in zip(ours, theirs)])
 
 # %% ../nbs/10b_report.ipynb #regm0002-d2

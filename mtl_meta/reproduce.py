@@ -161,13 +161,14 @@ def extension_frontier(out: str | Path, trials: Sequence[Run], profile: str) -> 
             if not all(is_complete(out, r, profile) for r in tried):
                 break
             rows = _trial_rows(out, tried, profile)
-            edges = grid_edges(rows, _best_trials(rows)).get(key, [])
+            best = _best_trials(rows)
+            edges = grid_edges(rows, best).get(key, [])
             seen = [r["trial"] for r in rows]
-            new = [t for t in edge_trials(_best_trials(rows), {key: edges}).get(key, []) if t not in seen]
+            steps = list(zip(edges, edge_trials(best, {key: edges}).get(key, [])))   # (edge, the trial past it)
+            new = [t for _, t in steps if t not in seen]
             left = budget - (len(tried) - len(grid))
             if len(new) > left:
-                bounds[key] = [e for e, t in zip(edges, edge_trials(_best_trials(rows), {key: edges})[key])
-                               if t in new[left:]]
+                bounds[key] = [e for e, t in steps if t in new[left:]]
                 new = new[:left]
             if not new:
                 break
