@@ -5,6 +5,7 @@
 # %% ../nbs/12_api.ipynb #cccc0002
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -47,8 +48,11 @@ class DataOptions:
     augment: bool = _option(False, "data augmentation (MetaOptNet recipe) of the training images, for image benchmarks")
     train_rotations: bool = _option(False, "Omniglot: each training class rotated by 90, 180 and 270 degrees becomes a "
                                            "new class (validation and test classes stay as they are)")
-    transform: Callable | None = _option(None, "a per-image transform of the training images that replaces the data "
-                                               "set's own")
+    transform: Callable | None = _option(None, "a per-image transform of the training images (float (C, H, W) in "
+                                               "[0, 1]), run before the data set's augmentation and normalisation")
+    transform_replaces: bool = _option(False, "the transform replaces the data set's augmentation and normalisation "
+                                              "instead of running before them (the images then reach the body as "
+                                              "the transform leaves them, in training only)")
     train_images_per_class: int | None = _option(None, "keep this many images of every training class (drawn with the "
                                                       "run's seed; validation and test classes stay whole)")
     train_rotation_count: int | None = _option(None, "with train_rotations: how many rotations make classes: 1 (none), "
@@ -139,22 +143,23 @@ def _load_splits(dataset, root, splits, opts: dict) -> dict:
 SUBSAMPLE_SEED_OFFSET = 20_000   # the images a subsampled training set keeps are drawn with this + the run's seed
 
 def _samplers(dataset, data: DataOptions, cfg: TrainConfig, sampler_options: dict | None = None,
-              splits=("train", "val")):
-    """One episode sampler per split of `dataset`, read as `data` says: the training split's draws meta-batches of
-    `cfg`'s training episodes, the others `cfg`'s validation episodes."""
+              splits=("train", "val"), loaded: dict | None = None):
+    """One episode sampler per split of `dataset` (`loaded`: its splits, already read), read as `data` says: the
+    training split's draws meta-batches of `cfg`'s training episodes, the others `cfg`'s validation episodes."""
     from mtl_meta.data import rotation_angles, subsample_classes, train_transform, with_rotations
-    from mtl_meta.episodes import EpisodeSampler, MetaBatchSampler
+    from mtl_meta.episodes import EpisodeSampler, MetaBatchSampler, TransformChain
     opts = data.dataset_options or {}
     out = {}
-    for i, (split, classes) in enumerate(_load_splits(dataset, data.data_root, splits, opts).items()):
+    loaded = loaded if loaded is not None else _load_splits(dataset, data.data_root, splits, opts)
+    for i, (split, classes) in enumerate(loaded.items()):
         is_train = split == "train"
         if is_train and data.train_images_per_class:   # a smaller training set (issue 28): the same images per seed
             classes = subsample_classes(classes, data.train_images_per_class, seed=SUBSAMPLE_SEED_OFFSET + cfg.seed)
         if is_train and data.train_rotations:   # the Omniglot practice: rotated characters are new training classes
             classes = with_rotations(classes, rotation_angles(data.train_rotation_count or 4))
         tf = train_transform(dataset, augment=data.augment and is_train, **opts) if _is_name(dataset) else None
-        if is_train and data.transform is not None:   # the user's own per-image transform replaces the data set's
-            tf = data.transform
+        if is_train and data.transform is not None:   # the user's own per-image transform, then the data set's
+            tf = data.transform if data.transform_replaces else TransformChain(data.transform, tf)
         if is_train:   # one episode stream per meta-batch slot: shardable over processes
             s = EpisodeShape.training(cfg)
             out[split] = MetaBatchSampler(classes, s.ways, s.shots, s.queries, cfg.meta_batch_size,
@@ -229,6 +234,82 @@ class BudgetSnapshots:
         for b in due:
             save_checkpoint(self.path(b), payload)
 
+# %% ../nbs/12_api.ipynb #meta0002
+def _callable_name(f) -> str | None:
+    "A stable name of a transform (never a memory address): its qualified name, or its class's."
+    if f is None:
+        return None
+    name = getattr(f, "__qualname__", None) or type(f).__qualname__
+    return f"{getattr(f, '__module__', None) or type(f).__module__}.{name}"
+
+def _preprocessing(data: DataOptions, image_shape, stats, algorithm) -> dict:
+    "The steps from an image file to the features a head is fitted on, as `train` ran them (see `export_body`)."
+    c, h, w = image_shape
+    return {"decode": f"Pillow, converted to {'L (grey)' if c == 1 else 'RGB'}",
+            "resize": f"an image folder's images stretched to {h}x{w} with Pillow's LANCZOS filter when they differ",
+            "scale": "uint8 / 255 -> [0, 1]",
+            "transform": _callable_name(data.transform), "transform_replaces": bool(data.transform_replaces),
+            "normalization": [list(stats[0]), list(stats[1])] if stats is not None else None,
+            "features": "L2-normalised" if getattr(algorithm, "normalize", False) else "as the body gives them"}
+
+# %% ../nbs/12_api.ipynb #meta0003
+def _data_record(splits: dict) -> dict:
+    "Per split `train` read: its class names (sorted) and a fingerprint of its content."
+    from mtl_meta.episodes import split_fingerprint
+    return {"classes": {s: sorted(map(str, p.class_names)) for s, p in splits.items()},
+            "data_fingerprint": {s: split_fingerprint(p) for s, p in splits.items()}}
+
+def _summary_metadata(metadata: dict) -> dict:
+    "The metadata as `summary.json` keeps it: class counts instead of the class lists the checkpoint holds."
+    out = {k: v for k, v in metadata.items() if k != "classes"}
+    if "classes" in metadata:
+        out["class_counts"] = {s: len(v) for s, v in metadata["classes"].items()}
+    return out
+
+# %% ../nbs/12_api.ipynb #meta0003-1
+def _run_metadata(method: str, dataset, backbone, train_split, cfg: TrainConfig, data: DataOptions,
+                  model: ModelOptions, stats, loaded: dict) -> dict:
+    "What rebuilds a run's model (`build_algorithm`) and what its checkpoint says of the data it read."
+    module = isinstance(backbone, torch.nn.Module)
+    return {"method": method, "dataset": dataset if _is_name(dataset) else f"<{type(dataset).__name__}>",
+            "backbone": f"<{type(backbone).__name__}>" if module else backbone,
+            "image_shape": list(train_split.image_shape), "n_classes": train_split.n_classes,
+            "ways": cfg.training_ways, "dataset_options": data.dataset_options or {}, "augment": data.augment,
+            "train_rotations": data.train_rotations,
+            **({"train_images_per_class": data.train_images_per_class} if data.train_images_per_class else {}),
+            **({"train_rotation_count": data.train_rotation_count} if data.train_rotation_count else {}),
+            "normalization": [list(stats[0]), list(stats[1])] if stats is not None else None,
+            "backbone_options": model.backbone_options or {}, "algorithm_options": model.algorithm_options or {},
+            **_data_record(loaded)}
+
+# %% ../nbs/12_api.ipynb #meta0004
+def _seen_classes(meta: dict, split: str, names) -> list[str]:
+    "The classes among `names` that the checkpoint's run read in another split than `split` (trained or selected on)."
+    seen = set()
+    for s, recorded in (meta.get("classes") or {}).items():
+        if s != split:
+            seen |= set(recorded)
+    return sorted(set(map(str, names)) & seen)
+
+def _same_data(meta: dict, dataset) -> bool:
+    "Whether `dataset` is the data set the checkpoint was trained on (its name or folder, or an object of its type)."
+    from mtl_meta.data import _is_folder_name
+    if dataset is None:
+        return True
+    if _is_name(dataset):
+        given = str(Path(dataset).resolve()) if _is_folder_name(dataset) else str(dataset)
+        return given == str(meta.get("dataset"))
+    return f"<{type(dataset).__name__}>" == meta.get("dataset")
+
+def _refuse_seen(meta: dict, split: str, names, where: str) -> None:
+    "A one-line refusal to test on classes the checkpoint's body was trained or validated on."
+    seen = _seen_classes(meta, split, names)
+    if seen:
+        shown = ", ".join(repr(n) for n in seen[:3]) + (f" and {len(seen) - 3} more" if len(seen) > 3 else "")
+        raise MtlMetaError(f"{len(seen)} of the {len(list(names))} {split} classes of {where} were among the classes the "
+                           f"checkpoint trained or validated on ({shown}): its split changed since training; test on "
+                           "classes it never saw (class lists test.txt, or the data as it was) or retrain")
+
 # %% ../nbs/12_api.ipynb #cccc0007
 @one_writer("out_dir")   # checked before any work, one process at a time, stale temp files removed
 def train(method: str = "mtl",                # the method: a name in the registry (mtl_meta.gbml.ALGORITHMS)
@@ -272,22 +353,16 @@ def train(method: str = "mtl",                # the method: a name in the regist
     seed_everything(cfg.seed)
     if _is_name(dataset) and _is_folder_name(dataset):
         dataset = str(Path(dataset).resolve())   # the checkpoint then works from any folder
-    samplers = _samplers(dataset, data, cfg, sampler_options=_sampler_options(method, algorithm_options))
+    loaded = _load_splits(dataset, data.data_root, ("train", "val"), dataset_options or {})
+    samplers = _samplers(dataset, data, cfg, sampler_options=_sampler_options(method, algorithm_options), loaded=loaded)
     train_split = samplers["train"].split
     stats = dataset_normalization(dataset, **(dataset_options or {})) if _is_name(dataset) else None
     module = isinstance(backbone, torch.nn.Module)
-    metadata = {"method": method, "dataset": dataset if _is_name(dataset) else f"<{type(dataset).__name__}>",
-                "backbone": f"<{type(backbone).__name__}>" if module else backbone,
-                "image_shape": list(train_split.image_shape), "n_classes": train_split.n_classes,
-                "ways": cfg.training_ways, "dataset_options": dataset_options or {}, "augment": data.augment,
-                "train_rotations": data.train_rotations,
-                **({"train_images_per_class": data.train_images_per_class} if data.train_images_per_class else {}),
-                **({"train_rotation_count": data.train_rotation_count} if data.train_rotation_count else {}),
-                "normalization": [list(stats[0]), list(stats[1])] if stats is not None else None,
-                "backbone_options": backbone_options or {}, "algorithm_options": algorithm_options or {}}
     if module and backbone_options:
         raise MtlMetaError("backbone_options apply to backbones given by name, not to a module")
+    metadata = _run_metadata(method, dataset, backbone, train_split, cfg, data, model, stats, loaded)
     algorithm = build_algorithm(metadata, body=backbone if module else None)
+    metadata["preprocessing"] = _preprocessing(data, train_split.image_shape, stats, algorithm)
     sweep_temp_files()   # the arguments are good: a killed earlier run's temporary files can go
     trainer = Trainer(algorithm, samplers["train"], samplers["val"], cfg, out_dir=out_dir, progress=run.progress,
                       metadata=metadata, hooks=TrainerHooks(on_step=fault_hook(), on_epoch=_epoch_hooks(out_dir, run, rank)))
@@ -298,7 +373,7 @@ def train(method: str = "mtl",                # the method: a name in the regist
     st = trainer.fit(resume=run.resume)
     if trainer.on_epoch is not None:
         trainer.on_epoch.close()
-    summary = {"metadata": metadata, "config": asdict(cfg), "steps": st.step, "epochs": st.epoch,
+    summary = {"metadata": _summary_metadata(metadata), "config": asdict(cfg), "steps": st.step, "epochs": st.epoch,
                "train_seconds": round(st.seconds, 3), "train_images": st.images,
                "best_val_acc": st.best_val, "best_epoch": st.best_epoch,
                "stopped": st.stopped, "history": st.history,
@@ -370,12 +445,15 @@ def evaluate(checkpoint: str | Path,              # checkpoint.pt written by tra
                            f"{config.episodes} episodes: evaluation needs --ways 2 or more, --queries 1 or more and "
                            "--episodes 1 or more")
     algorithm, meta = load_trained(checkpoint, device, body=body)
+    same = _same_data(meta, dataset)
     if dataset is None:
         dataset = meta["dataset"]
         if str(dataset).startswith("<"):
             raise MtlMetaError(f"checkpoint {checkpoint} was trained on a {dataset} object; pass it as dataset=")
     opts = meta.get("dataset_options") or {} if _is_name(dataset) else {}
     data = _load_splits(dataset, data_root, (config.split,), opts)[config.split]
+    if same:   # the classes of this split must be new to the body (a grown folder must not move them into training)
+        _refuse_seen(meta, config.split, data.class_names, str(dataset))
     if list(data.image_shape) != list(meta["image_shape"]):
         raise MtlMetaError(f"the checkpoint expects images of shape {tuple(meta['image_shape'])}, but {dataset} "
                            f"has {data.image_shape}; evaluate on the data set it was trained on")
@@ -428,6 +506,11 @@ def predict(checkpoint: str | Path,               # checkpoint.pt written by tra
     if len(classes) < 2:
         raise MtlMetaError(f"support folder {support} has {len(classes)} class folder(s); give at least 2")
     names = list(classes)
+    seen = _seen_classes(meta, "test", names)
+    if seen:
+        print(f"mtl-meta: warning: {len(seen)} support class(es) have the names of classes the checkpoint trained or "
+              f"validated on ({', '.join(map(repr, seen[:3]))}{', ...' if len(seen) > 3 else ''}); the body has seen "
+              "them, so their predictions are not few-shot", file=sys.stderr)
     s_files = [f for n in names for f in classes[n]]
     ys = torch.tensor([i for i, n in enumerate(names) for _ in classes[n]])
     q_files = _query_files(query)
@@ -442,15 +525,17 @@ def predict(checkpoint: str | Path,               # checkpoint.pt written by tra
 
 # %% ../nbs/12_api.ipynb #cccc290d-3
 class _Preprocessed(torch.nn.Module):
-    "A trained body behind the run's normalisation: images (n, C, H, W) in [0, 1] -> feature vectors."
-    def __init__(self, body, mean, std):
+    """A trained body between the run's normalisation and its method's feature normalisation: images (n, C, H, W)
+    in [0, 1] -> the feature vectors `Algorithm.features` gives (L2-normalised when the method does so)."""
+    def __init__(self, body, mean, std, l2: bool = False):
         super().__init__()
-        self.body = body
+        self.body, self.l2 = body, bool(l2)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x):
-        return self.body((x - self.mean) / self.std)
+        z = self.body((x - self.mean) / self.std)
+        return torch.nn.functional.normalize(z, dim=-1) if self.l2 else z
 
 # %% ../nbs/12_api.ipynb #cccc290d-4
 def export_body(checkpoint: str | Path,              # checkpoint.pt written by train (or the run folder that holds it)
@@ -458,16 +543,18 @@ def export_body(checkpoint: str | Path,              # checkpoint.pt written by 
                 body: torch.nn.Module | None = None  # the module of a run trained with your own backbone module
                 ) -> Path:
     """The trained body with its preprocessing as a `torch.export` program that loads without this package:
-    `torch.export.load(out).module()` maps float images (n, C, H, W) in [0, 1] at the training size to features,
-    for any batch size n. The run's description (image shape, normalisation, method) travels in the file as
-    `meta.json` (read it with `torch.export.load(out, extra_files={"meta.json": ""})`)."""
+    `torch.export.load(out).module()` maps float images (n, C, H, W) in [0, 1] at the training size to the features
+    `predict` and `evaluate` fit their heads on (`Algorithm.features`: normalised inputs, and L2-normalised outputs
+    for methods that normalise, MTL among them), for any batch size n. The run's description (image shape, method,
+    every preprocessing step from the image file on) travels in the file as `meta.json` (read it with
+    `torch.export.load(out, extra_files={"meta.json": ""})`)."""
     import io
     import json
     from mtl_meta.core import atomic_write_bytes
     algorithm, meta = load_trained(checkpoint, "cpu", body=body)
     c = meta["image_shape"][0]
     mean, std = meta.get("normalization") or [[0.0] * c, [1.0] * c]
-    module = _Preprocessed(algorithm.body, mean, std).eval()
+    module = _Preprocessed(algorithm.body, mean, std, l2=getattr(algorithm, "normalize", False)).eval()
     example = torch.rand(2, *meta["image_shape"])
     try:
         program = torch.export.export(module, (example,), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))
@@ -476,5 +563,7 @@ def export_body(checkpoint: str | Path,              # checkpoint.pt written by 
                            f"{' '.join(str(e).split())[:160]})") from None
     buf = io.BytesIO()
     desc = {k: meta.get(k) for k in ("method", "dataset", "backbone", "image_shape", "normalization")}
+    desc["preprocessing"] = {**(meta.get("preprocessing") or {}), "normalization": [mean, std],
+                             "features": "L2-normalised" if module.l2 else "as the body gives them"}
     torch.export.save(program, buf, extra_files={"meta.json": json.dumps(desc)})
     return atomic_write_bytes(Path(out), buf.getvalue())

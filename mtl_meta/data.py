@@ -27,7 +27,7 @@ from torch import Tensor
 
 from . import core
 from .core import DATA_ENV, MtlMetaError, cache_dir, check_readable_dir
-from .episodes import FewShotSplit
+from .episodes import FewShotSplit, stable_class_split
 
 # %% auto #0
 __all__ = ['DATASETS', 'SPLITS', 'CACHE_VERSION', 'OMNIGLOT_MINIMAL_ARCHIVES', 'OMNIGLOT_MINIMAL_SPLIT', 'ROTATION_SUBSETS',
@@ -805,7 +805,8 @@ def _read_class_list(file: Path, known: dict) -> list[str]:
 def folder_class_split(path, split: str, fractions=(0.6, 0.2, 0.2), seed: int = 0,
                        class_lists: str | os.PathLike | None = None) -> list[str]:
     """The classes of `split`: from `train.txt`, `val.txt`, `test.txt` (one class per line) in `class_lists`
-    (default: the image folder itself) when they exist, else a seeded shuffle cut by `fractions`."""
+    (default: the image folder itself) when they exist, else `episodes.stable_class_split` by `fractions` and `seed`:
+    each class's split depends on its name and the seed alone, so adding a class folder never moves another."""
     classes = image_folder_classes(path)
     lists = Path(class_lists) if class_lists is not None else Path(path)
     if class_lists is not None or (lists / "train.txt").exists():
@@ -816,17 +817,7 @@ def folder_class_split(path, split: str, fractions=(0.6, 0.2, 0.2), seed: int = 
                 raise MtlMetaError(f"the class lists {a}.txt and {b}.txt share {len(both)} class(es), e.g. "
                                    f"{sorted(both)[0]!r}; few-shot splits must be disjoint")
         return chosen[split]
-    f = [float(x) for x in fractions]
-    if len(f) != 3 or min(f) <= 0:
-        raise MtlMetaError(f"fractions must be three positive numbers (train, val, test), got {list(fractions)}")
-    names = sorted(classes)
-    order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
-    n_train, n_val = round(len(names) * f[0] / sum(f)), round(len(names) * f[1] / sum(f))
-    cut = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
-    if not all(cut.values()):
-        raise MtlMetaError(f"image folder {path} has {len(names)} classes, too few to split by {list(fractions)} "
-                           "into non-empty train, val and test classes; add classes or give class lists")
-    return sorted(cut[split])
+    return stable_class_split(classes, fractions, seed, what=f"image folder {path}")[split]
 
 # %% ../nbs/02_data.ipynb #cccc2902-3
 def _image_channels(files: list[Path]) -> int:

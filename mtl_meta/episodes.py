@@ -16,8 +16,9 @@ from torch import Tensor
 from .core import MtlMetaError
 
 # %% auto #0
-__all__ = ['FewShotSplit', 'Episode', 'apply_transform', 'as_split', 'EpisodeSampler', 'MetaBatchSampler', 'task_pool',
-           'TaskPoolSampler', 'DatasetSplit', 'split_dataset']
+__all__ = ['FewShotSplit', 'check_fractions', 'class_split_of', 'stable_class_split', 'Episode', 'apply_transform',
+           'TransformChain', 'as_split', 'EpisodeSampler', 'MetaBatchSampler', 'task_pool', 'TaskPoolSampler',
+           'DatasetSplit', 'split_dataset', 'split_fingerprint']
 
 # %% ../nbs/01_episodes.ipynb #cccc0004
 @dataclass
@@ -45,6 +46,57 @@ class FewShotSplit:
     def __len__(self): return len(self.labels)
     def __repr__(self):
         return f"FewShotSplit({self.name!r}: {self.n_classes} classes, {len(self)} images of {self.image_shape})"
+
+# %% ../nbs/01_episodes.ipynb #stab0002
+def check_fractions(fractions) -> tuple[float, float, float]:
+    "The (train, val, test) `fractions` as three floats summing to 1; anything else is a one-line error."
+    try:
+        f = [float(x) for x in fractions]
+    except (TypeError, ValueError):
+        f = []
+    if len(f) != 3 or not all(math.isfinite(x) and x > 0 for x in f):
+        raise MtlMetaError(f"fractions must be three positive numbers (train, val, test), got {fractions!r}")
+    return tuple(x / sum(f) for x in f)
+
+# %% ../nbs/01_episodes.ipynb #stab0003
+def class_split_of(name: str, fractions=(0.6, 0.2, 0.2), seed: int = 0) -> str:
+    """The split ('train', 'val' or 'test') of the class called `name`: a point in [0, 1) hashed from `seed` and
+    `name` alone (SHA-256), cut by `fractions`. Adding or removing other classes never moves it."""
+    import hashlib
+    f = check_fractions(fractions)
+    u = int.from_bytes(hashlib.sha256(f"{int(seed)}\0{name}".encode()).digest()[:8], "big") / 2.0 ** 64
+    return "train" if u < f[0] else "val" if u < f[0] + f[1] else "test"
+
+# %% ../nbs/01_episodes.ipynb #stab0004
+def _shuffled_split(names: list[str], f: tuple, seed: int) -> dict[str, list[str]]:
+    "A seeded shuffle of `names` cut at the exact fractions `f`: right sizes, but adding a name moves others."
+    order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
+    n_train, n_val = round(len(names) * f[0]), round(len(names) * f[1])
+    cut = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
+    return {s: sorted(p) for s, p in cut.items()}
+
+def stable_class_split(names, fractions=(0.6, 0.2, 0.2), seed: int = 0, what: str = "the data set",
+                       min_classes: int = 2) -> dict[str, list[str]]:
+    """`names` cut into train, val and test by `class_split_of` (each list sorted; `what` names the data set in
+    messages). A folder so small that this leaves a split with fewer than `min_classes` is cut by a seeded shuffle
+    at the exact fractions instead, with a warning that such a split moves when classes are added; one too small
+    for any split is a one-line error naming the remedies."""
+    import warnings
+    f, names = check_fractions(fractions), sorted(dict.fromkeys(str(n) for n in names))
+    parts = {"train": [], "val": [], "test": []}
+    for n in names:
+        parts[class_split_of(n, f, seed)].append(n)
+    short = [s for s, p in parts.items() if len(p) < min_classes]
+    if not short:
+        return parts
+    exact = _shuffled_split(names, f, seed)
+    if not all(exact.values()):
+        raise MtlMetaError(f"{what} has {len(names)} classes, too few to split by {list(fractions)} into non-empty "
+                           "train, val and test classes; add classes or give class lists (train.txt, val.txt, test.txt)")
+    warnings.warn(f"{what} has only {len(names)} classes: split by name, {' and '.join(short)} would get fewer than "
+                  f"{min_classes}, so the classes were shuffled with seed {seed} instead; adding a class can then move "
+                  "others, so write class lists (train.txt, val.txt, test.txt) to pin the split", stacklevel=2)
+    return exact
 
 # %% ../nbs/01_episodes.ipynb #cccc0006
 @dataclass
@@ -94,6 +146,23 @@ def apply_transform(transform, x: Tensor) -> Tensor:
     if getattr(transform, "batched", False):
         return transform(x)
     return torch.stack([transform(im) for im in x]) if len(x) else x
+
+# %% ../nbs/01_episodes.ipynb #pipe0001
+class TransformChain:
+    """Transforms applied one after another to a batch of images, each through `apply_transform` (image by image,
+    unless it is `batched`): how a user's own transform runs before a data set's augmentation and normalisation."""
+    batched = True
+
+    def __init__(self, *steps):
+        self.steps = [s for s in steps if s is not None]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        for step in self.steps:
+            x = apply_transform(step, x)
+        return x
+
+    def __repr__(self):
+        return f"TransformChain({', '.join(map(repr, self.steps))})"
 
 # %% ../nbs/01_episodes.ipynb #cccc0009-2
 def as_split(data):
@@ -331,13 +400,26 @@ class DatasetSplit:
 
 # %% ../nbs/01_episodes.ipynb #cccc2905-3
 def split_dataset(dataset, fractions=(0.6, 0.2, 0.2), seed: int = 0) -> dict[str, DatasetSplit]:
-    "A torch `Dataset` of (image, label) cut into disjoint train/val/test class splits by a seeded shuffle of its classes."
+    """A torch `Dataset` of (image, label) cut into disjoint train/val/test class splits by `stable_class_split` of
+    its class names (the data set's `classes`, else the labels as text): adding a class never moves another."""
     labels = np.unique(_dataset_labels(dataset))
-    f = np.asarray(fractions, float)
-    order = labels[np.random.default_rng(seed).permutation(len(labels))]
-    n_train, n_val = round(len(labels) * f[0] / f.sum()), round(len(labels) * f[1] / f.sum())
-    parts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
-    if any(len(p) == 0 for p in parts.values()):
-        raise MtlMetaError(f"{type(dataset).__name__} has {len(labels)} classes, too few to split by {list(fractions)} "
-                           "into non-empty train, val and test classes")
-    return {s: DatasetSplit(dataset, sorted(p.tolist()), name=f"{type(dataset).__name__}/{s}") for s, p in parts.items()}
+    known = list(getattr(dataset, "classes", None) or [])
+    name_of = {int(l): str(known[l]) if l < len(known) else str(int(l)) for l in labels}
+    parts = stable_class_split(name_of.values(), fractions, seed, what=type(dataset).__name__)
+    label_of = {n: l for l, n in name_of.items()}
+    return {s: DatasetSplit(dataset, sorted(label_of[n] for n in p), name=f"{type(dataset).__name__}/{s}")
+            for s, p in parts.items()}
+
+# %% ../nbs/01_episodes.ipynb #fing0001
+def split_fingerprint(split) -> str:
+    """A short SHA-256 of a split's content: its class names and labels, and its images when it holds them (a
+    `FewShotSplit`) or the data set items it draws (a `DatasetSplit`). A checkpoint records it per split, so a
+    changed data set is told apart from the one a body was trained on."""
+    import hashlib
+    h = hashlib.sha256("\0".join(map(str, split.class_names)).encode())
+    h.update(np.ascontiguousarray(split.labels, np.int64).tobytes())
+    if isinstance(split, FewShotSplit):
+        h.update(np.ascontiguousarray(split.images).tobytes())
+    elif hasattr(split, "indices"):
+        h.update(np.ascontiguousarray(split.indices, np.int64).tobytes())
+    return h.hexdigest()[:16]

@@ -203,9 +203,14 @@ def _canonical(value) -> str:
     import json
     return json.dumps(value, sort_keys=True, default=str)   # tuples and lists compare equal
 
+def _short(value, width: int = 60) -> str:
+    "`repr(value)`, cut to `width` characters (a class list or a long option never floods an error line)."
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 4] + " ..."
+
 def identity_conflicts(saved: dict, current: dict) -> list[str]:
-    "`field: saved there, current now` for each field both identities have and that differs."
-    return [f"{k}: {saved[k]!r} there, {current[k]!r} now" for k in sorted(saved.keys() & current.keys())
+    "`field: saved there, current now` for each field both identities have and that differs (long values cut)."
+    return [f"{k}: {_short(saved[k])} there, {_short(current[k])} now" for k in sorted(saved.keys() & current.keys())
             if _canonical(saved[k]) != _canonical(current[k])]
 
 # %% ../nbs/07_train.ipynb #cccc0011

@@ -76,7 +76,9 @@ def test_cli_trains_evaluates_predicts_and_exports_on_an_image_folder(run_cli, f
     assert p.returncode == 0 and "FutureWarning" not in p.stderr, p.stderr
     shape, desc = json.loads(p.stdout)
     assert shape[0] == 4 and desc["method"] == method and desc["image_shape"] == [3, 16, 16]
-    # the exported program is the trained body behind the recorded normalisation, for any batch size
+    assert desc["preprocessing"]["features"] == ("L2-normalised" if method == "mtl" else "as the body gives them")
+    # the exported program gives the features heads are fitted on (Algorithm.features behind the recorded
+    # normalisation, L2-normalised for MTL), for any batch size
     import torch
     from mtl_meta.api import load_trained
     exported = torch.export.load(tmp_path / "body.pt").module()
@@ -85,7 +87,7 @@ def test_cli_trains_evaluates_predicts_and_exports_on_an_image_folder(run_cli, f
     for n in (1, 5):
         x = torch.rand(n, 3, 16, 16)
         with torch.no_grad():
-            assert torch.allclose(exported(x), algorithm.body((x - mean) / std), atol=1e-5)
+            assert torch.allclose(exported(x), algorithm.features((x - mean) / std), atol=1e-5)
 
 
 def test_cli_bad_image_folders_are_one_line(run_cli, tmp_path, env):
