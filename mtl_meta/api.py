@@ -57,6 +57,8 @@ class DataOptions:
                                                       "run's seed; validation and test classes stay whole)")
     train_rotation_count: int | None = _option(None, "with train_rotations: how many rotations make classes: 1 (none), "
                                                     "2 (0 and 180 degrees) or 4 (all, the default)")
+    strict_classes: bool = _option(False, "refuse a class with fewer images than an episode takes (shots + queries) "
+                                          "instead of leaving it out with a warning")
 
 # %% ../nbs/12_api.ipynb #cccc2402-2
 @dataclass(frozen=True)
@@ -163,10 +165,12 @@ def _samplers(dataset, data: DataOptions, cfg: TrainConfig, sampler_options: dic
         if is_train:   # one episode stream per meta-batch slot: shardable over processes
             s = EpisodeShape.training(cfg)
             out[split] = MetaBatchSampler(classes, s.ways, s.shots, s.queries, cfg.meta_batch_size,
-                                          seed=cfg.seed + 1000 * i, transform=tf, **(sampler_options or {}))
+                                          seed=cfg.seed + 1000 * i, transform=tf, strict=data.strict_classes,
+                                          **(sampler_options or {}))
         else:
             s = EpisodeShape.validation(cfg)
-            out[split] = EpisodeSampler(classes, s.ways, s.shots, s.queries, seed=cfg.seed + 1000 * i, transform=tf)
+            out[split] = EpisodeSampler(classes, s.ways, s.shots, s.queries, seed=cfg.seed + 1000 * i, transform=tf,
+                                        strict=data.strict_classes)
     return out
 
 # %% ../nbs/12_api.ipynb #cccc0005-3
@@ -244,9 +248,11 @@ def _callable_name(f) -> str | None:
 
 def _preprocessing(data: DataOptions, image_shape, stats, algorithm) -> dict:
     "The steps from an image file to the features a head is fitted on, as `train` ran them (see `export_body`)."
+    from mtl_meta.data import RESIZE_RULES
     c, h, w = image_shape
+    rule = RESIZE_RULES[(data.dataset_options or {}).get("resize", "stretch")].replace("NxN", f"{h}x{w}")
     return {"decode": f"Pillow, converted to {'L (grey)' if c == 1 else 'RGB'}",
-            "resize": f"an image folder's images stretched to {h}x{w} with Pillow's LANCZOS filter when they differ",
+            "resize": f"image files (an image folder's, predict's) not {h}x{w}: {rule.replace('to N', f'to {h}')}",
             "scale": "uint8 / 255 -> [0, 1]",
             "transform": _callable_name(data.transform), "transform_replaces": bool(data.transform_replaces),
             "normalization": [list(stats[0]), list(stats[1])] if stats is not None else None,
@@ -471,7 +477,8 @@ def _read_images(files: list[Path], meta: dict) -> torch.Tensor:
     c, h, w = meta["image_shape"]
     if h != w:
         raise MtlMetaError(f"the checkpoint's images are {h}x{w}; predict reads square images only")
-    x = [_decode_image(Path(f).read_bytes(), h, "L" if c == 1 else "RGB", str(f)) for f in files]
+    rule = (meta.get("dataset_options") or {}).get("resize", "stretch")   # an image folder's rule, as in training
+    x = [_decode_image(Path(f).read_bytes(), h, "L" if c == 1 else "RGB", str(f), rule) for f in files]
     return torch.from_numpy(__import__("numpy").stack(x)).float().div_(255)
 
 # %% ../nbs/12_api.ipynb #cccc290d-1

@@ -220,6 +220,9 @@ def _add_data(sub) -> None:
                            description="Load a data set (decoding it into the cache on first use) and "
                            "print its classes and images per split.")
     info.add_argument("--dataset", required=True, metavar="NAME", help=", ".join(DATASETS) + ", or an image folder's path")
+    from mtl_meta.api import DataOptions
+    _api_option(info, DataOptions, "dataset_options", "--dataset-option", dest="dataset_options", nargs="+",
+                metavar="KEY=VALUE", extra=" (as train takes them: image_size=32 fractions=[0.6,0.2,0.2] resize=crop)")
     _add_data_root(info)
     info.set_defaults(func=cmd_data_info)
     dl = dsub.add_parser("download", help="fetch a data set's official public files into the data root",
@@ -268,7 +271,8 @@ def _add_run_options(p):
                 extra=" (VALUE is JSON, else a string: --option bias=false)")
     _api_option(p, train, "dataset", metavar="NAME")
     _api_option(p, DataOptions, "dataset_options", "--dataset-option", dest="dataset_options", **key_values,
-                extra=" (VALUE is JSON, else a string: image_size=32 fractions=[0.6,0.2,0.2] normalize=null)")
+                extra=" (VALUE is JSON, else a string: image_size=32 fractions=[0.6,0.2,0.2] normalize=null "
+                      "resize=crop)")
     _api_option(p, DataOptions, "train_rotations", "--rotations")
     _api_option(p, train, "backbone", metavar="NAME")
     _api_option(p, DataOptions, "augment")
@@ -484,7 +488,8 @@ def cmd_export(args) -> int:
 # %% ../nbs/11_cli.ipynb #cccc000b
 def cmd_data_info(args) -> int:
     from mtl_meta.data import describe_dataset
-    rows = describe_dataset(args.dataset, data_root=args.data_root)
+    rows = describe_dataset(args.dataset, data_root=args.data_root,
+                            **(_parse_overrides(args.dataset_options, "--dataset-option") or {}))
     keys = list(rows[0]) if rows else []
     table = [[str(r.get(k, "")) for k in keys] for r in rows]
     widths = [max(len(k), *(len(t[i]) for t in table)) for i, k in enumerate(keys)]

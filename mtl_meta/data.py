@@ -30,15 +30,15 @@ from .core import DATA_ENV, MtlMetaError, cache_dir, check_readable_dir
 from .episodes import FewShotSplit, stable_class_split
 
 # %% auto #0
-__all__ = ['DATASETS', 'SPLITS', 'CACHE_VERSION', 'OMNIGLOT_MINIMAL_ARCHIVES', 'OMNIGLOT_MINIMAL_SPLIT', 'ROTATION_SUBSETS',
-           'OMNIGLOT_VAL_ALPHABETS', 'MINI_IMAGENET_FILES', 'CIFAR_FS_SPLIT', 'FC100_SPLIT', 'IMAGE_SUFFIXES',
-           'DOWNLOADS', 'OMNIGLOT_MINIMAL_SHA256', 'IMAGENET_STATS', 'CIFAR_STATS', 'DatasetInfo', 'register_dataset',
-           'dataset_info', 'missing_dataset', 'file_digest', 'verify_sha256sums', 'record_sha256sums', 'cached_split',
-           'safe_pickle_load', 'with_rotations', 'rotation_angles', 'subsample_classes', 'load_omniglot_minimal',
-           'load_omniglot', 'load_mini_imagenet', 'load_tiered_imagenet', 'load_cifar', 'load_split',
-           'dataset_normalization', 'dataset_transform', 'describe_dataset', 'image_folder_classes',
-           'folder_class_split', 'load_image_folder', 'folder_stats', 'download', 'BatchAugment', 'train_transform',
-           'SinusoidTasks', 'SharedRepresentationTasks']
+__all__ = ['DATASETS', 'SPLITS', 'CACHE_VERSION', 'RESIZE_RULES', 'OMNIGLOT_MINIMAL_ARCHIVES', 'OMNIGLOT_MINIMAL_SPLIT',
+           'ROTATION_SUBSETS', 'OMNIGLOT_VAL_ALPHABETS', 'MINI_IMAGENET_FILES', 'CIFAR_FS_SPLIT', 'FC100_SPLIT',
+           'IMAGE_SUFFIXES', 'DOWNLOADS', 'OMNIGLOT_MINIMAL_SHA256', 'IMAGENET_STATS', 'CIFAR_STATS', 'DatasetInfo',
+           'register_dataset', 'dataset_info', 'missing_dataset', 'file_digest', 'verify_sha256sums',
+           'record_sha256sums', 'cached_split', 'safe_pickle_load', 'with_rotations', 'rotation_angles',
+           'subsample_classes', 'load_omniglot_minimal', 'load_omniglot', 'load_mini_imagenet', 'load_tiered_imagenet',
+           'load_cifar', 'load_split', 'dataset_normalization', 'dataset_transform', 'describe_dataset',
+           'image_folder_classes', 'folder_class_split', 'load_image_folder', 'folder_stats', 'download',
+           'BatchAugment', 'train_transform', 'SinusoidTasks', 'SharedRepresentationTasks']
 
 # %% ../nbs/02_data.ipynb #cccc0005
 @dataclass(frozen=True)
@@ -387,14 +387,25 @@ def _to_chw(images, file: Path, size: int | None = None, channels: int = 3) -> n
     return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
 
 # %% ../nbs/02_data.ipynb #cccc000f-1
-def _decode_image(data: bytes, size: int | None, mode: str, where: str) -> np.ndarray:
+RESIZE_RULES = {"stretch": "stretched to NxN with Pillow's LANCZOS filter",
+                "crop": "the shorter side scaled to N with Pillow's LANCZOS filter, then the centre NxN cut out"}
+
+def _decode_image(data: bytes, size: int | None, mode: str, where: str, resize: str = "stretch") -> np.ndarray:
+    "An image file's bytes as a uint8 array (C, H, W) in `mode`, brought to `size` x `size` by the rule `resize`."
     from PIL import Image
     try:
         img = Image.open(io.BytesIO(data)).convert(mode)
     except Exception as e:
         raise MtlMetaError(f"{where} is not a readable image ({type(e).__name__}); the file is corrupt") from None
     if size is not None and img.size != (size, size):
-        img = img.resize((size, size), Image.Resampling.LANCZOS)
+        if resize == "crop":
+            w, h = img.size
+            scale = size / min(w, h)
+            img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.LANCZOS)
+            left, top = (img.size[0] - size) // 2, (img.size[1] - size) // 2
+            img = img.crop((left, top, left + size, top + size))
+        else:
+            img = img.resize((size, size), Image.Resampling.LANCZOS)
     a = np.asarray(img, dtype=np.uint8)
     return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
 
@@ -820,55 +831,75 @@ def folder_class_split(path, split: str, fractions=(0.6, 0.2, 0.2), seed: int = 
     return stable_class_split(classes, fractions, seed, what=f"image folder {path}")[split]
 
 # %% ../nbs/02_data.ipynb #cccc2902-3
-def _image_channels(files: list[Path]) -> int:
-    "1 or 3, from the images' modes; mixed grey and colour images are an error."
+def _image_headers(files: list[Path]) -> list[tuple[int, tuple[int, int]]]:
+    "Each image's channels (1 grey, 3 colour) and size (w, h), read from its header; an unreadable file is an error."
     from PIL import Image
-    found = {}
+    out = []
     for f in files:
         try:
             with Image.open(f) as im:
-                found.setdefault(1 if im.mode in _GREY_MODES else 3, f)
+                out.append((1 if im.mode in _GREY_MODES else 3, im.size))
         except Exception as e:
             raise MtlMetaError(f"{f} is not a readable image ({type(e).__name__}); remove or replace it") from None
-    if len(found) > 1:
-        raise MtlMetaError(f"the image folder mixes grey ({found[1].name}) and colour ({found[3].name}) images; "
-                           "pass channels=1 or channels=3 to convert them all")
-    return next(iter(found))
+    return out
+
+def _image_channels(headers: list, where) -> int:
+    """1 or 3: the mode most images of the folder have (colour on a tie), as torchvision's ImageFolder converts
+    every image to one mode; a folder that mixes them gets one warning saying how many were converted."""
+    import warnings
+    grey = sum(c == 1 for c, _ in headers)
+    c = 1 if grey > len(headers) - grey else 3
+    if 0 < grey < len(headers):
+        warnings.warn(f"image folder {where} mixes {grey} grey and {len(headers) - grey} colour images; all are "
+                      f"converted to {'grey' if c == 1 else 'colour'} (the majority); pass channels=1 or channels=3 "
+                      "to choose", stacklevel=3)
+    return c
 
 # %% ../nbs/02_data.ipynb #cccc2902-4
-def _image_size(files: list[Path]) -> int:
-    from PIL import Image
-    sizes = {}
-    for f in files:
-        with Image.open(f) as im:
-            sizes.setdefault(im.size, f)
-    if len(sizes) > 1 or next(iter(sizes))[0] != next(iter(sizes))[1]:
-        raise MtlMetaError(f"the images are not all square of one size ({', '.join(f'{w}x{h}' for w, h in list(sizes)[:3])}); "
-                           "pass image_size=N to resize them to NxN")
-    return next(iter(sizes))[0]
+def _image_size(headers: list, where, resize: str) -> int:
+    """N of the NxN images a folder becomes: the shorter side of its most common image size. Images of another
+    size or shape are brought to it by the rule `resize` (`RESIZE_RULES`), with one warning."""
+    import warnings
+    from collections import Counter
+    sizes = Counter(size for _, size in headers)
+    (w, h), _ = sizes.most_common(1)[0]
+    n = min(w, h)
+    if len(sizes) > 1 or w != h:
+        shown = ", ".join(f"{a}x{b}" for (a, b), _ in sizes.most_common(3))
+        warnings.warn(f"image folder {where} has images of {len(sizes)} size(s) ({shown}); all become {n}x{n}, "
+                      f"{RESIZE_RULES[resize].replace('NxN', f'{n}x{n}').replace('to N', f'to {n}')}; "
+                      "pass image_size=N or resize='crop'/'stretch' to choose", stacklevel=3)
+    return n
 
 # %% ../nbs/02_data.ipynb #cccc2902-5
 def load_image_folder(split: str, root=None, cache=None, path: str | os.PathLike | None = None,
                       image_size: int | None = None, channels: int | None = None, fractions=(0.6, 0.2, 0.2),
-                      seed: int = 0, class_lists: str | os.PathLike | None = None, normalize="train") -> FewShotSplit:
-    """One class split of an image folder `path/<class>/<image>`, decoded once into the cache. The cache key
-    covers every image's path, size and modification time, so a changed image is seen at the next load."""
+                      seed: int = 0, class_lists: str | os.PathLike | None = None, normalize="train",
+                      resize: str = "stretch") -> FewShotSplit:
+    """One class split of an image folder `path/<class>/<image>`, decoded once into the cache. Every image becomes
+    the folder's majority mode (or `channels`) at `image_size` (default: the shorter side of the most common
+    size) by the rule `resize` ('stretch' or 'crop', see `RESIZE_RULES`), as in every split and in `predict`.
+    The cache key covers every image's path, size and modification time, so a changed image is seen at the next
+    load."""
     if path is None:
         raise MtlMetaError("the imagefolder data set needs its folder: --dataset PATH, or the option path=PATH")
     if channels not in (None, 1, 3):
         raise MtlMetaError(f"channels must be 1 (grey) or 3 (colour), got {channels!r}")
+    if resize not in RESIZE_RULES:
+        raise MtlMetaError(f"resize must be one of {', '.join(RESIZE_RULES)}, got {resize!r}")
     classes = image_folder_classes(path)
     names = folder_class_split(path, split, fractions, seed, class_lists)
     files = [f for n in names for f in classes[n]]
     lists = [Path(class_lists or path) / f"{s}.txt" for s in SPLITS]
-    c = channels or _image_channels([f for n in sorted(classes) for f in classes[n]])
-    size = image_size or _image_size(files)
+    headers = _image_headers([f for n in sorted(classes) for f in classes[n]]) if not (channels and image_size) else []
+    c = channels or _image_channels(headers, path)
+    size = image_size or _image_size(headers, path, resize)
     def build():
-        x = np.stack([_decode_image(f.read_bytes(), size, "L" if c == 1 else "RGB", str(f)) for f in files])
+        x = np.stack([_decode_image(f.read_bytes(), size, "L" if c == 1 else "RGB", str(f), resize) for f in files])
         y = np.concatenate([np.full(len(classes[n]), i, np.int64) for i, n in enumerate(names)])
         return FewShotSplit(x, y, list(names))
     return cached_split("imagefolder", split, files + [f for f in lists if f.exists()], build, cache,
-                        image_size=size, channels=c, classes=tuple(names))
+                        image_size=size, channels=c, classes=tuple(names), resize=resize)
 
 # %% ../nbs/02_data.ipynb #cccc2902-6
 def folder_stats(path=None, normalize="train", cache=None, **options) -> tuple | None:
@@ -896,7 +927,7 @@ register_dataset(DatasetInfo(
     "imagefolder", "", "PATH/<class>/<image> (png, jpg, ...), optionally with train.txt, val.txt, test.txt "
     "class lists", "your own images", uses_data_root=False, pad=4,
     load=lambda split, root, cache=None, normalize="train", **o: load_image_folder(split, root, cache, **o),
-    options=("path", "image_size", "channels", "fractions", "seed", "class_lists", "normalize"),
+    options=("path", "image_size", "channels", "fractions", "seed", "class_lists", "normalize", "resize"),
     stats=folder_stats))
 
 # %% ../nbs/02_data.ipynb #cccc0021

@@ -173,25 +173,41 @@ def as_split(data):
         return DatasetSplit(data, name=type(data).__name__)
     raise MtlMetaError(f"episodes need a FewShotSplit or a torch Dataset of (image, label), got {type(data).__name__}")
 
+# %% ../nbs/01_episodes.ipynb #small0001
+def _eligible_classes(split, counts: np.ndarray, ways: int, shots: int, queries: int, strict: bool) -> np.ndarray:
+    """The classes of `split` with the `shots + queries` images an episode takes. A real folder's class with fewer
+    is left out with one warning that names it (refused when `strict`); too few classes left is a one-line error."""
+    import warnings
+    per_class, where = shots + queries, split.name or "this split"
+    small = np.flatnonzero(counts < per_class)
+    if not len(small):
+        return np.arange(len(counts))
+    names = ", ".join(f"{split.class_names[c]!r} ({counts[c]})" for c in small[:3]) + (
+        f" and {len(small) - 3} more" if len(small) > 3 else "")
+    what = f"{len(small)} class(es) of {where} have fewer than the {shots} shots + {queries} queries an episode takes"
+    left = len(counts) - len(small)
+    if strict or left < ways:
+        use = f"use at most {int(counts.min())} shots + queries" if strict else \
+            f"only {left} have enough for {ways}-way episodes; use fewer shots + queries (at most {int(counts.min())} keeps every class)"
+        raise MtlMetaError(f"cannot draw {shots} shots + {queries} queries per class from {where}: {what} "
+                           f"({names}); {use}")
+    warnings.warn(f"{what} and are left out: {names}; pass fewer queries to use them", stacklevel=3)
+    return np.flatnonzero(counts >= per_class)
+
 # %% ../nbs/01_episodes.ipynb #cccc0009-3
 class EpisodeSampler:
     "Seeded, vectorised N-way K-shot Q-query episodes from a `FewShotSplit`."
     def __init__(self, split: FewShotSplit, ways: int, shots: int, queries: int = 15, seed: int = 0,
-                 transform=None):
+                 transform=None, strict: bool = False):
         _check_episode_shape(ways, shots, queries)
         split = as_split(split)
         self.split, self.ways, self.shots, self.queries = split, int(ways), int(shots), int(queries)
         self.transform = transform
         counts = np.bincount(split.labels, minlength=split.n_classes)
-        per_class = self.shots + self.queries
         if self.ways > split.n_classes:
             raise MtlMetaError(f"cannot draw {self.ways}-way episodes from {split.name or 'this split'}: "
                                f"it has only {split.n_classes} classes; use --ways {split.n_classes} or fewer")
-        if counts.min() < per_class:
-            c = int(counts.argmin())
-            raise MtlMetaError(f"cannot draw {self.shots} shots + {self.queries} queries per class from "
-                               f"{split.name or 'this split'}: class {split.class_names[c]!r} has only "
-                               f"{counts[c]} images; use at most {counts.min()} shots + queries")
+        self.eligible = _eligible_classes(split, counts, self.ways, self.shots, self.queries, strict)
         self.order = np.argsort(split.labels, kind="stable")
         self.start = np.concatenate([[0], np.cumsum(counts)[:-1]])
         self.counts = counts
@@ -214,8 +230,10 @@ class EpisodeSampler:
         return classes, self.order[self.start[classes][..., None] + pick]
 
     def _draw_classes(self, batch: int) -> np.ndarray:
-        "`ways` distinct classes per episode, in random order: a uniformly random ordered subset."
-        return np.argsort(self.rng.random((batch, self.split.n_classes)), axis=1)[:, :self.ways]
+        "`ways` distinct classes per episode, in random order: a uniformly random ordered subset (of `eligible`)."
+        if len(self.eligible) == self.split.n_classes:   # every class: the draws this sampler always made
+            return np.argsort(self.rng.random((batch, self.split.n_classes)), axis=1)[:, :self.ways]
+        return self.eligible[np.argsort(self.rng.random((batch, len(self.eligible))), axis=1)[:, :self.ways]]
 
     def _images(self, idx: np.ndarray) -> Tensor:
         load = getattr(self.split, "load_images", None)   # a DatasetSplit reads its items only now
@@ -325,9 +343,10 @@ def task_pool(n_classes: int, ways: int, n_tasks: int, seed: int = 0) -> np.ndar
 class TaskPoolSampler(EpisodeSampler):
     "Episodes whose classes are one of a fixed pool of `n_tasks` tasks (`task_pool(..., pool_seed)`)."
     def __init__(self, split: FewShotSplit, ways: int, shots: int, queries: int = 15, seed: int = 0,
-                 transform=None, n_tasks: int = 100, pool_seed: int = 0):
-        super().__init__(split, ways, shots, queries, seed=seed, transform=transform)
-        self.pool = task_pool(split.n_classes, ways, n_tasks, pool_seed)
+                 n_tasks: int = 100, pool_seed: int = 0, **options):
+        "`options` (`transform`, `strict`) go to `EpisodeSampler`."
+        super().__init__(split, ways, shots, queries, seed=seed, **options)
+        self.pool = self.eligible[task_pool(len(self.eligible), ways, n_tasks, pool_seed)]   # classes big enough
 
     def _draw_classes(self, batch: int) -> np.ndarray:
         return self.pool[self.rng.integers(len(self.pool), size=batch)]

@@ -93,7 +93,7 @@ def test_cli_trains_evaluates_predicts_and_exports_on_an_image_folder(run_cli, f
 def test_cli_bad_image_folders_are_one_line(run_cli, tmp_path, env):
     few = write_image_folder(tmp_path / "few", classes=10, per_class=2, size=16)
     r = run_cli("train", "--dataset", str(few), *TINY, "--out", str(tmp_path / "o"), env=env)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "has only 2 images" in r.stderr
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "at most 2 keeps every class" in r.stderr
     r = run_cli("train", "--dataset", str(tmp_path / "nothing"), *TINY, "--out", str(tmp_path / "o"), env=env)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "does not exist" in r.stderr
 

@@ -123,3 +123,51 @@ def test_exported_features_fit_the_same_head_as_the_library(tmp_path, cache):
     heads = [ADAPTERS["logreg"](z[support], y[support], z[query], 4).argmax(-1) for z in (z_lib, z_exp)]
     assert torch.equal(heads[0], heads[1])
     assert torch.allclose(z_lib, z_exp, atol=1e-5)
+
+
+def test_a_folder_as_it_is_mixed_modes_and_sizes_becomes_one_shape(tmp_path, cache):
+    from PIL import Image
+    from mtl_meta.data import _decode_image, load_split
+    folder = write_image_folder(tmp_path / "imgs", classes=12, per_class=4, size=16)
+    Image.fromarray(np.zeros((16, 16), np.uint8), "L").save(folder / "class00" / "grey.png")
+    Image.fromarray(np.full((24, 40, 3), 200, np.uint8)).save(folder / "class01" / "wide.jpg")
+    with pytest.warns(UserWarning) as caught:
+        parts = {s: load_split(str(folder), s, cache=cache) for s in ("train", "val", "test")}
+    said = " ".join(str(w.message) for w in caught)
+    assert "mixes 1 grey and 49 colour images" in said and "2 size(s) (16x16, 40x24)" in said
+    assert {p.image_shape for p in parts.values()} == {(3, 16, 16)}   # every split the same shape
+    # the named rules: 'crop' keeps the aspect ratio (a centre square), 'stretch' squeezes the whole image
+    wide = np.zeros((20, 40, 3), np.uint8); wide[:, :10] = 255     # a white band on the left quarter
+    buf = __import__("io").BytesIO(); Image.fromarray(wide).save(buf, "png")
+    crop = _decode_image(buf.getvalue(), 10, "RGB", "wide", "crop")
+    stretch = _decode_image(buf.getvalue(), 10, "RGB", "wide", "stretch")
+    assert crop.shape == stretch.shape == (3, 10, 10)
+    assert crop[:, :, :2].mean() < 30 and stretch[:, :, :2].mean() > 200   # the band is cut off / kept
+    with pytest.raises(MtlMetaError, match="resize must be one of stretch, crop"):
+        load_split(str(folder), "train", cache=cache, resize="fit")
+
+
+def test_data_info_takes_the_options_train_takes(run_cli, tmp_path):
+    folder = write_image_folder(tmp_path / "imgs", classes=12, per_class=4, size=16)
+    env = {"MTL_META_CACHE": str(tmp_path / "cache")}
+    r = run_cli("data", "info", "--dataset", str(folder), "--dataset-option", "image_size=8", "channels=1", env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("1x8x8") == 3 and "3x16x16" not in r.stdout
+    r = run_cli("data", "info", "--dataset", str(folder), "--dataset-option", "resize=fit", env=env)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "resize must be one of" in r.stderr
+
+
+def test_a_class_too_small_for_the_episodes_is_left_out_with_its_name(tmp_path, cache):
+    from mtl_meta import api
+    folder = write_image_folder(tmp_path / "imgs", classes=12, per_class=4, size=16)
+    train_classes = _splits(folder)["train"]
+    small = train_classes[0]
+    for f in sorted((folder / small).glob("*.png"))[2:]:   # a training class with 2 images; episodes take 1 + 2
+        f.unlink()
+    with pytest.warns(UserWarning, match=rf"1 class\(es\) of imagefolder/train have fewer than the 1 shots \+ 2 "
+                                         rf"queries an episode takes and are left out: '{small}' \(2\)"):
+        s = api.train("protonet", dataset=folder, backbone="conv4", out_dir=tmp_path / "run", **TINY)
+    assert s["steps"] > 0
+    with pytest.raises(MtlMetaError, match=f"'{small}' \\(2\\)"):
+        api.train("protonet", dataset=folder, backbone="conv4", out_dir=tmp_path / "strict", strict_classes=True,
+                  **TINY)
