@@ -159,7 +159,7 @@ def _add_reproduce(sub) -> None:
                           "command resumes")
     rep.add_argument("--report-only", action="store_true",
                      help="train nothing: redraw the tables and figures from the runs already in --out (needs no data)")
-    rep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rep.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
     _add_data_root(rep)
     rep.set_defaults(func=cmd_reproduce)
 
@@ -179,7 +179,7 @@ def _add_train(sub) -> None:
     _api_option(tr, train, "out_dir", "--out", required=True, metavar="DIR", extra=" (history.csv: one row per validation, "
                 "written as training goes)")
     _api_option(tr, RunOptions, "log_dir", metavar="DIR")
-    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
     _api_option(tr, DataOptions, "data_root", metavar="DIR")
     tr.set_defaults(func=cmd_train)
 
@@ -207,7 +207,7 @@ def _add_evaluate(sub) -> None:
         _api_option(ev, EvalConfig, f.name, **options.get(f.name, {"type": _config_type(f.type)}))
     _api_option(ev, evaluate, "device")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of a sentence")
-    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
     _api_option(ev, evaluate, "data_root", metavar="DIR")
     ev.set_defaults(func=cmd_evaluate)
 
@@ -345,7 +345,7 @@ def cmd_reproduce(args) -> int:
         results = reproduce(args.profile, out=args.out, only=args.only, root=args.data_root, force=args.force,
                             overrides=_parse_overrides(args.overrides),
                             sweep=Sweep(args.jobs, args.executor, _parse_overrides(args.slurm_options), limit),
-                            watch=Watch(progress=not args.no_progress, command=cmd, on_result=said))
+                            watch=Watch(progress=_bar(args), command=cmd, on_result=said))
     except KeyboardInterrupt:
         ran = [r for r in seen if r.status == "ok"]
         stopped = [r.run.name for r in seen if r.status == "pending" and r.error.startswith("stopped")]
@@ -392,6 +392,12 @@ def _warn_cpu_budget(args) -> None:
               "on the CPU can take hours (early stopping may end it sooner); for a shorter run set --epochs, "
               "--episodes-per-epoch or --max-steps", file=sys.stderr)
 
+# %% ../nbs/11_cli.ipynb #bar00001
+def _bar(args) -> bool:
+    """A progress bar only where a person watches it: not with --no-progress, and not when stderr is a file or a
+    pipe (a log then gets plain lines, never carriage-return redraws)."""
+    return not args.no_progress and sys.stderr.isatty()
+
 # %% ../nbs/11_cli.ipynb #cccc0009-2
 def cmd_train(args) -> int:
     from mtl_meta.api import DataOptions, ModelOptions, RunOptions, train
@@ -401,15 +407,15 @@ def cmd_train(args) -> int:
     data = DataOptions(data_root=args.data_root, augment=args.augment, train_rotations=args.rotations,
                        dataset_options=_parse_overrides(args.dataset_options, "--dataset-option") or None)
     model = ModelOptions(algorithm_options=_parse_overrides(args.algorithm_options, "--option") or None)
-    run = RunOptions(progress=not args.no_progress, epoch_lines=args.no_progress, log_dir=args.log_dir,
-                     before_fit=_warn_cpu_budget)
+    run = RunOptions(progress=_bar(args), epoch_lines=not _bar(args), log_dir=args.log_dir, before_fit=_warn_cpu_budget)
     summary = train(args.method, args.dataset, args.backbone, out_dir=args.out, data=data, model=model, run=run,
                     **_train_config(args))
     shutdown_distributed()
     if distributed_env()[0] != 0:
         return 0
     print(f"{args.method}: {summary['steps']} updates in {summary['train_seconds']:.1f} s, best validation "
-          f"accuracy {summary['best_val_acc']:.4f} (epoch {summary['best_epoch']}); {summary['stopped']}; "
+          f"accuracy {summary['best_val_acc']:.4f} (epoch {summary['best_epoch'] + 1} of {summary['epochs']}); "
+          f"{summary['stopped']}; "
           f"wrote {Path(args.out) / 'checkpoint.pt'}")
     return 0
 
@@ -420,7 +426,7 @@ def cmd_evaluate(args) -> int:
     from mtl_meta.api import EvalConfig, evaluate
     config = EvalConfig(**{f.name: getattr(args, f.name) for f in fields(EvalConfig)})
     res = evaluate(args.checkpoint, dataset=args.dataset, config=config, data_root=args.data_root,
-                   device=args.device, progress=not args.no_progress)
+                   device=args.device, progress=_bar(args))
     args.ways, args.shots = res.ways, res.shots   # the checkpoint's when not given
     if args.json:
         print(json.dumps({"mean": float(res.mean), "ci95": float(res.ci95), "episodes": args.episodes,
@@ -458,14 +464,18 @@ def cmd_predict(args) -> int:
     if args.out is not None and (not str(args.out).strip() or Path(args.out).is_dir()):
         raise MtlMetaError(f"--out {args.out!r} is {'empty' if not str(args.out).strip() else 'a folder'}: pass the "
                            "path of the CSV file to write (e.g. predictions.csv)")
+    from mtl_meta.data import image_folder_classes
     rows = predict(args.checkpoint, args.support, args.query, adapt=args.adapt, device=args.device)
-    for r in rows:
-        print(json.dumps(r) if args.json else f"{r['image']}\t{r['class']}\t{r['probability']:.4f}")
-    if args.out:
+    if args.out:   # written first: a reader that stops early (`| head`) loses nothing
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=["image", "class", "probability"])
         w.writeheader(); w.writerows(rows)
         atomic_write_text(Path(args.out), buf.getvalue())
+    k = len(image_folder_classes(args.support))
+    print(f"mtl-meta: {len(rows)} image(s), {k} classes (chance {1 / k:.2f}); a probability is the softmax of the "
+          f"{args.adapt} head fitted on the support images, not calibrated", file=sys.stderr)
+    for r in rows:
+        print(json.dumps(r) if args.json else f"{r['image']}\t{r['class']}\t{r['probability']:.4f}")
     return 0
 
 # %% ../nbs/11_cli.ipynb #cccc290f-2
@@ -542,6 +552,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mtl-meta: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # the reader went away (`mtl-meta predict ... | head`): stop quietly, as `yes | head` does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())   # the interpreter's last flush then has nowhere to fail
+        return 141
     except OSError as e:   # the environment failed (disk full, path too long, ...): one line, not a traceback
         from mtl_meta.core import _ENVIRONMENT_ERRNOS, environment_error
         if e.errno not in _ENVIRONMENT_ERRNOS:

@@ -81,7 +81,9 @@ def _event(wall_time: float, step: int | None = None, file_version: str | None =
 
 # %% ../nbs/16_logs.ipynb #cccc0008-3
 class EventWriter:
-    "Append scalar points to a new TensorBoard event file in `log_dir` (flushed after every write)."
+    """Append scalar points to a new TensorBoard event file in `log_dir` (flushed after every write). The folder is
+    made now (a bad one fails before training), the file at the first point: a run that fails before its first
+    epoch (a refused resume) leaves no empty event file behind."""
     def __init__(self, log_dir: str | os.PathLike):
         self.log_dir = Path(log_dir)
         try:
@@ -89,10 +91,12 @@ class EventWriter:
         except OSError as e:
             raise MtlMetaError(f"cannot create the log folder {self.log_dir} ({e.strerror}); pass another --log-dir") from None
         self.path = self.log_dir / f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}.mtl_meta"
-        self._f = open(self.path, "ab")
-        self._write(_event(time.time(), file_version="brain.Event:2"))
+        self._f = None
 
     def _write(self, event: bytes):
+        if self._f is None:
+            self._f = open(self.path, "ab")
+            self._f.write(tfrecord(_event(time.time(), file_version="brain.Event:2")))
         self._f.write(tfrecord(event)); self._f.flush()
 
     def scalars(self, step: int, values: dict[str, float], wall_time: float | None = None):
@@ -100,7 +104,8 @@ class EventWriter:
         self._write(_event(time.time() if wall_time is None else wall_time, step=step, scalars=values))
 
     def close(self):
-        self._f.close()
+        if self._f is not None:
+            self._f.close()
 
 # %% ../nbs/16_logs.ipynb #cccc000c
 HISTORY_COLUMNS = ["epoch", "step", "images", "seconds", "wall_time", "train_loss", "train_acc", "val_acc", "lr"]
