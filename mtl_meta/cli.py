@@ -517,10 +517,20 @@ def cmd_data_download(args) -> int:
     print(f"{args.dataset}: downloaded into {root}")
     return 0
 
+# %% ../nbs/11_cli.ipynb #warn0001
+def _one_line_warnings() -> None:
+    """On the command line a warning is one line, `mtl-meta: warning: ...`, like the errors: not Python's two
+    lines with a source path (the library keeps Python's warnings, which a caller can filter or turn into errors)."""
+    import warnings
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"mtl-meta: warning: {' '.join(str(message).split())}", file=sys.stderr)
+    warnings.showwarning = show
+
 # %% ../nbs/11_cli.ipynb #cccc000d
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `mtl-meta` console script; returns the exit status."
     args_list = list(sys.argv[1:] if argv is None else argv)
+    _one_line_warnings()
     if not args_list or args_list[0] in ("-h", "--help", "--version"):   # answered without importing torch
         parser = build_parser(commands=False)
         parser.parse_args(args_list)

@@ -15,7 +15,7 @@ from .core import MtlMetaError
 
 # %% auto #0
 __all__ = ['BACKBONES', 'Conv4', 'DropBlock', 'ResBlock12', 'ResNet12', 'MLP', 'L2Normalize', 'count_parameters', 'make_backbone',
-           'torchvision_resnet18', 'infer_out_dim', 'build_backbone']
+           'factory_backbone', 'classification_layer', 'torchvision_resnet18', 'infer_out_dim', 'build_backbone']
 
 # %% ../nbs/05_models.ipynb #cccc0004
 def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
@@ -141,7 +141,12 @@ def count_parameters(module: nn.Module) -> int:
 
 # %% ../nbs/05_models.ipynb #cccc000c-1
 def make_backbone(name: str, in_channels: int = 1, image_size: int = 28, **options) -> nn.Module:
-    "A body by name: conv4, resnet12 or mlp (for mlp, `in_channels` is the input dimension)."
+    """A body by name: conv4, resnet12 or mlp (for mlp, `in_channels` is the input dimension), one a plugin
+    registers, or your own factory as `package.module:function` (see `factory_backbone`)."""
+    if ":" in name:
+        body = factory_backbone(name, in_channels, image_size, **options)
+        body.backbone_spec = {"name": name, "options": dict(options)}
+        return body
     if name not in BACKBONES:
         from mtl_meta import gbml   # noqa: F401  (loads the $MTL_META_PLUGINS modules, which may add backbones)
     if name not in BACKBONES:
@@ -152,6 +157,54 @@ def make_backbone(name: str, in_channels: int = 1, image_size: int = 28, **optio
         return body
     except TypeError as e:
         raise MtlMetaError(f"bad option for backbone {name!r}: {e}") from None
+
+# %% ../nbs/05_models.ipynb #fact0002
+def factory_backbone(path: str, in_channels: int = 1, image_size: int = 28, **options) -> nn.Module:
+    """The body `package.module:function` returns: the function gets `in_channels` and `image_size` when it takes
+    parameters of those names, and `options`. Any failure to find, call or use it is a one-line error."""
+    import importlib
+    import inspect
+    import os
+    import sys
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr.isidentifier():
+        raise MtlMetaError(f"backbone {path!r} is not package.module:function (e.g. mypkg.nets:small_cnn)")
+    added = os.getcwd() not in sys.path
+    if added:   # `mtl-meta` is a console script: the user's own folder is not on the path by itself
+        sys.path.append(os.getcwd())
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise MtlMetaError(f"cannot load backbone {path!r} ({type(e).__name__}: {e}); check the module is importable "
+                           "(PYTHONPATH or the current folder) and defines that function") from None
+    finally:
+        if added:
+            sys.path.remove(os.getcwd())
+    try:
+        takes = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        takes = {}
+    given = {k: v for k, v in (("in_channels", in_channels), ("image_size", image_size)) if k in takes}
+    try:
+        body = factory(**given, **options)
+    except Exception as e:
+        raise MtlMetaError(f"backbone {path!r} failed when called ({type(e).__name__}: "
+                           f"{' '.join(str(e).split())[:120]})") from None
+    if not isinstance(body, nn.Module):
+        raise MtlMetaError(f"backbone {path!r} returned a {type(body).__name__}, not a torch nn.Module")
+    return body
+
+# %% ../nbs/05_models.ipynb #fact0003
+def classification_layer(body: nn.Module) -> str | None:
+    """'name: Linear(in -> out)' when `body` still ends in a classifier's output layer (an `fc`, `classifier` or
+    `head` attribute that is, or ends in, a Linear layer, as torchvision's classifiers do), else None."""
+    for name in ("fc", "classifier", "head"):
+        layer = getattr(body, name, None)
+        if isinstance(layer, nn.Sequential) and len(layer):
+            layer = layer[-1]
+        if isinstance(layer, nn.Linear):
+            return f"{name}: Linear({layer.in_features} -> {layer.out_features})"
+    return None
 
 # %% ../nbs/05_models.ipynb #cccc290a
 def torchvision_resnet18(in_channels: int = 3, image_size: int = 84, **options) -> nn.Module:
@@ -203,5 +256,11 @@ def build_backbone(backbone, image_shape, **options) -> nn.Module:
     else:
         c, h = image_shape[0], image_shape[-1]
         body = make_backbone(backbone, in_channels=c, image_size=h, **options)
+    head = classification_layer(body)
+    if head is not None:
+        import warnings
+        warnings.warn(f"the backbone {type(body).__name__} still ends in a classification layer ({head}): its features "
+                      "would be class scores; set that layer to torch.nn.Identity() (e.g. model.fc = nn.Identity())",
+                      stacklevel=2)
     infer_out_dim(body, image_shape)
     return body

@@ -61,3 +61,46 @@ def test_a_refused_resume_leaves_no_empty_event_file(run_cli, tmp_path):
     r = run_cli("train", "--method", "protonet", *common, "--lr", "0.5", env=env)   # another run: refused
     assert r.returncode == 2 and "belongs to another run" in r.stderr
     assert sorted((tmp_path / "tb").iterdir()) == files   # nothing new, in particular no empty event file
+
+
+NETS = '''
+from torch import nn
+import torchvision
+
+def small(in_channels, width=6):
+    return nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten())
+
+def imagenet_classifier():
+    return torchvision.models.resnet18(num_classes=10)
+'''
+
+
+def test_own_backbone_by_import_path_through_every_command(run_cli, tmp_path):
+    folder = write_image_folder(tmp_path / "imgs", classes=12, per_class=4, size=16)
+    (tmp_path / "my_nets.py").write_text(NETS)
+    env = {"MTL_META_CACHE": str(tmp_path / "cache")}
+    common = ["--dataset", str(folder), *TINY, "--epochs", "1", "--no-progress"]
+    r = run_cli("train", "--method", "mtl", "--backbone", "my_nets:small", *common, "--out", str(tmp_path / "o"),
+                cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    ckpt = str(tmp_path / "o")
+    r = run_cli("evaluate", "--checkpoint", ckpt, "--ways", "2", "--queries", "2", "--episodes", "2", "--json",
+                "--no-progress", cwd=tmp_path, env=env)
+    assert r.returncode == 0 and '"mean"' in r.stdout, r.stderr
+    support = tmp_path / "support"
+    for name in ("class00", "class01"):
+        shutil.copytree(folder / name, support / name)
+    r = run_cli("predict", "--checkpoint", ckpt, "--support", str(support), "--query", str(folder / "class00"),
+                cwd=tmp_path, env=env)
+    assert r.returncode == 0 and r.stdout.count("\n") == 4, r.stderr
+    r = run_cli("export", "--checkpoint", ckpt, "--out", str(tmp_path / "body.pt2"), cwd=tmp_path, env=env)
+    assert r.returncode == 0 and (tmp_path / "body.pt2").stat().st_size > 0, r.stderr
+    # a classifier that still has its output layer: one warning line that says how to drop it
+    r = run_cli("train", "--method", "protonet", "--backbone", "my_nets:imagenet_classifier", *common,
+                "--out", str(tmp_path / "c"), cwd=tmp_path, env=env)
+    warned = [l for l in r.stderr.splitlines() if "classification layer" in l]
+    assert r.returncode == 0 and len(warned) == 1, r.stderr
+    assert warned[0].startswith("mtl-meta: warning:") and "fc: Linear(512 -> 10)" in warned[0] and "Identity" in warned[0]
+    r = run_cli("train", "--method", "mtl", "--backbone", "my_nets:nothing", *common, "--out", str(tmp_path / "x"),
+                cwd=tmp_path, env=env)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot load backbone 'my_nets:nothing'" in r.stderr
