@@ -23,9 +23,9 @@ from .runs import (Run, RunResult, code_version, experiments_dir, is_complete, r
                            run_dir)
 
 # %% auto #0
-__all__ = ['EXPERIMENT_ONLY', 'grid_edges', 'edge_trials', 'select_trials', 'extension_frontier', 'resolve_tuned',
-           'with_overrides', 'check_overrides', 'Watch', 'reproduce', 'progress', 'write_progress', 'expected_seconds',
-           'write_summary']
+__all__ = ['EXPERIMENT_ONLY', 'NOTEBOOK_EXTRA', 'grid_edges', 'edge_trials', 'select_trials', 'extension_frontier',
+           'resolve_tuned', 'with_overrides', 'check_overrides', 'Watch', 'check_notebook_extra', 'reproduce',
+           'progress', 'write_progress', 'expected_seconds', 'write_summary']
 
 # %% ../nbs/10_reproduce.ipynb #edge0002
 def grid_edges(rows: list[dict], selected: dict) -> dict:
@@ -284,9 +284,10 @@ def _usable_root(profile: str, out: Path, runs: Sequence[Run], root, force: bool
             check_readable_dir(root)
         except MtlMetaError as e:
             names = sorted({d for r in runs for d in r.datasets})
-            raise MtlMetaError(f"{e}; runs of profile {profile!r} still to train read it: fetch their data with "
-                               + " and ".join(f"mtl-meta data download --dataset {d} --data-root {root}" for d in names)
-                               + ", or pass --report-only to redraw the committed runs' tables") from None
+            fetch = " and ".join(f"mtl-meta data download --dataset {d} --data-root {root}" for d in names)
+            raise MtlMetaError(f"{e}; runs of profile {profile!r} still to train read it: "
+                               + (f"fetch their data with {fetch}, or " if fetch else "")
+                               + "pass --report-only to redraw the committed runs' tables") from None
     return root
 
 # %% ../nbs/10_reproduce.ipynb #repr0103
@@ -309,6 +310,21 @@ def _why_waiting(run: Run, unfinished: set, selected: dict, base: Path | None) -
         return (f"not run: {base / 'tuning.json'} has no selection for {run.tuned} yet (reproduce the profile whose "
                 "trials tune it first)")
     return ""
+
+# %% ../nbs/10_reproduce.ipynb #extr0001
+NOTEBOOK_EXTRA = {"papermill": "executes the notebooks", "ipykernel": "runs them", "seaborn": "draws the figures"}
+
+def check_notebook_extra(report_only: bool = False, find=None) -> None:
+    """A one-line error naming `pip install "mtl_meta[notebooks]"` when what a reproduction needs is missing: the
+    figure style always, the notebook runner unless it only redraws (`report_only`). `find`: a module lookup
+    (`importlib.util.find_spec` by default)."""
+    import importlib.util
+    find = find or importlib.util.find_spec
+    needed = ["seaborn"] if report_only else list(NOTEBOOK_EXTRA)
+    missing = [m for m in needed if find(m) is None]
+    if missing:
+        raise MtlMetaError(f"reproduce needs {', '.join(missing)} ({'; '.join(NOTEBOOK_EXTRA[m] for m in missing)}), "
+                           'which the core install leaves out: pip install "mtl_meta[notebooks]"')
 
 # %% ../nbs/10_reproduce.ipynb #cccc000f-d6
 @one_writer("out", recursive=True)   # one reproduction per folder; stale temp files of a killed one removed
@@ -344,6 +360,7 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     out = Path(out)
     frozen = FROZEN_PROFILES.get(profile)
     report_only = _check_mode(profile, out, runs, sweep, force or bool(overrides))
+    check_notebook_extra(report_only)
     root = _usable_root(profile, out, runs, root, force, report_only)
     try:
         out.mkdir(parents=True, exist_ok=True)

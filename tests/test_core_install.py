@@ -76,3 +76,10 @@ def test_wheel_without_extras_trains_and_evaluates(tmp_path, omniglot_root):
             "try: ntk.kernels(np.ones((2, 3)), np.ones((2, 3)), 2)\n"
             "except MtlMetaError as e: print(e); sys.exit(3)")
     assert r.returncode == 3 and 'pip install "mtl_meta[theory]"' in r.stdout and r.stdout.count("\n") == 1
+    # and so does reproduce, whose notebook runner and figure style are the notebooks extra (issue 40)
+    probe = run(py, "-c", "import importlib.util as u; "
+                "print([m for m in ('papermill', 'ipykernel', 'ipywidgets', 'seaborn') if u.find_spec(m)])")
+    assert probe.stdout.strip() == "[]", probe.stdout + probe.stderr
+    r = run(exe, "reproduce", "--profile", "smoke", "--out", tmp_path / "figs", "--no-progress")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and 'pip install "mtl_meta[notebooks]"' in r.stderr, r.stderr
+    assert not (tmp_path / "figs").exists()

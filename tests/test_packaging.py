@@ -80,6 +80,10 @@ def test_wheel_contains_package_experiments_and_console_script(tmp_path):
         meta = z.read(next(n for n in names if n.endswith("METADATA"))).decode()
     for spec in settings()["requirements"].split():
         assert f"Requires-Dist: {Requirement(spec).name}" in meta
+    # a light core (issue 40): the notebook runner and the plotting stack come only with the notebooks extra
+    for spec in settings()["notebooks_requirements"].split():
+        lines = [l for l in meta.splitlines() if l.startswith(f"Requires-Dist: {Requirement(spec).name}")]
+        assert any('extra == "notebooks"' in l for l in lines) and all("extra ==" in l for l in lines), lines
     assert "](figures/" not in meta and "https://raw.githubusercontent.com/" in meta   # absolute links (issue 29)
     # installed from the wheel alone, the runner finds the notebooks shipped inside the package
     target = tmp_path / "site"
