@@ -127,14 +127,14 @@ def _load_splits(dataset, root, splits, opts: dict) -> dict:
     dict of ready splits (`FewShotSplit` or `DatasetSplit`), or any torch `Dataset` of (image, label)
     (cut into classes by `episodes.split_dataset`, whose `fractions` and `seed` the options may set)."""
     from mtl_meta.data import load_split
-    from mtl_meta.episodes import split_dataset
+    from mtl_meta.episodes import as_split, split_dataset
     if _is_name(dataset):
         return {s: load_split(dataset, s, data_root=root, **opts) for s in splits}
     if isinstance(dataset, dict):
         missing = [s for s in splits if s not in dataset]
         if missing:
             raise MtlMetaError(f"the data set dict lacks the split(s) {', '.join(missing)}; give train, val and test")
-        return {s: dataset[s] for s in splits}
+        return {s: as_split(dataset[s]) for s in splits}   # a plain torch Dataset becomes a DatasetSplit once
     if hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__"):
         parts = split_dataset(dataset, **opts)
         return {s: parts[s] for s in splits}

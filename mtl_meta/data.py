@@ -37,8 +37,9 @@ __all__ = ['DATASETS', 'SPLITS', 'CACHE_VERSION', 'RESIZE_RULES', 'OMNIGLOT_MINI
            'record_sha256sums', 'cached_split', 'safe_pickle_load', 'with_rotations', 'rotation_angles',
            'subsample_classes', 'load_omniglot_minimal', 'load_omniglot', 'load_mini_imagenet', 'load_tiered_imagenet',
            'load_cifar', 'load_split', 'dataset_normalization', 'dataset_transform', 'describe_dataset',
-           'image_folder_classes', 'folder_class_split', 'load_image_folder', 'folder_stats', 'download',
-           'BatchAugment', 'train_transform', 'SinusoidTasks', 'SharedRepresentationTasks']
+           'image_folder_classes', 'folder_class_split', 'FolderPlan', 'folder_plan', 'load_image_folder',
+           'folder_stats', 'LazyImageFolder', 'download', 'BatchAugment', 'train_transform', 'SinusoidTasks',
+           'SharedRepresentationTasks']
 
 # %% ../nbs/02_data.ipynb #cccc0005
 @dataclass(frozen=True)
@@ -871,6 +872,41 @@ def _image_size(headers: list, where, resize: str) -> int:
                       "pass image_size=N or resize='crop'/'stretch' to choose", stacklevel=3)
     return n
 
+# %% ../nbs/02_data.ipynb #plan0001
+@dataclass
+class FolderPlan:
+    "What one class split of an image folder is made of, before any image is decoded: files, labels, shape."
+    names: list[str]             # the split's class folders, label i = names[i]
+    files: list[Path]            # every image of those classes, class by class
+    labels: np.ndarray           # (n,) the class of each file
+    channels: int                # 1 (grey) or 3 (colour): what every image becomes
+    size: int                    # N: every image becomes N x N
+    resize: str                  # the rule that brings an image to N x N (RESIZE_RULES)
+    lists: list[Path]            # where class lists would be (train.txt, val.txt, test.txt)
+
+    def decode(self, file: Path) -> np.ndarray:
+        "One image file as the split holds it: uint8 (C, N, N) in the plan's mode, size and resize rule."
+        return _decode_image(Path(file).read_bytes(), self.size, "L" if self.channels == 1 else "RGB", str(file),
+                             self.resize)
+
+def folder_plan(split: str, path, image_size: int | None = None, channels: int | None = None,
+                fractions=(0.6, 0.2, 0.2), seed: int = 0, class_lists=None, resize: str = "stretch") -> FolderPlan:
+    """The `FolderPlan` of `split` of the image folder `path` (options as `load_image_folder`): the classes by
+    `folder_class_split`, the mode and size from every image's header (the whole folder's, so all splits agree)."""
+    if path is None:
+        raise MtlMetaError("the imagefolder data set needs its folder: --dataset PATH, or the option path=PATH")
+    if channels not in (None, 1, 3):
+        raise MtlMetaError(f"channels must be 1 (grey) or 3 (colour), got {channels!r}")
+    if resize not in RESIZE_RULES:
+        raise MtlMetaError(f"resize must be one of {', '.join(RESIZE_RULES)}, got {resize!r}")
+    classes = image_folder_classes(path)
+    names = folder_class_split(path, split, fractions, seed, class_lists)
+    headers = _image_headers([f for n in sorted(classes) for f in classes[n]]) if not (channels and image_size) else []
+    return FolderPlan(list(names), [f for n in names for f in classes[n]],
+                      np.concatenate([np.full(len(classes[n]), i, np.int64) for i, n in enumerate(names)]),
+                      channels or _image_channels(headers, path), image_size or _image_size(headers, path, resize),
+                      resize, [Path(class_lists or path) / f"{s}.txt" for s in SPLITS])
+
 # %% ../nbs/02_data.ipynb #cccc2902-5
 def load_image_folder(split: str, root=None, cache=None, path: str | os.PathLike | None = None,
                       image_size: int | None = None, channels: int | None = None, fractions=(0.6, 0.2, 0.2),
@@ -881,25 +917,12 @@ def load_image_folder(split: str, root=None, cache=None, path: str | os.PathLike
     size) by the rule `resize` ('stretch' or 'crop', see `RESIZE_RULES`), as in every split and in `predict`.
     The cache key covers every image's path, size and modification time, so a changed image is seen at the next
     load."""
-    if path is None:
-        raise MtlMetaError("the imagefolder data set needs its folder: --dataset PATH, or the option path=PATH")
-    if channels not in (None, 1, 3):
-        raise MtlMetaError(f"channels must be 1 (grey) or 3 (colour), got {channels!r}")
-    if resize not in RESIZE_RULES:
-        raise MtlMetaError(f"resize must be one of {', '.join(RESIZE_RULES)}, got {resize!r}")
-    classes = image_folder_classes(path)
-    names = folder_class_split(path, split, fractions, seed, class_lists)
-    files = [f for n in names for f in classes[n]]
-    lists = [Path(class_lists or path) / f"{s}.txt" for s in SPLITS]
-    headers = _image_headers([f for n in sorted(classes) for f in classes[n]]) if not (channels and image_size) else []
-    c = channels or _image_channels(headers, path)
-    size = image_size or _image_size(headers, path, resize)
+    plan = folder_plan(split, path, image_size, channels, fractions, seed, class_lists, resize)
     def build():
-        x = np.stack([_decode_image(f.read_bytes(), size, "L" if c == 1 else "RGB", str(f), resize) for f in files])
-        y = np.concatenate([np.full(len(classes[n]), i, np.int64) for i, n in enumerate(names)])
-        return FewShotSplit(x, y, list(names))
-    return cached_split("imagefolder", split, files + [f for f in lists if f.exists()], build, cache,
-                        image_size=size, channels=c, classes=tuple(names), resize=resize)
+        x = np.stack([plan.decode(f) for f in plan.files])
+        return FewShotSplit(x, plan.labels, list(plan.names))
+    return cached_split("imagefolder", split, plan.files + [f for f in plan.lists if f.exists()], build, cache,
+                        image_size=plan.size, channels=plan.channels, classes=tuple(plan.names), resize=resize)
 
 # %% ../nbs/02_data.ipynb #cccc2902-6
 def folder_stats(path=None, normalize="train", cache=None, **options) -> tuple | None:
@@ -929,6 +952,30 @@ register_dataset(DatasetInfo(
     load=lambda split, root, cache=None, normalize="train", **o: load_image_folder(split, root, cache, **o),
     options=("path", "image_size", "channels", "fractions", "seed", "class_lists", "normalize", "resize"),
     stats=folder_stats))
+
+# %% ../nbs/02_data.ipynb #lazy0002
+class LazyImageFolder(torch.utils.data.Dataset):
+    """One class split of an image folder as a torch `Dataset` that decodes each image when asked for it: items
+    (float image (C, N, N) in [0, 1], label), with `classes`, `samples` and `targets` as torchvision's
+    ImageFolder has them. `options` are `load_image_folder`'s (image_size, channels, fractions, seed,
+    class_lists, resize); `transform` acts on each decoded image."""
+    def __init__(self, path, split: str = "train", transform=None, **options):
+        self.plan = folder_plan(_check_split(split), path, **options)
+        self.classes = list(self.plan.names)
+        self.samples = [(str(f), int(y)) for f, y in zip(self.plan.files, self.plan.labels)]
+        self.targets = [int(y) for y in self.plan.labels]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        file, label = self.samples[i]
+        x = torch.from_numpy(self.plan.decode(Path(file))).float().div_(255)
+        return (self.transform(x) if self.transform is not None else x), label
+
+    def __repr__(self):
+        return f"LazyImageFolder({len(self.classes)} classes, {len(self)} images of {self.plan.channels}x{self.plan.size}x{self.plan.size})"
 
 # %% ../nbs/02_data.ipynb #cccc0021
 # each record's `downloads`: (url, path under the data root, published checksums {algorithm: hex digest})

@@ -18,7 +18,7 @@ from .core import MtlMetaError
 # %% auto #0
 __all__ = ['FewShotSplit', 'check_fractions', 'class_split_of', 'stable_class_split', 'Episode', 'apply_transform',
            'TransformChain', 'as_split', 'EpisodeSampler', 'MetaBatchSampler', 'task_pool', 'TaskPoolSampler',
-           'DatasetSplit', 'split_dataset', 'split_fingerprint']
+           'DatasetSplit', 'split_dataset', 'split_fingerprint', 'EpisodeBatchSampler']
 
 # %% ../nbs/01_episodes.ipynb #cccc0004
 @dataclass
@@ -442,3 +442,48 @@ def split_fingerprint(split) -> str:
     elif hasattr(split, "indices"):
         h.update(np.ascontiguousarray(split.indices, np.int64).tobytes())
     return h.hexdigest()[:16]
+
+# %% ../nbs/01_episodes.ipynb #dlbs0002
+class EpisodeBatchSampler(torch.utils.data.Sampler):
+    """Batches of item indices of `dataset`, one N-way K-shot Q-query episode each, for
+    `DataLoader(dataset, batch_sampler=s, collate_fn=s.collate, num_workers=...)`. `classes` (label values)
+    restricts the draws; `episodes` is the length of one pass; `seed` and `set_epoch` fix the draws."""
+    def __init__(self, dataset, ways: int, shots: int, queries: int = 15, episodes: int = 100, seed: int = 0,
+                 classes=None, strict: bool = False):
+        _check_episode_shape(ways, shots, queries)
+        labels = _dataset_labels(dataset)
+        keep = np.unique(labels) if classes is None else np.asarray(sorted(int(c) for c in classes), np.int64)
+        self.ways, self.shots, self.queries, self.episodes = int(ways), int(shots), int(queries), int(episodes)
+        self.seed, self.epoch = int(seed), 0
+        self.items = {int(c): np.flatnonzero(labels == c) for c in keep}
+        split = FewShotSplit(np.zeros((0, 1, 1, 1), np.uint8), np.zeros(0, np.int64), [str(c) for c in keep],
+                             name=type(dataset).__name__)   # the class names the eligibility messages use
+        if self.ways > len(keep):
+            raise MtlMetaError(f"cannot draw {self.ways}-way episodes from {split.name}: it has only {len(keep)} "
+                               f"classes; use --ways {len(keep)} or fewer")
+        counts = np.array([len(self.items[int(c)]) for c in keep])
+        self.classes = keep[_eligible_classes(split, counts, self.ways, self.shots, self.queries, strict)]
+
+    def set_epoch(self, epoch: int) -> None:
+        "Draw another pass of episodes (the same epoch draws the same episodes)."
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.episodes
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        n = self.shots + self.queries
+        for _ in range(self.episodes):
+            chosen = rng.choice(self.classes, size=self.ways, replace=False)
+            yield [int(i) for c in chosen for i in rng.choice(self.items[int(c)], size=n, replace=False)]
+
+    def collate(self, items) -> Episode:
+        "The items of one batch (ways blocks of shots + queries (image, label) pairs) as an `Episode`."
+        w, s, q = self.ways, self.shots, self.queries
+        x = torch.stack([_to_image_tensor(img, f"item {k}") for k, (img, _) in enumerate(items)])
+        x = x.reshape(w, s + q, *x.shape[1:])
+        local = torch.arange(w)
+        return Episode(support=x[:, :s].reshape(w * s, *x.shape[2:]), support_labels=local.repeat_interleave(s),
+                       query=x[:, s:].reshape(w * q, *x.shape[2:]), query_labels=local.repeat_interleave(q),
+                       classes=torch.tensor([int(items[k * (s + q)][1]) for k in range(w)]))

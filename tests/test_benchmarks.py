@@ -316,3 +316,11 @@ def test_bench_configs_twice_on_a_tight_budget(omniglot_root, tmp_path):
     assert rows[0]["bit_identical"] == "yes" and rows[1]["bit_identical"] in ("yes", "no")
     md = (tmp_path / "configs.md").read_text()
     assert "Repeatability" in md and "Largest speed-up difference" in md and "under torch.inference_mode" in md
+
+
+def test_bench_loader_measures_every_route(tmp_path):
+    out = bench("bench_loader.py", "--images", "600", "--classes", "30", "--size", "8", "--episodes", "2",
+                "--workers", "1", env={"MTL_META_CACHE": str(tmp_path)})
+    rows = table_rows(out)[1:]
+    assert [r[0] for r in rows] == ["cached", "cached-warm", "lazy", "dataloader"]
+    assert all(float(r[2]) > 0 and float(r[3]) > 0 for r in rows)
