@@ -844,32 +844,41 @@ def _image_headers(files: list[Path]) -> list[tuple[int, tuple[int, int]]]:
             raise MtlMetaError(f"{f} is not a readable image ({type(e).__name__}); remove or replace it") from None
     return out
 
+_SAID: set = set()   # (folder, what) pairs already warned about in this process
+
+def _warn_once(folder, what: str, message: str) -> None:
+    """Warn about `what` of the image folder `folder` once per process: loading its train, val and test splits (and
+    evaluating later, by its absolute path) says a folder's rule once, not at every load."""
+    import warnings
+    key = (str(Path(folder).resolve()), what)
+    if key not in _SAID:
+        _SAID.add(key)
+        warnings.warn(message, stacklevel=4)
+
 def _image_channels(headers: list, where) -> int:
     """1 or 3: the mode most images of the folder have (colour on a tie), as torchvision's ImageFolder converts
     every image to one mode; a folder that mixes them gets one warning saying how many were converted."""
-    import warnings
     grey = sum(c == 1 for c, _ in headers)
     c = 1 if grey > len(headers) - grey else 3
     if 0 < grey < len(headers):
-        warnings.warn(f"image folder {where} mixes {grey} grey and {len(headers) - grey} colour images; all are "
-                      f"converted to {'grey' if c == 1 else 'colour'} (the majority); pass channels=1 or channels=3 "
-                      "to choose", stacklevel=3)
+        _warn_once(where, "modes", f"image folder {where} mixes {grey} grey and {len(headers) - grey} colour images; "
+                   f"all are converted to {'grey' if c == 1 else 'colour'} (the majority); pass channels=1 or "
+                   "channels=3 to choose")
     return c
 
 # %% ../nbs/02_data.ipynb #cccc2902-4
 def _image_size(headers: list, where, resize: str) -> int:
     """N of the NxN images a folder becomes: the shorter side of its most common image size. Images of another
     size or shape are brought to it by the rule `resize` (`RESIZE_RULES`), with one warning."""
-    import warnings
     from collections import Counter
     sizes = Counter(size for _, size in headers)
     (w, h), _ = sizes.most_common(1)[0]
     n = min(w, h)
     if len(sizes) > 1 or w != h:
         shown = ", ".join(f"{a}x{b}" for (a, b), _ in sizes.most_common(3))
-        warnings.warn(f"image folder {where} has images of {len(sizes)} size(s) ({shown}); all become {n}x{n}, "
-                      f"{RESIZE_RULES[resize].replace('NxN', f'{n}x{n}').replace('to N', f'to {n}')}; "
-                      "pass image_size=N or resize='crop'/'stretch' to choose", stacklevel=3)
+        _warn_once(where, f"sizes {resize}", f"image folder {where} has images of {len(sizes)} size(s) ({shown}); all "
+                   f"become {n}x{n}, {RESIZE_RULES[resize].replace('NxN', f'{n}x{n}').replace('to N', f'to {n}')}; "
+                   "pass image_size=N or resize='crop'/'stretch' to choose")
     return n
 
 # %% ../nbs/02_data.ipynb #plan0001
