@@ -38,6 +38,26 @@ class EpisodeShape:
         "The validation episodes of `cfg` (`ways` classes, `val_queries` queries per class)."
         return cls(cfg.ways, cfg.shots, cfg.val_queries)
 
+    def fitted(self, split, flag: str) -> EpisodeShape:
+        """This shape with as many queries as `split`'s classes allow. When fewer than `ways` classes have the
+        shots + queries asked, the queries become what the smallest class allows (or, if it cannot even give
+        one, what the `ways`-th largest allows, the smaller ones then left out by the sampler), with one warning
+        naming `flag`, the option that sets them. The shape itself when it fits, or when nothing would."""
+        import warnings
+        import numpy as np
+        counts = np.sort(np.bincount(split.labels, minlength=split.n_classes))[::-1]
+        if len(counts) < self.ways or counts[self.ways - 1] >= self.shots + self.queries:
+            return self
+        fit = int(counts[-1] - self.shots)
+        if fit < 1:
+            fit = int(counts[self.ways - 1] - self.shots)
+        if fit < 1:
+            return self   # the sampler's own error says what is too small
+        warnings.warn(f"{split.name or 'a split'}: its smallest class has {counts[-1]} images, too few for "
+                      f"{self.shots} shots + {self.queries} queries; its episodes use {fit} queries per class "
+                      f"(set {flag} to choose)", stacklevel=3)
+        return EpisodeShape(self.ways, self.shots, fit)
+
 # %% ../nbs/12_api.ipynb #cccc2402-1
 @dataclass(frozen=True)
 class DataOptions:
@@ -168,7 +188,7 @@ def _samplers(dataset, data: DataOptions, cfg: TrainConfig, sampler_options: dic
                                           seed=cfg.seed + 1000 * i, transform=tf, strict=data.strict_classes,
                                           **(sampler_options or {}))
         else:
-            s = EpisodeShape.validation(cfg)
+            s = EpisodeShape.validation(cfg).fitted(classes, "--val-queries (val_queries=)")
             out[split] = EpisodeSampler(classes, s.ways, s.shots, s.queries, seed=cfg.seed + 1000 * i, transform=tf,
                                         strict=data.strict_classes)
     return out
@@ -463,6 +483,7 @@ def evaluate(checkpoint: str | Path,              # checkpoint.pt written by tra
     if list(data.image_shape) != list(meta["image_shape"]):
         raise MtlMetaError(f"the checkpoint expects images of shape {tuple(meta['image_shape'])}, but {dataset} "
                            f"has {data.image_shape}; evaluate on the data set it was trained on")
+    shape = shape.fitted(data, "--queries (queries=)")
     sampler = EpisodeSampler(data, shape.ways, shape.shots, shape.queries, seed=seed,
                              transform=_eval_transform(meta, dataset))
     res = evaluate_features(algorithm.features, sampler, adapt=config.adapt, episodes=config.episodes,

@@ -188,7 +188,8 @@ def _eligible_classes(split, counts: np.ndarray, ways: int, shots: int, queries:
     left = len(counts) - len(small)
     if strict or left < ways:
         use = f"use at most {int(counts.min())} shots + queries" if strict else \
-            f"only {left} have enough for {ways}-way episodes; use fewer shots + queries (at most {int(counts.min())} keeps every class)"
+            (f"only {left} have enough for {ways}-way episodes; use fewer shots + queries (--shots, --queries, "
+             f"--val-queries; at most {int(counts.min())} keeps every class)")
         raise MtlMetaError(f"cannot draw {shots} shots + {queries} queries per class from {where}: {what} "
                            f"({names}); {use}")
     warnings.warn(f"{what} and are left out: {names}; pass fewer queries to use them", stacklevel=3)

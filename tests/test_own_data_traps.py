@@ -171,3 +171,16 @@ def test_a_class_too_small_for_the_episodes_is_left_out_with_its_name(tmp_path, 
     with pytest.raises(MtlMetaError, match=f"'{small}' \\(2\\)"):
         api.train("protonet", dataset=folder, backbone="conv4", out_dir=tmp_path / "strict", strict_classes=True,
                   **TINY)
+
+
+def test_validation_and_test_queries_fit_small_classes_and_say_the_flag(tmp_path, cache):
+    from mtl_meta import api
+    folder = write_image_folder(tmp_path / "imgs", classes=12, per_class=6, size=16)
+    # the default 15 validation queries do not fit 6-image classes: 5 are used, and the warning names the flag
+    with pytest.warns(UserWarning, match=r"too few for 1 shots \+ 15 queries; its episodes use 5 queries per class "
+                                         r"\(set --val-queries"):
+        api.train("protonet", dataset=folder, backbone="conv4", out_dir=tmp_path / "run", ways=2, shots=1, queries=2,
+                  epochs=1, episodes_per_epoch=2, val_episodes=2)
+    with pytest.warns(UserWarning, match=r"its episodes use 5 queries per class \(set --queries"):
+        res = api.evaluate(tmp_path / "run", ways=2, shots=1, episodes=2)   # EvalConfig's default: 15 queries
+    assert 0 <= res.mean <= 1
