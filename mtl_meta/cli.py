@@ -347,6 +347,7 @@ def cmd_reproduce(args) -> int:
                             sweep=Sweep(args.jobs, args.executor, _parse_overrides(args.slurm_options), limit),
                             watch=Watch(progress=_bar(args), command=cmd, on_result=said))
     except KeyboardInterrupt:
+        _stopping()
         ran = [r for r in seen if r.status == "ok"]
         stopped = [r.run.name for r in seen if r.status == "pending" and r.error.startswith("stopped")]
         print(f"mtl-meta: interrupted: {len(ran)} runs finished in this call"
@@ -526,6 +527,16 @@ def _one_line_warnings() -> None:
         print(f"mtl-meta: warning: {' '.join(str(message).split())}", file=sys.stderr)
     warnings.showwarning = show
 
+# %% ../nbs/11_cli.ipynb #stop0003
+def _stopping() -> None:
+    """Once a Ctrl-C is being handled, further ones are ignored: the tool is already ending (the running runs were
+    told to stop now, see `sweep.terminate_running`), and a second one must not turn the one-line report into a
+    traceback."""
+    import signal
+    from mtl_meta.sweep import terminate_running
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    terminate_running()
+
 # %% ../nbs/11_cli.ipynb #cccc000d
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `mtl-meta` console script; returns the exit status."
@@ -560,6 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mtl-meta: error: {'rank ' + rank + ': ' if rank else ''}{e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _stopping()
         print("mtl-meta: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
     except BrokenPipeError:   # the reader went away (`mtl-meta predict ... | head`): stop quietly, as `yes | head` does

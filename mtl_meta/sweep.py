@@ -22,8 +22,8 @@ from .core import WRITING_IN_ENV, MtlMetaError, read_json, require_extra
 from .runs import Run, RunResult, execute_run, prepare_run_dir, run_dir
 
 # %% auto #0
-__all__ = ['QUIET_ENV', 'KERNEL_ARGS', 'PARENT_ENV', 'EXECUTORS', 'run_log', 'child_env', 'die_with_parent', 'execute_isolated',
-           'Sweep', 'Deadline', 'run_all', 'headline', 'result_line']
+__all__ = ['QUIET_ENV', 'KERNEL_ARGS', 'PARENT_ENV', 'RUNNING', 'EXECUTORS', 'run_log', 'child_env', 'die_with_parent',
+           'terminate_running', 'execute_isolated', 'Sweep', 'Deadline', 'run_all', 'headline', 'result_line']
 
 # %% ../nbs/15_sweep.ipynb #cccc0005
 QUIET_ENV = {
@@ -134,6 +134,20 @@ def _result(run: Run, out, returncode: int | None = None, error: str = "") -> Ru
     return RunResult(run, rec["status"], float(rec.get("seconds", 0.0)), folder / f"{run.name}.ipynb",
                      rec.get("error", ""))
 
+# %% ../nbs/15_sweep.ipynb #stop0001
+RUNNING: set = set()   # the run processes this process started and has not yet seen end
+
+def terminate_running() -> int:
+    """Ask every run process still going to stop now (SIGTERM: `die_with_parent`'s handler stops its kernel and
+    exits), waiting for none of them: a second Ctrl-C. Their checkpoints are written atomically, so each resumes
+    from its last one. Returns how many were asked."""
+    asked = 0
+    for p in list(RUNNING):
+        if p.poll() is None:
+            p.terminate()
+            asked += 1
+    return asked
+
 # %% ../nbs/15_sweep.ipynb #cccc0007-6
 def execute_isolated(run: Run, out, profile: str, root, command: str = "", device_index: int | None = None,
                      stop_at: float | None = None, stop: threading.Event | None = None) -> RunResult:
@@ -158,11 +172,14 @@ def execute_isolated(run: Run, out, profile: str, root, command: str = "", devic
                               "_execute_here(sys.argv[1])", _payload(run, out, profile, root, command)],
                              stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                              pass_fds=() if lock is None else (lock,))
+        RUNNING.add(p)
         try:
             why = _wait(p, stop_at, stop)
         except BaseException:   # an error here: the child must not outlive this call
             p.terminate(); p.wait()
             raise
+        finally:
+            RUNNING.discard(p)
         if why:
             p.terminate()   # die_with_parent's handler stops the kernel, then the process
             try:
@@ -300,13 +317,17 @@ def run_all(runs: Sequence[Run], out, profile: str, root, command: str = "", swe
                 finish(f.result())
         except KeyboardInterrupt:
             stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)   # the running runs stop and note their attempt
+            try:
+                pool.shutdown(wait=True, cancel_futures=True)   # the running runs stop and note their attempt
+            except KeyboardInterrupt:   # a second Ctrl-C: wait for nothing (a stopped run resumes from its checkpoint)
+                terminate_running()
+                raise
             for f in futures:   # the runs stopped on the way out are reported too
                 if f.done() and not f.cancelled() and f.exception() is None and f.result().run.name not in done:
                     finish(f.result())
             raise
         finally:
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
     else:
         ex = _submitit_executor(executor, Path(out).resolve() / "submitit", slurm_options)
         submitted = {}

@@ -252,6 +252,42 @@ class TrainState:
     images: int = 0      # images passed through the body in training (forward, then backward): the cost
     epoch_sums: list = field(default_factory=lambda: [0.0, 0.0, 0])  # loss, accuracy, updates so far this epoch
 
+# %% ../nbs/07_train.ipynb #stat0001
+_STATE_MIN = {"step": 0, "epoch": 0, "best_epoch": -1, "bad_epochs": 0, "epochs_since_cut": -1, "images": 0}
+
+@patch(cls_method=True)
+def checked(cls: TrainState, saved) -> TrainState:
+    """A `TrainState` from a checkpoint's saved dict, every field checked first: integers are integers within their
+    range, seconds a finite number, the best validation accuracy a number at most 1 (minus infinity before the
+    first validation, NaN in a run without validation), history and the epoch's sums lists of the right shape. A
+    damaged field is a
+    `ValueError` that names it (the caller turns it into one line), never a crash later in training."""
+    if not isinstance(saved, dict):
+        raise ValueError(f"state must be a dict, got {type(saved).__name__}")
+    unknown = set(saved) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"state has unknown fields {sorted(unknown)[:3]}")
+    def bad(name, why):
+        return ValueError(f"state.{name} {why}, got {saved[name]!r:.40}")
+    for name, low in _STATE_MIN.items():
+        v = saved.get(name, low)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise bad(name, f"must be an integer >= {low}")
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    if not (number(saved.get("seconds", 0.0)) and 0 <= saved.get("seconds", 0.0) < math.inf):
+        raise bad("seconds", "must be a finite number >= 0")
+    if not (number(saved.get("best_val", 0.0)) and not saved.get("best_val", 0.0) > 1):
+        raise bad("best_val", "must be an accuracy (at most 1, -inf or NaN before any validation)")
+    if not isinstance(saved.get("history", []), list) or not all(isinstance(h, dict) for h in saved.get("history", [])):
+        raise bad("history", "must be a list of per-epoch dicts")
+    sums = saved.get("epoch_sums", [0.0, 0.0, 0])
+    if not isinstance(sums, list) or len(sums) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                               and math.isfinite(v) for v in sums):
+        raise bad("epoch_sums", "must be three finite numbers")
+    if not isinstance(saved.get("stopped", ""), str):
+        raise bad("stopped", "must be text")
+    return cls(**saved)
+
 # %% ../nbs/07_train.ipynb #cccc0012-1
 @dataclass(frozen=True)
 class TrainerHooks:
@@ -615,7 +651,7 @@ def load_state_dict(self: Trainer, ckpt: dict) -> None:
         self.scaler.load_state_dict(ckpt["scaler"])
         self.train_sampler.load_state_dict(ckpt["train_sampler"])
         set_rng_state(ckpt["rng"])
-        self.state = TrainState(**ckpt["state"])
+        self.state = TrainState.checked(ckpt["state"])
         self.best_body = ckpt["best_body"]
     except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
         reason = " ".join(str(e).split())[:160]

@@ -1059,3 +1059,59 @@ def test_predict_out_naming_a_folder_is_one_line(run_cli, tmp_path):
                 str(tmp_path), "--out", str(tmp_path / "existing"))
     assert r.returncode == 2 and list((tmp_path / "existing").iterdir()) == []
     _one_line(r.stderr, "is a folder", "path of the CSV file")
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("epoch", "3", "state.epoch must be an integer >= 0"),
+    ("history", {"epoch": 0}, "state.history must be a list"),
+    ("seconds", float("nan"), "state.seconds must be a finite number"),
+    ("epoch_sums", [0.0, 1.0], "state.epoch_sums must be three finite numbers"),
+])
+def test_a_checkpoint_with_a_damaged_state_field_is_one_line(run_cli, tmp_path, field, value, says):
+    from fixtures import write_image_folder
+    folder = write_image_folder(tmp_path / "imgs", classes=12, per_class=4, size=16)
+    args = lambda epochs: ["train", "--method", "protonet", "--dataset", str(folder), "--ways", "2", "--shots", "1",
+                           "--queries", "2", "--val-queries", "2", "--episodes-per-epoch", "2", "--val-episodes", "2",
+                           "--epochs", str(epochs), "--no-progress", "--out", str(tmp_path / "run")]
+    assert run_cli(*args(1)).returncode == 0
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    ckpt["state"][field] = value
+    torch.save(ckpt, tmp_path / "run" / "checkpoint.pt")
+    _cli_fails(run_cli(*args(2)), "cannot resume from", says)   # resuming to train a second epoch
+
+
+def test_a_second_ctrl_c_ends_at_once_and_everything_resumes(run_cli, omniglot_root, tmp_path):
+    """Two Ctrl-Cs in quick succession: the second waits for nothing, yet the report is still one line (no
+    traceback), nothing is left running, and the same command then finishes the work."""
+    import time
+    import uuid
+    from conftest import BIN
+    out, tag = tmp_path / "S", uuid.uuid4().hex
+    args = ["reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--data-root", str(omniglot_root),
+            "--only", TRIAL, FINAL, "--set", "epochs=3", "episodes_per_epoch=40", "val_episodes=4", "test_episodes=2"]
+    p = subprocess.Popen([str(BIN / "mtl-meta"), *args], env={**os.environ, "MTL_META_TEST_TAG": tag},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "runs" / TRIAL / "seed0").exists():
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.2)
+        time.sleep(1.0)
+        asked = time.monotonic()
+        os.killpg(p.pid, signal.SIGINT)
+        time.sleep(0.05)
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL); p.wait()
+    assert p.returncode == 130 and time.monotonic() - asked < 30, (stdout, stderr)
+    assert "Traceback" not in stderr
+    _one_line(stderr.strip().splitlines()[-1], "mtl-meta: interrupted", "rerun the same command to resume")
+    deadline = time.monotonic() + 15
+    while _tagged_processes(tag) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _tagged_processes(tag) == []
+    r = run_cli(*args)
+    assert r.returncode == 0 and "2 of 2 runs complete" in r.stdout, r.stderr
