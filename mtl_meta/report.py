@@ -824,8 +824,9 @@ _TEST_FIELDS = {"ways": int, "shots": int, "test_acc": _NUMBER}
 _EFFICIENCY_FIELDS = {"train_seconds": _NUMBER, "test_acc": _NUMBER, "test_ci95": _NUMBER}
 
 def _fits(value, kind) -> bool:
+    "Whether a record's `value` is of `kind`: a number is a finite int or float (never a bool, NaN or infinity)."
     if kind == _NUMBER:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
 
 # %% ../nbs/10b_report.ipynb #cccc2611-1
@@ -858,6 +859,10 @@ def check_results(r, experiment: str | None = None) -> str:
     problem = _missing_fields(r, RESULT_FIELDS[kind], "it")
     if problem:
         return problem
+    least = {"ways": 2, "shots": 1, "test_tasks": 1, **({"test_episodes": 1} if kind == "fewshot" else {})}
+    for name, low in least.items():   # counts (a tuning trial tests nothing: its test_episodes is 0)
+        if name in r and r[name] < low:
+            return f"its {name} {r[name]} is not a count of at least {low}"
     for name in ("dataset", "backbone", "method"):   # they name output files: plain names only (no '/', no '..')
         if name in r and not PLAIN_NAME.fullmatch(str(r[name])):
             return f"its {name} {str(r[name])[:60]!r} is not a plain name (letters, digits, '.', '_', '+', '-')"
@@ -886,6 +891,9 @@ def check_results(r, experiment: str | None = None) -> str:
                                    for i, s in enumerate(seeds)))
                 if problem:
                     return problem
+                accs = [t["test_acc"], *(s["tests"][j]["test_acc"] for s in seeds)]   # the paired tables read these
+                if not all(0 <= a <= 1 for a in accs):
+                    return f"a test accuracy of tests[{j}] is not between 0 and 1"
         return ""
     if kind == "sinusoid":
         return _first("its summary is empty" if not r["summary"] else "",

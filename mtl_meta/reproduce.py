@@ -248,12 +248,13 @@ class Watch:
     command: str = ""   # the command recorded with every run (default: `reproduce_command(profile, out)`)
 
 # %% ../nbs/10_reproduce.ipynb #cccc000f-d5
-def _incomplete(out: Path, runs: Sequence[Run], profile: str) -> list[Run]:
-    "The `runs` not complete in `out` (final runs with the selection in its tuning.json; none there: incomplete)."
+def _incomplete(out: Path, runs: Sequence[Run], profile: str, problems: dict | None = None) -> list[Run]:
+    """The `runs` not complete in `out` (final runs with the selection in its tuning.json; none there: incomplete);
+    what is wrong with a damaged record goes into `problems` (run name -> text) when given."""
     tuning = out / TUNING_FROM.get(profile, ".") / "tuning.json"
     saved = _saved_selection(tuning) if tuning.exists() else {}
     return [r for r in runs if (r.tuned and r.tuned not in saved)
-            or not is_complete(out, resolve_tuned(r, saved) if r.tuned else r, profile)]
+            or not is_complete(out, resolve_tuned(r, saved) if r.tuned else r, profile, problems)]
 
 # %% ../nbs/10_reproduce.ipynb #repr0101
 def _check_mode(profile: str, out: Path, runs: Sequence[Run], sweep: Sweep, changes: bool) -> bool:
@@ -268,9 +269,12 @@ def _check_mode(profile: str, out: Path, runs: Sequence[Run], sweep: Sweep, chan
                                "rerun its runs under the current protocol with --profile cpu")
         missing = _incomplete(out, runs, profile)
         if missing:
+            why = {}
+            _incomplete(out, missing[:1], profile, why)   # the first one's damage, when a record is there but bad
+            said = f" ({missing[0].name}: {why[missing[0].name]})" if missing[0].name in why else ""
             raise MtlMetaError(f"profile {profile!r} is frozen (it trains nothing) and {len(missing)} of its {len(runs)} "
-                               f"runs are not complete in {out}; its records are in {frozen['out']}: pass --out "
-                               f"{frozen['out']}")
+                               f"runs are not complete in {out}{said}; its records are in {frozen['out']}: pass --out "
+                               f"{frozen['out']}, or restore the damaged record from git")
     return sweep.time_limit == 0 or frozen is not None
 
 # %% ../nbs/10_reproduce.ipynb #repr0102

@@ -354,11 +354,18 @@ def _damage(path, damage):
     path.write_bytes({"truncated": path.read_bytes()[:200], "binary": b"\xff\xfe\x00\x81 not json",
                       "incomplete": json.dumps({k: v for k, v in good.items() if k != "test_acc"}).encode(),
                       "a list": json.dumps([good]).encode(),
-                      "another method": json.dumps({**good, "method": "maml"}).encode()}[damage])
+                      "another method": json.dumps({**good, "method": "maml"}).encode(),
+                      "a non-finite number": json.dumps({**good, "train_seconds": float("nan")}).encode(),
+                      "a negative count": json.dumps({**good, "shots": -3}).encode(),
+                      "a seed's accuracy above 1": json.dumps(
+                          {**good, "per_seed": [{**good["per_seed"][0], "tests": [
+                              {**good["per_seed"][0]["tests"][0], "test_acc": 1.5}]}, *good["per_seed"][1:]]}
+                      ).encode()}[damage])
     return good
 
 
-@pytest.mark.parametrize("damage", ["truncated", "binary", "incomplete", "a list", "another method"])
+@pytest.mark.parametrize("damage", ["truncated", "binary", "incomplete", "a list", "another method",
+                                    "a non-finite number", "a negative count", "a seed's accuracy above 1"])
 def test_damaged_results_json_makes_a_finished_run_incomplete(smoke_out, tmp_path, damage):
     from mtl_meta.profiles import get_profile
     from mtl_meta.reproduce import resolve_tuned, select_trials
