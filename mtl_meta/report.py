@@ -15,12 +15,12 @@ from .core import MtlMetaError, atomic_write_bytes, atomic_write_text, inside, m
 # %% auto #0
 __all__ = ['PUBLISHED', 'METHOD_COLOURS', 'COMPARATOR', 'PLAIN_NAME', 'RESULT_FIELDS', 'REPORTS', 'method_order',
            'use_figure_style', 'log_x_axis', 'save_figure', 'epochs_at_last_rate', 'patience_after_cut',
-           'seed_interval', 'fewshot_table', 'cost_to_accuracy', 'cost_table', 'efficiency_curve', 'speedup_curve',
-           'efficiency_table', 'paper_comparison', 'method_colour', 't_interval', 'log_ratio_interval',
-           'paired_p_value', 'holm', 'best_on_validation', 'paired_table', 'paper_gaps', 'regime_table',
-           'report_regimes', 'check_results', 'read_results', 'timing_outliers', 'report_fewshot', 'report_taxonomy',
-           'report_sinusoid', 'report_efficiency', 'report_theory', 'write_figures_index', 'collect',
-           'theory_split_markdown']
+           'seed_interval', 'fewshot_table', 'cost_to_accuracy', 'update_time_csv', 'updates_to_accuracy',
+           'update_times', 'cost_table', 'efficiency_curve', 'speedup_curve', 'efficiency_table', 'paper_comparison',
+           'method_colour', 't_interval', 'log_ratio_interval', 'paired_p_value', 'holm', 'best_on_validation',
+           'paired_table', 'paper_gaps', 'regime_table', 'report_regimes', 'check_results', 'read_results',
+           'timing_outliers', 'report_fewshot', 'report_taxonomy', 'report_sinusoid', 'report_efficiency',
+           'report_theory', 'write_figures_index', 'collect', 'theory_split_markdown']
 
 # %% ../nbs/10b_report.ipynb #order001
 def method_order() -> tuple[str, ...]:
@@ -175,11 +175,44 @@ def cost_to_accuracy(history: list[dict], target: float) -> tuple[float, float]:
             return float(h.get("images", float("nan"))), float(h["seconds"])
     return float("inf"), float("inf")
 
+# %% ../nbs/10b_report.ipynb #bench002
+def update_time_csv() -> Path:
+    "Where `bench_update_time.py` writes its table in a clone: benchmarks/results/update-time.csv beside the package."
+    import mtl_meta
+    return Path(mtl_meta.__file__).resolve().parents[1] / "benchmarks" / "results" / "update-time.csv"
+
+def updates_to_accuracy(history: list[dict], target: float) -> float:
+    "Training updates (the history's `step`) at the first validation reaching `target` (inf if never)."
+    for h in history:
+        if h["val_acc"] == h["val_acc"] and h["val_acc"] >= target - 1e-12:
+            return float(h.get("step", float("nan")))
+    return float("inf")
+
+def update_times(path: str | Path | None = None) -> dict:
+    """{(method, 'WwKs'): {'ms', 'ms_lo', 'ms_hi', 'ratio', 'ratio_lo', 'ratio_hi'}}: the per-update milliseconds of each
+    method and setting with their 95% intervals, and the time ratio to MTL paired by round, from the first run in
+    `bench_update_time`'s CSV (default `update_time_csv()`); {} when there is no such file or it is not that table."""
+    import csv
+    import io
+    path = Path(path) if path is not None else update_time_csv()
+    try:
+        rows = list(csv.DictReader(io.StringIO(path.read_text())))
+        out = {}
+        for r in rows:
+            if r.get("run", "1") == "1":
+                out[(r["method"], r["setting"])] = {k: float(r[c]) for k, c in (
+                    ("ms", "ms_per_update"), ("ms_lo", "ms_lo95"), ("ms_hi", "ms_hi95"), ("ratio", "ratio"),
+                    ("ratio_lo", "ratio_lo95"), ("ratio_hi", "ratio_hi95"))}
+    except (OSError, UnicodeDecodeError, KeyError, ValueError, csv.Error):
+        return {}
+    return out if all(math.isfinite(v) and v > 0 for t in out.values() for v in t.values()) else {}
+
 # %% ../nbs/10b_report.ipynb #cccc0014-7
-def cost_table(results: list[dict]):
-    """Per setting and method: the cost (training images and seconds, mean over seeds) of first reaching the
-    best baseline's final validation accuracy (its best, mean over seeds), and that minus 1 point; ratios are the
-    method's over MTL's."""
+def cost_table(results: list[dict], times: dict | None = None):
+    """Per setting and method: the cost (training images, updates and seconds, mean over seeds) of first reaching
+    the best baseline's final validation accuracy (its best, mean over seeds), and that minus 1 point; ratios are
+    the method's over MTL's. With `times` (`update_times()`), the cost to the target minus 1 point is also priced
+    in benchmarked seconds (updates x the measured ms/update), its ratio to MTL's with the benchmark's interval."""
     import numpy as np
     import pandas as pd
     fs = [r for r in results if r.get("experiment") == "fewshot"]
@@ -200,16 +233,42 @@ def cost_table(results: list[dict]):
                 costs = [cost_to_accuracy(s["history"], target) for s in r["per_seed"]]
                 row[f"images_to_{label}"] = float(np.mean([c[0] for c in costs]))
                 row[f"seconds_to_{label}"] = float(np.mean([c[1] for c in costs]))
+                if times:
+                    row[f"updates_to_{label}"] = float(np.mean([updates_to_accuracy(s["history"], target)
+                                                                for s in r["per_seed"]]))
             row["target_val_acc"], row["target_from"] = 100 * baselines[best], best
             rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
         return df
+    if times:
+        df = _benchmarked_costs(df, times)
     for col in ("images_to_target_minus_1", "seconds_to_target_minus_1"):
         mtl = df[df.method == "mtl"].set_index(["dataset", "backbone", "ways", "shots"])[col]
         ref = np.array([mtl.get((row.dataset, row.backbone, row.ways, row.shots), np.nan) for _, row in df.iterrows()])
         with np.errstate(invalid="ignore", divide="ignore"):   # MTL never got there: no ratio (nan), never 0
             df[col.replace("_to_", "_ratio_to_")] = np.where(np.isinf(ref), np.nan, df[col].to_numpy(dtype=float) / ref)
+    return df
+
+# %% ../nbs/10b_report.ipynb #bench004
+def _benchmarked_costs(df, times: dict):
+    """`cost_table`'s rows with the cost to the target minus 1 point in benchmarked seconds (updates x ms/update,
+    lo/hi from the ms interval) and its ratio to MTL's (the updates' ratio x the benchmark's paired time ratio,
+    lo/hi from that ratio's interval); '-' where the benchmark lacks the method or the setting."""
+    import numpy as np
+    col = "updates_to_target_minus_1"
+    t = [times.get((row.method, f"{row.ways}w{row.shots}s")) for _, row in df.iterrows()]
+    ups = df[col].to_numpy(dtype=float)
+    for name, key in (("bench_seconds_to_target_minus_1", "ms"), ("bench_seconds_lo", "ms_lo"),
+                      ("bench_seconds_hi", "ms_hi")):
+        df[name] = [u * x[key] / 1000 if x else float("nan") for u, x in zip(ups, t)]
+    mtl = {(row.dataset, row.backbone, row.ways, row.shots): row[col] for _, row in df[df.method == "mtl"].iterrows()}
+    ref = np.array([mtl.get((row.dataset, row.backbone, row.ways, row.shots), np.nan) for _, row in df.iterrows()])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        updates_ratio = np.where(np.isinf(ref), np.nan, ups / ref)
+    for name, key in (("bench_seconds_ratio", "ratio"), ("bench_seconds_ratio_lo", "ratio_lo"),
+                      ("bench_seconds_ratio_hi", "ratio_hi")):
+        df[name] = [q * x[key] if x else float("nan") for q, x in zip(updates_ratio, t)]
     return df
 
 # %% ../nbs/10b_report.ipynb #cccc0014-8
@@ -972,10 +1031,11 @@ def _report_costs(results: list[dict], out: Path) -> None:
                      "training images (= updates) / wall-clock to get there over MTL's, geometric mean over the seeds "
                      "that both reached it, lo/hi the 95% t interval on the log scale (none below 2 seeds).\n\n")
         _plot_speedup_curve(curve, out)
-    cost = cost_table(results)
+    times = update_times()
+    cost = cost_table(results, times)
     if not cost.empty:
-        shown = cost.astype({c: object for c in cost.columns if c.startswith(("images_", "seconds_"))})
-        for c in (c for c in cost.columns if c.startswith(("images_", "seconds_"))):   # a cost never paid: 'never'
+        shown = cost.astype({c: object for c in cost.columns if c.startswith(("images_", "seconds_", "updates_", "bench_"))})
+        for c in (c for c in cost.columns if c.startswith(("images_", "seconds_", "updates_", "bench_"))):   # a cost never paid: 'never'
             shown[c] = ["never" if isinstance(v, float) and math.isinf(v) else "-" if v != v else v for v in cost[c]]
         _write_table(cost, out, "cost", "Cost to reach the best baseline's validation accuracy",
                      "target_val_acc: the best baseline's best validation accuracy at the end of its training (mean "
@@ -984,7 +1044,14 @@ def _report_costs(results: list[dict], out: Path) -> None:
                      "body and training wall-clock until the first validation at or above the target (minus 1 "
                      "point), mean over seeds (never: some seed never got there). *_ratio_*: the method's cost over "
                      "MTL's (above 1: MTL is cheaper; never: the method never got there; -: MTL never did, so there "
-                     "is no ratio).\n\n", shown=shown)
+                     "is no ratio)."
+                     + (" updates_to_*: training updates until then (mean over seeds). bench_seconds_to_target_minus_1 "
+                        "(lo, hi): those updates times the method's per-update time measured side by side on a quiet "
+                        "machine (benchmarks/results/update-time.csv, 95% interval), so it does not depend on what "
+                        "else ran during training; bench_seconds_ratio (lo, hi): its ratio to MTL's, the benchmark's "
+                        "paired time ratio times the updates' ratio (the interval is the benchmark's; the seeds' "
+                        "spread is in the per-seed tables)." if times else "")
+                     + "\n\n", shown=shown)
     curve = efficiency_curve(results)
     if not curve.empty:
         _write_table(curve, out, "efficiency-curve-runs", "MTL along its training against its speedup over "
