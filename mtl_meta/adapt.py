@@ -237,6 +237,7 @@ class EvalResult:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
+        "The result as a plain dict of its fields (the per-episode `accuracies` included), e.g. to write as JSON."
         return asdict(self)
 
     def __str__(self):

@@ -223,6 +223,7 @@ class EpochHooks:
         for h in self.hooks:
             h(trainer, row)
     def close(self) -> None:
+        "Close each hook that has a `close` method (a `TrainingLog`'s event file); the others need none."
         for h in self.hooks:
             if hasattr(h, "close"):
                 h.close()
@@ -244,6 +245,7 @@ class BudgetSnapshots:
             raise MtlMetaError(f"budgets must be positive numbers of training images, got {list(budgets)}")
 
     def path(self, budget: int) -> Path:
+        "The snapshot file of the budget of `budget` training images: `out_dir/budget-BUDGET.pt`."
         return self.out_dir / f"budget-{budget}.pt"
 
     def __call__(self, trainer, row: dict) -> None:

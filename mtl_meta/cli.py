@@ -325,6 +325,9 @@ def _parse_overrides(items: list[str] | None, flag: str = "--set") -> dict:
 
 # %% ../nbs/11_cli.ipynb #cccc0007-1
 def cmd_reproduce(args) -> int:
+    """Run `mtl-meta reproduce`; `args` is the parsed argparse namespace. Prints the profile's runs with `--list`,
+    else a line per finished run and what is complete and pending; returns the exit status (0; 1 when a run failed,
+    130 on Ctrl-C)."""
     from mtl_meta.profiles import default_out, get_profile, reproduce_command
     from mtl_meta.reproduce import Watch, reproduce
     from mtl_meta.sweep import Sweep
@@ -401,6 +404,8 @@ def _bar(args) -> bool:
 
 # %% ../nbs/11_cli.ipynb #cccc0009-2
 def cmd_train(args) -> int:
+    """Run `mtl-meta train`; `args` is the parsed argparse namespace. Trains into `--out` (with `--devices N`, on N
+    processes started with torchrun) and prints a one-line summary on the first process; returns the exit status."""
     from mtl_meta.api import DataOptions, ModelOptions, RunOptions, train
     from mtl_meta.distributed import distributed_env, launch, shutdown_distributed
     if args.devices > 1 and distributed_env()[2] == 1:
@@ -422,6 +427,8 @@ def cmd_train(args) -> int:
 
 # %% ../nbs/11_cli.ipynb #cccc0009-3
 def cmd_evaluate(args) -> int:
+    """Run `mtl-meta evaluate`; `args` is the parsed argparse namespace. Prints the checkpoint's few-shot accuracy
+    with its 95% confidence interval, as a sentence or (`--json`) one JSON object; returns the exit status (0)."""
     import json
     from dataclasses import fields
     from mtl_meta.api import EvalConfig, evaluate
@@ -457,6 +464,8 @@ def _add_predict(sub) -> None:
 
 # %% ../nbs/11_cli.ipynb #cccc290f-1
 def cmd_predict(args) -> int:
+    """Run `mtl-meta predict`; `args` is the parsed argparse namespace. Prints each query image's class and
+    probability (tab-separated, or JSON lines with `--json`), also as CSV to `--out`; returns the exit status (0)."""
     import csv
     import io
     import json
@@ -492,12 +501,16 @@ def _add_export(sub) -> None:
 
 # %% ../nbs/11_cli.ipynb #cccc290f-3
 def cmd_export(args) -> int:
+    """Run `mtl-meta export`; `args` is the parsed argparse namespace. Writes the checkpoint's body as a torch.export
+    file, prints its path and returns the exit status (0)."""
     from mtl_meta.api import export_body
     print(f"wrote {export_body(args.checkpoint, args.out)}")
     return 0
 
 # %% ../nbs/11_cli.ipynb #cccc000b
 def cmd_data_info(args) -> int:
+    """Run `mtl-meta data info`; `args` is the parsed argparse namespace. Prints a table of the data set's classes
+    and images per split and returns the exit status (0)."""
     from mtl_meta.data import describe_dataset
     rows = describe_dataset(args.dataset, data_root=args.data_root,
                             **(_parse_overrides(args.dataset_options, "--dataset-option") or {}))
@@ -511,6 +524,8 @@ def cmd_data_info(args) -> int:
 
 # %% ../nbs/11_cli.ipynb #cccc000b-1
 def cmd_data_download(args) -> int:
+    """Run `mtl-meta data download`; `args` is the parsed argparse namespace. Fetches the data set's official files
+    into the data root, prints where they went and returns the exit status (0)."""
     from mtl_meta.core import data_root
     from mtl_meta.data import download
     root = data_root(args.data_root)

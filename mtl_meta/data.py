@@ -138,6 +138,8 @@ def _is_folder_name(name) -> bool:
 
 # %% ../nbs/02_data.ipynb #cccc0005-4
 def dataset_info(name: str) -> DatasetInfo:
+    """The registered `DatasetInfo` of the data set `name` (an image folder's path gives the `imagefolder` record),
+    after loading the `$MTL_META_PLUGINS` modules if needed; an unknown name is a one-line `MtlMetaError`."""
     if _is_folder_name(name):
         name = "imagefolder"
     if name not in DATASETS:
@@ -512,6 +514,8 @@ def subsample_classes(data: FewShotSplit, per_class: int, seed: int) -> FewShotS
 
 # %% ../nbs/02_data.ipynb #cccc0011-3
 def load_omniglot_minimal(split: str, root: Path, image_size: int = 28, cache=None) -> FewShotSplit:
+    """The `split` of the two Omniglot minimal archives in `root/omniglot` (alphabets as `OMNIGLOT_MINIMAL_SPLIT`),
+    images `image_size` pixels square, checksums verified; decoded once into the cache folder `cache`."""
     folder = root / "omniglot"
     zips = [folder / n for n in OMNIGLOT_MINIMAL_ARCHIVES]
     if not all(z.is_file() for z in zips):
@@ -547,6 +551,8 @@ def _omniglot_from_folder(folder: Path, alphabets: list[str], size: int) -> FewS
 
 # %% ../nbs/02_data.ipynb #cccc0013-2
 def load_omniglot(split: str, root: Path, image_size: int = 28, cache=None) -> FewShotSplit:
+    """The `split` of full Omniglot in `root/omniglot-py` (folders or zips): test is the evaluation alphabets, val the
+    last 5 background ones, train the rest; images `image_size` pixels square, decoded once into the cache `cache`."""
     folder = root / "omniglot-py"
     part = "images_evaluation" if split == "test" else "images_background"
     src = folder / part
@@ -609,6 +615,8 @@ def _mini_from_pickle(path: Path, layout: str) -> FewShotSplit:
 
 # %% ../nbs/02_data.ipynb #cccc0015-1
 def load_mini_imagenet(split: str, root: Path, cache=None) -> FewShotSplit:
+    """The `split` of mini-ImageNet from its pickle in `root/mini-imagenet` (either layout of `MINI_IMAGENET_FILES`),
+    decoded once into the cache folder `cache`; a missing pickle is a one-line `MtlMetaError`."""
     folder = root / "mini-imagenet"
     for layout, files in MINI_IMAGENET_FILES.items():
         path = folder / files[split]
@@ -647,6 +655,8 @@ def _tiered_build(img_path: Path, lab_path: Path) -> FewShotSplit:
 
 # %% ../nbs/02_data.ipynb #cccc0017-1
 def load_tiered_imagenet(split: str, root: Path, cache=None) -> FewShotSplit:
+    """The `split` of tiered-ImageNet from its images (`.npz` or PNG pickle) and labels pickle in
+    `root/tiered-imagenet`, decoded once into the cache folder `cache`; missing files are a one-line `MtlMetaError`."""
     folder = root / "tiered-imagenet"
     lab = folder / f"{split}_labels.pkl"
     for img in (folder / f"{split}_images.npz", folder / f"{split}_images_png.pkl"):
@@ -716,6 +726,8 @@ def _cifar_split(name: str, split: str, folder: Path) -> FewShotSplit:
 
 # %% ../nbs/02_data.ipynb #cccc0019-2
 def load_cifar(name: str, split: str, root: Path, cache=None) -> FewShotSplit:
+    """The `split` of the CIFAR-100 few-shot data set `name` ('cifar-fs' or 'fc100') from the python version of
+    CIFAR-100 in `root/cifar-100-python`, decoded once into the cache folder `cache`."""
     folder = root / "cifar-100-python"
     files = [folder / f for f in ("train", "test", "meta")]
     if not all(f.is_file() for f in files):
@@ -1112,6 +1124,7 @@ class SharedRepresentationTasks:
         self.in_dim, self.rep_dim, self.noise = in_dim, rep_dim, noise
 
     def features(self, x: np.ndarray) -> np.ndarray:
+        "The shared representation relu(x A) / sqrt(rep_dim) of inputs x (..., in_dim): an array (..., rep_dim)."
         return np.maximum(x @ self.A, 0) / math.sqrt(self.rep_dim)
 
     def sample(self, n_tasks: int, n_points: int, rng: np.random.Generator | int = 0):

@@ -46,6 +46,7 @@ def init_distributed(device: str = "cpu", timeout_s: float = 600) -> tuple[int, 
 
 # %% ../nbs/13_distributed.ipynb #cccc0004-2
 def shutdown_distributed() -> None:
+    "Destroy the default process group if one is initialised; nothing happens otherwise."
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 

@@ -122,6 +122,7 @@ class Episode:
         return torch.gather(self.classes, -1, labels)
 
     def to(self, device, non_blocking: bool = False) -> "Episode":
+        "A copy of the episode with every tensor moved to `device` (`non_blocking` as in `Tensor.to`)."
         return replace(self, **{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
                                 for f in fields(self)})
 
@@ -272,6 +273,7 @@ class EpisodeSampler:
                 "has_uint32": int(st["has_uint32"]), "uinteger": int(st["uinteger"])}
 
     def load_state_dict(self, d: dict) -> None:
+        "Restore the generator state `d` saved by `state_dict`: the episodes that followed then follow again."
         self.rng.bit_generator.state = {"bit_generator": "PCG64",
                                         "state": {"state": int(d["state"]), "inc": int(d["inc"])},
                                         "has_uint32": int(d["has_uint32"]), "uinteger": int(d["uinteger"])}
@@ -317,9 +319,11 @@ class MetaBatchSampler:
         return self.slots[0].sample()
 
     def state_dict(self) -> dict:
+        "The seed and the generator state of every stream (`EpisodeSampler.state_dict`), for a checkpoint."
         return {"seed": self.seed, "slots": [s.state_dict() for s in self.slots]}
 
     def load_state_dict(self, d: dict) -> None:
+        "Restore every stream from `d`, saved by `state_dict`; a sampler with another number of streams is refused."
         if len(d["slots"]) != len(self.slots):
             raise MtlMetaError(f"the saved sampler has {len(d['slots'])} episode streams, this one {len(self.slots)}")
         for s, st in zip(self.slots, d["slots"]):

@@ -154,6 +154,7 @@ class MAML(GradientStepLearner):
         self.head = nn.Linear(self.dim, ways)
 
     def forward(self, x: Tensor) -> Tensor:
+        "Logits (n, ways) of images `x` under the whole network, head on body, at its current parameters."
         return self.head(self.body(x))
 
     def adapt(self, x: Tensor, y: Tensor, steps: int) -> tuple[dict, dict]:
@@ -170,6 +171,7 @@ class MAML(GradientStepLearner):
         return sgd_steps(support_loss, params, self.inner_lr, steps, self.first_order, step_buffers), buffers
 
     def query_logits(self, episode: Episode) -> Tensor:
+        "Logits (n_query, ways) of the query images under the network adapted by `adapt` on the support set."
         steps = self.steps_for(episode)
         params, buffers = self.adapt(episode.support, episode.support_labels, steps)
         return functional_call(self, (params, buffers if steps == 0 else _copy_buffers(buffers)), (episode.query,))
@@ -218,6 +220,7 @@ class ANIL(GradientStepLearner):
         return head["weight"], head["bias"]
 
     def query_logits(self, episode: Episode) -> Tensor:
+        "Logits (n_query, ways) of the query features under the head adapted by `adapt_head` on the support features."
         steps = self.steps_for(episode)
         zs, zq = self.body(episode.support), self.body(episode.query)
         w, b = self.adapt_head(zs, episode.support_labels, steps)
@@ -273,6 +276,7 @@ class R2D2(MetaLearner):
         return self.body(episode.support), self.body(episode.query)
 
     def query_logits(self, episode: Episode) -> Tensor:
+        "Logits (n_query, ways): a * (z_q W) + c with W the ridge head solved on the support features (in float32+)."
         zs, zq = self._embed(episode)
         with torch.autocast(zs.device.type, enabled=False):
             dt = _solver_dtype(zs)
@@ -411,6 +415,7 @@ class MetaOptNetSVM(MetaLearner):
         self.scale = nn.Parameter(torch.tensor(float(scale)))
 
     def query_logits(self, episode: Episode) -> Tensor:
+        "Logits (n_query, ways): the scaled scores of the Crammer-Singer SVM fitted to the support features."
         zs, zq = self.body(episode.support), self.body(episode.query)
         with torch.autocast(zs.device.type, enabled=False):
             alpha = crammer_singer_svm(zs, episode.support_labels, episode.ways, self.C, self.jitter, self.max_iter)
@@ -438,6 +443,7 @@ class ProtoNet(MetaLearner):
         return (onehot.T @ z) / onehot.sum(0)[:, None]
 
     def query_logits(self, episode: Episode) -> Tensor:
+        "Logits (n_query, ways): negative squared distances of the query features to the support class means."
         z = self.body(torch.cat([episode.support, episode.query]))
         zs, zq = z[: len(episode.support)], z[len(episode.support):]
         c = self.prototypes(zs, episode.support_labels, episode.ways)

@@ -104,6 +104,7 @@ class EventWriter:
         self._write(_event(time.time() if wall_time is None else wall_time, step=step, scalars=values))
 
     def close(self):
+        "Close the event file, if one was opened (it is made at the first point)."
         if self._f is not None:
             self._f.close()
 
@@ -177,5 +178,6 @@ class TrainingLog:
                 "seconds/wall": round(full["wall_time"] - self._t0, 3)}, wall_time=full["wall_time"])
 
     def close(self):
+        "Close the TensorBoard event file, if any; `history.csv` needs no closing (each row is written and flushed)."
         if self.writer is not None:
             self.writer.close()

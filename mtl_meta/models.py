@@ -41,6 +41,8 @@ class DropBlock(nn.Module):
         self.drop_rate, self.block_size = drop_rate, block_size
 
     def forward(self, x: Tensor, drop_rate: float | None = None) -> Tensor:
+        """Feature maps `x` (n, c, h, w) with random square blocks zeroed at rate `drop_rate` (None: the module's)
+        and the rest scaled up to keep the mean; `x` itself in eval mode or at rate 0."""
         p = self.drop_rate if drop_rate is None else drop_rate
         if not self.training or p <= 0:
             return x
@@ -68,6 +70,7 @@ class ResBlock12(nn.Module):
         self.rate_scale = 1.0   # DropBlock warm-up factor in [0, 1], set by the network
 
     def forward(self, x: Tensor) -> Tensor:
+        "The block's output for feature maps `x` (n, cin, h, w): (n, cout, h/2, w/2), after dropout or DropBlock."
         act = lambda t: F.leaky_relu(t, 0.1)
         out = act(self.bn1(self.conv1(x)))
         out = act(self.bn2(self.conv2(out)))
@@ -104,6 +107,7 @@ class ResNet12(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="leaky_relu")
 
     def forward(self, x: Tensor) -> Tensor:
+        "Features (n, out_dim) of images `x` (n, C, H, W); a training pass also advances the DropBlock warm-up."
         if self.training and self.dropblock_warmup:
             self.forward_passes += 1
             scale = min(1.0, float(self.forward_passes) / self.dropblock_warmup)
@@ -127,6 +131,7 @@ class MLP(nn.Sequential):
 class L2Normalize(nn.Module):
     "Scale each feature vector to unit Euclidean norm (the paper normalises features except on FC100)."
     def forward(self, x: Tensor) -> Tensor:
+        "`x` with each vector along its last dimension scaled to unit Euclidean norm."
         return F.normalize(x, dim=-1)
 
 # %% ../nbs/05_models.ipynb #cccc000c
@@ -137,6 +142,7 @@ BACKBONES = {
 }
 
 def count_parameters(module: nn.Module) -> int:
+    "The number of parameter entries of `module`, trainable or frozen."
     return sum(p.numel() for p in module.parameters())
 
 # %% ../nbs/05_models.ipynb #cccc000c-1

@@ -31,8 +31,8 @@ class HeadBank(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        # Kaiming-uniform as for an nn.Linear(dim, n_classes), then scaled by sqrt(n_classes / ways)
-        # as in the reference implementation. Biases start at zero.
+        """Draw the weights Kaiming-uniform as for an `nn.Linear(dim, n_classes)`, then scale them by
+        sqrt(n_classes / ways) as in the reference implementation; biases start at zero."""
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         with torch.no_grad():
             self.weight.mul_(math.sqrt(self.n_classes / self.ways))
@@ -46,7 +46,9 @@ class HeadBank(nn.Module):
             logits = logits + self.bias[classes].unsqueeze(-2)
         return logits
 
-    def extra_repr(self): return f"n_classes={self.n_classes}, dim={self.dim}, bias={self.bias is not None}"
+    def extra_repr(self):
+        "What the module's repr shows besides its parameters: `n_classes`, `dim` and whether there are biases."
+        return f"n_classes={self.n_classes}, dim={self.dim}, bias={self.bias is not None}"
 
 # %% ../nbs/08_mtl.ipynb #cccc0009
 class MTL(Algorithm):
@@ -141,6 +143,7 @@ class MTLTaskHeads(Algorithm):
         return [self.weight, self.bias]
 
     def task_of(self, classes: Tensor) -> int:
+        "The index in the pool of the task whose classes are `classes` (ways,); classes of no pool task are refused."
         key = tuple(int(c) for c in classes.tolist())
         if key not in self.index:
             raise MtlMetaError(f"episode classes {key} are not a task of the pool; sample training episodes with "

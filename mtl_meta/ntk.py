@@ -316,12 +316,15 @@ class CentredMLP(torch.nn.Module):
         self.init_heads = self.heads.detach().clone()
 
     def hidden(self, x, Ws=None):
+        "The last hidden layer's features (n, width) of inputs `x` (n, in_dim), under `Ws` (None: the current weights)."
         h = x
         for W in (Ws if Ws is not None else self.Ws):
             h = torch.relu(h @ W.T * math.sqrt(2.0 / W.shape[1]))
         return h
 
     def raw(self, x, task=None, Ws=None, heads=None):
+        """The uncentred outputs (n,): each point's readout, head `task[j]` (None: the first head), on its hidden
+        features, over sqrt(width); `Ws` and `heads` replace the current weights and heads."""
         h = self.hidden(x, Ws)
         hd = self.heads if heads is None else heads
         w = hd[task] if task is not None else hd[0].expand(len(x), -1)

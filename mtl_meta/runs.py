@@ -41,6 +41,7 @@ class Run:
                 "datasets": list(self.datasets), "profile": self.recorded_as or profile}
 
     def config_hash(self, profile: str) -> str:
+        "The first 16 hex digits of the SHA-256 of `config(profile)`: a run is complete only under the same hash."
         blob = json.dumps(self.config(profile), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -98,10 +99,14 @@ def code_version(outputs: Sequence[str | Path] = ()) -> dict:
     return info
 
 # %% ../nbs/10c_runs.ipynb #cccc000d-4
-def run_dir(out: Path, run: Run) -> Path: return Path(out) / "runs" / run.name
+def run_dir(out: Path, run: Run) -> Path:
+    "The folder of `run`'s outputs in the output folder `out`: `out/runs/NAME`."
+    return Path(out) / "runs" / run.name
 
 # %% ../nbs/10c_runs.ipynb #cccc000d-5
-def record_path(out: Path, run: Run) -> Path: return run_dir(out, run) / "run.json"
+def record_path(out: Path, run: Run) -> Path:
+    "The path of `run`'s record in `out`, `run.json` in its folder: configuration, status, seconds and code version."
+    return run_dir(out, run) / "run.json"
 
 # %% ../nbs/10c_runs.ipynb #cccc000d-6
 def read_record(path: Path) -> dict | None:

@@ -251,13 +251,17 @@ def _submitit_executor(kind: str, folder: Path, options: dict | None):
     return ex
 
 # %% ../nbs/15_sweep.ipynb #sweep0101
+def _no_estimate(run: Run) -> float | None:
+    "The expected seconds of `run`: this default of `Deadline.estimate` knows none (None), so any run may start."
+    return None
+
 @dataclass(frozen=True)
 class Deadline:
     """When a time-limited reproduction stops: no run starts that is not expected to end by `at`, and runs still
     going at `at` stop (keeping their checkpoints). `estimate` gives a run's expected seconds (None: unknown,
     and a run without an estimate starts while any time is left)."""
     at: float                                                   # a time.time()
-    estimate: Callable[[Run], float | None] = lambda run: None
+    estimate: Callable[[Run], float | None] = _no_estimate
 
     def left(self) -> float:
         "Seconds until the deadline (negative once it has passed)."

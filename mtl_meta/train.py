@@ -628,6 +628,8 @@ def validate(self: Trainer) -> float:
 # %% ../nbs/07_train.ipynb #cccc0012i
 @patch
 def state_dict(self: Trainer) -> dict:
+    """Everything a resumed run needs, as a checkpoint's payload: the states of the model, optimiser, scheduler,
+    scaler, training sampler and random generators, the `TrainState`, the best body, config and metadata."""
     return {"algorithm": self.algorithm.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
             "train_sampler": self._train_sampler_state(), "rng": rng_state(),
@@ -638,6 +640,8 @@ def state_dict(self: Trainer) -> dict:
 # %% ../nbs/07_train.ipynb #cccc0012i-1
 @patch
 def load_state_dict(self: Trainer, ckpt: dict) -> None:
+    """Resume from the checkpoint payload `ckpt` (written from `state_dict`); a checkpoint of another run, or one
+    whose saved state does not fit this run, is a one-line `MtlMetaError`."""
     where = self.checkpoint_path or "the checkpoint"
     conflicts = identity_conflicts(run_identity(ckpt.get("metadata"), ckpt.get("config")),
                                    run_identity(self.metadata, self.config))
