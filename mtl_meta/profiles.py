@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Sequence
 
 from .core import MtlMetaError
+from .report import REGIME_METHODS, REGIME_REFERENCE, reproduce_command
 from .runs import Run, experiments_dir
 
 # %% auto #0
-__all__ = ['REGIME_METHODS', 'REGIME_BUDGETS', 'REGIME_REFERENCE', 'REGIME_AXES', 'TUNING_FROM', 'TUNED_BY', 'FROZEN_PROFILES',
-           'PAPER_DATASETS', 'PROFILES', 'TEST_SEED_OFFSET', 'compared_methods', 'setting_key', 'split_trial',
-           'fewshot_runs', 'tune_runs', 'default_out', 'regime_runs', 'get_profile', 'reproduce_command']
+__all__ = ['REGIME_BUDGETS', 'REGIME_AXES', 'TUNING_FROM', 'TUNED_BY', 'FROZEN_PROFILES', 'PAPER_DATASETS', 'PROFILES',
+           'TEST_SEED_OFFSET', 'compared_methods', 'setting_key', 'split_trial', 'fewshot_runs', 'tune_runs',
+           'default_out', 'regime_runs', 'get_profile']
 
 # %% ../nbs/10a_profiles.ipynb #cccc0007
 def compared_methods() -> tuple[str, ...]:
@@ -122,9 +123,8 @@ _CPU_MORE_SEEDS = {"mtl": [0, 1, 2, 3, 4], "metaoptnet-svm": [0, 1, 2, 3, 4]}
 # Conv-4 with 64 channels), with the cpu profile's 5-way 1-shot tuning carried over (the same rule for every method
 # and axis: no re-tuning, a cut that saves about 20 trials per level). The cpu runs are the reference level of
 # every axis, and the budget axis is read from them: their bodies at fixed budgets of training images.
-REGIME_METHODS = ("mtl", "metaoptnet-svm", "metaoptnet-rr", "protonet")
+# REGIME_METHODS and REGIME_REFERENCE live in `report`, whose regime table they lay out (imported above).
 REGIME_BUDGETS = [30_000, 100_000, 300_000]
-REGIME_REFERENCE = {"images": 20, "classes": 612, "capacity": 64}
 REGIME_AXES = {   # axis -> (level, the fewshot parameters that make it; "queries": the training episodes' queries)
     # 5 images per class cannot fill 1 + 5 images per class of an episode: 4 queries there (every image of a class)
     "images": [(5, {"train_images_per_class": 5, "queries": 4}), (10, {"train_images_per_class": 10})],
@@ -306,18 +306,3 @@ def get_profile(name: str, only: Sequence[str] | None = None) -> list[Run]:
 
 # %% ../nbs/10a_profiles.ipynb #tseed002
 TEST_SEED_OFFSET = 10_000   # the test episodes of seed s are drawn with seed TEST_SEED_OFFSET + s
-
-# %% ../nbs/10a_profiles.ipynb #cccc2408
-def reproduce_command(profile: str, out: str | Path, only: Sequence[str] | None = None, force: bool = False,
-                      overrides: Sequence[str] | None = None) -> str:
-    """The `mtl-meta reproduce` command line that runs `profile` into `out`: only the runs `only` when given,
-    again with `force`, with the `--set KEY=VALUE` items `overrides`."""
-    words = ["mtl-meta reproduce --profile", str(profile)]
-    if only:
-        words += ["--only", *only]
-    if force:
-        words.append("--force")
-    words += ["--out", str(out)]
-    if overrides:
-        words += ["--set", *overrides]
-    return " ".join(words)

@@ -8,25 +8,27 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from .core import MtlMetaError, atomic_write_bytes, atomic_write_text, inside, markdown_table, read_json
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'METHOD_COLOURS', 'COMPARATOR', 'PLAIN_NAME', 'RESULT_FIELDS', 'REPORTS', 'method_order',
-           'use_figure_style', 'log_x_axis', 'save_figure', 'epochs_at_last_rate', 'patience_after_cut',
-           'seed_interval', 'fewshot_table', 'cost_to_accuracy', 'update_time_csv', 'updates_to_accuracy',
-           'update_times', 'cost_table', 'efficiency_curve', 'speedup_curve', 'efficiency_table', 'paper_comparison',
-           'method_colour', 't_interval', 'log_ratio_interval', 'paired_p_value', 'holm', 'best_on_validation',
-           'paired_table', 'paper_gaps', 'regime_table', 'report_regimes', 'check_results', 'read_results',
-           'timing_outliers', 'report_fewshot', 'report_taxonomy', 'report_sinusoid', 'report_efficiency',
-           'report_theory', 'write_figures_index', 'collect', 'theory_split_markdown']
+__all__ = ['PUBLISHED', 'METHOD_COLOURS', 'COMPARATOR', 'REGIME_METHODS', 'REGIME_REFERENCE', 'PLAIN_NAME', 'RESULT_FIELDS',
+           'REPORTS', 'method_order', 'use_figure_style', 'log_x_axis', 'save_figure', 'epochs_at_last_rate',
+           'patience_after_cut', 'seed_interval', 'fewshot_table', 'cost_to_accuracy', 'update_time_csv',
+           'updates_to_accuracy', 'update_times', 'cost_table', 'efficiency_curve', 'speedup_curve', 'efficiency_table',
+           'paper_comparison', 'method_colour', 't_interval', 'log_ratio_interval', 'paired_p_value', 'holm',
+           'best_on_validation', 'paired_table', 'paper_gaps', 'regime_table', 'report_regimes', 'check_results',
+           'read_results', 'timing_outliers', 'report_fewshot', 'report_taxonomy', 'report_sinusoid',
+           'report_efficiency', 'report_theory', 'reproduce_command', 'write_figures_index', 'collect',
+           'theory_split_markdown']
 
 # %% ../nbs/10b_report.ipynb #order001
 def method_order() -> tuple[str, ...]:
-    """The compared methods in registry order, the order of every table's rows and of the colours; read when
-    called, so this module loads without the algorithms (or torch)."""
-    from mtl_meta.profiles import compared_methods
+    """The compared methods in registry order, the order of every table's rows and of the colours: the method
+    registry's own (`gbml.compared_methods`), read when called, so this module loads without the algorithms (or
+    torch) and imports nothing above it (not the profiles, which import the runs, which import this module)."""
+    from mtl_meta.gbml import compared_methods
     return compared_methods()
 
 # %% ../nbs/10b_report.ipynb #cccc0011
@@ -728,11 +730,16 @@ def paper_gaps(paired, comparator: str = COMPARATOR):
                          "error_ratio_hi": r.error_ratio_hi})
     return pd.DataFrame(rows)
 
+# %% ../nbs/10b_report.ipynb #regm0001a
+# The regime map's layout (issue 28): MTL, the comparator and the strongest and cheapest last-layer learners of the
+# table, and the cpu profile's setting, which is every axis's reference level. `profiles` builds the runs from them.
+REGIME_METHODS = ("mtl", "metaoptnet-svm", "metaoptnet-rr", "protonet")
+REGIME_REFERENCE = {"images": 20, "classes": 612, "capacity": 64}
+
 # %% ../nbs/10b_report.ipynb #regm0002
 def _regime_cells(results: list[dict]) -> dict:
     """{(axis, level): {method: run}} from the regime runs and the reference runs (the `cpu` profile's 5-way
     1-shot runs of the regime's methods), the latter at the reference level of every axis of the map."""
-    from mtl_meta.profiles import REGIME_METHODS, REGIME_REFERENCE
     cells: dict = {}
     for r in results:
         if r.get("experiment") not in ("fewshot", "pending") or r.get("method") not in REGIME_METHODS:
@@ -1163,13 +1170,27 @@ def report_theory(results: list[dict], out: Path) -> None:
 
 REPORTS = (report_fewshot, report_regimes, report_taxonomy, report_sinusoid, report_efficiency, report_theory)
 
+# %% ../nbs/10b_report.ipynb #cmd00001
+def reproduce_command(profile: str, out: str | Path, only: Sequence[str] | None = None, force: bool = False,
+                      overrides: Sequence[str] | None = None) -> str:
+    """The `mtl-meta reproduce` command line that runs `profile` into `out`: only the runs `only` when given,
+    again with `force`, with the `--set KEY=VALUE` items `overrides`."""
+    words = ["mtl-meta reproduce --profile", str(profile)]
+    if only:
+        words += ["--only", *only]
+    if force:
+        words.append("--force")
+    words += ["--out", str(out)]
+    if overrides:
+        words += ["--set", *overrides]
+    return " ".join(words)
+
 # %% ../nbs/10b_report.ipynb #cccc0014b-7
 def write_figures_index(out: Path, results: list[dict], runs: Iterable[str] | None = None,
                         profile: str | None = None) -> None:
     """`FIGURES.md`: every figure (PNG and PDF) with what drew it and the command that redraws it (with
     `profile`, the profile being reproduced; else the one each run's record names)."""
     import shutil
-    from mtl_meta.profiles import reproduce_command
     made = []   # (figure stem, what drew it, the command that redraws it)
     profiles = {}
     for f in (folder / "run.json" for folder in _run_folders(out, runs)):

@@ -9,14 +9,17 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mtl_meta"
 
 
 def _module_imports(path: Path) -> set[str]:
-    "The mtl_meta modules `path` imports when it is loaded (module-level statements, not imports inside functions)."
+    """The mtl_meta modules `path` imports, at module level or inside any function (a lazy import still ties the
+    modules together: a circle through one is a circle)."""
     found = set()
-    for node in ast.parse(path.read_text()).body:
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             if node.level == 1:   # from .x import y / from . import x
                 found |= {node.module} if node.module else {a.name for a in node.names}
             elif node.module and node.module.startswith("mtl_meta."):
                 found.add(node.module.split(".")[1])
+            elif node.module == "mtl_meta":   # from mtl_meta import gbml
+                found |= {a.name for a in node.names}
         elif isinstance(node, ast.Import):
             found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("mtl_meta.")}
     return found - {"_modidx"}
