@@ -542,6 +542,67 @@ def _one_line_warnings() -> None:
         print(f"mtl-meta: warning: {' '.join(str(message).split())}", file=sys.stderr)
     warnings.showwarning = show
 
+# %% ../nbs/11_cli.ipynb #help0001
+def _help_texts(parser: argparse.ArgumentParser, words: tuple = ()) -> dict[str, str]:
+    "Every subcommand's help text by its words ('train', 'data info'), read from a built parser."
+    out = {" ".join(words): parser.format_help()} if words else {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out.update(_help_texts(sub, words + (name,)))
+    return out
+
+def _help_cache() -> Path:
+    """Where the subcommands' help texts are kept, under a key that changes with anything that changes them: the
+    package's files, the plugin modules ($MTL_META_PLUGINS and their files) and the terminal's width."""
+    import hashlib
+    import importlib.util
+    import shutil
+    from mtl_meta.core import cache_dir
+    parts = [mtl_meta.__version__, str(shutil.get_terminal_size().columns), os.environ.get("MTL_META_PLUGINS", "")]
+    files = sorted(Path(mtl_meta.__file__).parent.glob("*.py"))
+    for name in filter(None, (n.strip() for n in os.environ.get("MTL_META_PLUGINS", "").split(","))):
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.origin:
+            files.append(Path(spec.origin))
+    for f in files:
+        try:
+            st = f.stat()
+            parts.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{f}:missing")
+    return cache_dir() / f"cli-help-{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:16]}.json"
+
+def _cached_help(argv: list[str]) -> bool:
+    """Print a subcommand's help from the cache when `argv` only asks for it (`train --help`, `data info -h`), so
+    it answers without importing torch; False when it is not cached yet (the full parser then answers, and keeps
+    every help text for next time) or when `argv` asks for more."""
+    import json
+    if not argv or argv[-1] not in ("-h", "--help") or any(a.startswith("-") for a in argv[:-1]):
+        return False
+    try:
+        texts = json.loads(_help_cache().read_text())
+    except (OSError, ValueError):
+        return False
+    text = texts.get(" ".join(argv[:-1])) if isinstance(texts, dict) else None
+    if not isinstance(text, str):
+        return False
+    sys.stdout.write(text)
+    return True
+
+def _keep_help(parser: argparse.ArgumentParser) -> None:
+    "Store every subcommand's help text for `_cached_help` (once per key; a cache that cannot be written is skipped)."
+    from mtl_meta.core import atomic_write_json
+    path = _help_cache()
+    if not path.exists():
+        try:
+            atomic_write_json(path, _help_texts(parser))
+        except (OSError, MtlMetaError):
+            pass
+
 # %% ../nbs/11_cli.ipynb #stop0003
 def _stopping() -> None:
     """Once a Ctrl-C is being handled, further ones are ignored: the tool is already ending (the running runs were
@@ -562,11 +623,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(args_list)
         parser.print_help(sys.stderr)
         return 2
+    if _cached_help(args_list):   # `mtl-meta train --help` without importing torch, once it has been asked before
+        return 0
     try:
         parser = build_parser()   # reads the method registry, which loads the user's plugin modules
     except MtlMetaError as e:
         print(f"mtl-meta: error: {e}", file=sys.stderr)
         return 2
+    _keep_help(parser)
     from mtl_meta.gbml import PLUGIN_ERROR
     given = list(sys.argv[1:] if argv is None else argv)
     if PLUGIN_ERROR is not None:   # a broken plugin: the top-level help and version still answer, nothing else runs

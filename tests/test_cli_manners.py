@@ -104,3 +104,24 @@ def test_own_backbone_by_import_path_through_every_command(run_cli, tmp_path):
     r = run_cli("train", "--method", "mtl", "--backbone", "my_nets:nothing", *common, "--out", str(tmp_path / "x"),
                 cwd=tmp_path, env=env)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot load backbone 'my_nets:nothing'" in r.stderr
+
+
+def test_subcommand_help_is_kept_and_answers_without_torch(tmp_path):
+    import subprocess
+    import sys
+    env = {**os.environ, "MTL_META_CACHE": str(tmp_path / "cache"), "COLUMNS": "100"}
+    probe = ("import sys; from mtl_meta.cli import main\n"
+             "try:\n    rc = main(sys.argv[1:])\nexcept SystemExit as e:\n    rc = e.code\n"
+             "print('torch' in sys.modules, rc, file=sys.stderr)")
+    run = lambda *a: subprocess.run([sys.executable, "-c", probe, *a], capture_output=True, text=True, env=env,
+                                    timeout=300)
+    first, second = run("train", "--help"), run("train", "--help")   # built once, then kept
+    assert first.stderr.split()[-2:] == ["True", "0"] and second.stderr.split()[-2:] == ["False", "0"]
+    assert second.stdout == first.stdout and "--method NAME" in second.stdout
+    nested = run("data", "info", "--help")
+    assert nested.stderr.split()[-2:] == ["False", "0"] and "--dataset-option" in nested.stdout
+    # another width, or plugins, is another key: built again, never a text formatted for something else
+    env["COLUMNS"] = "60"
+    assert run("train", "--help").stderr.split()[-2:] == ["True", "0"]
+    # anything beyond a bare help request goes to the full parser
+    assert run("train", "--epochs", "3", "--help").stderr.split()[-2:] == ["True", "0"]
