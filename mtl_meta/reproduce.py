@@ -24,8 +24,8 @@ from .runs import (Run, RunResult, code_version, experiments_dir, is_complete, r
 
 # %% auto #0
 __all__ = ['EXPERIMENT_ONLY', 'NOTEBOOK_EXTRA', 'grid_edges', 'edge_trials', 'select_trials', 'extension_frontier',
-           'resolve_tuned', 'with_overrides', 'check_overrides', 'Watch', 'check_notebook_extra', 'reproduce',
-           'progress', 'write_progress', 'expected_seconds', 'write_summary']
+           'resolve_tuned', 'with_overrides', 'check_overrides', 'check_train_config', 'Watch', 'check_notebook_extra',
+           'reproduce', 'progress', 'write_progress', 'expected_seconds', 'write_summary']
 
 # %% ../nbs/10_reproduce.ipynb #edge0002
 def grid_edges(rows: list[dict], selected: dict) -> dict:
@@ -239,6 +239,20 @@ def check_overrides(runs: Sequence[Run], overrides: dict) -> None:
         raise MtlMetaError(f"--set {', '.join(map(repr, unknown))}: not a parameter of any run of this profile nor a "
                            f"training setting; see `mtl-meta reproduce --list` and `mtl-meta train --help` for the names")
 
+# %% ../nbs/10_reproduce.ipynb #tcfg0001
+def check_train_config(run: Run) -> None:
+    """A one-line `MtlMetaError` naming `run` when its training settings (its `train_config`, profile values and
+    `--set` overrides together) are not a valid `TrainConfig`: the same declaration, types and ranges as
+    `mtl-meta train` and `api.train` check, applied before any run starts."""
+    config = (run.parameters or {}).get("train_config")
+    if config is None:
+        return
+    from mtl_meta.train import TrainConfig
+    try:
+        TrainConfig.from_dict(dict(config))
+    except MtlMetaError as e:
+        raise MtlMetaError(f"run {run.name}: {e}") from None
+
 # %% ../nbs/10_reproduce.ipynb #cccc000f-d4
 @dataclass(frozen=True)
 class Watch:
@@ -358,9 +372,10 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
         every = [with_overrides(r, overrides) for r in every]
     chosen = {r.name for r in get_profile(profile, only)}
     runs = [r for r in every if r.name in chosen]
-    for r in runs:   # a value of the wrong type stops here, before any run starts
+    for r in runs:   # a value of the wrong type or range stops here, before any folder is made or any run starts
         if r.parameters:
             check_run_parameters(experiments_dir() / r.notebook, r.parameters, where=f"run {r.name}", allow_unknown=True)
+            check_train_config(r)
     out = Path(out)
     frozen = FROZEN_PROFILES.get(profile)
     report_only = _check_mode(profile, out, runs, sweep, force or bool(overrides))

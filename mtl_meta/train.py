@@ -38,6 +38,27 @@ def _option(default, doc: str, choices: tuple | None = None):
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}   # TrainConfig.amp: name -> autocast dtype
 
+# %% ../nbs/07_train.ipynb #type0001
+_FIELD_KINDS = {"int": ((int,), "a whole number"), "float": ((int, float), "a number"), "str": ((str,), "text"),
+                "bool": ((bool,), "true or false")}
+
+def _check_field_types(record) -> None:
+    """A one-line `MtlMetaError` for the first field of the dataclass `record` whose value is not of its declared
+    type (`int`, `float`, `str`, `bool`, each optionally `| None`); a bool is no number, an int is a float."""
+    for f in fields(record):
+        ann = str(f.type).replace(" ", "")
+        optional = ann.endswith("|None")
+        base = ann[:-len("|None")] if optional else ann
+        if base not in _FIELD_KINDS:
+            continue
+        value = getattr(record, f.name)
+        if value is None and optional:
+            continue
+        kinds, said = _FIELD_KINDS[base]
+        if not isinstance(value, kinds) or (base != "bool" and isinstance(value, bool)):
+            raise MtlMetaError(f"{f.name} must be {said}{' (or unset)' if optional else ''}, got "
+                               f"{type(value).__name__} {str(value)[:40]!r}")
+
 # %% ../nbs/07_train.ipynb #cccc0008-1
 @dataclass
 class TrainConfig:
@@ -78,6 +99,7 @@ class TrainConfig:
                                    "results may differ in the last bits")
 
     def __post_init__(self):
+        _check_field_types(self)   # the declared type of every field first: a '3' or a True is not a count
         for name in ("ways", "shots", "meta_batch_size", "epochs", "episodes_per_epoch", "val_episodes"):
             if getattr(self, name) < 1:
                 raise MtlMetaError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -1122,3 +1122,24 @@ def test_a_second_ctrl_c_ends_at_once_and_everything_resumes(run_cli, omniglot_r
     assert _tagged_processes(tag) == []
     r = run_cli(*args)
     assert r.returncode == 0 and "2 of 2 runs complete" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize("setting, says", [("lr=nan", "lr must be a number, got str 'nan'"),
+                                           ("epochs=-1", "epochs must be at least 1, got -1"),
+                                           ('epochs="3"', "epochs must be a whole number, got str '3'")])
+def test_set_training_settings_are_typed_before_any_folder(run_cli, tmp_path, setting, says):
+    "A `--set` training setting is checked by TrainConfig's own declaration, for every run, before anything is made."
+    out = tmp_path / "R"
+    r = run_cli("reproduce", "--profile", "smoke", "--out", str(out), "--only", TRIAL, "--set", setting,
+                "--no-progress", "--data-root", str(tmp_path))
+    _cli_fails(r, f"run {TRIAL}:", says)
+    assert not out.exists()
+
+
+def test_api_training_settings_of_the_wrong_type_are_one_line(tmp_path):
+    for bad, says in (({"epochs": "3"}, "epochs must be a whole number"), ({"ways": True}, "ways must be a whole"),
+                      ({"amp": 3}, "amp must be text (or unset)")):
+        with pytest.raises(MtlMetaError) as e:
+            api.train("protonet", out_dir=tmp_path / "o", data_root=tmp_path, **bad)
+        _one_line(e, says)
+    assert not (tmp_path / "o").exists()
