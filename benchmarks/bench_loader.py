@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=84)   # mini-ImageNet's size
     ap.add_argument("--episodes", type=int, default=300)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default=None, help="also write the table to OUT/loader.md (e.g. benchmarks/results)")
     ap.add_argument("--route", choices=ROUTES, help=argparse.SUPPRESS)   # internal: measure one route, print JSON
     ap.add_argument("--folder", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -114,12 +115,19 @@ def main() -> None:
             sys.exit(f"route {route} failed:\n{r.stderr[-2000:]}")
         rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
     n_train = sum(1 for _ in folder.glob("*/*.png"))
-    print(f"{a.classes} classes, {n_train} images of {a.size}x{a.size} (RGB PNG), 5-way 1-shot 15-query episodes "
-          f"from the training split, {a.episodes} timed, one torch thread per process, {os.cpu_count()} cores")
-    print("| route | setup (s) | episodes/s | peak memory (MiB) | workers |")
-    print("| --- | --- | --- | --- | --- |")
-    for row in rows:
-        print(f"| {row['route']} | {row['setup_s']} | {row['episodes_per_s']} | {row['peak_mib']} | {row['workers']} |")
+    lines = [f"{a.classes} classes, {n_train} images of {a.size}x{a.size} (RGB PNG), 5-way 1-shot 15-query episodes "
+             f"from the training split, {a.episodes} timed, one torch thread per process, {os.cpu_count()} cores",
+             "", "| route | setup (s) | episodes/s | peak memory (MiB) | workers |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['route']} | {r['setup_s']} | {r['episodes_per_s']} | {r['peak_mib']} | {r['workers']} |" for r in rows]
+    print("\n".join(lines))
+    if a.out:
+        import platform
+        from mtl_meta.core import atomic_write_text
+        command = "python benchmarks/bench_loader.py " + " ".join(sys.argv[1:])
+        atomic_write_text(Path(a.out) / "loader.md", "\n".join(
+            ["# Episodes from a large image folder: the three routes", "", f"`{command}` on "
+             f"{platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d')}; one measurement per route "
+             "(a throughput and a peak, not a ratio: no interval).", "", *lines, ""]))
 
 
 if __name__ == "__main__":
