@@ -889,16 +889,13 @@ def test_a_run_folder_that_is_a_symlink_is_refused_not_cleared(tmp_path):
 
 # -- issue 39: interrupts, hostile records and odd arguments ----------------------------------------------
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
-def test_ctrl_c_stops_a_reproduction_promptly_and_it_resumes(run_cli, omniglot_root, tmp_path):
-    """SIGINT to the process group (a Ctrl-C) stops the running run at once and starts no queued one: exit 130,
-    one line that says what will resume, nothing left running, the stopped run's attempt noted; the same
-    command then finishes the work."""
+def _interrupted(out, tag, root, twice: bool):
+    """Start a smoke reproduction of TRIAL then FINAL, wait until the trial trains, press Ctrl-C (SIGINT to the
+    process group; `twice`: then again, to the parent alone, 50 ms later). Returns (its arguments, (exit status,
+    stdout, stderr, when the first Ctrl-C came))."""
     import time
-    import uuid
     from conftest import BIN
-    out, tag = tmp_path / "S", uuid.uuid4().hex
-    args = ["reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--data-root", str(omniglot_root),
+    args = ["reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--data-root", str(root),
             "--only", TRIAL, FINAL, "--set", "epochs=3", "episodes_per_epoch=40", "val_episodes=4", "test_episodes=2"]
     p = subprocess.Popen([str(BIN / "mtl-meta"), *args], env={**os.environ, "MTL_META_TEST_TAG": tag},
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -910,11 +907,26 @@ def test_ctrl_c_stops_a_reproduction_promptly_and_it_resumes(run_cli, omniglot_r
         time.sleep(1.0)
         asked = time.monotonic()
         os.killpg(p.pid, signal.SIGINT)
+        if twice:
+            time.sleep(0.05)
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGINT)
         stdout, stderr = p.communicate(timeout=60)
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL); p.wait()
-    assert p.returncode == 130, (stdout, stderr)
+    return args, (p.returncode, stdout, stderr, asked)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_ctrl_c_stops_a_reproduction_promptly_and_it_resumes(run_cli, omniglot_root, tmp_path):
+    """SIGINT to the process group (a Ctrl-C) stops the running run at once and starts no queued one: exit 130,
+    one line that says what will resume, nothing left running, the stopped run's attempt noted; the same
+    command then finishes the work."""
+    import time
+    out, tag = tmp_path / "S", __import__("uuid").uuid4().hex
+    args, (returncode, stdout, stderr, asked) = _interrupted(out, tag, omniglot_root, twice=False)
+    assert returncode == 130, (stdout, stderr)
     assert time.monotonic() - asked < 30                      # promptly: not after the queued runs
     _one_line(stderr.strip().splitlines()[-1], "mtl-meta: interrupted", "rerun the same command to resume")
     assert "Traceback" not in stderr
@@ -1089,33 +1101,14 @@ def test_a_checkpoint_with_a_damaged_state_field_is_one_line(run_cli, tmp_path):
         _cli_fails(run_cli(*args(2, out)), "cannot resume from", says)   # resuming to train a second epoch
 
 
-def test_a_second_ctrl_c_ends_at_once_in_one_line(run_cli, omniglot_root, tmp_path):
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_a_second_ctrl_c_ends_at_once_in_one_line(omniglot_root, tmp_path):
     """Two Ctrl-Cs in quick succession: the second waits for nothing, yet the report is still one line (no
     traceback) and nothing is left running."""
     import time
-    import uuid
-    from conftest import BIN
-    out, tag = tmp_path / "S", uuid.uuid4().hex
-    args = ["reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--data-root", str(omniglot_root),
-            "--only", TRIAL, FINAL, "--set", "epochs=3", "episodes_per_epoch=40", "val_episodes=4", "test_episodes=2"]
-    p = subprocess.Popen([str(BIN / "mtl-meta"), *args], env={**os.environ, "MTL_META_TEST_TAG": tag},
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / "runs" / TRIAL / "seed0").exists():
-            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
-            time.sleep(0.2)
-        time.sleep(1.0)
-        asked = time.monotonic()
-        os.killpg(p.pid, signal.SIGINT)
-        time.sleep(0.05)
-        if p.poll() is None:
-            os.kill(p.pid, signal.SIGINT)
-        stdout, stderr = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL); p.wait()
-    assert p.returncode == 130 and time.monotonic() - asked < 30, (stdout, stderr)
+    out, tag = tmp_path / "S", __import__("uuid").uuid4().hex
+    _, (returncode, stdout, stderr, asked) = _interrupted(out, tag, omniglot_root, twice=True)
+    assert returncode == 130 and time.monotonic() - asked < 30, (stdout, stderr)
     assert "Traceback" not in stderr
     _one_line(stderr.strip().splitlines()[-1], "mtl-meta: interrupted", "rerun the same command to resume")
     deadline = time.monotonic() + 15
