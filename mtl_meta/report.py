@@ -202,9 +202,11 @@ def update_times(path: str | Path | None = None) -> dict:
         out = {}
         for r in rows:
             if r.get("run", "1") == "1":
-                out[(r["method"], r["setting"])] = {k: float(r[c]) for k, c in (
-                    ("ms", "ms_per_update"), ("ms_lo", "ms_lo95"), ("ms_hi", "ms_hi95"), ("ratio", "ratio"),
-                    ("ratio_lo", "ratio_lo95"), ("ratio_hi", "ratio_hi95"))}
+                reference = r["ratio_vs"] == r["method"]   # MTL against itself: ratio 1, no interval to read
+                out[(r["method"], r["setting"])] = {k: 1.0 if reference and k.startswith("ratio") else float(r[c])
+                                                    for k, c in (("ms", "ms_per_update"), ("ms_lo", "ms_lo95"),
+                                                                 ("ms_hi", "ms_hi95"), ("ratio", "ratio"),
+                                                                 ("ratio_lo", "ratio_lo95"), ("ratio_hi", "ratio_hi95"))}
     except (OSError, UnicodeDecodeError, KeyError, ValueError, csv.Error):
         return {}
     return out if all(math.isfinite(v) and v > 0 for t in out.values() for v in t.values()) else {}
