@@ -473,7 +473,11 @@ def evaluate(checkpoint: str | Path,              # checkpoint.pt written by tra
                            f"{config.episodes} episodes: evaluation needs --ways 2 or more, --queries 1 or more and "
                            "--episodes 1 or more")
     algorithm, meta = load_trained(checkpoint, device, body=body)
-    same = _same_data(meta, dataset)
+    from mtl_meta.data import _is_folder_name
+    given = dataset if dataset is not None else meta.get("dataset")
+    # an image folder's or a Dataset's splits are derived (and may change); a benchmark's are fixed, and its class
+    # names may repeat across splits, so only derived splits are checked for classes the body saw
+    same = _same_data(meta, dataset) and (not _is_name(given) or _is_folder_name(given))
     if dataset is None:
         dataset = meta["dataset"]
         if str(dataset).startswith("<"):

@@ -892,9 +892,9 @@ _TEST_FIELDS = {"ways": int, "shots": int, "test_acc": _NUMBER}
 _EFFICIENCY_FIELDS = {"train_seconds": _NUMBER, "test_acc": _NUMBER, "test_ci95": _NUMBER}
 
 def _fits(value, kind) -> bool:
-    "Whether a record's `value` is of `kind`: a number is a finite int or float (never a bool, NaN or infinity)."
+    "Whether a record's `value` is of `kind`: a number is an int or a float, never a bool."
     if kind == _NUMBER:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
     return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
 
 # %% ../nbs/10b_report.ipynb #cccc2611-1
@@ -927,6 +927,10 @@ def check_results(r, experiment: str | None = None) -> str:
     problem = _missing_fields(r, RESULT_FIELDS[kind], "it")
     if problem:
         return problem
+    if kind in ("fewshot", "tuning"):   # the few-shot tables' numbers are finite (a theory fit may be NaN: it says so)
+        odd = [n for n, k in RESULT_FIELDS[kind].items() if k == _NUMBER and not math.isfinite(r[n])]
+        if odd:
+            return f"its {odd[0]} is {r[odd[0]]}, not a finite number"
     least = {"ways": 2, "shots": 1, "test_tasks": 1, **({"test_episodes": 1} if kind == "fewshot" else {})}
     for name, low in least.items():   # counts (a tuning trial tests nothing: its test_episodes is 0)
         if name in r and r[name] < low:

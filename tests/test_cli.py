@@ -225,7 +225,7 @@ def test_train_and_evaluate_without_options_call_the_api_with_its_defaults(monke
             return result
         return call
     monkeypatch.setattr(api, "train", fake("train", {"steps": 1, "train_seconds": 0.5, "best_val_acc": 0.5,
-                                                     "best_epoch": 1, "stopped": "max_steps reached"}))
+                                                     "best_epoch": 1, "epochs": 2, "stopped": "max_steps reached"}))
     monkeypatch.setattr(api, "evaluate", fake("evaluate", SimpleNamespace(ways=5, shots=1, mean=0.5, ci95=0.1)))
     assert cli.main(["train", "--out", str(tmp_path / "o"), "--no-progress"]) == 0
     got = calls["train"]
