@@ -16,8 +16,8 @@ from typing import Any
 from .core import MtlMetaError
 
 # %% auto #0
-__all__ = ['Parameter', 'parse_annotation', 'notebook_parameters', 'type_matches', 'check_parameters', 'check_run_parameters',
-           'check_values', 'seeds_rule']
+__all__ = ['EXPERIMENT_RULES', 'Parameter', 'parse_annotation', 'notebook_parameters', 'type_matches', 'check_parameters',
+           'check_values', 'seeds_rule', 'check_experiment', 'check_run_parameters']
 
 # %% ../nbs/14_params.ipynb #cccc0005
 @dataclass(frozen=True)
@@ -127,20 +127,6 @@ def check_parameters(annotations: dict, values: dict, where: str = "") -> None:
         raise MtlMetaError(f"{where + ': ' if where else ''}bad parameter{'s' if len(bad) > 1 else ''}: "
                            f"{'; '.join(bad)}{hint}")
 
-# %% ../nbs/14_params.ipynb #cccc000c
-def check_run_parameters(notebook: str | Path, values: dict, where: str = "", allow_unknown: bool = False) -> None:
-    """One-line `MtlMetaError` unless every name in `values` is a parameter of `notebook` and fits its type.
-
-    `allow_unknown`: only check the declared names (`reproduce --set` applies to every run of a profile,
-    and not every notebook takes every option)."""
-    declared = notebook_parameters(notebook)
-    unknown = sorted(set(values) - set(declared))
-    where = where or Path(notebook).name
-    if unknown and not allow_unknown:
-        raise MtlMetaError(f"{where}: unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-                           f"{Path(notebook).name} takes: {', '.join(declared)}")
-    check_parameters({n: p.annotation for n, p in declared.items()}, values, where=where)
-
 # %% ../nbs/14_params.ipynb #cccc2621
 def check_values(values: dict, rules: dict, where: str = "") -> None:
     """One `MtlMetaError` line naming every value in `values` that is not finite (NaN or infinity anywhere
@@ -170,3 +156,94 @@ def check_values(values: dict, rules: dict, where: str = "") -> None:
 def seeds_rule(v) -> bool:
     "A non-empty list of distinct seeds, each 0 or more (the rule every experiment's `seeds` follows)."
     return len(v) > 0 and all(s >= 0 for s in v) and len(set(v)) == len(v)
+
+# %% ../nbs/14_params.ipynb #cccc2631
+_SEEDS_RULE = (seeds_rule, "a non-empty list of distinct seeds, each 0 or more")
+
+def _at_least(k) -> tuple:
+    "The rule `k or more`."
+    return (lambda v: v >= k, f"{k} or more")
+
+# %% ../nbs/14_params.ipynb #cccc2632
+def _adapt_rule() -> tuple:
+    "The rule for `adapt`: a registered test-time adaptation."
+    from mtl_meta.adapt import ADAPTERS
+    return (lambda v: v in ADAPTERS, f"one of {', '.join(ADAPTERS)}")
+
+def _options_rule(method: str) -> tuple:
+    "The rule for `algorithm_options`: only options that `method` takes (an unknown method stops here)."
+    from mtl_meta.gbml import algorithm_options
+    names = list(algorithm_options(method))
+    return (lambda v: set(v) <= set(names), f"made of the options of {method}: {', '.join(names) or 'none'}")
+
+# %% ../nbs/14_params.ipynb #cccc2633
+def _fewshot_rules(v: dict) -> dict:
+    "The value rules of `fewshot.ipynb`."
+    return {"seeds": _SEEDS_RULE, "test_episodes": (lambda x: x >= 0, "0 (a tuning trial, no test) or more"),
+            "test_queries": _at_least(1),
+            "extra_tests": (lambda x: all(len(t) == 2 and t[0] >= 2 and t[1] >= 1 for t in x),
+                            "a list of [ways, shots] pairs with ways 2 or more and shots 1 or more"),
+            "adapt": _adapt_rule(), "algorithm_options": _options_rule(v["method"]),
+            "train_images_per_class": (lambda x: x >= 0, "0 (every image) or more"),
+            "train_rotation_count": (lambda x: x in (1, 2, 4), "1, 2 or 4"),
+            "budgets": (lambda x: all(b >= 1 for b in x), "a list of positive numbers of training images")}
+
+def _efficiency_rules(v: dict) -> dict:
+    "The value rules of `efficiency.ipynb`."
+    return {"seed": _at_least(0), "test_episodes": _at_least(1), "test_queries": _at_least(1),
+            "mtl_configs": (lambda x: len(x) > 0, "a non-empty list of MTL budgets"),
+            "adapt": _adapt_rule(), "algorithm_options": _options_rule(v["baseline"])}
+
+# %% ../nbs/14_params.ipynb #cccc2634
+def _sinusoid_rules(v: dict) -> dict:
+    "The value rules of `sinusoid.ipynb`."
+    return {**{n: _at_least(k) for n, k in [("shots", 1), ("n_tasks", 1), ("steps", 1), ("inner_steps", 1),
+                                             ("test_steps", 0), ("test_tasks", 2), ("test_points", 1), ("hidden", 1)]},
+            "meta_batch_size": (lambda x: 1 <= x <= v["n_tasks"], f"between 1 and n_tasks={v['n_tasks']}"),
+            "lr": (lambda x: x > 0, "positive"), "inner_lr": (lambda x: x > 0, "positive"), "seeds": _SEEDS_RULE}
+
+def _theory_rules(v: dict) -> dict:
+    "The value rules of `theory.ipynb`."
+    positive_ints = (lambda x: len(x) > 0 and all(i >= 1 for i in x), "a non-empty list of integers, each 1 or more")
+    return {"depths": positive_ints, "split_depths": positive_ints, "finite_widths": positive_ints,
+            "fluctuation_widths": positive_ints,
+            "lambda_taus": (lambda x: len(x) > 0 and all(len(p) == 2 and p[0] > 0 and p[1] > 0 for p in x),
+                            "a non-empty list of [lambda, tau] pairs of positive numbers"),
+            "split_lambda_taus": (lambda x: len(x) > 0 and all(i >= 0 for i in x),
+                                  "a non-empty list of numbers, each 0 or more"),
+            "ntk_depth_for_lambda_tau": _at_least(1), "seeds": _SEEDS_RULE, "finite_seeds": _SEEDS_RULE,
+            "finite_steps": _at_least(1), "fluctuation_seeds": (lambda x: x >= 2, "2 or more (a spread needs two)")}
+
+# %% ../nbs/14_params.ipynb #cccc2635
+EXPERIMENT_RULES = {"fewshot": _fewshot_rules, "efficiency": _efficiency_rules, "sinusoid": _sinusoid_rules,
+                    "theory": _theory_rules, "environment": lambda v: {"matmul_size": _at_least(1)}}
+
+def check_experiment(experiment: str, annotations: dict, values: dict) -> None:
+    """Check an experiment's parameters in one `MtlMetaError` line: each value in `values` against its type in
+    `annotations`, then finiteness and the experiment's rules (`EXPERIMENT_RULES[experiment]`). Names without
+    an annotation are ignored. In a notebook's first cell: `check_experiment("fewshot", __annotations__, globals())`."""
+    if experiment not in EXPERIMENT_RULES:
+        raise MtlMetaError(f"no parameter rules for experiment {experiment!r}; known: {', '.join(EXPERIMENT_RULES)}")
+    check_parameters(annotations, values, where=experiment)
+    declared = {n: values[n] for n in annotations if n in values}
+    check_values(declared, EXPERIMENT_RULES[experiment](declared), where=experiment)
+
+# %% ../nbs/14_params.ipynb #cccc000c
+def check_run_parameters(notebook: str | Path, values: dict, where: str = "", allow_unknown: bool = False) -> None:
+    """One-line `MtlMetaError` unless every name in `values` is a parameter of `notebook`, fits its type and,
+    for the experiments that ship with the package, keeps its experiment's rules (`EXPERIMENT_RULES`, with
+    the notebook's defaults for the values not given).
+
+    `allow_unknown`: only check the declared names (`reproduce --set` applies to every run of a profile,
+    and not every notebook takes every option)."""
+    declared = notebook_parameters(notebook)
+    unknown = sorted(set(values) - set(declared))
+    where = where or Path(notebook).name
+    if unknown and not allow_unknown:
+        raise MtlMetaError(f"{where}: unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                           f"{Path(notebook).name} takes: {', '.join(declared)}")
+    check_parameters({n: p.annotation for n, p in declared.items()}, values, where=where)
+    rules = EXPERIMENT_RULES.get(Path(notebook).stem)
+    if rules is not None:
+        given = {**{n: p.default for n, p in declared.items()}, **{n: v for n, v in values.items() if n in declared}}
+        check_values(given, rules(given), where=where)

@@ -1119,9 +1119,13 @@ def test_a_second_ctrl_c_ends_at_once_in_one_line(omniglot_root, tmp_path):
 
 @pytest.mark.parametrize("setting, says", [("lr=nan", "lr must be a number, got str 'nan'"),
                                            ("epochs=-1", "epochs must be at least 1, got -1"),
-                                           ('epochs="3"', "epochs must be a whole number, got str '3'")])
+                                           ('epochs="3"', "epochs must be a whole number, got str '3'"),
+                                           ("adapt=nope", "adapt must be one of logreg, "),
+                                           ('algorithm_options={"inner_lr": 0.1}', "algorithm_options must be made of "
+                                                                                  "the options of protonet: ")])
 def test_set_training_settings_are_typed_before_any_folder(run_cli, tmp_path, setting, says):
-    "A `--set` training setting is checked by TrainConfig's own declaration, for every run, before anything is made."
+    """A `--set` training setting is checked by TrainConfig's own declaration, and a notebook parameter by its
+    experiment's rules (`params.EXPERIMENT_RULES`), for every run, before anything is made."""
     out = tmp_path / "R"
     r = run_cli("reproduce", "--profile", "smoke", "--out", str(out), "--only", TRIAL, "--set", setting,
                 "--no-progress", "--data-root", str(tmp_path))
