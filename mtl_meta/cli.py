@@ -15,7 +15,7 @@ from .core import DATA_ENV, CACHE_ENV, MtlMetaError
 
 # %% auto #0
 __all__ = ['CPU_EPISODE_BUDGET', 'build_parser', 'parse_duration', 'cmd_reproduce', 'cmd_train', 'cmd_evaluate', 'cmd_predict',
-           'cmd_export', 'cmd_data_info', 'cmd_data_download', 'main']
+           'cmd_export', 'cmd_data_info', 'cmd_data_download', 'Terminated', 'main']
 
 # %% ../nbs/11_cli.ipynb #cccc2405
 def _param_docs(fn) -> dict[str, str]:
@@ -349,14 +349,15 @@ def cmd_reproduce(args) -> int:
                             overrides=_parse_overrides(args.overrides),
                             sweep=Sweep(args.jobs, args.executor, _parse_overrides(args.slurm_options), limit),
                             watch=Watch(progress=_bar(args), command=cmd, on_result=said))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:   # Ctrl-C, or SIGTERM (`Terminated`)
         _stopping()
+        word, status = _stopped_how(e)
         ran = [r for r in seen if r.status == "ok"]
         stopped = [r.run.name for r in seen if r.status == "pending" and r.error.startswith("stopped")]
-        print(f"mtl-meta: interrupted: {len(ran)} runs finished in this call"
+        print(f"mtl-meta: {word}: {len(ran)} runs finished in this call"
               + (f"; {', '.join(stopped)} stopped with checkpoints kept" if stopped else "")
               + "; nothing else started; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return status
     failed = [r for r in results if r.status == "failed"]
     waiting = [r for r in results if r.status == "pending"]
     for r in failed:
@@ -605,13 +606,36 @@ def _keep_help(parser: argparse.ArgumentParser) -> None:
 
 # %% ../nbs/11_cli.ipynb #stop0003
 def _stopping() -> None:
-    """Once a Ctrl-C is being handled, further ones are ignored: the tool is already ending (the running runs were
-    told to stop now, see `sweep.terminate_running`), and a second one must not turn the one-line report into a
-    traceback."""
+    """Once a Ctrl-C (or SIGTERM) is being handled, further ones are ignored: the tool is already ending (the
+    running runs were told to stop now, see `sweep.terminate_running`), and a second one must not turn the
+    one-line report into a traceback."""
     import signal
     from mtl_meta.sweep import terminate_running
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     terminate_running()
+
+class Terminated(KeyboardInterrupt):
+    "SIGTERM, raised where Ctrl-C raises `KeyboardInterrupt`, so that `kill PID` stops the tool as Ctrl-C does."
+
+def _stopped_how(e: KeyboardInterrupt) -> tuple[str, int]:
+    "How a stop reads and exits: ('terminated', 143) after SIGTERM, ('interrupted', 130) after Ctrl-C."
+    return ("terminated", 143) if isinstance(e, Terminated) else ("interrupted", 130)
+
+# %% ../nbs/11_cli.ipynb #stop0004
+def _stop_on_sigterm():
+    """Turn SIGTERM (`kill PID`, a scheduler's cancel, a container's stop) into `Terminated` while the command runs,
+    so it stops the way Ctrl-C does: queued runs cancelled, running ones stopped with their checkpoints kept, one
+    line, exit status 143. Only in the main thread, and only where SIGTERM has its default action (a caller's own
+    handler stays). Returns the handler to put back afterwards, or None when nothing was changed."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+    def raise_terminated(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)   # once: the tool is already ending
+        raise Terminated()
+    signal.signal(signal.SIGTERM, raise_terminated)
+    return signal.SIG_DFL
 
 # %% ../nbs/11_cli.ipynb #cccc000d
 def main(argv: list[str] | None = None) -> int:
@@ -643,16 +667,18 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    previous = _stop_on_sigterm()
     try:
         return args.func(args)
     except MtlMetaError as e:
         rank = os.environ.get("RANK") if int(os.environ.get("WORLD_SIZE", 1)) > 1 else None
         print(f"mtl-meta: error: {'rank ' + rank + ': ' if rank else ''}{e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         _stopping()
-        print("mtl-meta: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        word, status = _stopped_how(e)
+        print(f"mtl-meta: {word}; rerun the same command to resume", file=sys.stderr)
+        return status
     except BrokenPipeError:   # the reader went away (`mtl-meta predict ... | head`): stop quietly, as `yes | head` does
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())   # the interpreter's last flush then has nowhere to fail
@@ -663,3 +689,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"mtl-meta: error: {environment_error(e)}", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            import signal
+            signal.signal(signal.SIGTERM, previous)

@@ -889,10 +889,10 @@ def test_a_run_folder_that_is_a_symlink_is_refused_not_cleared(tmp_path):
 
 # -- issue 39: interrupts, hostile records and odd arguments ----------------------------------------------
 
-def _interrupted(out, tag, root, twice: bool):
+def _interrupted(out, tag, root, twice: bool, sigterm: bool = False):
     """Start a smoke reproduction of TRIAL then FINAL, wait until the trial trains, press Ctrl-C (SIGINT to the
-    process group; `twice`: then again, to the parent alone, 50 ms later). Returns (its arguments, (exit status,
-    stdout, stderr, when the first Ctrl-C came))."""
+    process group; `twice`: then again, to the parent alone, 50 ms later; `sigterm`: instead, SIGTERM to the parent
+    alone, as `kill PID` sends). Returns (its arguments, (exit status, stdout, stderr, when the signal came))."""
     import time
     from conftest import BIN
     args = ["reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--data-root", str(root),
@@ -906,7 +906,10 @@ def _interrupted(out, tag, root, twice: bool):
             time.sleep(0.2)
         time.sleep(1.0)
         asked = time.monotonic()
-        os.killpg(p.pid, signal.SIGINT)
+        if sigterm:
+            os.kill(p.pid, signal.SIGTERM)
+        else:
+            os.killpg(p.pid, signal.SIGINT)
         if twice:
             time.sleep(0.05)
             if p.poll() is None:
@@ -939,6 +942,25 @@ def test_ctrl_c_stops_a_reproduction_promptly_and_it_resumes(run_cli, omniglot_r
     assert _tagged_processes(tag) == []
     r = run_cli(*args)
     assert r.returncode == 0 and "2 of 2 runs complete" in r.stdout, r.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_sigterm_stops_a_reproduction_as_ctrl_c_does(omniglot_root, tmp_path):
+    """SIGTERM to the reproduce process alone (`kill PID`, a scheduler's cancel) stops the running run at once and
+    starts no queued one: exit 143, one line that says what will resume, nothing left running."""
+    import time
+    out, tag = tmp_path / "T", __import__("uuid").uuid4().hex
+    args, (returncode, stdout, stderr, asked) = _interrupted(out, tag, omniglot_root, twice=False, sigterm=True)
+    assert returncode == 143, (stdout, stderr)
+    assert time.monotonic() - asked < 30
+    _one_line(stderr.strip().splitlines()[-1], "mtl-meta: terminated", "rerun the same command to resume")
+    assert "Traceback" not in stderr
+    assert json.loads((out / "runs" / TRIAL / "attempts.json").read_text())["attempts"][-1]["ended"] == "interrupted"
+    assert not (out / "runs" / FINAL).exists()
+    deadline = time.monotonic() + 15
+    while _tagged_processes(tag) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _tagged_processes(tag) == []
 
 
 def test_a_record_cannot_make_the_tool_write_outside_its_folder(run_cli, smoke_out, tmp_path):
