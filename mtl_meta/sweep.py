@@ -217,6 +217,19 @@ class Sweep:
     slurm_options: dict | None = None  # submitit's Slurm parameters, e.g. {"partition": "gpu", "timeout_min": 600}
     time_limit: float | None = None    # seconds this call may run runs for (local executor); 0: report only
 
+    def __post_init__(self):   # checked when made, before any folder: one line for each way it can be wrong
+        import math
+        if self.executor not in EXECUTORS:
+            raise MtlMetaError(f"unknown executor {self.executor!r}; choose one of: {', '.join(EXECUTORS)}")
+        if not isinstance(self.jobs, int) or isinstance(self.jobs, bool) or self.jobs < 1:
+            raise MtlMetaError(f"--jobs must be a whole number, at least 1, got {self.jobs!r}")
+        if self.slurm_options and self.executor == "local":
+            raise MtlMetaError("--slurm options apply to cluster jobs, but the executor is local; add --executor "
+                               "slurm (or submitit-local), or drop --slurm")
+        if self.time_limit is not None and not (isinstance(self.time_limit, (int, float)) and math.isfinite(self.time_limit)
+                                                and self.time_limit >= 0):
+            raise MtlMetaError(f"--time-limit must be 0 or more seconds, got {self.time_limit!r}")
+
 def _gpu_count() -> int:
     try:
         import torch
@@ -285,11 +298,7 @@ def run_all(runs: Sequence[Run], out, profile: str, root, command: str = "", swe
     With a `deadline`, a run that is not expected to end in time is not started, and one still going at the
     deadline is stopped: both come back 'pending'."""
     sweep = sweep or Sweep()
-    jobs, executor, slurm_options = sweep.jobs, sweep.executor, sweep.slurm_options
-    if executor not in EXECUTORS:
-        raise MtlMetaError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
-    if jobs < 1:
-        raise MtlMetaError(f"--jobs must be at least 1, got {jobs}")
+    jobs, executor, slurm_options = sweep.jobs, sweep.executor, sweep.slurm_options   # checked by Sweep itself
     if deadline is not None and executor != "local":
         raise MtlMetaError(f"--time-limit works with the local executor only (a cluster job has its own limit: "
                            f"--slurm timeout_min=...); drop one of --time-limit and --executor {executor}")

@@ -202,7 +202,8 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
                                "written by `mtl-meta train` (or the folder that holds it)")
         path = path / "checkpoint.pt"
     if not path.is_file():
-        raise MtlMetaError(f"checkpoint {path} does not exist; pass the checkpoint.pt written by `mtl-meta train`")
+        what = "is not a regular file" if path.exists() else "does not exist"   # /dev/zero would be read forever
+        raise MtlMetaError(f"checkpoint {path} {what}; pass the checkpoint.pt written by `mtl-meta train`")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:

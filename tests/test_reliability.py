@@ -1162,3 +1162,14 @@ def test_api_training_settings_of_the_wrong_type_are_one_line(tmp_path):
             api.train("protonet", out_dir=tmp_path / "o", data_root=tmp_path, **bad)
         _one_line(e, says)
     assert not (tmp_path / "o").exists()
+
+
+def test_options_the_executor_ignores_and_device_files_are_one_line(run_cli, tmp_path):
+    "Found by probing: `--slurm` with the local executor was silently ignored; /dev/zero was said not to exist."
+    out = tmp_path / "R"
+    r = run_cli("reproduce", "--profile", "smoke", "--out", str(out), "--only", "environment", "--no-progress",
+                "--slurm", "partition=gpu")
+    _cli_fails(r, "--slurm options apply to cluster jobs", "drop --slurm")
+    assert not out.exists()
+    if os.path.exists("/dev/zero"):
+        _cli_fails(run_cli("evaluate", "--checkpoint", "/dev/zero"), "checkpoint /dev/zero is not a regular file")
