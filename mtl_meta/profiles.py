@@ -34,12 +34,12 @@ def _algorithm_options(method: str, ways: int, dataset: str) -> dict:
 
 # %% ../nbs/10a_profiles.ipynb #cccc0007-d2
 def setting_key(dataset: str, ways: int, shots: int, method: str) -> str:
-    "The key of one (data set, setting, method) in the tuning selection."
+    "Return the key that names one (data set, ways and shots, method) in the tuning selection, as `dataset-5w1s/method`."
     return f"{dataset}-{ways}w{shots}s/{method}"
 
 # %% ../nbs/10a_profiles.ipynb #cccc0007-d3
 def split_trial(trial: dict) -> tuple[dict, dict]:
-    "A tuning trial's TrainConfig fields and its method options."
+    "Split a tuning trial (a dict of tuned values) into two dicts, returned in this order: its TrainConfig fields and its method options."
     from dataclasses import fields as _fields
     from mtl_meta.train import TrainConfig
     names = {f.name for f in _fields(TrainConfig)}
@@ -48,7 +48,9 @@ def split_trial(trial: dict) -> tuple[dict, dict]:
 # %% ../nbs/10a_profiles.ipynb #cccc0007-d4
 def fewshot_runs(dataset: str, backbone: str, settings, methods=None, prefix: str = "", train: dict | None = None,
                  tuned_on: tuple[int, int] | None = None, **params) -> list[Run]:
-    """One `fewshot.ipynb` run per (ways, shots, method); `train` holds TrainConfig fields shared by all.
+    """Return one `fewshot.ipynb` run per (ways, shots) of `settings` and per method (all compared methods when
+    `methods` is None), named `{prefix}{dataset}-{ways}w{shots}s-{method}`; `train` holds TrainConfig fields shared
+    by all, and `params` are further notebook parameters.
 
     With `tuned_on=(ways, shots)`, each run's learning rates (and other tuned values) are those selected
     for its method by the tuning trials of that setting (see `tune_runs`), filled in by `reproduce`."""
@@ -68,9 +70,10 @@ def fewshot_runs(dataset: str, backbone: str, settings, methods=None, prefix: st
 # %% ../nbs/10a_profiles.ipynb #cccc0007-d5
 def tune_runs(dataset: str, backbone: str, settings, methods=None, train: dict | None = None,
               max_trials: int | None = None, grid_extensions: int = 0, **params) -> list[Run]:
-    """The tuning trials: every method's `tuning_grid` (the same number of trials each), one seed, scored
-    on validation only (`test_episodes=0`: the test classes are never touched). With `grid_extensions`, up to
-    that many more trials per method and setting extend the grid past a winner on its edge (see `reproduce`)."""
+    """Return the tuning trials of each setting and method: one run per entry of the method's `tuning_grid` (the
+    first `max_trials` when given), one seed, scored on validation only (`test_episodes=0`: the test classes are
+    never touched). With `grid_extensions`, up to that many more trials per method and setting extend the grid
+    past a winner on its edge (see `reproduce`)."""
     from mtl_meta.gbml import ALGORITHMS
     runs = []
     for ways, shots in settings:
@@ -135,12 +138,14 @@ TUNING_FROM = {"regimes": ".."}   # a profile without trials of its own: where (
 TUNED_BY = {"regimes": "cpu"}     # written by this profile's trials (which must all be done before it runs)
 
 def default_out(profile: str) -> str:
-    "The folder a profile reproduces into when no --out is given: its own under figures/ for the regime map and frozen runs."
+    """Return the folder profile `profile` reproduces into when no --out is given: `figures`, or its own folder
+    under figures/ for the regime map and the frozen profiles."""
     return {"regimes": "figures/regimes"}.get(profile) or FROZEN_PROFILES.get(profile, {}).get("out") or "figures"
 
 # %% ../nbs/10a_profiles.ipynb #cccc0007-d9
 def regime_runs(dataset: str, axes: dict, methods=REGIME_METHODS, **params) -> list[Run]:
-    "One few-shot run per (axis, level, method) of `axes`, tuned on 5-way 1-shot, tagged with its regime cell."
+    """Return one 5-way 1-shot few-shot run per (axis, level, method) of `axes` (axis -> [(level, the parameters
+    that make it)]), tuned on 5-way 1-shot and tagged with its regime cell in the `regime` parameter."""
     def level_params(extra: dict) -> dict:
         extra = dict(extra)
         train = {**params.get("train", {}), **({"queries": extra.pop("queries")} if "queries" in extra else {})}
@@ -291,7 +296,8 @@ class _Profiles(MutableMapping):
 PROFILES = _Profiles()
 
 def get_profile(name: str, only: Sequence[str] | None = None) -> list[Run]:
-    "The runs of profile `name`, restricted to the run names in `only` when given."
+    """Return the runs of profile `name`, restricted to the run names in `only` when given; a one-line
+    `MtlMetaError` names the known profiles (or runs) when `name` (or a name in `only`) is unknown."""
     if name not in PROFILES:
         raise MtlMetaError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
     runs = PROFILES[name]
