@@ -346,7 +346,9 @@ def results_text(folder: str, theory: str = "figures") -> str:
         seeds = "/".join(str(n) for n in sorted(set(fs.seeds.astype(int)), reverse=True))
         say(f"Few-shot test accuracy (%) on {ds} with Conv-4, mean over {seeds} seeds (see the table below) ± 95% "
             "interval (Student t over seeds; over test episodes for a single seed); in brackets the training images "
-            "through the body and the wall-clock per seed, the wall-clock's ratio to MTL's, and how many seeds "
+            "through the body and the wall-clock per seed, the wall-clock's ratio to MTL's (a ratio of means, "
+            "descriptive only: it has no interval; the cost comparison, with intervals, is the matched-accuracy table "
+            "below), and how many seeds "
             f"were stopped by the epoch cap rather than by early stopping ({int(fs.test_episodes.max())} test "
             f"episodes per seed; full table with both intervals: {link('fewshot.md')}):\n")
         say(fewshot_pivot(fs) + "\n")
