@@ -24,7 +24,7 @@ import numpy as np
 __all__ = ['EXTRAS', 'DATA_ENV', 'CACHE_ENV', 'TEMP_MARK', 'LOCK_NAME', 'WRITING_IN_ENV', 'MtlMetaError', 'require_extra',
            'data_root', 'cache_dir', 'check_readable_dir', 'inside', 'read_plain_bytes', 'read_json',
            'environment_error', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'seed_everything',
-           'check_output_dir', 'held_lock_fd', 'nested_writer', 'OutputLock', 'is_own_temp_file',
+           'check_output_dir', 'nested_writer', 'OutputLock', 'held_lock_fd', 'is_own_temp_file',
            'remove_stale_temp_files', 'sweep_temp_files', 'one_writer', 'check_device', 'check_finite',
            'markdown_table']
 
@@ -36,7 +36,8 @@ class MtlMetaError(Exception):
 EXTRAS = {"theory": "the infinite-width (NTK) theory", "slurm": "submitting runs to a Slurm cluster"}
 
 def require_extra(module: str, extra: str):
-    "Import and return `module`; if it is missing, a one-line `MtlMetaError` naming the pip extra that installs it."
+    """Import the module named `module` and return it; if it cannot be imported, raise a one-line `MtlMetaError`
+    naming the pip extra `extra` that installs it."""
     import importlib
     try:
         return importlib.import_module(module)
@@ -50,13 +51,14 @@ def require_extra(module: str, extra: str):
 DATA_ENV, CACHE_ENV = "MTL_META_DATA", "MTL_META_CACHE"
 
 def data_root(override: str | os.PathLike | None = None) -> Path:
-    "The data root: `override` if given, else `$MTL_META_DATA`, else `~/data`."
+    "Return the data root as a resolved `Path`: `override` if given, else `$MTL_META_DATA`, else `~/data`."
     value = override if override not in (None, "") else os.environ.get(DATA_ENV) or "~/data"
     return Path(value).expanduser().resolve()
 
 # %% ../nbs/00_core.ipynb #cccc0007-1
 def cache_dir(override: str | os.PathLike | None = None) -> Path:
-    "The cache folder (created on demand): `override`, else `$MTL_META_CACHE`, else the XDG cache."
+    """Return the cache folder, created if needed: `override` if given, else `$MTL_META_CACHE`, else
+    `mtl_meta` in the XDG cache; a folder that cannot be created is a one-line `MtlMetaError`."""
     value = override if override not in (None, "") else os.environ.get(CACHE_ENV)
     if not value:
         value = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "mtl_meta"
@@ -86,9 +88,9 @@ def check_readable_dir(path: str | os.PathLike, what: str = "data root") -> Path
 
 # %% ../nbs/00_core.ipynb #gate0002
 def inside(folder: str | os.PathLike, *parts: str | os.PathLike) -> Path:
-    """`folder / parts...`, refused with a one-line `MtlMetaError` unless it stays inside `folder` once both are
-    resolved (no '..', no absolute part, no symbolic link that leads out). Returns the joined path as given
-    (not resolved), so messages and records keep the caller's spelling."""
+    """Join `folder` and `parts` and return the joined path as given (not resolved, so messages and records keep
+    the caller's spelling); raise a one-line `MtlMetaError` unless it stays inside `folder` once both are
+    resolved (no '..', no absolute part, no symbolic link that leads out)."""
     base = Path(folder)
     target = base.joinpath(*parts)
     real_base, real = base.resolve(), target.resolve()
@@ -99,9 +101,9 @@ def inside(folder: str | os.PathLike, *parts: str | os.PathLike) -> Path:
 
 # %% ../nbs/00_core.ipynb #read0002
 def read_plain_bytes(path: str | os.PathLike, limit: int = 256 << 20) -> bytes:
-    """The bytes of `path`, refused with a one-line `MtlMetaError` unless it is a regular file (not a FIFO, a
-    device or a folder) of at most `limit` bytes; opened without blocking, never through a FIFO's wait.
-    A missing file raises `FileNotFoundError`."""
+    """Read the file `path` without blocking and return its bytes; raise a one-line `MtlMetaError` unless it is a
+    regular file (not a FIFO, a device or a folder) of at most `limit` bytes. A missing file raises
+    `FileNotFoundError`."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except IsADirectoryError:
@@ -123,8 +125,8 @@ def read_plain_bytes(path: str | os.PathLike, limit: int = 256 << 20) -> bytes:
         os.close(fd)
 
 def read_json(path: str | os.PathLike, limit: int = 64 << 20, max_depth: int = 64):
-    """The JSON value in `path` (see `read_plain_bytes`), refused in one line when it is not UTF-8 JSON or is
-    nested more than `max_depth` levels deep (no record of ours is)."""
+    """Read `path` as `read_plain_bytes` does (at most `limit` bytes) and return the JSON value it holds; raise a
+    one-line `MtlMetaError` when it is not UTF-8 JSON or is nested more than `max_depth` levels deep."""
     text = read_plain_bytes(path, limit)
     try:
         value = json.loads(text.decode("utf-8"))
@@ -157,14 +159,16 @@ _WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG}   # said by a
 # permission errors stay OSError there: the callers that can name the right option (--data-root...) catch them
 
 def environment_error(e: OSError, path: str | os.PathLike | None = None) -> MtlMetaError:
-    "A one-line `MtlMetaError` for an environment failure (disk full, path too long, read-only) while writing `path`."
+    """Return a one-line `MtlMetaError` (to raise) for the environment failure `e` (disk full, path too long,
+    read-only) met while writing `path`, which defaults to the file named in `e`."""
     where = path if path is not None else e.filename
     hint = _ENVIRONMENT_ERRNOS.get(e.errno, "check the folder")
     return MtlMetaError(f"cannot write {where} ({e.strerror or type(e).__name__}); {hint}")
 
 # %% ../nbs/00_core.ipynb #cccc000d-1
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    "Write `data` to `path` atomically (temporary file in the same folder, fsync, rename)."
+    """Write the bytes `data` to `path` atomically (temporary file in the same folder, fsync, rename) and return
+    `path`; a full disk or a name too long is a one-line `MtlMetaError`."""
     path = Path(path)
     tmp = None
     try:
@@ -186,7 +190,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 # %% ../nbs/00_core.ipynb #cccc000d-2
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    "Write `text` (UTF-8) to `path` atomically."
+    "Write the string `text` as UTF-8 to `path` atomically and return `path`."
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 # %% ../nbs/00_core.ipynb #cccc000d-3
@@ -199,7 +203,7 @@ def _to_jsonable(o: Any):
 
 # %% ../nbs/00_core.ipynb #cccc000d-4
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    "Write `obj` as indented, key-sorted JSON to `path` atomically (numpy scalars and paths allowed)."
+    "Write `obj` as indented, key-sorted JSON to `path` atomically (numpy scalars and paths allowed) and return `path`."
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_to_jsonable) + "\n")
 
 # %% ../nbs/00_core.ipynb #cccc0010
@@ -254,12 +258,6 @@ def _held_elsewhere(lock: Path) -> bool:
     finally:
         os.close(fd)
 
-def held_lock_fd(folder: str | os.PathLike) -> int | None:
-    """The descriptor of the `OutputLock` this process holds on `folder`, or None. A child process that writes
-    into the folder inherits it (`subprocess.run(..., pass_fds=(fd,))`): a `flock` lock stays held until every
-    process that shares it has exited, so the lock covers the children too."""
-    return OutputLock.held.get(str(Path(folder).resolve())) if fcntl is not None else None
-
 # %% ../nbs/00_core.ipynb #cccc1604-1
 def _pid_alive(pid: int) -> bool:
     try:
@@ -272,9 +270,9 @@ def _pid_alive(pid: int) -> bool:
 
 # %% ../nbs/00_core.ipynb #cccc1604-2n
 def nested_writer(folder: Path, option: str = "--out", recursive: bool = False) -> str:
-    """Another process's writer lock on a folder around `folder` (or, for a `recursive` writer such as a
-    reproduction, inside it), as one line; '' when there is none. The folder a reproduction's runs write in
-    (`WRITING_IN_ENV`, set for them) is theirs to write in."""
+    """Return, as one line, the writer lock another process holds on a folder around `folder` (or, for a
+    `recursive` writer such as a reproduction, inside it), naming `option` as the way out; return '' when there
+    is none. The folder a reproduction's runs write in (`WRITING_IN_ENV`, set for them) is theirs to write in."""
     if fcntl is None:
         return ""
     here = Path(folder).resolve()
@@ -293,7 +291,8 @@ def nested_writer(folder: Path, option: str = "--out", recursive: bool = False) 
 
 # %% ../nbs/00_core.ipynb #cccc1604-2
 class OutputLock:
-    "Context manager: hold the writer lock of `folder` (one process at a time), else a one-line `MtlMetaError`."
+    """A context manager that holds the writer lock of `folder` (one process at a time) while it is entered;
+    entering raises a one-line `MtlMetaError`, naming `option`, when another process holds it."""
     wait_for_dead_owner = 10.0   # seconds to wait while the recorded owner is dead but its children still hold the lock
 
     def __init__(self, folder: str | os.PathLike, option: str = "--out", recursive: bool = False):
@@ -402,11 +401,19 @@ class OutputLock:
             os.close(self.fd)
             self.fd = None
 
+# %% ../nbs/00_core.ipynb #core41b
+def held_lock_fd(folder: str | os.PathLike) -> int | None:
+    """Return the descriptor of the `OutputLock` this process holds on `folder`, or None. A child process that writes
+    into the folder inherits it (`subprocess.run(..., pass_fds=(fd,))`): a `flock` lock stays held until every
+    process that shares it has exited, so the lock covers the children too."""
+    return OutputLock.held.get(str(Path(folder).resolve())) if fcntl is not None else None
+
 # %% ../nbs/00_core.ipynb #cccc1606
 _TEMP_NAME = None
 
 def is_own_temp_file(name: str) -> bool:
-    "Whether `name` has the shape of a temporary file `atomic_write_bytes` creates: `.NAME.mtl-meta-<8 random characters>.tmp`."
+    """Return whether the file name `name` has the shape of a temporary file `atomic_write_bytes` creates:
+    `.NAME.mtl-meta-<8 random characters>.tmp`."""
     global _TEMP_NAME
     if _TEMP_NAME is None:
         import re
@@ -445,8 +452,9 @@ _PENDING_SWEEP = contextvars.ContextVar("mtl_meta_pending_sweep", default=None)
 
 # %% ../nbs/00_core.ipynb #cccc1608-1
 def sweep_temp_files() -> list[Path]:
-    """Called by a `one_writer` function once its arguments are checked: delete the stale temporary files
-    of its output folder (only names `atomic_write_bytes` makes; see `remove_stale_temp_files`)."""
+    """Delete the stale temporary files of the current `one_writer` call's output folder (only names
+    `atomic_write_bytes` makes; see `remove_stale_temp_files`) and return them; outside such a call, or once
+    done, return []. A `one_writer` function calls it once its arguments are checked."""
     pending = _PENDING_SWEEP.get()
     if pending is None:
         return []
@@ -455,8 +463,9 @@ def sweep_temp_files() -> list[Path]:
 
 # %% ../nbs/00_core.ipynb #cccc1608-2
 def one_writer(arg: str, option: str = "--out", recursive: bool = False):
-    """Decorator for a function that writes into the folder given as its argument `arg`: check the folder and
-    hold its `OutputLock` while the function runs. Stale temporary files are deleted when the function calls
+    """Return a decorator for a function that writes into the folder given as its argument `arg`: the wrapped
+    function checks the folder and holds its `OutputLock` (naming `option` in errors, `recursive` as there) while
+    it runs. Stale temporary files are deleted when the function calls
     `sweep_temp_files()`, after it has checked its arguments (at the latest before it returns). A folder this
     call created is removed again if the function fails before writing anything."""
     def decorate(fn):
@@ -494,7 +503,7 @@ def one_writer(arg: str, option: str = "--out", recursive: bool = False):
 
 # %% ../nbs/00_core.ipynb #cccc160b
 def check_device(device: str | Any) -> "torch.device":
-    "`device` as a `torch.device` if this machine has it, else a one-line `MtlMetaError`."
+    "Return `device` as a `torch.device` if this machine has it; raise a one-line `MtlMetaError` otherwise."
     import torch
     try:
         dev = torch.device(device)
@@ -514,8 +523,8 @@ def check_device(device: str | Any) -> "torch.device":
 
 # %% ../nbs/00_core.ipynb #cccc1701
 def check_finite(value, name: str) -> None:
-    """One-line `MtlMetaError` if any float in `value` (a number, or one nested in dicts, lists and tuples) is
-    NaN or infinite: such a setting would only show up epochs later, as a crash or a NaN checkpoint."""
+    """Raise a one-line `MtlMetaError`, naming the setting by `name`, if any float in `value` (a number, or one
+    nested in dicts, lists and tuples) is NaN or infinite; return None otherwise."""
     import math
     if isinstance(value, float) and not math.isfinite(value):
         raise MtlMetaError(f"{name} must be a finite number, got {value}")
@@ -528,8 +537,8 @@ def check_finite(value, name: str) -> None:
 
 # %% ../nbs/00_core.ipynb #cccc1701-1
 def markdown_table(table, columns: Sequence[str] | None = None) -> str:
-    """A Markdown table from a DataFrame, or from rows of values under the header `columns`: floats with 2
-    decimals, booleans as yes/no, anything else (text formatted by the caller) as it is. The one table builder."""
+    """Return a Markdown table built from the DataFrame `table`, or from rows of values `table` under the header
+    `columns`: floats with 2 decimals, booleans as yes/no, anything else (text formatted by the caller) as it is."""
     def cell(v):
         if isinstance(v, bool):
             return "yes" if v else "no"
