@@ -29,7 +29,8 @@ __all__ = ['EXPERIMENT_ONLY', 'NOTEBOOK_EXTRA', 'grid_edges', 'edge_trials', 'se
 
 # %% ../nbs/10_reproduce.ipynb #edge0002
 def grid_edges(rows: list[dict], selected: dict) -> dict:
-    """Per tuning key, every tuned dimension whose selected value is the lowest or highest value tried for it:
+    """Find, per tuning key of `selected` (key -> {"trial"}), every tuned dimension whose selected value is the
+    lowest or highest value tried for it among `rows` (one {"key", "trial"} per trial); return key ->
     [{"dimension", "side", "next"}], with `next` one grid step past that edge (the ratio between the selected
     value and its nearest tried neighbour). A winner on the edge means the grid may not contain the optimum:
     the rule is to extend the grid by that step and run the new trial, until every selected value is inside."""
@@ -50,7 +51,8 @@ def grid_edges(rows: list[dict], selected: dict) -> dict:
     return edges
 
 def edge_trials(selected: dict, edges: dict) -> dict:
-    "Per tuning key, the trials that extend its grid: the selected trial with one edge dimension moved one step out."
+    """Return, per tuning key of `edges` (as `grid_edges` gives them), the trials that extend its grid: the
+    selected trial of that key with one edge dimension moved one step out."""
     return {key: [{**selected[key]["trial"], e["dimension"]: e["next"]} for e in es] for key, es in edges.items()}
 
 # %% ../nbs/10_reproduce.ipynb #cccc000d2
@@ -90,10 +92,11 @@ def _best_trials(rows: list[dict]) -> dict:
 
 # %% ../nbs/10_reproduce.ipynb #cccc000d2-d3
 def select_trials(out: str | Path, trials: Sequence[Run], profile: str, bounds: dict | None = None) -> dict:
-    """Best validation trial per tuning key among the complete `trials` in `out` (ties: fewer images);
-    falls back to `out/tuning.json` for keys without any; writes `tuning.json` and `tuning.md` when what they
-    say changed (a redraw leaves them, and the commit they name, as they are). `bounds`: per key, the edges
-    left when its grid-extension budget ran out (see `extension_frontier`)."""
+    """Select the best validation trial per tuning key among the complete `trials` in `out` (ties: fewer images),
+    falling back to `out/tuning.json` for keys without any, and return key -> {"trial", "val_acc", "run"}.
+    Writes `tuning.json` and `tuning.md` when what they say changed (a redraw leaves them, and the commit they
+    name, as they are). `bounds`: per key, the edges left when its grid-extension budget ran out (see
+    `extension_frontier`)."""
     out = Path(out)
     saved = _saved_selection(out / "tuning.json")
     rows = _trial_rows(out, trials, profile)
@@ -186,7 +189,9 @@ def extension_frontier(out: str | Path, trials: Sequence[Run], profile: str) -> 
 
 # %% ../nbs/10_reproduce.ipynb #cccc000d2-d7
 def resolve_tuned(run: Run, selected: dict) -> Run:
-    "`run` with the selected trial of its tuning key merged into its training config and method options."
+    """Return `run` with the selected trial of its tuning key (from `selected`, as `select_trials` returns it)
+    merged into its training config and method options; a run that is not tuned comes back as it is, and one
+    whose key has no selection raises a one-line `MtlMetaError`."""
     from dataclasses import replace
     if not run.tuned:
         return run
@@ -215,9 +220,9 @@ def _declared(run: Run) -> set[str]:
 
 # %% ../nbs/10_reproduce.ipynb #cccc000f-d2
 def with_overrides(run: Run, overrides: dict) -> Run:
-    """`run` with `overrides` applied: TrainConfig fields go into its `train_config` (when it has one), any other
-    key into its parameters where its notebook declares it. A tuning trial never takes the test settings
-    (`EXPERIMENT_ONLY`): tuning must not see the test classes, whatever is overridden."""
+    """Return `run` with `overrides` (name -> value) applied: TrainConfig fields go into its `train_config` (when
+    it has one), any other key into its parameters where its notebook declares it. A tuning trial never takes the
+    test settings (`EXPERIMENT_ONLY`): tuning must not see the test classes, whatever is overridden."""
     from dataclasses import replace
     p = dict(run.parameters)
     if "train_config" in p:
@@ -230,9 +235,9 @@ def with_overrides(run: Run, overrides: dict) -> Run:
 
 # %% ../nbs/10_reproduce.ipynb #cccc000f-d3
 def check_overrides(runs: Sequence[Run], overrides: dict) -> None:
-    """One-line `MtlMetaError` unless every key of `overrides` is a TrainConfig field or a parameter that some
-    notebook of `runs` declares (so a key can never be anything but a declared name: papermill writes it into
-    code)."""
+    """Raise a one-line `MtlMetaError` unless every key of `overrides` is a TrainConfig field or a parameter that
+    some notebook of `runs` declares (so a key can never be anything but a declared name: papermill writes it
+    into code); return None when they all are."""
     known = _train_fields().union(*(_declared(r) for r in {r.notebook: r for r in runs}.values()))
     unknown = sorted(k for k in overrides if k not in known)
     if unknown:
@@ -241,9 +246,9 @@ def check_overrides(runs: Sequence[Run], overrides: dict) -> None:
 
 # %% ../nbs/10_reproduce.ipynb #tcfg0001
 def check_train_config(run: Run) -> None:
-    """A one-line `MtlMetaError` naming `run` when its training settings (its `train_config`, profile values and
-    `--set` overrides together) are not a valid `TrainConfig`: the same declaration, types and ranges as
-    `mtl-meta train` and `api.train` check, applied before any run starts."""
+    """Raise a one-line `MtlMetaError` naming `run` when its training settings (its `train_config`, profile
+    values and `--set` overrides together) are not a valid `TrainConfig`, and return None otherwise: the same
+    declaration, types and ranges as `mtl-meta train` and `api.train` check, applied before any run starts."""
     config = (run.parameters or {}).get("train_config")
     if config is None:
         return
@@ -333,9 +338,9 @@ def _why_waiting(run: Run, unfinished: set, selected: dict, base: Path | None) -
 NOTEBOOK_EXTRA = {"papermill": "executes the notebooks", "ipykernel": "runs them", "seaborn": "draws the figures"}
 
 def check_notebook_extra(report_only: bool = False, find=None) -> None:
-    """A one-line error naming `pip install "mtl_meta[notebooks]"` when what a reproduction needs is missing: the
-    figure style always, the notebook runner unless it only redraws (`report_only`). `find`: a module lookup
-    (`importlib.util.find_spec` by default)."""
+    """Raise a one-line `MtlMetaError` naming `pip install "mtl_meta[notebooks]"` when what a reproduction needs
+    is missing (the figure style always, the notebook runner unless it only redraws: `report_only`), and return
+    None otherwise. `find`: a module lookup (`importlib.util.find_spec` by default)."""
     import importlib.util
     find = find or importlib.util.find_spec
     needed = ["seaborn"] if report_only else list(NOTEBOOK_EXTRA)
@@ -485,9 +490,10 @@ def _pending_records(out: Path, runs: Sequence[Run], profile: str) -> list[dict]
 
 # %% ../nbs/10_reproduce.ipynb #cccc000f-d9
 def progress(out: str | Path, profile: str, runs: Sequence[Run], unfinished_tuning: Iterable[str] = ()) -> list[dict]:
-    """How far the few-shot part of a profile has got in `out`, from the records: per tuning key (setting and
-    method), the tuning trials complete (grid extensions decided so far included) and the final runs' seeds done
-    (a seed is done when its `seedN/seed.json` is there, which a run cut by a time limit keeps)."""
+    """Count how far the few-shot part of a profile (its `runs`) has got in `out`, from the records, and return
+    one row (a dict) per setting and method: the tuning trials complete (grid extensions decided so far included),
+    the final runs' seeds done (a seed is done when its `seedN/seed.json` is there, which a run cut by a time limit
+    keeps) and whether the tuning is done (the keys in `unfinished_tuning` are 'in progress')."""
     out, rows = Path(out), {}
     waiting = set(unfinished_tuning)
     for r in runs:
@@ -520,7 +526,8 @@ def progress(out: str | Path, profile: str, runs: Sequence[Run], unfinished_tuni
 
 # %% ../nbs/10_reproduce.ipynb #cccc000f-d10
 def write_progress(out: str | Path, profile: str, runs: Sequence[Run], unfinished_tuning: Iterable[str] = ()) -> Path | None:
-    "Write `out/progress.md`: `progress` as a table under one line of totals (nothing without few-shot runs)."
+    """Write `out/progress.md`, `progress`'s rows as a table under one line of totals, and return its path;
+    write nothing and return None when `runs` hold no few-shot runs."""
     rows = progress(out, profile, runs, unfinished_tuning)
     if not rows:
         return None
@@ -583,7 +590,8 @@ def expected_seconds(out: str | Path, run: Run) -> float | None:
 
 # %% ../nbs/10_reproduce.ipynb #cccc000f-d12
 def write_summary(out: Path, profile: str, runs: Iterable[Run], command: str) -> Path:
-    "Write `out/reproduction.md`: each run's notebook, parameters, status and files (no timings)."
+    """Write `out/reproduction.md`, the `command` that made the reproduction and a table of each run's notebook,
+    parameters, status and files (no timings, so a repeated reproduction leaves it byte-identical); return its path."""
     rows = []
     for run in runs:
         folder = run_dir(out, run)
