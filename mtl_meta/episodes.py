@@ -23,7 +23,8 @@ __all__ = ['FewShotSplit', 'check_fractions', 'class_split_of', 'stable_class_sp
 # %% ../nbs/01_episodes.ipynb #cccc0004
 @dataclass
 class FewShotSplit:
-    "The images of one class split: `images` (n, C, H, W) uint8, `labels` (n,) split-level class ids."
+    """A `FewShotSplit` holds the images of one class split: `images` (n, C, H, W) uint8, `labels` (n,) the
+    split-level class id of each image, `class_names` one name per class, and the split's `name`."""
     images: np.ndarray
     labels: np.ndarray
     class_names: list[str]
@@ -40,16 +41,23 @@ class FewShotSplit:
             raise MtlMetaError(f"split {self.name!r}: labels must lie in 0..{len(self.class_names) - 1}")
 
     @property
-    def n_classes(self) -> int: return len(self.class_names)
+    def n_classes(self) -> int:
+        "The number of classes in the split."
+        return len(self.class_names)
+
     @property
-    def image_shape(self) -> tuple[int, int, int]: return tuple(self.images.shape[1:])
+    def image_shape(self) -> tuple[int, int, int]:
+        "The shape (C, H, W) of one image."
+        return tuple(self.images.shape[1:])
+
     def __len__(self): return len(self.labels)
     def __repr__(self):
         return f"FewShotSplit({self.name!r}: {self.n_classes} classes, {len(self)} images of {self.image_shape})"
 
 # %% ../nbs/01_episodes.ipynb #stab0002
 def check_fractions(fractions) -> tuple[float, float, float]:
-    "The (train, val, test) `fractions` as three floats summing to 1; anything else is a one-line error."
+    """Return the (train, val, test) `fractions` normalised to three floats that sum to 1; anything but three
+    positive numbers raises a one-line `MtlMetaError`."""
     try:
         f = [float(x) for x in fractions]
     except (TypeError, ValueError):
@@ -60,8 +68,8 @@ def check_fractions(fractions) -> tuple[float, float, float]:
 
 # %% ../nbs/01_episodes.ipynb #stab0003
 def class_split_of(name: str, fractions=(0.6, 0.2, 0.2), seed: int = 0) -> str:
-    """The split ('train', 'val' or 'test') of the class called `name`: a point in [0, 1) hashed from `seed` and
-    `name` alone (SHA-256), cut by `fractions`. Adding or removing other classes never moves it."""
+    """Return the split ('train', 'val' or 'test') of the class called `name`: a point in [0, 1) hashed from
+    `seed` and `name` alone (SHA-256), cut by `fractions`. Adding or removing other classes never moves it."""
     import hashlib
     f = check_fractions(fractions)
     u = int.from_bytes(hashlib.sha256(f"{int(seed)}\0{name}".encode()).digest()[:8], "big") / 2.0 ** 64
@@ -77,8 +85,8 @@ def _shuffled_split(names: list[str], f: tuple, seed: int) -> dict[str, list[str
 
 def stable_class_split(names, fractions=(0.6, 0.2, 0.2), seed: int = 0, what: str = "the data set",
                        min_classes: int = 2) -> dict[str, list[str]]:
-    """`names` cut into train, val and test by `class_split_of` (each list sorted; `what` names the data set in
-    messages). A folder so small that this leaves a split with fewer than `min_classes` is cut by a seeded shuffle
+    """Cut the class names `names` into train, val and test by `class_split_of` with `fractions` and `seed`, and
+    return the three sorted lists by split name (`what` names the data set in messages). A folder so small that this leaves a split with fewer than `min_classes` is cut by a seeded shuffle
     at the exact fractions instead, with a warning that such a split moves when classes are added; one too small
     for any split is a one-line error naming the remedies."""
     import warnings
@@ -101,7 +109,8 @@ def stable_class_split(names, fractions=(0.6, 0.2, 0.2), seed: int = 0, what: st
 # %% ../nbs/01_episodes.ipynb #cccc0006
 @dataclass
 class Episode:
-    "One few-shot task, or a batch of them (a leading batch dimension on every tensor)."
+    """An `Episode` holds one few-shot task, or a batch of them (a leading batch dimension on every tensor): support
+    and query images, their local labels, and the global class id behind each local label."""
     support: Tensor         # (..., ways*shots, C, H, W) float
     support_labels: Tensor  # (..., ways*shots) int64, local labels 0..ways-1
     query: Tensor           # (..., ways*queries, C, H, W) float
@@ -109,25 +118,36 @@ class Episode:
     classes: Tensor         # (..., ways) int64, global (split-level) class id of each local label
 
     @property
-    def ways(self) -> int: return self.classes.shape[-1]
+    def ways(self) -> int:
+        "The number of classes in the episode."
+        return self.classes.shape[-1]
+
     @property
-    def shots(self) -> int: return self.support_labels.shape[-1] // self.ways
+    def shots(self) -> int:
+        "The number of support images per class."
+        return self.support_labels.shape[-1] // self.ways
+
     @property
-    def queries(self) -> int: return self.query_labels.shape[-1] // self.ways
+    def queries(self) -> int:
+        "The number of query images per class."
+        return self.query_labels.shape[-1] // self.ways
+
     @property
-    def batched(self) -> bool: return self.classes.ndim == 2
+    def batched(self) -> bool:
+        "Whether the tensors carry a leading batch dimension (a batch of episodes)."
+        return self.classes.ndim == 2
 
     def global_labels(self, labels: Tensor) -> Tensor:
-        "Map local labels (shaped like `support_labels` or `query_labels`) to global class ids."
+        "Map the local labels `labels` (shaped like `support_labels` or `query_labels`) to global class ids and return them."
         return torch.gather(self.classes, -1, labels)
 
     def to(self, device, non_blocking: bool = False) -> "Episode":
-        "A copy of the episode with every tensor moved to `device` (`non_blocking` as in `Tensor.to`)."
+        "Return a copy of the episode with every tensor moved to `device` (`non_blocking` as in `Tensor.to`)."
         return replace(self, **{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
                                 for f in fields(self)})
 
     def __getitem__(self, i: int) -> "Episode":
-        "The `i`-th episode of a batch."
+        "Return the `i`-th episode of a batch, without the batch dimension."
         if not self.batched: raise TypeError("indexing needs a batched Episode")
         return Episode(*(getattr(self, f.name)[i] for f in fields(self)))
 
@@ -139,9 +159,9 @@ def _check_episode_shape(ways: int, shots: int, queries: int) -> None:
 
 # %% ../nbs/01_episodes.ipynb #cccc0009-1
 def apply_transform(transform, x: Tensor) -> Tensor:
-    """`transform` applied to a batch of images (n, C, H, W): image by image, as torchvision applies its
-    transforms (each image its own random draw), unless the transform says it takes a whole batch
-    (`transform.batched`, e.g. `data.BatchAugment`, which still draws per image)."""
+    """Apply `transform` (None: none) to the batch of images `x` (n, C, H, W) and return the result: image by
+    image, as torchvision applies its transforms (each image its own random draw), unless the transform says it
+    takes a whole batch (`transform.batched`, e.g. `data.BatchAugment`, which still draws per image)."""
     if transform is None:
         return x
     if getattr(transform, "batched", False):
@@ -150,8 +170,8 @@ def apply_transform(transform, x: Tensor) -> Tensor:
 
 # %% ../nbs/01_episodes.ipynb #pipe0001
 class TransformChain:
-    """Transforms applied one after another to a batch of images, each through `apply_transform` (image by image,
-    unless it is `batched`): how a user's own transform runs before a data set's augmentation and normalisation."""
+    """A transform that applies `steps` (None steps skipped) one after another to a batch of images, each through
+    `apply_transform`; a user's own transform runs this way before a data set's augmentation and normalisation."""
     batched = True
 
     def __init__(self, *steps):
@@ -167,7 +187,8 @@ class TransformChain:
 
 # %% ../nbs/01_episodes.ipynb #cccc0009-2
 def as_split(data):
-    "A `FewShotSplit` or `DatasetSplit` as it is; any torch `Dataset` of (image, label) wrapped in a `DatasetSplit`."
+    """Return `data` as a split that episodes can be drawn from: a `FewShotSplit` or `DatasetSplit` as it is, any
+    torch `Dataset` of (image, label) wrapped in a `DatasetSplit`; anything else raises a one-line `MtlMetaError`."""
     if hasattr(data, "labels") and hasattr(data, "n_classes"):
         return data
     if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
@@ -198,7 +219,9 @@ def _eligible_classes(split, counts: np.ndarray, ways: int, shots: int, queries:
 
 # %% ../nbs/01_episodes.ipynb #cccc0009-3
 class EpisodeSampler:
-    "Seeded, vectorised N-way K-shot Q-query episodes from a `FewShotSplit`."
+    """An `EpisodeSampler` draws seeded (`seed`), vectorised N-way K-shot Q-query episodes from `split` (a
+    `FewShotSplit`, `DatasetSplit` or torch `Dataset`), applying `transform` per image; classes with too few
+    images are left out with a warning, or refused when `strict`."""
     def __init__(self, split: FewShotSplit, ways: int, shots: int, queries: int = 15, seed: int = 0,
                  transform=None, strict: bool = False):
         _check_episode_shape(ways, shots, queries)
@@ -221,7 +244,7 @@ class EpisodeSampler:
                 f"{self.queries}-query, seed={self.seed})")
 
     def sample_indices(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        "Classes (B, ways) and image indices (B, ways, shots+queries) of `batch` episodes."
+        "Draw `batch` episodes and return their classes (B, ways) and image indices (B, ways, shots+queries)."
         rng, n = self.rng, self.shots + self.queries
         classes = self._draw_classes(batch)
         counts = self.counts[classes]                                         # (B, ways)
@@ -244,7 +267,7 @@ class EpisodeSampler:
         return x.reshape(*idx.shape, *x.shape[1:])
 
     def sample_batch(self, batch: int, lookup: Callable[[np.ndarray], Tensor] | None = None) -> Episode:
-        """A batch of `batch` episodes as one batched `Episode`.
+        """Draw `batch` episodes and return them as one batched `Episode`.
 
         `lookup` maps an array of image indices (B, n) into the split to a (B, n, ...) tensor; the default
         loads (and transforms) the images. Evaluation passes a lookup into precomputed features instead."""
@@ -259,7 +282,7 @@ class EpisodeSampler:
                        classes=torch.from_numpy(classes.astype(np.int64)))
 
     def sample(self) -> Episode:
-        "One episode (no batch dimension)."
+        "Draw one episode and return it (no batch dimension)."
         return self.sample_batch(1)[0]
 
     def __iter__(self):
@@ -267,7 +290,7 @@ class EpisodeSampler:
             yield self.sample()
 
     def state_dict(self) -> dict:
-        "The generator state, as strings so that `torch.load(weights_only=True)` reads it back."
+        "Return the seed and the generator state as a dict, as strings so that `torch.load(weights_only=True)` reads it back."
         st = self.rng.bit_generator.state
         return {"seed": self.seed, "state": str(st["state"]["state"]), "inc": str(st["state"]["inc"]),
                 "has_uint32": int(st["has_uint32"]), "uinteger": int(st["uinteger"])}
@@ -280,7 +303,8 @@ class EpisodeSampler:
 
 # %% ../nbs/01_episodes.ipynb #cccc0011
 class MetaBatchSampler:
-    "`meta_batch_size` independent episode streams; `sample_step(rank, world_size)` returns one process's share."
+    """A `MetaBatchSampler` holds `meta_batch_size` independent episode streams over `split`, seeded from `seed`;
+    `sample_step(rank, world_size)` returns one process's share of a step's episodes."""
     def __init__(self, split: FewShotSplit, ways: int, shots: int, queries: int = 15, meta_batch_size: int = 1,
                  seed: int = 0, sampler_cls=None, **sampler_options):
         "`sampler_options` (e.g. `transform`) go to every stream's sampler, an `EpisodeSampler` unless `sampler_cls`."
@@ -294,12 +318,17 @@ class MetaBatchSampler:
         self.seed = seed
 
     @property
-    def split(self) -> FewShotSplit: return self.slots[0].split
+    def split(self) -> FewShotSplit:
+        "The split every stream draws from."
+        return self.slots[0].split
+
     @property
-    def meta_batch_size(self) -> int: return len(self.slots)
+    def meta_batch_size(self) -> int:
+        "The number of episode streams, one per episode of a step."
+        return len(self.slots)
 
     def sample_step(self, rank: int = 0, world_size: int = 1) -> list[Episode]:
-        "The episodes of the next step that process `rank` of `world_size` trains on."
+        "Advance every stream by one step and return the list of episodes that process `rank` of `world_size` trains on."
         m = len(self.slots)
         if m % world_size:
             raise MtlMetaError(f"meta_batch_size {m} cannot be split evenly over {world_size} processes; "
@@ -315,11 +344,11 @@ class MetaBatchSampler:
         return out
 
     def sample(self) -> Episode:
-        "One episode from the first stream (for code that wants a single episode)."
+        "Draw one episode from the first stream and return it (for code that wants a single episode)."
         return self.slots[0].sample()
 
     def state_dict(self) -> dict:
-        "The seed and the generator state of every stream (`EpisodeSampler.state_dict`), for a checkpoint."
+        "Return the seed and the generator state of every stream (`EpisodeSampler.state_dict`) as a dict, for a checkpoint."
         return {"seed": self.seed, "slots": [s.state_dict() for s in self.slots]}
 
     def load_state_dict(self, d: dict) -> None:
@@ -331,7 +360,8 @@ class MetaBatchSampler:
 
 # %% ../nbs/01_episodes.ipynb #cccc0015
 def task_pool(n_classes: int, ways: int, n_tasks: int, seed: int = 0) -> np.ndarray:
-    "`n_tasks` distinct ordered tuples of `ways` distinct classes out of `n_classes` (T, ways)."
+    """Return `n_tasks` distinct ordered tuples of `ways` distinct classes out of `n_classes`, drawn with `seed`,
+    as an int64 array (n_tasks, ways); a pool that cannot exist raises a one-line `MtlMetaError`."""
     if ways > n_classes:
         raise MtlMetaError(f"cannot form {ways}-way tasks from {n_classes} classes")
     if n_tasks > math.perm(n_classes, ways):
@@ -346,7 +376,8 @@ def task_pool(n_classes: int, ways: int, n_tasks: int, seed: int = 0) -> np.ndar
 
 # %% ../nbs/01_episodes.ipynb #cccc0015-1
 class TaskPoolSampler(EpisodeSampler):
-    "Episodes whose classes are one of a fixed pool of `n_tasks` tasks (`task_pool(..., pool_seed)`)."
+    """An `EpisodeSampler` whose episodes' classes are always one of a fixed pool of `n_tasks` tasks
+    (`task_pool(..., pool_seed)`), with fresh images each time."""
     def __init__(self, split: FewShotSplit, ways: int, shots: int, queries: int = 15, seed: int = 0,
                  n_tasks: int = 100, pool_seed: int = 0, **options):
         "`options` (`transform`, `strict`) go to `EpisodeSampler`."
@@ -358,7 +389,7 @@ class TaskPoolSampler(EpisodeSampler):
 
 # %% ../nbs/01_episodes.ipynb #cccc2905
 def _to_image_tensor(img, where: str) -> Tensor:
-    "An item's image as a float (C, H, W) tensor: tensors pass through (uint8 scaled to [0, 1]), PIL and arrays convert."
+    "Return an item's image as a float (C, H, W) tensor: tensors pass through (uint8 scaled to [0, 1]), PIL and arrays convert."
     if isinstance(img, Tensor):
         t = img
     else:
@@ -387,7 +418,7 @@ def _dataset_labels(dataset) -> np.ndarray:
 
 # %% ../nbs/01_episodes.ipynb #cccc2905-2
 class DatasetSplit:
-    """A class split drawn from any torch `Dataset` whose items are (image, label): episodes load only the
+    """A `DatasetSplit` is a class split drawn from any torch `Dataset` whose items are (image, label): episodes load only the
     images they use (through the data set's own per-item transform), so a large data set is never held in
     memory. `classes` (label values) restricts it to those classes, renumbered 0..k-1 in that order."""
     def __init__(self, dataset, classes=None, name: str = "", class_names: list[str] | None = None):
@@ -406,15 +437,21 @@ class DatasetSplit:
         self._shape = tuple(self.load_images(np.array([0])).shape[1:])
 
     @property
-    def n_classes(self) -> int: return len(self.class_names)
+    def n_classes(self) -> int:
+        "The number of classes in the split."
+        return len(self.class_names)
+
     @property
-    def image_shape(self) -> tuple[int, int, int]: return self._shape
+    def image_shape(self) -> tuple[int, int, int]:
+        "The shape (C, H, W) of one image, read from the first item."
+        return self._shape
+
     def __len__(self): return len(self.labels)
     def __repr__(self):
         return f"DatasetSplit({self.name!r}: {self.n_classes} classes, {len(self)} items of {type(self.dataset).__name__})"
 
     def load_images(self, idx: np.ndarray) -> Tensor:
-        "Images (n, C, H, W) float of split positions `idx`, read from the data set now."
+        "Read the images at split positions `idx` from the data set now and return them as a float tensor (n, C, H, W)."
         xs = [_to_image_tensor(self.dataset[int(self.indices[i])][0], f"item {int(self.indices[i])}") for i in idx]
         shapes = {tuple(x.shape) for x in xs}
         if len(shapes) > 1 or (hasattr(self, "_shape") and shapes != {self._shape}):
@@ -424,8 +461,9 @@ class DatasetSplit:
 
 # %% ../nbs/01_episodes.ipynb #cccc2905-3
 def split_dataset(dataset, fractions=(0.6, 0.2, 0.2), seed: int = 0) -> dict[str, DatasetSplit]:
-    """A torch `Dataset` of (image, label) cut into disjoint train/val/test class splits by `stable_class_split` of
-    its class names (the data set's `classes`, else the labels as text): adding a class never moves another."""
+    """Cut the torch `Dataset` of (image, label) `dataset` into disjoint train/val/test class splits by
+    `stable_class_split` of its class names (the data set's `classes`, else the labels as text) with `fractions`
+    and `seed`, and return them as a dict of `DatasetSplit`s by split name; adding a class never moves another."""
     labels = np.unique(_dataset_labels(dataset))
     known = list(getattr(dataset, "classes", None) or [])
     name_of = {int(l): str(known[l]) if l < len(known) else str(int(l)) for l in labels}
@@ -436,7 +474,7 @@ def split_dataset(dataset, fractions=(0.6, 0.2, 0.2), seed: int = 0) -> dict[str
 
 # %% ../nbs/01_episodes.ipynb #fing0001
 def split_fingerprint(split) -> str:
-    """A short SHA-256 of a split's content: its class names and labels, and its images when it holds them (a
+    """Return a short SHA-256 (16 hex digits) of a split's content: its class names and labels, and its images when it holds them (a
     `FewShotSplit`) or the data set items it draws (a `DatasetSplit`). A checkpoint records it per split, so a
     changed data set is told apart from the one a body was trained on."""
     import hashlib
@@ -450,7 +488,7 @@ def split_fingerprint(split) -> str:
 
 # %% ../nbs/01_episodes.ipynb #dlbs0002
 class EpisodeBatchSampler(torch.utils.data.Sampler):
-    """Batches of item indices of `dataset`, one N-way K-shot Q-query episode each, for
+    """An `EpisodeBatchSampler` yields batches of item indices of `dataset`, one N-way K-shot Q-query episode each, for
     `DataLoader(dataset, batch_sampler=s, collate_fn=s.collate, num_workers=...)`. `classes` (label values)
     restricts the draws; `episodes` is the length of one pass; `seed` and `set_epoch` fix the draws."""
     def __init__(self, dataset, ways: int, shots: int, queries: int = 15, episodes: int = 100, seed: int = 0,
@@ -470,7 +508,7 @@ class EpisodeBatchSampler(torch.utils.data.Sampler):
         self.classes = keep[_eligible_classes(split, counts, self.ways, self.shots, self.queries, strict)]
 
     def set_epoch(self, epoch: int) -> None:
-        "Draw another pass of episodes (the same epoch draws the same episodes)."
+        "Set the epoch to `epoch`: another epoch draws another pass of episodes, the same epoch the same ones."
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
@@ -484,7 +522,7 @@ class EpisodeBatchSampler(torch.utils.data.Sampler):
             yield [int(i) for c in chosen for i in rng.choice(self.items[int(c)], size=n, replace=False)]
 
     def collate(self, items) -> Episode:
-        "The items of one batch (ways blocks of shots + queries (image, label) pairs) as an `Episode`."
+        "Turn the items of one batch (ways blocks of shots + queries (image, label) pairs) into an `Episode` and return it."
         w, s, q = self.ways, self.shots, self.queries
         x = torch.stack([_to_image_tensor(img, f"item {k}") for k, (img, _) in enumerate(items)])
         x = x.reshape(w, s + q, *x.shape[1:])
