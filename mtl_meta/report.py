@@ -25,28 +25,30 @@ __all__ = ['PUBLISHED', 'METHOD_COLOURS', 'COMPARATOR', 'REGIME_METHODS', 'REGIM
 
 # %% ../nbs/10b_report.ipynb #order001
 def method_order() -> tuple[str, ...]:
-    """The compared methods in registry order, the order of every table's rows and of the colours: the method
-    registry's own (`gbml.compared_methods`), read when called, so this module loads without the algorithms (or
-    torch) and imports nothing above it (not the profiles, which import the runs, which import this module)."""
+    """Return the compared methods in registry order, the order of every table's rows and of the colours: the
+    method registry's own (`gbml.compared_methods`), read when called, so this module loads without the algorithms
+    (or torch) and imports nothing above it (not the profiles, which import the runs, which import this module)."""
     from mtl_meta.gbml import compared_methods
     return compared_methods()
 
 # %% ../nbs/10b_report.ipynb #cccc0011
 def use_figure_style() -> None:
-    "The seaborn theme of every reproduction figure (white grid, colour-blind palette)."
+    "Set the seaborn theme of every reproduction figure (white grid, colour-blind palette) for the figures drawn next."
     import seaborn as sns
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind", font_scale=0.9)
 
 # %% ../nbs/10b_report.ipynb #cccc0011-1
 def log_x_axis(ax, label: str) -> None:
-    "A log-scale x axis labelled `label`, decades only (minor tick labels such as 3x10^4 crowd each other)."
+    """Make the x axis of `ax` log-scale, labelled `label`, with tick labels at the decades only (minor tick labels
+    such as 3x10^4 crowd each other); `ax` is changed in place."""
     from matplotlib.ticker import NullFormatter
     ax.set(xscale="log", xlabel=label)
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 # %% ../nbs/10b_report.ipynb #cccc0011-2
 def save_figure(fig, path: str | Path, dpi: int = 120, description: str = "") -> list[Path]:
-    "Write `fig` as `path`.png and `path`.pdf (any suffix of `path` is replaced), atomically; close it."
+    """Write `fig` as `path`.png and `path`.pdf (any suffix of `path` is replaced; `description` goes into both
+    files' metadata), atomically, close it, and return the two paths written."""
     import io
     import matplotlib.pyplot as plt
     stem, paths = Path(path).with_suffix(""), []
@@ -136,8 +138,9 @@ def _seed_ci(r: dict, j: int, t: dict) -> float:
 
 # %% ../nbs/10b_report.ipynb #cccc0014-5
 def fewshot_table(results: list[dict]):
-    """One row per (dataset, backbone, ways, shots, method): accuracy with intervals, time, MTL's speedup.
-    The interval over seeds is recomputed from the per-seed accuracies (`seed_interval`)."""
+    """Return the few-shot table of `results` as a DataFrame, one row per (dataset, backbone, ways, shots, method):
+    accuracy with intervals, time, MTL's speedup. The interval over seeds is recomputed from the per-seed
+    accuracies (`seed_interval`)."""
     import pandas as pd
     rows = []
     for r in results:
@@ -171,7 +174,8 @@ def fewshot_table(results: list[dict]):
 
 # %% ../nbs/10b_report.ipynb #cccc0014-6
 def cost_to_accuracy(history: list[dict], target: float) -> tuple[float, float]:
-    "Training images and seconds at the first validation reaching `target` (inf, inf if never)."
+    """Return (training images, seconds) at the first validation of `history` whose accuracy reaches `target`;
+    (inf, inf) when none does."""
     for h in history:
         if h["val_acc"] == h["val_acc"] and h["val_acc"] >= target - 1e-12:
             return float(h.get("images", float("nan"))), float(h["seconds"])
@@ -179,12 +183,13 @@ def cost_to_accuracy(history: list[dict], target: float) -> tuple[float, float]:
 
 # %% ../nbs/10b_report.ipynb #bench002
 def update_time_csv() -> Path:
-    "Where `bench_update_time.py` writes its table in a clone: benchmarks/results/update-time.csv beside the package."
+    """Return the path where `bench_update_time.py` writes its table in a clone: benchmarks/results/update-time.csv
+    beside the package."""
     import mtl_meta
     return Path(mtl_meta.__file__).resolve().parents[1] / "benchmarks" / "results" / "update-time.csv"
 
 def updates_to_accuracy(history: list[dict], target: float) -> float:
-    "Training updates (the history's `step`) at the first validation reaching `target` (inf if never)."
+    "Return the training updates (the history's `step`) at the first validation reaching `target`; inf when none does."
     for h in history:
         if h["val_acc"] == h["val_acc"] and h["val_acc"] >= target - 1e-12:
             return float(h.get("step", float("nan")))
@@ -438,7 +443,8 @@ def efficiency_table(results: list[dict]):
 
 # %% ../nbs/10b_report.ipynb #cccc0014-12
 def paper_comparison(table):
-    "Our accuracy beside the published one for every (method, data set, shots) the paper reports."
+    """Return a DataFrame of our 5-way accuracy (from `fewshot_table`'s `table`) beside the published one, one row
+    per (method, data set, shots) that both have, with their difference in points."""
     import pandas as pd
     rows = []
     if table.empty:
@@ -464,7 +470,8 @@ METHOD_COLOURS = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B
 
 # %% ../nbs/10b_report.ipynb #cccc0014-14
 def method_colour(method: str, methods=None) -> str | None:
-    "The colour of `method` in every figure (by its place in the registry); None for a method outside it."
+    """Return the colour of `method` in every figure, by its place in `methods` (default: the registry's order);
+    None for a method outside it."""
     methods = list(method_order() if methods is None else methods)
     return METHOD_COLOURS[methods.index(method) % len(METHOD_COLOURS)] if method in methods else None
 
@@ -581,7 +588,8 @@ def _per_seed_tests(r: dict) -> dict:
 
 # %% ../nbs/10b_report.ipynb #pair0002-1
 def best_on_validation(results: list[dict]) -> dict:
-    "{(dataset, backbone, run ways, run shots): the baseline with the highest mean best validation accuracy}."
+    """Return, per (dataset, backbone, run ways, run shots) of the few-shot `results`, the baseline (any method but
+    MTL) with the highest mean best validation accuracy."""
     best: dict = {}
     for r in results:
         if r.get("experiment") != "fewshot" or r["method"] == "mtl":
@@ -851,7 +859,7 @@ def _plot_regimes(table, out: Path) -> list[Path]:
 
 # %% ../nbs/10b_report.ipynb #regm0002-d4
 def report_regimes(results: list[dict], out: Path) -> None:
-    "`regimes.md` / `.csv` and a figure per axis, when there are regime runs."
+    "Write `regimes.md` / `.csv` and a figure per axis into `out` when `results` hold regime runs; return None."
     if not any(r.get("regime") for r in results):
         return
     table = regime_table(results)
@@ -915,8 +923,8 @@ def _first(*checks) -> str:
 
 # %% ../nbs/10b_report.ipynb #cccc2611-3
 def check_results(r, experiment: str | None = None) -> str:
-    """What makes the record `r` (a parsed `results.json`) unusable for the tables, in a few words; '' if nothing.
-    `experiment`: the kind the run must have written (None: whatever `r` says it is)."""
+    """Return what makes the record `r` (a parsed `results.json`) unusable for the tables, in a few words; '' if
+    nothing. `experiment`: the kind the run must have written (None: whatever `r` says it is)."""
     if not isinstance(r, dict):
         return f"it holds a {type(r).__name__}, not a results object"
     kind = r.get("experiment")
@@ -981,7 +989,7 @@ def check_results(r, experiment: str | None = None) -> str:
 
 # %% ../nbs/10b_report.ipynb #cccc2611-4
 def read_results(path: str | Path, experiment: str | None = None) -> tuple[dict | None, str]:
-    "(record, '') for a valid `results.json` at `path`, else (None, what is wrong with it)."
+    "Read the `results.json` at `path` and return (record, '') when it is valid, else (None, what is wrong with it)."
     if Path(path).exists() and not Path(path).is_file():   # a folder or a FIFO (reading one would block)
         return None, f"{path} is not a plain file"
     try:
@@ -1076,7 +1084,8 @@ def _report_costs(results: list[dict], out: Path) -> None:
 
 # %% ../nbs/10b_report.ipynb #cccc0014b-2
 def report_fewshot(results: list[dict], out: Path) -> int:
-    "The few-shot tables (accuracy, speedup at matched accuracy, cost to target, paper numbers) and curves."
+    """Write the few-shot tables of `results` into `out` (accuracy, paired comparisons, speedup at matched
+    accuracy, cost to target, paper numbers) and their curves; return the number of rows of the accuracy table."""
     results = [r for r in results if not r.get("regime") and not r.get("reference_run")]   # see report_regimes
     table = fewshot_table(results)
     if table.empty:
@@ -1122,14 +1131,15 @@ def report_fewshot(results: list[dict], out: Path) -> int:
 
 # %% ../nbs/10b_report.ipynb #cccc0014b-3
 def report_taxonomy(results: list[dict], out: Path) -> None:
-    "The GBML taxonomy, generated from the registered algorithms' declarations."
+    """Write `out/taxonomy.md`, the GBML taxonomy generated from the registered algorithms' declarations (`results`
+    is not read); return None."""
     from mtl_meta.gbml import taxonomy_table
     atomic_write_text(out / "taxonomy.md", "# Taxonomy of the algorithms (from their declarations)\n\n"
                       + taxonomy_table(markdown=True) + "\n")
 
 # %% ../nbs/10b_report.ipynb #cccc0014b-4
 def report_sinusoid(results: list[dict], out: Path) -> None:
-    "The sinusoid regression table (test MSE of each method)."
+    "Write `out/sinusoid.md` / `.csv`, the test MSE of each method, from the sinusoid run of `results`; return None."
     import pandas as pd
     for r in (r for r in results if r.get("experiment") == "sinusoid"):
         _write_table(pd.DataFrame(r["summary"]), out, "sinusoid", "Sinusoid regression (test MSE, lower is better)",
@@ -1138,7 +1148,8 @@ def report_sinusoid(results: list[dict], out: Path) -> None:
 
 # %% ../nbs/10b_report.ipynb #cccc0014b-5
 def report_efficiency(results: list[dict], out: Path) -> None:
-    "The efficiency notebook's table: MTL at several budgets against one baseline run."
+    """Write `out/efficiency-curve-RUN.md` / `.csv` for each efficiency run of `results`: MTL at several budgets
+    against one baseline run; return None."""
     import pandas as pd
     for r in (r for r in results if r.get("experiment") == "efficiency"):
         b = r["baseline"]
@@ -1153,7 +1164,8 @@ def report_efficiency(results: list[dict], out: Path) -> None:
 
 # %% ../nbs/10b_report.ipynb #cccc0014b-6
 def report_theory(results: list[dict], out: Path) -> None:
-    "`theory.md`: the exact checks, the gaps against depth and lambda*tau, the split decomposition."
+    """Write `out/theory.md` from the theory run of `results`: the exact checks, the gaps against depth and
+    lambda*tau, the split decomposition; return None."""
     for r in (r for r in results if r.get("experiment") == "theory"):
         # depths in increasing order (JSON keys are strings, stored sorted as text: 1, 16, 2, ...)
         depths = sorted({int(L) for d in r["depth_gaps"].values() for L in d["gaps"]})
@@ -1179,7 +1191,7 @@ REPORTS = (report_fewshot, report_regimes, report_taxonomy, report_sinusoid, rep
 # %% ../nbs/10b_report.ipynb #cmd00001
 def reproduce_command(profile: str, out: str | Path, only: Sequence[str] | None = None, force: bool = False,
                       overrides: Sequence[str] | None = None) -> str:
-    """The `mtl-meta reproduce` command line that runs `profile` into `out`: only the runs `only` when given,
+    """Return the `mtl-meta reproduce` command line that runs `profile` into `out`: only the runs `only` when given,
     again with `force`, with the `--set KEY=VALUE` items `overrides`."""
     words = ["mtl-meta reproduce --profile", str(profile)]
     if only:
@@ -1194,8 +1206,9 @@ def reproduce_command(profile: str, out: str | Path, only: Sequence[str] | None 
 # %% ../nbs/10b_report.ipynb #cccc0014b-7
 def write_figures_index(out: Path, results: list[dict], runs: Iterable[str] | None = None,
                         profile: str | None = None) -> None:
-    """`FIGURES.md`: every figure (PNG and PDF) with what drew it and the command that redraws it (with
-    `profile`, the profile being reproduced; else the one each run's record names)."""
+    """Write `out/FIGURES.md` (nothing when there is no figure): every figure (PNG and PDF) in `out` and in the
+    folders of `runs` (every run folder when None) with what drew it and the command that redraws it (with `profile`, the profile being
+    reproduced; else the one each run's record names); each run's figures are copied beside it. Returns None."""
     import shutil
     made = []   # (figure stem, what drew it, the command that redraws it)
     profiles = {}
@@ -1241,7 +1254,8 @@ def collect(out: str | Path, runs: Iterable[str] | None = None, pending: Iterabl
     `pending`: records of the few-shot runs the profile expects that are not complete (`experiment`
     'pending', with `pending_tests` and `seeds_done`); their cells say pending, and no pair with one gets a verdict.
     `profile`: the profile reproduced, named in `FIGURES.md`'s commands. `reference`: another reproduction's folder
-    (read only) whose few-shot runs are the reference level of the regime map (`report_regimes`)."""
+    (read only) whose few-shot runs are the reference level of the regime map (`report_regimes`). Returns
+    {"results": records read, "fewshot_rows": rows of the few-shot table, "problems": run name -> what is wrong}."""
     import sys
     out = Path(out)
     problems = {}
