@@ -44,7 +44,7 @@ __all__ = ['DATASETS', 'SPLITS', 'CACHE_VERSION', 'RESIZE_RULES', 'OMNIGLOT_MINI
 # %% ../nbs/02_data.ipynb #cccc0005
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What a data set is, where its files go under the data root, and where to get them; and what it does:
+    """A `DatasetInfo` records what a data set is, where its files go under the data root, where to get them, and what it does:
     `load(split, root, cache=None, **options) -> FewShotSplit` reads one class split, `options` names the
     options `load` accepts, `stats` is its per-channel normalisation `(mean, std)` (or a function of the
     options returning it, or None), `pad` the crop padding of its augmentation (None: no augmentation),
@@ -65,11 +65,12 @@ class DatasetInfo:
     uses_data_root: bool = True   # False: the options say where the files are (an image folder)
 
     def normalization(self, **options) -> tuple | None:
-        "Per-channel (mean, std) in [0, 1] units for these options, or None."
+        "Return the per-channel (mean, std) in [0, 1] units for the data set's `options`, or None when it is not normalised."
         return self.stats(**options) if callable(self.stats) else self.stats
 
     def transform(self, augment: bool = False, **options):
-        "The per-image transform of this data set: normalisation, plus its augmentation if `augment`."
+        """Return the per-image transform of this data set for its `options`: normalisation, plus its augmentation if
+        `augment` (a `BatchAugment`), or None when it has neither."""
         stats = self.normalization(**options)
         mean, std = stats if stats is not None else (None, None)
         if augment and self.pad is not None:
@@ -126,7 +127,7 @@ SPLITS = ("train", "val", "test")
 
 # %% ../nbs/02_data.ipynb #cccc0005-2
 def register_dataset(info: DatasetInfo) -> DatasetInfo:
-    "Add (or replace) a data set in the registry: the one line a plugin module needs."
+    "Add (or replace) the data set `info` in the registry `DATASETS` and return it: the one line a plugin module needs."
     DATASETS[info.name] = info
     return info
 
@@ -138,7 +139,7 @@ def _is_folder_name(name) -> bool:
 
 # %% ../nbs/02_data.ipynb #cccc0005-4
 def dataset_info(name: str) -> DatasetInfo:
-    """The registered `DatasetInfo` of the data set `name` (an image folder's path gives the `imagefolder` record),
+    """Return the registered `DatasetInfo` of the data set `name` (an image folder's path gives the `imagefolder` record),
     after loading the `$MTL_META_PLUGINS` modules if needed; an unknown name is a one-line `MtlMetaError`."""
     if _is_folder_name(name):
         name = "imagefolder"
@@ -157,7 +158,8 @@ def _check_split(split: str) -> str:
 
 # %% ../nbs/02_data.ipynb #cccc0005-6
 def missing_dataset(name: str, folder: Path, what: str = "") -> MtlMetaError:
-    "The error for a data set that is not where it should be: expected layout, source, how to point elsewhere."
+    """Return the one-line `MtlMetaError` (to raise) for the data set `name` not found in `folder` (`what` says what
+    is missing): it names the expected layout, the source, and how to point elsewhere."""
     info = dataset_info(name)
     found = f" ({what})" if what else ""
     return MtlMetaError(f"{name} not found in {folder}{found}: expected {info.layout}; get it from {info.source}; "
@@ -165,7 +167,8 @@ def missing_dataset(name: str, folder: Path, what: str = "") -> MtlMetaError:
 
 # %% ../nbs/02_data.ipynb #cccc0007
 def file_digest(path: Path, algo: str = "sha256") -> str:
-    "The hex digest of the regular file `path` (anything else, a FIFO above all, is refused in one line)."
+    """Return the hex digest (hash `algo`) of the regular file `path`; anything else, a FIFO above all, is refused
+    with a one-line `MtlMetaError`."""
     h = hashlib.new(algo)
     if Path(path).exists() and not Path(path).is_file():   # opening a FIFO would wait for a writer forever
         raise MtlMetaError(f"{path} is not a plain file (a FIFO, device or folder); remove it, or download the data again")
@@ -187,7 +190,8 @@ def _read_sums(sums: Path) -> str:
 
 # %% ../nbs/02_data.ipynb #cccc0007-2
 def verify_sha256sums(folder: Path, names: list[str]) -> bool:
-    "Check `names` against `folder/SHA256SUMS` when that file exists; return whether it did."
+    """Check the files `names` of `folder` against `folder/SHA256SUMS` when that file exists (a mismatch is a one-line
+    `MtlMetaError`); return whether it did."""
     sums = folder / "SHA256SUMS"
     if not sums.exists():
         return False
@@ -204,7 +208,8 @@ def verify_sha256sums(folder: Path, names: list[str]) -> bool:
 
 # %% ../nbs/02_data.ipynb #cccc0007-3
 def record_sha256sums(folder: Path, names: list[str]) -> Path:
-    "Write the SHA256 of each of `names` into `folder/SHA256SUMS` (atomically), keeping lines for other files."
+    """Write the SHA256 of each of the files `names` into `folder/SHA256SUMS` (atomically), keeping the lines for
+    other files, and return the path of `SHA256SUMS`."""
     from mtl_meta.core import atomic_write_text
     sums, lines = folder / "SHA256SUMS", {}
     if sums.exists():
@@ -290,9 +295,10 @@ def _discard(folder: Path) -> None:
 # %% ../nbs/02_data.ipynb #cccc0009-5
 def cached_split(name: str, split: str, files: list[Path], build: Callable[[], FewShotSplit],
                  cache: str | os.PathLike | None = None, **options) -> FewShotSplit:
-    """Load a decoded split from the cache, or `build` it and cache it atomically. The key covers every
-    source file's path, size and modification time (every file of a source folder); an entry whose
-    files do not match the size and checksum recorded in its `meta.json` is rebuilt."""
+    """Return the decoded split `split` of the data set `name` from the cache folder `cache`, or `build` it and
+    cache it atomically first. The key covers every source file's path, size and modification time (every file of
+    a source folder in `files`) and the `options`; an entry whose files do not match the size and checksum
+    recorded in its `meta.json` is rebuilt."""
     folder = cache_dir(cache) / "datasets" / f"{name}-{split}-{_fingerprint(files, **options)}"
     if folder.exists():
         found = _read_cache_entry(folder, name, split)
@@ -357,7 +363,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 # %% ../nbs/02_data.ipynb #cccc000b-3
 def safe_pickle_load(path: str | os.PathLike):
-    "Unpickle `path` admitting only NumPy arrays and plain containers; anything else is a `MtlMetaError`."
+    """Unpickle the file `path`, admitting only NumPy arrays and plain containers, and return the object; anything
+    else, or a truncated file, is a one-line `MtlMetaError`."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -478,7 +485,8 @@ def _omniglot_split(images, labels, names) -> FewShotSplit:
 
 # %% ../nbs/02_data.ipynb #cccc0011-2
 def with_rotations(data: FewShotSplit, angles: tuple[int, ...] = (0, 90, 180, 270)) -> FewShotSplit:
-    "Each class rotated by each angle becomes its own class (class k, angle j -> k * len(angles) + j)."
+    """Return `data` with each class rotated by each of `angles` (multiples of 90 degrees) as its own class: class k
+    at angle j becomes class k * len(angles) + j."""
     if any(a % 90 for a in angles):
         raise MtlMetaError(f"rotations must be multiples of 90 degrees, got {angles}")
     imgs = [np.rot90(data.images, k=a // 90, axes=(2, 3)) for a in angles]
@@ -491,14 +499,14 @@ def with_rotations(data: FewShotSplit, angles: tuple[int, ...] = (0, 90, 180, 27
 ROTATION_SUBSETS = {1: (0,), 2: (0, 180), 4: (0, 90, 180, 270)}   # all four in with_rotations' own order
 
 def rotation_angles(count: int) -> tuple[int, ...]:
-    """The rotations that make training classes when `count` (1, 2 or 4) of them do: none, the half turn, or all
+    """Return the rotations that make training classes when `count` (1, 2 or 4) of them do: none, the half turn, or all
     four (in `with_rotations`' default order, so that the whole set's episodes are those it always drew)."""
     if count not in ROTATION_SUBSETS:
         raise MtlMetaError(f"the number of rotations must be 1, 2 or 4, got {count}")
     return ROTATION_SUBSETS[count]
 
 def subsample_classes(data: FewShotSplit, per_class: int, seed: int) -> FewShotSplit:
-    """`data` with `per_class` images of every class, drawn without replacement with `seed` (the same seed keeps
+    """Return `data` with `per_class` images of every class, drawn without replacement with `seed` (the same seed keeps
     the same images; the images keep their order within a class). A class with fewer images is a one-line error."""
     if per_class < 1:
         raise MtlMetaError(f"images per class must be at least 1, got {per_class}")
@@ -514,8 +522,9 @@ def subsample_classes(data: FewShotSplit, per_class: int, seed: int) -> FewShotS
 
 # %% ../nbs/02_data.ipynb #cccc0011-3
 def load_omniglot_minimal(split: str, root: Path, image_size: int = 28, cache=None) -> FewShotSplit:
-    """The `split` of the two Omniglot minimal archives in `root/omniglot` (alphabets as `OMNIGLOT_MINIMAL_SPLIT`),
-    images `image_size` pixels square, checksums verified; decoded once into the cache folder `cache`."""
+    """Load and return the `split` of the two Omniglot minimal archives in `root/omniglot` (alphabets as
+    `OMNIGLOT_MINIMAL_SPLIT`), images `image_size` pixels square, checksums verified; decoded once into the cache
+    folder `cache`."""
     folder = root / "omniglot"
     zips = [folder / n for n in OMNIGLOT_MINIMAL_ARCHIVES]
     if not all(z.is_file() for z in zips):
@@ -551,8 +560,9 @@ def _omniglot_from_folder(folder: Path, alphabets: list[str], size: int) -> FewS
 
 # %% ../nbs/02_data.ipynb #cccc0013-2
 def load_omniglot(split: str, root: Path, image_size: int = 28, cache=None) -> FewShotSplit:
-    """The `split` of full Omniglot in `root/omniglot-py` (folders or zips): test is the evaluation alphabets, val the
-    last 5 background ones, train the rest; images `image_size` pixels square, decoded once into the cache `cache`."""
+    """Load and return the `split` of full Omniglot in `root/omniglot-py` (folders or zips): test is the evaluation
+    alphabets, val the last 5 background ones, train the rest; images `image_size` pixels square, decoded once into
+    the cache folder `cache`."""
     folder = root / "omniglot-py"
     part = "images_evaluation" if split == "test" else "images_background"
     src = folder / part
@@ -615,8 +625,8 @@ def _mini_from_pickle(path: Path, layout: str) -> FewShotSplit:
 
 # %% ../nbs/02_data.ipynb #cccc0015-1
 def load_mini_imagenet(split: str, root: Path, cache=None) -> FewShotSplit:
-    """The `split` of mini-ImageNet from its pickle in `root/mini-imagenet` (either layout of `MINI_IMAGENET_FILES`),
-    decoded once into the cache folder `cache`; a missing pickle is a one-line `MtlMetaError`."""
+    """Load and return the `split` of mini-ImageNet from its pickle in `root/mini-imagenet` (either layout of
+    `MINI_IMAGENET_FILES`), decoded once into the cache folder `cache`; a missing pickle is a one-line `MtlMetaError`."""
     folder = root / "mini-imagenet"
     for layout, files in MINI_IMAGENET_FILES.items():
         path = folder / files[split]
@@ -655,7 +665,7 @@ def _tiered_build(img_path: Path, lab_path: Path) -> FewShotSplit:
 
 # %% ../nbs/02_data.ipynb #cccc0017-1
 def load_tiered_imagenet(split: str, root: Path, cache=None) -> FewShotSplit:
-    """The `split` of tiered-ImageNet from its images (`.npz` or PNG pickle) and labels pickle in
+    """Load and return the `split` of tiered-ImageNet from its images (`.npz` or PNG pickle) and labels pickle in
     `root/tiered-imagenet`, decoded once into the cache folder `cache`; missing files are a one-line `MtlMetaError`."""
     folder = root / "tiered-imagenet"
     lab = folder / f"{split}_labels.pkl"
@@ -726,8 +736,8 @@ def _cifar_split(name: str, split: str, folder: Path) -> FewShotSplit:
 
 # %% ../nbs/02_data.ipynb #cccc0019-2
 def load_cifar(name: str, split: str, root: Path, cache=None) -> FewShotSplit:
-    """The `split` of the CIFAR-100 few-shot data set `name` ('cifar-fs' or 'fc100') from the python version of
-    CIFAR-100 in `root/cifar-100-python`, decoded once into the cache folder `cache`."""
+    """Load and return the `split` of the CIFAR-100 few-shot data set `name` ('cifar-fs' or 'fc100') from the python
+    version of CIFAR-100 in `root/cifar-100-python`, decoded once into the cache folder `cache`."""
     folder = root / "cifar-100-python"
     files = [folder / f for f in ("train", "test", "meta")]
     if not all(f.is_file() for f in files):
@@ -738,8 +748,9 @@ def load_cifar(name: str, split: str, root: Path, cache=None) -> FewShotSplit:
 def load_split(name: str, split: str = "train", data_root: str | os.PathLike | None = None,
                cache: str | os.PathLike | None = None, image_size: int | None = None,
                rotations: tuple[int, ...] | bool = (), **options) -> FewShotSplit:
-    """The images and labels of one class split of a registered data set (or of an image folder given by
-    its path). `image_size`, `rotations` and `options` are the data set's options (`DATASETS[name].options`)."""
+    """Load and return, as a `FewShotSplit`, the class split `split` of the registered data set `name` (or of an
+    image folder given by its path) from `data_root`, decoded once into the cache folder `cache`. `image_size`,
+    `rotations` and `options` are the data set's options (`DATASETS[name].options`)."""
     info, split = dataset_info(name), _check_split(split)
     if info.kind != "images":
         raise MtlMetaError(f"{name} is a regression task family, not an image data set; use SinusoidTasks")
@@ -761,7 +772,8 @@ def load_split(name: str, split: str = "train", data_root: str | os.PathLike | N
 
 # %% ../nbs/02_data.ipynb #cccc001b-1
 def dataset_normalization(name: str, **options) -> tuple | None:
-    "A data set's per-channel (mean, std) for these options (an image folder's is computed on its training classes)."
+    """Return the per-channel (mean, std) of the data set `name` for its `options` (an image folder's is computed on
+    its training classes), or None when it is not normalised."""
     info = dataset_info(name)
     if _is_folder_name(name):
         options = {"path": str(name), **options}
@@ -769,7 +781,8 @@ def dataset_normalization(name: str, **options) -> tuple | None:
 
 # %% ../nbs/02_data.ipynb #cccc001b-2
 def dataset_transform(name: str, augment: bool = False, **options):
-    "The per-image transform of a data set (normalisation, plus its augmentation if `augment`), or None."
+    """Return the per-image transform of the data set `name` for its `options` (normalisation, plus its augmentation
+    if `augment`), or None when it has neither."""
     info = dataset_info(name)
     if _is_folder_name(name):
         options = {"path": str(name), **options}
@@ -777,7 +790,8 @@ def dataset_transform(name: str, augment: bool = False, **options):
 
 # %% ../nbs/02_data.ipynb #cccc001b-3
 def describe_dataset(name: str, data_root: str | os.PathLike | None = None, **options) -> list[dict]:
-    "One row per split: classes, images, images per class (min-max) and image shape."
+    """Load every split of the data set `name` from `data_root` (with its `options`) and return one row (a dict) per
+    split: classes, images, images per class (min-max) and image shape."""
     info = dataset_info(name)
     if info.kind == "regression":
         t = SinusoidTasks()
@@ -797,7 +811,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 def image_folder_classes(path: str | os.PathLike) -> dict[str, list[Path]]:
-    "The classes of an image folder `path/<class>/<image>`: class name -> its image files, both sorted."
+    """Return the classes of the image folder `path/<class>/<image>` as a dict from class name to its image files,
+    both sorted; a folder with no class of images is a one-line `MtlMetaError`."""
     root = Path(path)
     if not root.is_dir():
         raise MtlMetaError(f"image folder {root} does not exist or is not a folder; expected {root}/<class>/<image>")
@@ -828,7 +843,7 @@ def _read_class_list(file: Path, known: dict) -> list[str]:
 # %% ../nbs/02_data.ipynb #cccc2902-2
 def folder_class_split(path, split: str, fractions=(0.6, 0.2, 0.2), seed: int = 0,
                        class_lists: str | os.PathLike | None = None) -> list[str]:
-    """The classes of `split`: from `train.txt`, `val.txt`, `test.txt` (one class per line) in `class_lists`
+    """Return the class names of `split` of the image folder `path`: from `train.txt`, `val.txt`, `test.txt` (one class per line) in `class_lists`
     (default: the image folder itself) when they exist, else `episodes.stable_class_split` by `fractions` and `seed`:
     each class's split depends on its name and the seed alone, so adding a class folder never moves another."""
     classes = image_folder_classes(path)
@@ -896,7 +911,7 @@ def _image_size(headers: list, where, resize: str) -> int:
 # %% ../nbs/02_data.ipynb #plan0001
 @dataclass
 class FolderPlan:
-    "What one class split of an image folder is made of, before any image is decoded: files, labels, shape."
+    "A `FolderPlan` says what one class split of an image folder is made of before any image is decoded: files, labels, shape."
     names: list[str]             # the split's class folders, label i = names[i]
     files: list[Path]            # every image of those classes, class by class
     labels: np.ndarray           # (n,) the class of each file
@@ -906,13 +921,13 @@ class FolderPlan:
     lists: list[Path]            # where class lists would be (train.txt, val.txt, test.txt)
 
     def decode(self, file: Path) -> np.ndarray:
-        "One image file as the split holds it: uint8 (C, N, N) in the plan's mode, size and resize rule."
+        "Decode the image file `file` and return it as the split holds it: uint8 (C, N, N) in the plan's mode, size and resize rule."
         return _decode_image(Path(file).read_bytes(), self.size, "L" if self.channels == 1 else "RGB", str(file),
                              self.resize)
 
 def folder_plan(split: str, path, image_size: int | None = None, channels: int | None = None,
                 fractions=(0.6, 0.2, 0.2), seed: int = 0, class_lists=None, resize: str = "stretch") -> FolderPlan:
-    """The `FolderPlan` of `split` of the image folder `path` (options as `load_image_folder`): the classes by
+    """Return the `FolderPlan` of `split` of the image folder `path` (options as `load_image_folder`): the classes by
     `folder_class_split`, the mode and size from every image's header (the whole folder's, so all splits agree)."""
     if path is None:
         raise MtlMetaError("the imagefolder data set needs its folder: --dataset PATH, or the option path=PATH")
@@ -933,7 +948,7 @@ def load_image_folder(split: str, root=None, cache=None, path: str | os.PathLike
                       image_size: int | None = None, channels: int | None = None, fractions=(0.6, 0.2, 0.2),
                       seed: int = 0, class_lists: str | os.PathLike | None = None, normalize="train",
                       resize: str = "stretch") -> FewShotSplit:
-    """One class split of an image folder `path/<class>/<image>`, decoded once into the cache. Every image becomes
+    """Load and return `split` of the image folder `path/<class>/<image>` as a `FewShotSplit`, decoded once into the cache folder `cache` (`root` is unused). Every image becomes
     the folder's majority mode (or `channels`) at `image_size` (default: the shorter side of the most common
     size) by the rule `resize` ('stretch' or 'crop', see `RESIZE_RULES`), as in every split and in `predict`.
     The cache key covers every image's path, size and modification time, so a changed image is seen at the next
@@ -947,8 +962,9 @@ def load_image_folder(split: str, root=None, cache=None, path: str | os.PathLike
 
 # %% ../nbs/02_data.ipynb #cccc2902-6
 def folder_stats(path=None, normalize="train", cache=None, **options) -> tuple | None:
-    """Per-channel (mean, std) for an image folder: computed on its training classes (`normalize="train"`),
-    given as `[mean, std]`, or None (`normalize=None`: no normalisation)."""
+    """Return the per-channel (mean, std) of the image folder `path`: computed on its training classes
+    (`normalize="train"`, loaded with `options` into the cache `cache`), given as `[mean, std]`, or None
+    (`normalize=None`: no normalisation)."""
     if normalize is None or normalize == "none":
         return None
     if normalize != "train":
@@ -976,7 +992,7 @@ register_dataset(DatasetInfo(
 
 # %% ../nbs/02_data.ipynb #lazy0002
 class LazyImageFolder(torch.utils.data.Dataset):
-    """One class split of an image folder as a torch `Dataset` that decodes each image when asked for it: items
+    """A `LazyImageFolder` is one class split of an image folder as a torch `Dataset` that decodes each image when asked for it: items
     (float image (C, N, N) in [0, 1], label), with `classes`, `samples` and `targets` as torchvision's
     ImageFolder has them. `options` are `load_image_folder`'s (image_size, channels, fractions, seed,
     class_lists, resize); `transform` acts on each decoded image."""
@@ -992,7 +1008,7 @@ class LazyImageFolder(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         file, label = self.samples[i]
-        x = torch.from_numpy(self.plan.decode(Path(file))).float().div_(255)
+        x = torch.from_numpy(self.plan.decode(Path(file)).copy()).float().div_(255)   # PIL's array is read-only
         return (self.transform(x) if self.transform is not None else x), label
 
     def __repr__(self):
@@ -1011,7 +1027,7 @@ def _fetch(url: str) -> bytes:
 def download(name: str, root: str | os.PathLike, fetch: Callable[[str], bytes] | None = None) -> Path:
     """Fetch a data set's official files into `root`, checking published checksums, and record their SHA256
     in `SHA256SUMS` beside them (verified at every load). Nothing is written, not even `root`, unless every
-    file arrived intact. `fetch(url) -> bytes` replaces the network (tests)."""
+    file arrived intact. `fetch(url) -> bytes` replaces the network (tests). Returns `root`."""
     from mtl_meta.core import atomic_write_bytes
     specs = dataset_info(name).downloads
     if not specs:
@@ -1051,7 +1067,7 @@ def _grey(x: Tensor) -> Tensor:
 
 # %% ../nbs/02_data.ipynb #cccc0023-1
 class BatchAugment:
-    """Per-image random crop with padding, colour jitter and flip, then normalisation, on (n, C, H, W) floats
+    """A `BatchAugment` applies per-image random crop with padding, colour jitter and flip, then normalisation, to (n, C, H, W) floats
     (or one (C, H, W) image). `batched`: the episode sampler hands it a whole batch at once; each image
     still gets its own random draws."""
     batched = True
@@ -1063,7 +1079,7 @@ class BatchAugment:
 
     @property
     def deterministic(self) -> bool:
-        "True when no random operation is on (normalisation only): the same image always maps to the same tensor."
+        "Whether no random operation is on (normalisation only): then the same image always maps to the same tensor."
         return not (self.padding or self.jitter or self.flip)
 
     def _u(self, n: int, lo: float, hi: float) -> Tensor:
@@ -1097,17 +1113,20 @@ class BatchAugment:
 
 # %% ../nbs/02_data.ipynb #cccc0023-2
 def train_transform(dataset: str, augment: bool = False, **options) -> Callable[[Tensor], Tensor] | None:
-    "The batch transform for a data set: normalisation, plus its augmentation if `augment` (the registry's record)."
+    """Return the batch transform of the data set `dataset` for its `options`: normalisation, plus its augmentation
+    if `augment` (the registry's record), or None."""
     return dataset_transform(dataset, augment, **options)
 
 # %% ../nbs/02_data.ipynb #cccc0027
 class SinusoidTasks:
-    "Sinusoid regression tasks y = A sin(x - phase)."
+    """A family of sinusoid regression tasks y = A sin(x - phase), with the amplitude, the phase and the inputs drawn
+    uniformly from `amplitude`, `phase` and `x_range`."""
     def __init__(self, amplitude=(0.1, 5.0), phase=(0.0, math.pi), x_range=(-5.0, 5.0)):
         self.amplitude, self.phase, self.x_range = tuple(amplitude), tuple(phase), tuple(x_range)
 
     def sample(self, n_tasks: int, n_points: int, rng: np.random.Generator | int = 0):
-        "x, y of shape (n_tasks, n_points, 1) (float32 tensors) and each task's amplitude and phase."
+        """Draw `n_tasks` tasks of `n_points` points with `rng` and return x, y (float32 tensors (n_tasks, n_points, 1))
+        and each task's amplitude and phase (arrays)."""
         rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
         amp = rng.uniform(*self.amplitude, size=n_tasks)
         ph = rng.uniform(*self.phase, size=n_tasks)
@@ -1117,18 +1136,20 @@ class SinusoidTasks:
 
 # %% ../nbs/02_data.ipynb #cccc0027-1
 class SharedRepresentationTasks:
-    "Linear tasks on one fixed random ReLU representation: y = relu(x A) w_i / sqrt(r) + noise."
+    """A family of linear tasks on one fixed random ReLU representation: y = relu(x A) w_i / sqrt(r) + noise, with A
+    drawn once from `seed`."""
     def __init__(self, in_dim: int = 10, rep_dim: int = 20, noise: float = 0.0, seed: int = 0):
         g = np.random.default_rng(seed)
         self.A = g.standard_normal((in_dim, rep_dim)) / math.sqrt(in_dim)
         self.in_dim, self.rep_dim, self.noise = in_dim, rep_dim, noise
 
     def features(self, x: np.ndarray) -> np.ndarray:
-        "The shared representation relu(x A) / sqrt(rep_dim) of inputs x (..., in_dim): an array (..., rep_dim)."
+        "Return the shared representation relu(x A) / sqrt(rep_dim) of inputs `x` (..., in_dim), an array (..., rep_dim)."
         return np.maximum(x @ self.A, 0) / math.sqrt(self.rep_dim)
 
     def sample(self, n_tasks: int, n_points: int, rng: np.random.Generator | int = 0):
-        "x (T, n, in_dim), y (T, n), float64 arrays, and the task heads w (T, rep_dim)."
+        """Draw `n_tasks` tasks of `n_points` points with `rng` and return x (T, n, in_dim), y (T, n), float64 arrays,
+        and the task heads w (T, rep_dim)."""
         rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
         w = rng.standard_normal((n_tasks, self.rep_dim))
         x = rng.standard_normal((n_tasks, n_points, self.in_dim))
