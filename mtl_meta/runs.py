@@ -24,7 +24,8 @@ __all__ = ['ATTEMPTS_FILE', 'Run', 'experiments_dir', 'RunResult', 'uncommitted_
 # %% ../nbs/10c_runs.ipynb #cccc0005
 @dataclass(frozen=True)
 class Run:
-    "One experiment notebook executed with one set of parameters."
+    """One experiment notebook (`notebook`, in `experiments_dir()`) executed with one set of `parameters`, its
+    outputs in a folder named `name`."""
     name: str                      # unique within a profile; names the output folder
     notebook: str                  # file name in the experiments folder
     parameters: dict = field(default_factory=dict)
@@ -36,18 +37,19 @@ class Run:
     recorded_as: str = ""          # a frozen profile's run: the profile name its records were made under
 
     def config(self, profile: str) -> dict:
-        "Everything that determines the run's result; stored with it and compared on resume."
+        "Return everything that determines the run's result under `profile`; stored with it and compared on resume."
         return {"name": self.name, "notebook": self.notebook, "parameters": self.parameters,
                 "datasets": list(self.datasets), "profile": self.recorded_as or profile}
 
     def config_hash(self, profile: str) -> str:
-        "The first 16 hex digits of the SHA-256 of `config(profile)`: a run is complete only under the same hash."
+        "Return the first 16 hex digits of the SHA-256 of `config(profile)`: a run is complete only under the same hash."
         blob = json.dumps(self.config(profile), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 # %% ../nbs/10c_runs.ipynb #cccc000a
 def experiments_dir() -> Path:
-    "The folder holding the experiment notebooks (installed package first, then the source tree)."
+    """Return the folder holding the experiment notebooks (installed package first, then the source tree); a
+    one-line `MtlMetaError` when neither has them."""
     import mtl_meta
     here = Path(mtl_meta.__file__).resolve().parent
     for cand in (here / "experiments", here.parent / "nbs" / "experiments"):
@@ -59,6 +61,7 @@ def experiments_dir() -> Path:
 # %% ../nbs/10c_runs.ipynb #cccc000d
 @dataclass
 class RunResult:
+    "What executing one run came to: its status, its wall-clock seconds, the executed notebook and the error, if any."
     run: Run
     status: str            # 'ok', 'failed' or 'skipped' (complete from an earlier invocation)
     seconds: float
@@ -72,7 +75,7 @@ def _git(repo: Path, *args: str):
 
 # %% ../nbs/10c_runs.ipynb #cccc000d-2
 def uncommitted_changes(repo: Path, outputs: Sequence[str | Path] = ()) -> bool | None:
-    """Whether tracked files of the git checkout `repo` differ from its last commit, leaving out `outputs`:
+    """Return whether tracked files of the git checkout `repo` differ from its last commit, leaving out `outputs`:
     folders that results are written to (a profile's `--out` inside the checkout, such as `figures/`), whose
     changes are what a run produces, not a change of the code that produced it. None where git cannot tell."""
     repo = Path(repo).resolve()
@@ -83,8 +86,8 @@ def uncommitted_changes(repo: Path, outputs: Sequence[str | Path] = ()) -> bool 
 
 # %% ../nbs/10c_runs.ipynb #cccc000d-3
 def code_version(outputs: Sequence[str | Path] = ()) -> dict:
-    """The package version and, in a git checkout, the commit and whether the code had uncommitted changes
-    (changes inside `outputs`, the folders results go to, do not count)."""
+    """Return {"version"} of the package and, in a git checkout, also its "commit" and "dirty", whether the code had
+    uncommitted changes (changes inside `outputs`, the folders results go to, do not count)."""
     import subprocess
     import mtl_meta
     info = {"version": mtl_meta.__version__}
@@ -100,17 +103,18 @@ def code_version(outputs: Sequence[str | Path] = ()) -> dict:
 
 # %% ../nbs/10c_runs.ipynb #cccc000d-4
 def run_dir(out: Path, run: Run) -> Path:
-    "The folder of `run`'s outputs in the output folder `out`: `out/runs/NAME`."
+    "Return the folder of `run`'s outputs in the output folder `out`: `out/runs/NAME`."
     return Path(out) / "runs" / run.name
 
 # %% ../nbs/10c_runs.ipynb #cccc000d-5
 def record_path(out: Path, run: Run) -> Path:
-    "The path of `run`'s record in `out`, `run.json` in its folder: configuration, status, seconds and code version."
+    """Return the path of `run`'s record in `out`, `run.json` in its folder: configuration, status, seconds and
+    code version."""
     return run_dir(out, run) / "run.json"
 
 # %% ../nbs/10c_runs.ipynb #cccc000d-6
 def read_record(path: Path) -> dict | None:
-    "The JSON object in `path`; None when it is missing, unreadable or not an object."
+    "Read and return the JSON object in `path`; None when it is missing, unreadable or not an object."
     try:   # missing, not a plain file, too big, not JSON or nested too deeply: no record
         rec = read_json(path)
     except (OSError, MtlMetaError):
@@ -127,7 +131,7 @@ def _expected_experiment(run: Run) -> str | None:
 
 # %% ../nbs/10c_runs.ipynb #cccc000d-8
 def record_problem(out: Path, run: Run) -> str:
-    """What is wrong with the result `run` left in `out` (its `results.json`, or the environment probe's
+    """Return what is wrong with the result `run` left in `out` (its `results.json`, or the environment probe's
     `environment.json`), checked for schema and completeness and against the run's own parameters; '' if nothing."""
     folder = run_dir(out, run)
     if run.notebook == "environment.ipynb":
@@ -149,7 +153,7 @@ def record_problem(out: Path, run: Run) -> str:
 
 # %% ../nbs/10c_runs.ipynb #cccc000d-9
 def is_complete(out: Path, run: Run, profile: str, problems: dict | None = None) -> bool:
-    """Whether `run` already finished successfully in `out` with the same configuration and left a valid result.
+    """Return whether `run` already finished successfully in `out` under `profile`'s configuration and left a valid result.
     A run recorded as finished whose result is damaged or incomplete is not complete; what is wrong with it
     goes into `problems` (run name -> text) when given."""
     rec = read_record(record_path(out, run))
@@ -168,7 +172,8 @@ def _first_error(exc: BaseException) -> str:
 
 # %% ../nbs/10c_runs.ipynb #cccc000d-11
 def prepare_run_dir(out: str | Path, run: Run, profile: str) -> Path:
-    "Create the run's folder; empty it first when it holds a run made with another configuration."
+    """Create `run`'s folder in `out` and return its path; empty it first when it holds a run made with another
+    configuration, and refuse (one-line `MtlMetaError`) a folder that is a symbolic link."""
     import shutil
     if run_dir(out, run).is_symlink():   # clearing it would delete files outside the output folder
         raise MtlMetaError(f"run folder {run_dir(out, run)} is a symbolic link; reproduce writes (and may clear) run "
@@ -184,14 +189,16 @@ def prepare_run_dir(out: str | Path, run: Run, profile: str) -> Path:
 ATTEMPTS_FILE = "attempts.json"   # in a run's folder: the attempts stopped before the run ended
 
 def earlier_attempts(folder: str | Path) -> list[dict]:
-    "The attempts of a run stopped before it ended (time limits), oldest first: [{'seconds', 'ended', 'at'}]."
+    """Return the attempts of the run in `folder` that were stopped before it ended (time limits), oldest first:
+    [{'seconds', 'ended', 'at'}]."""
     rec = read_record(Path(folder) / ATTEMPTS_FILE)
     attempts = rec.get("attempts") if rec is not None else None
     return [a for a in attempts if isinstance(a, dict) and isinstance(a.get("seconds"), (int, float))] \
         if isinstance(attempts, list) else []
 
 def record_attempt(folder: str | Path, seconds: float, ended: str) -> list[dict]:
-    "Note an attempt of the run in `folder` that ended before the run did (`ended` says why); all attempts so far."
+    """Note an attempt of the run in `folder` that ended before the run did (`ended` says why) and return all
+    attempts so far."""
     attempts = [*earlier_attempts(folder), {"seconds": round(seconds, 2), "ended": ended,
                                             "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
     atomic_write_json(Path(folder) / ATTEMPTS_FILE, {"attempts": attempts})
@@ -200,7 +207,9 @@ def record_attempt(folder: str | Path, seconds: float, ended: str) -> list[dict]
 # %% ../nbs/10c_runs.ipynb #cccc000d-12
 def execute_run(run: Run, out: str | Path, profile: str, root: Path, command: str = "",
                 progress: bool = False, **papermill_options) -> RunResult:
-    """Execute `run` with papermill into `out/runs/NAME/`; never raises for a failing notebook.
+    """Execute `run` with papermill into `out/runs/NAME/` (with `out_dir`, `data_root` = `root` and `profile` added
+    to its parameters), write its record `run.json` (with `command`) and return its `RunResult`; a failing notebook
+    gives status 'failed' with its first error, never an exception.
 
     `papermill_options` go to `papermill.execute_notebook` (e.g. `stderr_file`, `extra_arguments`)."""
     import papermill as pm
