@@ -20,30 +20,33 @@ __all__ = ['relu_features', 'ridge_inner', 'ridge_objective', 'logistic_objectiv
 
 # %% ../nbs/03_formulation.ipynb #cccc0006
 def relu_features(theta: Tensor, x: Tensor) -> Tensor:
-    "The feature map phi_theta(x) = relu(x @ theta)."
+    "Return the features phi_theta(x) = relu(x @ theta) of the inputs `x` (n, d) under the body `theta` (d, h): an (n, h) tensor."
     return torch.relu(x @ theta)
 
 # %% ../nbs/03_formulation.ipynb #cccc0006-1
 def ridge_inner(Z: Tensor, Y: Tensor, lam: float) -> Tensor:
-    "argmin_W 0.5 ||Z W - Y||^2 + 0.5 lam ||W||^2 = (Z^T Z + lam I)^-1 Z^T Y (closed form, differentiable in Z)."
+    """Return the ridge head argmin_W 0.5 ||Z W - Y||^2 + 0.5 lam ||W||^2 = (Z^T Z + lam I)^-1 Z^T Y for features `Z`
+    (n, d), targets `Y` (n, k) and ridge `lam`: a (d, k) tensor, differentiable in Z (closed form)."""
     d = Z.shape[-1]
     return torch.linalg.solve(Z.T @ Z + lam * torch.eye(d, dtype=Z.dtype), Z.T @ Y)
 
 # %% ../nbs/03_formulation.ipynb #cccc0006-2
 def ridge_objective(Z: Tensor, Y: Tensor, W: Tensor, lam: float, regularised: bool = True) -> Tensor:
-    "0.5 ||Z W - Y||^2 (+ 0.5 lam ||W||^2 if `regularised`)."
+    "Return the ridge loss 0.5 ||Z W - Y||^2 of the head `W` (+ 0.5 lam ||W||^2 if `regularised`) as a scalar tensor."
     loss = 0.5 * ((Z @ W - Y) ** 2).sum()
     return loss + 0.5 * lam * (W ** 2).sum() if regularised else loss
 
 # %% ../nbs/03_formulation.ipynb #cccc0006-3
 def logistic_objective(Z: Tensor, y: Tensor, W: Tensor, lam: float, regularised: bool = True) -> Tensor:
-    "Summed multinomial cross-entropy of logits Z W: sum_i -log softmax(z_i W)_{y_i} (+ 0.5 lam ||W||^2 if `regularised`)."
+    """Return the summed multinomial cross-entropy of the logits Z W for the class indices `y`,
+    sum_i -log softmax(z_i W)_{y_i} (+ 0.5 lam ||W||^2 if `regularised`), as a scalar tensor."""
     loss = F.cross_entropy(Z @ W, y, reduction="sum")
     return loss + 0.5 * lam * (W ** 2).sum() if regularised else loss
 
 # %% ../nbs/03_formulation.ipynb #cccc0006-4
 def logistic_inner(Z: Tensor, y: Tensor, ways: int, lam: float, iters: int = 20) -> Tensor:
-    """argmin_W of the l2-regularised multinomial logistic loss, to machine precision, differentiable in Z.
+    """Return the head (d, ways) that minimises the l2-regularised (`lam`) multinomial logistic loss of features `Z` (n, d) and
+    classes `y`, to machine precision after `iters` Newton steps, differentiable in Z.
 
     Newton's method runs detached to the optimum; then one more Newton step is taken *with* the
     graph. At a fixed point the Newton map's derivative in W is zero, so that step's derivative in
@@ -86,19 +89,21 @@ def _task_terms(theta, tasks, head, lam, split, through_solver, outer_regularise
 # %% ../nbs/03_formulation.ipynb #cccc0008-1
 def bilevel_gradient(theta: Tensor, tasks, head: str = "ridge", lam: float = 1.0, split: bool = False,
                      through_solver: bool = True, outer_regularised: bool = True) -> Tensor:
-    "Gradient in theta of the summed outer loss at the inner-optimal heads (through the solver or not)."
+    """Return the gradient in `theta` of the summed outer loss over `tasks` ((x, y, ways) triples) at the inner-optimal
+    heads of `head` ('ridge' or 'logistic', ridge `lam`), differentiated through the solver if `through_solver`;
+    `split` fits heads on the first half and scores the second, `outer_regularised` adds the ridge to the outer loss."""
     theta = theta.detach().requires_grad_(True)
     total = _task_terms(theta, tasks, head, lam, split, through_solver, outer_regularised)
     return torch.autograd.grad(total, theta)[0]
 
 # %% ../nbs/03_formulation.ipynb #cccc0008-2
 def relative_gap(a: Tensor, b: Tensor) -> float:
-    "||a - b|| / ||a||."
+    "Return the relative gap ||a - b|| / ||a|| between the tensors `a` and `b` as a float."
     return float((a - b).norm() / a.norm())
 
 # %% ../nbs/03_formulation.ipynb #cccc0012
 def anil_gradient(theta: Tensor, tasks, w0: Tensor, lr: float, steps: int) -> Tensor:
-    """ANIL's meta-gradient in theta: grad_theta sum_t L_t(W_t^(steps)) / n_t, with Z = phi_theta(X_t), W^(0) = w0 and
+    """Return ANIL's meta-gradient in theta over `tasks`: grad_theta sum_t L_t(W_t^(steps)) / n_t, with Z = phi_theta(X_t), W^(0) = w0 and
     `steps` GD steps at rate `lr` on each task's head, W <- W - lr Z^T (softmax(Z W) - Y) / n, differentiated through."""
     theta = theta.detach().requires_grad_(True)
     total = 0.0
@@ -113,5 +118,6 @@ def anil_gradient(theta: Tensor, tasks, w0: Tensor, lr: float, steps: int) -> Te
 
 # %% ../nbs/03_formulation.ipynb #cccc0012-1
 def joint_gradient(theta: Tensor, tasks, w0: Tensor) -> Tensor:
-    "grad_theta sum_t L_t(w0) / n_t with the shared head w0 (joint training): `anil_gradient` at lambda*tau = 0."
+    """Return grad_theta sum_t L_t(w0) / n_t over `tasks` with the shared head `w0` (joint training): `anil_gradient`
+    at lambda*tau = 0."""
     return anil_gradient(theta, tasks, w0, 0.0, 0)
