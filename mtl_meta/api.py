@@ -201,8 +201,9 @@ def _sampler_options(method: str, algorithm_options: dict | None) -> dict:
 
 # %% ../nbs/12_api.ipynb #cccc0005-4
 def build_algorithm(metadata: dict, body: torch.nn.Module | None = None) -> Algorithm:
-    """Rebuild the (untrained) algorithm a run's metadata describes; `body` supplies the module of a run
-    trained with the user's own backbone module (its metadata names only the class)."""
+    """Rebuild and return the (untrained) algorithm a run's `metadata` describes (method, backbone, image_shape,
+    n_classes, ways and their options); `body` supplies the module of a run trained with the user's own backbone
+    module (its metadata names only the class)."""
     from mtl_meta.models import build_backbone
     from mtl_meta.gbml import make_algorithm
     name = metadata["backbone"]
@@ -216,7 +217,8 @@ def build_algorithm(metadata: dict, body: torch.nn.Module | None = None) -> Algo
 
 # %% ../nbs/12_api.ipynb #budg0002
 class EpochHooks:
-    "Several `on_epoch` hooks as one (each called in turn; `close` closes those that can be closed)."
+    """Call several `on_epoch` hooks (`None`s left out) as one, each in turn with the trainer and the epoch's row;
+    `close` closes those that can be closed."""
     def __init__(self, *hooks):
         self.hooks = [h for h in hooks if h is not None]
     def __call__(self, trainer, row: dict) -> None:
@@ -413,8 +415,9 @@ def train(method: str = "mtl",                # the method: a name in the regist
 
 # %% ../nbs/12_api.ipynb #cccc0009
 def load_trained(checkpoint: str | Path, device: str = "cpu", body: torch.nn.Module | None = None) -> tuple[Algorithm, dict]:
-    """The trained algorithm (with its best body) and the run metadata stored in a checkpoint. `body`: the
-    module of a run trained with your own backbone module."""
+    """Load a checkpoint (`checkpoint.pt` or the run folder that holds it) onto `device` and return (the trained
+    algorithm, with its best body, and the run metadata stored in it). `body`: the module of a run trained with
+    your own backbone module."""
     ckpt = load_checkpoint(checkpoint, map_location=check_device(device))
     meta = ckpt.get("metadata") or ckpt.get("description") or {}   # description: a Trainer built by hand
     if "method" not in meta:
@@ -453,8 +456,9 @@ def evaluate(checkpoint: str | Path,              # checkpoint.pt written by tra
              progress: bool = False,              # a progress bar
              body: torch.nn.Module | None = None, # the module of a run trained with your own backbone module
              **options):                          # EvalConfig fields by name, and the options of the test-time head
-    """Accuracy (mean and 95% interval) of test-time adaptation with a trained checkpoint's body, on
-    `dataset` (default: the one trained on; also a torch `Dataset` or a dict of splits, as in `train`).
+    """Return the accuracy (an `EvalResult`: mean and 95% interval) of test-time adaptation with a trained
+    checkpoint's body, on `dataset` (default: the one trained on; also a torch `Dataset` or a dict of splits, as in
+    `train`).
     The test protocol is `config` (an `EvalConfig`), whose fields may also be given by name (`ways=20,
     episodes=1000`); the other `options` go to the test-time head. `ways` and `shots` default to those the
     checkpoint was trained (validated) with; the result records them."""
@@ -576,7 +580,8 @@ def export_body(checkpoint: str | Path,              # checkpoint.pt written by 
                 out: str | Path,                     # the file to write (e.g. body.pt2)
                 body: torch.nn.Module | None = None  # the module of a run trained with your own backbone module
                 ) -> Path:
-    """The trained body with its preprocessing as a `torch.export` program that loads without this package:
+    """Write the trained body with its preprocessing to `out` as a `torch.export` program, and return that path.
+    The program loads without this package:
     `torch.export.load(out).module()` maps float images (n, C, H, W) in [0, 1] at the training size to the features
     `predict` and `evaluate` fit their heads on (`Algorithm.features`: normalised inputs, and L2-normalised outputs
     for methods that normalise, MTL among them), for any batch size n. The run's description (image shape, method,
