@@ -23,7 +23,8 @@ __all__ = ['fc_relu_kernel_fn', 'Kernel', 'kernels', 'last_layer_share', 'Kernel
 
 # %% ../nbs/04_ntk.ipynb #cccc0004
 def fc_relu_kernel_fn(depth: int):
-    "neural-tangents kernel function of a depth-`depth` ReLU MLP (He scaling, no biases, linear readout)."
+    """Return the neural-tangents kernel function of a depth-`depth` ReLU MLP (He scaling, no biases, linear readout),
+    called as `kernel_fn(x1, x2, ("nngp", "ntk"))`."""
     stax = require_extra("neural_tangents.stax", "theory")
     layers = []
     for _ in range(depth):
@@ -33,22 +34,23 @@ def fc_relu_kernel_fn(depth: int):
 # %% ../nbs/04_ntk.ipynb #cccc0004-1
 @dataclass(frozen=True)
 class Kernel:
-    """The two kernels between two sets of points, by name: `theta`, the NTK of the whole network (neural-tangents'
+    """A `Kernel` holds the two kernels between two sets of points, by name: `theta`, the NTK of the whole network (neural-tangents'
     `ntk`), and `k`, the readout's share of it (the output NNGP, `nngp`); `body` = theta - k, the hidden layers' share."""
     theta: np.ndarray
     k: np.ndarray
 
     @property
     def body(self) -> np.ndarray:
+        "The hidden layers' share of the NTK, theta - k."
         return self.theta - self.k
 
     def block(self, rows, cols) -> Kernel:
-        "Both kernels between the points `rows` and the points `cols` (index arrays into the two sets)."
+        "Return both kernels between the points `rows` and the points `cols` (index arrays into the two sets) as a `Kernel`."
         return Kernel(self.theta[np.ix_(rows, cols)], self.k[np.ix_(rows, cols)])
 
 # %% ../nbs/04_ntk.ipynb #cccc0004-2
 def kernels(x1: np.ndarray, x2: np.ndarray, depth: int) -> Kernel:
-    """`Kernel` between x1 and x2 of the depth-`depth` ReLU network, as float64 arrays: Theta, its NTK, and K, the
+    """Return the `Kernel` between the points x1 and x2 of the depth-`depth` ReLU network, as float64 arrays: Theta, its NTK, and K, the
     readout's share of it, K(x, x') = <h_L(x), h_L(x')> / n (the output NNGP); Theta_body = Theta - K."""
     jax = require_extra("jax", "theory")
     jax.config.update("jax_enable_x64", True)
@@ -57,7 +59,8 @@ def kernels(x1: np.ndarray, x2: np.ndarray, depth: int) -> Kernel:
 
 # %% ../nbs/04_ntk.ipynb #cccc0004-3
 def last_layer_share(x: np.ndarray, depth: int) -> np.ndarray:
-    "K / Theta elementwise on the points x (the readout's share of the NTK; 1 / (L + 1) on the diagonal, He scaling)."
+    """Return K / Theta elementwise on the points `x` for the depth-`depth` network: the readout's share of the NTK
+    (1 / (L + 1) on the diagonal, He scaling)."""
     kern = kernels(x, x, depth)
     return kern.k / kern.theta
 
@@ -77,30 +80,32 @@ def _flow(G, rhs, eta: float | None = None, steps: int | None = None):
 # %% ../nbs/04_ntk.ipynb #cccc0007-2
 @dataclass(frozen=True)
 class KernelBlocks:
-    """The kernel blocks a trained function reads, by name: `xX`, both kernels between the points x it is evaluated
+    """A `KernelBlocks` holds the kernel blocks a trained function reads, by name: `xX`, both kernels between the points x it is evaluated
     on and its training points X, and `XX`, both kernels among the training points (each a `Kernel`)."""
     xX: Kernel
     XX: Kernel
 
     @classmethod
     def cut(cls, kern: Kernel, x, X) -> KernelBlocks:
-        "The blocks out of `kern`, kernels on stacked points: `x` and `X` index the evaluation and training points."
+        "Return the blocks cut out of `kern`, kernels on stacked points: `x` and `X` index the evaluation and training points."
         return cls(xX=kern.block(x, X), XX=kern.block(X, X))
 
 # %% ../nbs/04_ntk.ipynb #cccc0007-3
 def finetune_readout(f_q, f_s, y_s, k_qs, k_ss, ridge: float = 0.0):
-    """Test-time readout fine-tuning to convergence: kernel regression with K on the support residual,
-    f^(x_q) = f(x_q) + K(x_q, X_s) (K(X_s, X_s) + ridge I)^-1 (Y_s - f(X_s))."""
+    """Return the query predictions after test-time readout fine-tuning to convergence, kernel regression with K on
+    the support residual: f^(x_q) = f(x_q) + K(x_q, X_s) (K(X_s, X_s) + ridge I)^-1 (Y_s - f(X_s)), from the
+    trained function's query and support outputs `f_q`, `f_s`, the support targets `y_s` and the blocks `k_qs`, `k_ss` of K."""
     return f_q + k_qs @ _solve(k_ss + ridge * np.eye(len(k_ss)), y_s - f_s)
 
 # %% ../nbs/04_ntk.ipynb #cccc0007-4
 def predict_joint(blocks: KernelBlocks, Y, eta=None, steps=None):
-    "Joint training (one readout): Theta_xX Theta_XX^-1 Y at convergence (or after `steps` GD steps of rate `eta`)."
+    """Return joint training's (one readout) predictions on the evaluation points of `blocks` for the targets `Y`:
+    Theta_xX Theta_XX^-1 Y at convergence (or after `steps` GD steps of rate `eta`)."""
     return blocks.xX.theta @ _flow(blocks.XX.theta, Y, eta, steps)
 
 # %% ../nbs/04_ntk.ipynb #cccc0007-5
 def predict_mtl(blocks: KernelBlocks, Y, task_of, eta=None, steps=None):
-    """MTL with per-task readouts from a common init, read through the common head: f_0(x) = Theta_body(x, X) alpha,
+    """Return the predictions of MTL (per-task readouts from a common init, tasks `task_of`) read through the common head: f_0(x) = Theta_body(x, X) alpha,
     alpha = (Theta^MTL_DD)^-1 Y with the block kernel Theta^MTL[(x,i),(x',j)] = Theta_body(x,x') + [i=j] K(x,x')
     over all (point, task) pairs (at convergence; after `steps` GD steps of rate `eta`, `_flow`'s partial solve)."""
     same = task_of[:, None] == task_of[None, :]
@@ -109,14 +114,14 @@ def predict_mtl(blocks: KernelBlocks, Y, task_of, eta=None, steps=None):
 
 # %% ../nbs/04_ntk.ipynb #cccc0007-6
 def anil_operator(k_qs, k_ss, lam: float, tau: int):
-    """M = K_QS K_SS^-1 (I - (I - lam K_SS)^tau): how tau inner GD steps of rate lam on the readout move the query
+    """Return M = K_QS K_SS^-1 (I - (I - lam K_SS)^tau): how tau inner GD steps of rate lam on the readout move the query
     outputs; the adapted query function is f(Q) + M (Y_S - f(S)) (GD on a linear model, in function space)."""
     inner = np.eye(len(k_ss)) - np.linalg.matrix_power(np.eye(len(k_ss)) - lam * k_ss, tau)
     return k_qs @ _solve(k_ss, inner)
 
 # %% ../nbs/04_ntk.ipynb #cccc0007-7
 def predict_anil(blocks: KernelBlocks, Y, tasks, lam: float, tau: int, eta=None, steps=None):
-    """ANIL's meta-trained function at convergence: f_ANIL(x) = Theta_xX B^T (B Theta_XX B^T)^-1 c.
+    """Return ANIL's meta-trained function on the evaluation points at convergence: f_ANIL(x) = Theta_xX B^T (B Theta_XX B^T)^-1 c.
 
     Per task i with support S_i and query Q_i: M_i = `anil_operator`(K_QS, K_SS, lam, tau), B_i = [-M_i, I] (rows
     Q_i, acting on the columns S_i and Q_i of X), c_i = Y_Q - M_i Y_S; B stacks the B_i, c the c_i (the adapted
@@ -136,14 +141,14 @@ def predict_anil(blocks: KernelBlocks, Y, tasks, lam: float, tau: int, eta=None,
 
 # %% ../nbs/04_ntk.ipynb #cccc0007-8
 def relative_gap(a, b) -> float:
-    "||a - b|| / ||b||."
+    "Return the relative gap ||a - b|| / ||b|| as a float."
     a, b = np.asarray(a), np.asarray(b)
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 # %% ../nbs/04_ntk.ipynb #cccc0009
 @dataclass(frozen=True)
 class TaskFamily:
-    """Training tasks and a test task, by name: the training points `X` with targets `Y` and each point's task
+    """A `TaskFamily` holds training tasks and a test task, by name: the training points `X` with targets `Y` and each point's task
     `task_of`; the test task's support set (`Xs`, `Ys`) and query set (`Xq`, `Yq`)."""
     X: np.ndarray
     Y: np.ndarray
@@ -160,7 +165,8 @@ class TaskFamily:
 
 # %% ../nbs/04_ntk.ipynb #cccc0009-1
 def synthetic_family(T: int = 5, n: int = 12, n_support: int = 4, n_query: int = 20, dim: int = 3, seed: int = 0) -> TaskFamily:
-    "Training tasks and a test task sharing a random 3-d ReLU representation."
+    """Return a `TaskFamily` of `T` training tasks of `n` points and a test task of `n_support` + `n_query` points,
+    inputs on the unit sphere in `dim` dimensions, sharing a random 3-d ReLU representation drawn with `seed`."""
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((dim, 3))
     g = lambda x: np.maximum(x @ A, 0)
@@ -174,7 +180,8 @@ def synthetic_family(T: int = 5, n: int = 12, n_support: int = 4, n_query: int =
 
 # %% ../nbs/04_ntk.ipynb #cccc0009-2
 def sinusoid_family(T: int = 5, n: int = 12, n_support: int = 4, n_query: int = 20, seed: int = 0) -> TaskFamily:
-    "Sinusoid tasks with inputs mapped to the unit circle: (x/5, 1) / norm."
+    """Return a `TaskFamily` of sinusoid tasks (as `synthetic_family`'s sizes, drawn with `seed`) with inputs mapped to
+    the unit circle: (x/5, 1) / norm."""
     rng = np.random.default_rng(seed)
     emb = lambda x: np.stack([x / 5, np.ones_like(x)], 1) / np.sqrt((x / 5) ** 2 + 1)[:, None]
     amp, ph = rng.uniform(0.1, 5, T + 1), rng.uniform(0, np.pi, T + 1)
@@ -186,13 +193,14 @@ def sinusoid_family(T: int = 5, n: int = 12, n_support: int = 4, n_query: int = 
 
 # %% ../nbs/04_ntk.ipynb #cccc0009-3
 def family_kernels(family: TaskFamily, depth: int) -> Kernel:
-    "`Kernel` on the stacked points [training X; test support; test query] of `family`, at depth L."
+    "Return the `Kernel` on the stacked points [training X; test support; test query] of `family`, at depth `depth`."
     Z = family.points
     return kernels(Z, Z, depth)
 
 # %% ../nbs/04_ntk.ipynb #cccc0009-4
 def split_tasks(task_of: np.ndarray, split: bool) -> list[tuple[np.ndarray, np.ndarray]]:
-    "(support_idx, query_idx) per task: the first half of a task's points as support, the rest as query (or all, twice)."
+    """Return a list of (support_idx, query_idx) per task of `task_of`: with `split` the first half of a task's points
+    as support and the rest as query, else all of them as both."""
     tasks = []
     for i in np.unique(task_of):
         idx = np.flatnonzero(task_of == i)
@@ -202,7 +210,7 @@ def split_tasks(task_of: np.ndarray, split: bool) -> list[tuple[np.ndarray, np.n
 # %% ../nbs/04_ntk.ipynb #cccc0009-5
 def predictions_from_kernels(kern: Kernel, family: TaskFamily, lam: float = 0.1, tau: int = 1, split: bool = False,
                              eta: float | None = None, steps: int | None = None, train_idx=None) -> dict:
-    """Test-task query predictions after readout fine-tuning, for joint, MTL and ANIL, from kernels on the stacked
+    """Return a dict of test-task query predictions after readout fine-tuning, for joint, MTL and ANIL (and the 'target'), from kernels on the stacked
     points of `family` (`family_kernels`, or a finite network's own). `train_idx` restricts joint training and MTL
     to a subset of the training points; ANIL always sees every task's support and query points."""
     Y, task_of = family.Y, family.task_of
@@ -220,14 +228,14 @@ def predictions_from_kernels(kern: Kernel, family: TaskFamily, lam: float = 0.1,
 # %% ../nbs/04_ntk.ipynb #cccc0009-6
 def meta_test_predictions(family: TaskFamily, depth: int, lam: float = 0.1, tau: int = 1, split: bool = False,
                      eta: float | None = None, steps: int | None = None) -> dict:
-    """Query predictions on the test task after readout fine-tuning, for joint, MTL and ANIL, at depth L.
+    """Return a dict of query predictions on the test task after readout fine-tuning, for joint, MTL and ANIL, at depth `depth`.
 
     Trained to convergence, or for `steps` gradient-descent steps of rate `eta` (on the summed squared loss)."""
     return predictions_from_kernels(family_kernels(family, depth), family, lam, tau, split, eta, steps)
 
 # %% ../nbs/04_ntk.ipynb #cccc000d
 def depth_study(family, depths=(1, 2, 4, 8, 16, 32, 64)) -> dict:
-    "Relative gap of MTL to joint training per depth, and the fitted power of L."
+    "Return the relative gap of MTL to joint training on `family` per depth in `depths`, and the fitted power of L."
     gaps = {}
     for L in depths:
         p = meta_test_predictions(family, L)
@@ -240,7 +248,7 @@ def depth_study(family, depths=(1, 2, 4, 8, 16, 32, 64)) -> dict:
 
 # %% ../nbs/04_ntk.ipynb #cccc0011
 def lambda_tau_study(family, depth: int = 4, values=((0.01, 1), (0.03, 1), (0.1, 1), (0.1, 3), (0.3, 1), (0.3, 3))):
-    "ANIL with a split: gap to MTL and to ANIL at lambda*tau -> 0, per (lambda, tau)."
+    "Return, per (lambda, tau) in `values`, the gap of ANIL with a split to MTL and to ANIL at lambda*tau -> 0."
     base = meta_test_predictions(family, depth, lam=1e-6, tau=1, split=True)["anil"]
     rows = []
     for lam, tau in values:
@@ -251,12 +259,12 @@ def lambda_tau_study(family, depth: int = 4, values=((0.01, 1), (0.03, 1), (0.1,
 
 # %% ../nbs/04_ntk.ipynb #cccc0102
 def query_points(task_of: np.ndarray) -> np.ndarray:
-    "Indices of the query halves of all training tasks (the points ANIL's outer loss sees)."
+    "Return the indices of the query halves of all training tasks of `task_of` (the points ANIL's outer loss sees)."
     return np.concatenate([q for _, q in split_tasks(task_of, True)])
 
 # %% ../nbs/04_ntk.ipynb #cccc0102-1
 def split_gap_terms(kern: Kernel, family: TaskFamily, lambda_taus=(0.0, 0.01, 0.03, 0.1, 0.3)) -> list[dict]:
-    """ANIL with a split (tau = 1, lambda = lambda*tau) against MTL on every point, and the exact decomposition
+    """Return one row per lambda*tau comparing ANIL with a split (tau = 1, lambda = lambda*tau) against MTL on every point, with the exact decomposition
     ANIL(lt) - MTL = [ANIL(lt) - ANIL(0)] + [joint(Q) - MTL(Q)] + [MTL(Q) - MTL] (inner-loop, depth, data terms),
     each norm relative to ||MTL||; also ANIL vs MTL trained on Q, and the gap with ANIL's split removed."""
     full = predictions_from_kernels(kern, family, lam=0.0, split=True)
@@ -278,7 +286,7 @@ def _loglog_slope(x, y) -> float:
 
 # %% ../nbs/04_ntk.ipynb #cccc0102-3
 def split_gap_study(family: TaskFamily, depths=(1, 2, 4, 8, 16, 32, 64), lambda_taus=(0.0, 0.01, 0.03, 0.1, 0.3)) -> dict:
-    """`split_gap_terms` on a grid of depth by lambda*tau, with fitted rates: the log-log slope in L of the depth
+    """Return `split_gap_terms` on a grid of depth by lambda*tau, with fitted rates: the log-log slope in L of the depth
     term and of the gap at lambda*tau = 0, the slope in lambda*tau of the inner-loop term per depth, and the
     least-squares fits  gap ~ a + b/L + c*lambda*tau  for the gap to MTL and for the gap to MTL trained on Q
     (a: the part that vanishes with neither 1/L nor lambda*tau)."""
@@ -303,7 +311,7 @@ def split_gap_study(family: TaskFamily, depths=(1, 2, 4, 8, 16, 32, 64), lambda_
 
 # %% ../nbs/04_ntk.ipynb #cccc0015
 class CentredMLP(torch.nn.Module):
-    "ReLU MLP in NTK parameterisation (He scaling, no biases) with `heads` readouts, centred at init."
+    "A ReLU MLP in NTK parameterisation (He scaling, no biases) with `heads` readouts, centred at init."
     def __init__(self, in_dim: int, width: int, depth: int, heads: int = 1, seed: int = 0):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
@@ -316,14 +324,14 @@ class CentredMLP(torch.nn.Module):
         self.init_heads = self.heads.detach().clone()
 
     def hidden(self, x, Ws=None):
-        "The last hidden layer's features (n, width) of inputs `x` (n, in_dim), under `Ws` (None: the current weights)."
+        "Return the last hidden layer's features (n, width) of inputs `x` (n, in_dim), under `Ws` (None: the current weights)."
         h = x
         for W in (Ws if Ws is not None else self.Ws):
             h = torch.relu(h @ W.T * math.sqrt(2.0 / W.shape[1]))
         return h
 
     def raw(self, x, task=None, Ws=None, heads=None):
-        """The uncentred outputs (n,): each point's readout, head `task[j]` (None: the first head), on its hidden
+        """Return the uncentred outputs (n,): each point's readout, head `task[j]` (None: the first head), on its hidden
         features, over sqrt(width); `Ws` and `heads` replace the current weights and heads."""
         h = self.hidden(x, Ws)
         hd = self.heads if heads is None else heads
@@ -331,7 +339,7 @@ class CentredMLP(torch.nn.Module):
         return (h * w).sum(-1) / math.sqrt(h.shape[-1])
 
     def forward(self, x, task=None):
-        "Output minus the output of the initial network (the centred function)."
+        "Return the output on `x` (heads `task`) minus the output of the initial network: the centred function."
         with torch.no_grad():
             f0 = self.raw(x, task, Ws=self.init_Ws, heads=self.init_heads)
         return self.raw(x, task) - f0
@@ -352,14 +360,16 @@ def _test_time(net, Xs, Ys, Xq, common_head: bool):
 # %% ../nbs/04_ntk.ipynb #cccc0015-2
 @dataclass(frozen=True)
 class InnerLoop:
-    "ANIL's inner loop: `tau` gradient-descent steps of rate `lam` on the readout, on a task's support set."
+    "An `InnerLoop` is ANIL's inner loop: `tau` gradient-descent steps of rate `lam` on the readout, on a task's support set."
     lam: float = 0.1
     tau: int = 1
 
 # %% ../nbs/04_ntk.ipynb #cccc0015-3
 def train_finite(method: str, family: TaskFamily, depth: int, width: int, seed: int = 0, steps: int = 2000,
                  lr: float = 0.5, inner: InnerLoop = InnerLoop()) -> np.ndarray:
-    "Test-task query predictions of a trained width-`width` network for 'joint', 'mtl' or 'anil' (split, `inner`)."
+    """Train a width-`width`, depth-`depth` network on `family` for `method` ('joint', 'mtl' or 'anil', the latter with
+    a split and the inner loop `inner`) by `steps` full-batch GD steps of rate `lr / n`, and return its test-task
+    query predictions after refitting the readout on the support set."""
     lam, tau = inner.lam, inner.tau
     t = lambda a: torch.as_tensor(a, dtype=torch.float64)
     X, Y, Xs, Ys, Xq, task = t(family.X), t(family.Y), t(family.Xs), t(family.Ys), t(family.Xq), torch.as_tensor(family.task_of)
@@ -396,7 +406,7 @@ def train_finite(method: str, family: TaskFamily, depth: int, width: int, seed: 
 
 # %% ../nbs/04_ntk.ipynb #cccc0112
 def empirical_kernels(net: CentredMLP, Z) -> Kernel:
-    """`Kernel` (Theta and K) of a finite network at its current weights on the points Z, read through its first head.
+    """Return the `Kernel` (Theta and K) of the finite network `net` at its current weights on the points Z, read through its first head.
 
     A dense layer's weight gradient is an outer product, so its NTK contribution factorises:
     Theta_l(x, x') = (2 / fan_in) (g_l(x) . g_l(x')) (a_{l-1}(x) . a_{l-1}(x')), with g_l = df/du_l at the layer's
@@ -416,7 +426,7 @@ def empirical_kernels(net: CentredMLP, Z) -> Kernel:
 # %% ../nbs/04_ntk.ipynb #cccc0112-1
 def kernel_fluctuation_study(family: TaskFamily, depth: int = 1, widths=(256, 1024, 4096, 16384), seeds=range(20),
                              steps: int = 300, lr: float = 1.5, inner: InnerLoop = InnerLoop()) -> list[dict]:
-    """How far each closed form moves when the infinite-width kernels are replaced by a random finite network's
+    """Return rows saying how far each closed form moves when the infinite-width kernels are replaced by a random finite network's
     kernels at init (no training needed, so many seeds): relative distance per method, width and seed, for all
     kernels replaced ("all"), only the test-time readout kernel ("test_readout") or only the training kernels."""
     eta, n = lr / len(family.Y), len(family.X)
@@ -440,7 +450,7 @@ def kernel_fluctuation_study(family: TaskFamily, depth: int = 1, widths=(256, 10
 # %% ../nbs/04_ntk.ipynb #cccc0112-2
 def finite_width_study(family: TaskFamily, depth: int = 1, widths=(256, 1024, 4096), seeds=(0, 1, 2), steps: int = 300,
                        lr: float = 1.5, inner: InnerLoop = InnerLoop(), methods=("mtl", "anil")) -> list[dict]:
-    """Trained networks against the closed forms at the same training time (MTL on all points, ANIL with a split).
+    """Train networks and return rows comparing them with the closed forms at the same training time (MTL on all points, ANIL with a split).
 
     Per method, width and seed: `disagreement` = |trained - closed(infinite-width kernels)|, split into
     `kernel_fluctuation` = |closed(the network's own kernels at init) - closed(infinite)| and `lazy_deviation` =
@@ -477,7 +487,8 @@ def _finite_width_rows(family, depth, widths, seeds, steps, lr, inner, methods, 
 
 # %% ../nbs/04_ntk.ipynb #cccc0112-4
 def width_slopes(rows: list[dict], key: str) -> dict:
-    "Log-log slope in the width of the seed-mean of `key`, per method (-0.5: the 1/sqrt(width) of the NTK regime)."
+    """Return, per method in `rows`, the log-log slope in the width of the seed-mean of `key` (-0.5: the 1/sqrt(width)
+    of the NTK regime)."""
     out = {}
     for m in sorted({r["method"] for r in rows if key in r}):
         ws = sorted({r["width"] for r in rows if r["method"] == m and key in r})
