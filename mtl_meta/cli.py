@@ -106,8 +106,8 @@ class _HelpOnly:
 
 # %% ../nbs/11_cli.ipynb #cccc0005-3
 def build_parser(commands: bool = True) -> argparse.ArgumentParser:
-    """The `mtl-meta` argument parser with all subcommands (one function each below). `commands=False` gives
-    each subcommand its name and help only, without importing torch: what `mtl-meta --help` needs."""
+    """Return the `mtl-meta` argument parser with all subcommands (one function each below). `commands=False`
+    gives each subcommand its name and help only, without importing torch: what `mtl-meta --help` needs."""
     parser = _Parser(prog="mtl-meta", description=(
         "Multi-task learning versus meta-learning for few-shot learning: a reproducible companion "
         "to Wang, Zhao & Li, 'Bridging Multi-Task Learning and Meta-Learning' (ICML 2021)."),
@@ -248,7 +248,8 @@ def _positive(text: str) -> int:
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
 
 def parse_duration(text: str) -> float:
-    "Seconds in a duration such as 2h, 90m, 1.5h, 3600s or 3600 (seconds); one-line error otherwise."
+    """Return the seconds in a duration such as 2h, 90m, 1.5h, 3600s or 3600 (seconds); anything else (or a negative
+    or infinite duration) raises a one-line `argparse.ArgumentTypeError`."""
     t = text.strip().lower()
     unit = t[-1:] if t[-1:] in _DURATION_UNITS else "s"
     number = t[:-1] if t[-1:] in _DURATION_UNITS else t
@@ -615,7 +616,8 @@ def _stopping() -> None:
     terminate_running()
 
 class Terminated(KeyboardInterrupt):
-    "SIGTERM, raised where Ctrl-C raises `KeyboardInterrupt`, so that `kill PID` stops the tool as Ctrl-C does."
+    """The exception a SIGTERM raises while a command runs, where Ctrl-C raises `KeyboardInterrupt` (its base), so
+    that `kill PID` stops the tool as Ctrl-C does, with exit status 143."""
 
 def _stopped_how(e: KeyboardInterrupt) -> tuple[str, int]:
     "How a stop reads and exits: ('terminated', 143) after SIGTERM, ('interrupted', 130) after Ctrl-C."
@@ -639,7 +641,8 @@ def _stop_on_sigterm():
 
 # %% ../nbs/11_cli.ipynb #cccc000d
 def main(argv: list[str] | None = None) -> int:
-    "Entry point of the `mtl-meta` console script; returns the exit status."
+    """Run the `mtl-meta` console script on `argv` (default: `sys.argv[1:]`) and return its exit status: 0 on
+    success, 2 after a one-line error, 1 when a run failed, 130 or 143 when stopped."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     _one_line_warnings()
     if not args_list or args_list[0] in ("-h", "--help", "--version"):   # answered without importing torch
