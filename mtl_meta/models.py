@@ -22,7 +22,8 @@ def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout)]
 
 class Conv4(nn.Sequential):
-    "Four conv3x3-BN-ReLU-maxpool2 blocks, flattened; `out_dim` features."
+    """The Conv-4 body: `blocks` conv3x3-BN-ReLU-maxpool2 blocks of `hidden` channels on `in_channels` x `image_size`
+    images, flattened into `out_dim` features."""
     def __init__(self, in_channels: int = 1, image_size: int = 28, hidden: int = 64, blocks: int = 4):
         layers, c, size = [], in_channels, image_size
         for _ in range(blocks):
@@ -35,14 +36,14 @@ class Conv4(nn.Sequential):
 
 # %% ../nbs/05_models.ipynb #cccc0007
 class DropBlock(nn.Module):
-    "Drop contiguous square regions of feature maps (training only)."
+    "A module that drops contiguous `block_size` x `block_size` squares of feature maps at rate `drop_rate`, in training only."
     def __init__(self, drop_rate: float = 0.1, block_size: int = 5):
         super().__init__()
         self.drop_rate, self.block_size = drop_rate, block_size
 
     def forward(self, x: Tensor, drop_rate: float | None = None) -> Tensor:
-        """Feature maps `x` (n, c, h, w) with random square blocks zeroed at rate `drop_rate` (None: the module's)
-        and the rest scaled up to keep the mean; `x` itself in eval mode or at rate 0."""
+        """Return the feature maps `x` (n, c, h, w) with random square blocks zeroed at rate `drop_rate` (None: the
+        module's) and the rest scaled up to keep the mean; `x` itself in eval mode or at rate 0."""
         p = self.drop_rate if drop_rate is None else drop_rate
         if not self.training or p <= 0:
             return x
@@ -58,7 +59,8 @@ class DropBlock(nn.Module):
 
 # %% ../nbs/05_models.ipynb #cccc0007-1
 class ResBlock12(nn.Module):
-    "Three conv3x3-BN layers with leaky ReLU, a 1x1 conv-BN shortcut, max-pool, dropout or DropBlock."
+    """A ResNet-12 block from `cin` to `cout` channels: three conv3x3-BN layers with leaky ReLU, a 1x1 conv-BN
+    shortcut, max-pool, then dropout at `drop_rate` (DropBlock of `block_size` if `dropblock`)."""
     def __init__(self, cin: int, cout: int, drop_rate: float = 0.1, dropblock: bool = False, block_size: int = 5):
         super().__init__()
         self.conv1, self.bn1 = _conv_bn(cin, cout)
@@ -70,7 +72,7 @@ class ResBlock12(nn.Module):
         self.rate_scale = 1.0   # DropBlock warm-up factor in [0, 1], set by the network
 
     def forward(self, x: Tensor) -> Tensor:
-        "The block's output for feature maps `x` (n, cin, h, w): (n, cout, h/2, w/2), after dropout or DropBlock."
+        "Return the block's output for feature maps `x` (n, cin, h, w): (n, cout, h/2, w/2), after dropout or DropBlock."
         act = lambda t: F.leaky_relu(t, 0.1)
         out = act(self.bn1(self.conv1(x)))
         out = act(self.bn2(self.conv2(out)))
@@ -82,7 +84,8 @@ class ResBlock12(nn.Module):
 
 # %% ../nbs/05_models.ipynb #cccc0007-2
 class ResNet12(nn.Module):
-    "ResNet-12 (MetaOptNet/RFS variant); `out_dim` = last channel count (avg-pooled) or the flattened map."
+    """The ResNet-12 body (MetaOptNet/RFS variant) with `channels` per block and dropout `drop_rate` (DropBlock in the
+    last two blocks if `dropblock`); `out_dim` is the last channel count (avg-pooled) or the flattened map's size."""
     def __init__(self, in_channels: int = 3, image_size: int = 84, channels=(64, 160, 320, 640),
                  drop_rate: float = 0.1, dropblock: bool = True, dropblock_size: int = 5, avg_pool: bool = True,
                  dropblock_warmup: int = 0):
@@ -107,7 +110,7 @@ class ResNet12(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="leaky_relu")
 
     def forward(self, x: Tensor) -> Tensor:
-        "Features (n, out_dim) of images `x` (n, C, H, W); a training pass also advances the DropBlock warm-up."
+        "Return the features (n, out_dim) of images `x` (n, C, H, W); a training pass also advances the DropBlock warm-up."
         if self.training and self.dropblock_warmup:
             self.forward_passes += 1
             scale = min(1.0, float(self.forward_passes) / self.dropblock_warmup)
@@ -119,7 +122,7 @@ class ResNet12(nn.Module):
 
 # %% ../nbs/05_models.ipynb #cccc000a
 class MLP(nn.Sequential):
-    "`depth` Linear-ReLU layers of width `hidden`; `out_dim` = hidden."
+    "A body of `depth` Linear-ReLU layers of width `hidden` on inputs of dimension `in_dim`; `out_dim` = hidden."
     def __init__(self, in_dim: int = 1, hidden: int = 40, depth: int = 2):
         layers, d = [], in_dim
         for _ in range(depth):
@@ -128,10 +131,11 @@ class MLP(nn.Sequential):
         super().__init__(nn.Flatten(), *layers)
         self.out_dim = hidden
 
+# %% ../nbs/05_models.ipynb #mod41c
 class L2Normalize(nn.Module):
-    "Scale each feature vector to unit Euclidean norm (the paper normalises features except on FC100)."
+    "A module that scales each feature vector to unit Euclidean norm (the paper normalises features except on FC100)."
     def forward(self, x: Tensor) -> Tensor:
-        "`x` with each vector along its last dimension scaled to unit Euclidean norm."
+        "Return `x` with each vector along its last dimension scaled to unit Euclidean norm."
         return F.normalize(x, dim=-1)
 
 # %% ../nbs/05_models.ipynb #cccc000c
@@ -142,13 +146,14 @@ BACKBONES = {
 }
 
 def count_parameters(module: nn.Module) -> int:
-    "The number of parameter entries of `module`, trainable or frozen."
+    "Return the number of parameter entries of `module`, trainable or frozen."
     return sum(p.numel() for p in module.parameters())
 
 # %% ../nbs/05_models.ipynb #cccc000c-1
 def make_backbone(name: str, in_channels: int = 1, image_size: int = 28, **options) -> nn.Module:
-    """A body by name: conv4, resnet12 or mlp (for mlp, `in_channels` is the input dimension), one a plugin
-    registers, or your own factory as `package.module:function` (see `factory_backbone`)."""
+    """Build and return a body by `name` for `in_channels` x `image_size` images, with the backbone's `options`:
+    conv4, resnet12 or mlp (for mlp, `in_channels` is the input dimension), one a plugin registers, or your own
+    factory as `package.module:function` (see `factory_backbone`)."""
     if ":" in name:
         body = factory_backbone(name, in_channels, image_size, **options)
         body.backbone_spec = {"name": name, "options": dict(options)}
@@ -166,8 +171,9 @@ def make_backbone(name: str, in_channels: int = 1, image_size: int = 28, **optio
 
 # %% ../nbs/05_models.ipynb #fact0002
 def factory_backbone(path: str, in_channels: int = 1, image_size: int = 28, **options) -> nn.Module:
-    """The body `package.module:function` returns: the function gets `in_channels` and `image_size` when it takes
-    parameters of those names, and `options`. Any failure to find, call or use it is a one-line error."""
+    """Import the function named by `path` (`package.module:function`), call it and return the body it builds: the
+    function gets `in_channels` and `image_size` when it takes parameters of those names, and `options`. Any
+    failure to find, call or use it is a one-line `MtlMetaError`."""
     import importlib
     import inspect
     import os
@@ -202,7 +208,7 @@ def factory_backbone(path: str, in_channels: int = 1, image_size: int = 28, **op
 
 # %% ../nbs/05_models.ipynb #fact0003
 def classification_layer(body: nn.Module) -> str | None:
-    """'name: Linear(in -> out)' when `body` still ends in a classifier's output layer (an `fc`, `classifier` or
+    """Return 'name: Linear(in -> out)' when `body` still ends in a classifier's output layer (an `fc`, `classifier` or
     `head` attribute that is, or ends in, a Linear layer, as torchvision's classifiers do), else None."""
     for name in ("fc", "classifier", "head"):
         layer = getattr(body, name, None)
@@ -214,7 +220,7 @@ def classification_layer(body: nn.Module) -> str | None:
 
 # %% ../nbs/05_models.ipynb #cccc290a
 def torchvision_resnet18(in_channels: int = 3, image_size: int = 84, **options) -> nn.Module:
-    """torchvision's ResNet-18 as a body: its classifier replaced by the identity (512 features), its first
+    """Return torchvision's ResNet-18 (built with `options`) as a body: its classifier replaced by the identity (512 features), its first
     convolution rebuilt for `in_channels` when that is not 3. Random initialisation: no weights are
     downloaded (load pretrained ones yourself and pass the module as the backbone)."""
     from torchvision.models import resnet18
@@ -229,8 +235,8 @@ BACKBONES["resnet18"] = torchvision_resnet18
 
 # %% ../nbs/05_models.ipynb #cccc290a-1
 def infer_out_dim(body: nn.Module, image_shape) -> int:
-    """The width of `body`'s feature vectors, found by one forward pass of a zero batch of `image_shape`
-    (in eval mode, without gradients), and recorded as `body.out_dim`; kept when the body already has one."""
+    """Return the width of `body`'s feature vectors, found by one forward pass of a zero batch of `image_shape`
+    (in eval mode, without gradients), and record it as `body.out_dim`; one the body already has is kept."""
     if getattr(body, "out_dim", None):
         return int(body.out_dim)
     was = body.training
@@ -253,8 +259,9 @@ def infer_out_dim(body: nn.Module, image_shape) -> int:
 
 # %% ../nbs/05_models.ipynb #cccc290a-2
 def build_backbone(backbone, image_shape, **options) -> nn.Module:
-    """A body from a registered name (`BACKBONES`, plugins included) or any `nn.Module` mapping images to
-    feature vectors; either way with `out_dim` set (inferred by one forward pass when missing)."""
+    """Return a body for images of `image_shape` from `backbone`, a registered name (`BACKBONES`, plugins included,
+    built with `options`) or any `nn.Module` mapping images to feature vectors; either way with `out_dim` set
+    (inferred by one forward pass when missing)."""
     if isinstance(backbone, nn.Module):
         if options:
             raise MtlMetaError("backbone options apply to backbones given by name, not to a module")
