@@ -22,13 +22,14 @@ __all__ = ['FAULT_ENV', 'distributed_env', 'init_distributed', 'shutdown_distrib
 
 # %% ../nbs/13_distributed.ipynb #cccc0004
 def distributed_env() -> tuple[int, int, int]:
-    "(rank, local_rank, world_size) as set by torchrun; (0, 0, 1) in a plain process."
+    "Return (rank, local_rank, world_size) as torchrun set them in the environment; (0, 0, 1) in a plain process."
     return (int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)),
             int(os.environ.get("WORLD_SIZE", 1)))
 
 # %% ../nbs/13_distributed.ipynb #cccc0004-1
 def init_distributed(device: str = "cpu", timeout_s: float = 600) -> tuple[int, int, str]:
-    "Join the process group torchrun prepared (if any): returns rank, world size and this process's device."
+    """Join the process group torchrun prepared (if any; gloo on CPU, nccl for a `cuda` device, waiting up to
+    `timeout_s`) and return (rank, world size, this process's device)."""
     rank, local_rank, world = distributed_env()
     if world <= 1:
         return 0, 1, device
@@ -76,7 +77,9 @@ def _root_cause(lines: list[str]) -> str | None:
 
 # %% ../nbs/13_distributed.ipynb #cccc0006-2
 def launch(argv: list[str], devices: int, executable: str | None = None) -> int:
-    "Run `mtl-meta ARGV` on `devices` local processes with torchrun; one-line `MtlMetaError` on failure."
+    """Run `mtl-meta ARGV` (the console script, or `executable`) on `devices` local processes with torchrun,
+    passing the workers' output through, and return 0; a failed job raises one line, `MtlMetaError`, naming the
+    rank that failed first and its error."""
     if devices < 2:
         raise MtlMetaError(f"--devices must be at least 2 to launch processes, got {devices}")
     exe = executable or shutil.which("mtl-meta") or sys.argv[0]
@@ -111,7 +114,8 @@ def launch(argv: list[str], devices: int, executable: str | None = None) -> int:
 FAULT_ENV = "MTL_META_FAULT_INJECT"
 
 def fault_hook():
-    "An `on_step` callback that kills this process at the step `$MTL_META_FAULT_INJECT` names, or None."
+    """Return an `on_step` callback that kills this process at the step `$MTL_META_FAULT_INJECT` names for this
+    rank, or None when the variable is unset or names another rank."""
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return None
