@@ -22,7 +22,7 @@ __all__ = ['EXPERIMENT_RULES', 'Parameter', 'parse_annotation', 'notebook_parame
 # %% ../nbs/14_params.ipynb #cccc0005
 @dataclass(frozen=True)
 class Parameter:
-    "One line of a parameters cell: `name: annotation = default  # help`."
+    "One line of a notebook's parameters cell, `name: annotation = default  # help`, as `notebook_parameters` reads it."
     name: str
     annotation: str      # as written, e.g. 'list[int]' or 'int | None'
     default: Any
@@ -30,7 +30,7 @@ class Parameter:
 
     @property
     def type(self):
-        "The annotation as a type object (builtin types, generics and unions only)."
+        "Return the annotation as a type object (builtin types, generics and unions only; see `parse_annotation`)."
         return parse_annotation(self.annotation)
 
 _TYPE_NAMES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict,
@@ -38,7 +38,8 @@ _TYPE_NAMES = {"int": int, "float": float, "str": str, "bool": bool, "list": lis
 
 # %% ../nbs/14_params.ipynb #cccc0005-1
 def parse_annotation(text: str):
-    "Evaluate an annotation such as 'list[int]' or 'int | None' with builtin type names only."
+    """Evaluate an annotation such as 'list[int]' or 'int | None' with builtin type names only and return the type
+    object; anything else raises a one-line `MtlMetaError`."""
     try:
         return eval(compile(ast.parse(text, mode="eval"), "<annotation>", "eval"), {"__builtins__": {}}, dict(_TYPE_NAMES))
     except Exception as e:
@@ -55,7 +56,8 @@ def _parameters_source(notebook: str | Path) -> str:
 
 # %% ../nbs/14_params.ipynb #cccc0005-3
 def notebook_parameters(notebook: str | Path) -> dict[str, Parameter]:
-    "The typed parameters declared in a notebook's `parameters` cell, by name, in order."
+    """Return the typed parameters declared in the `parameters` cell of `notebook`, as {name: `Parameter`} in
+    order (untyped lines are left out), without running anything."""
     src = _parameters_source(notebook)
     lines = src.splitlines()
     out = {}
@@ -70,7 +72,8 @@ def notebook_parameters(notebook: str | Path) -> dict[str, Parameter]:
 
 # %% ../nbs/14_params.ipynb #cccc0009
 def type_matches(value, annotation) -> bool:
-    "Whether `value` fits `annotation` (builtin types, list/dict/tuple generics, unions, None, Any)."
+    """Return whether `value` fits the type `annotation` (builtin types, list/dict/tuple generics, unions, None,
+    Any), recursively; `True` is not an int, an int is a float."""
     if annotation is Any:
         return True
     if annotation is None or annotation is type(None):
@@ -129,8 +132,8 @@ def check_parameters(annotations: dict, values: dict, where: str = "") -> None:
 
 # %% ../nbs/14_params.ipynb #cccc2621
 def check_values(values: dict, rules: dict, where: str = "") -> None:
-    """One `MtlMetaError` line naming every value in `values` that is not finite (NaN or infinity anywhere
-    inside it) or breaks its rule. `rules` maps a name to `(test, what)`: `test(value)` is true for a good
+    """Raise one `MtlMetaError` line naming every value in `values` that is not finite (NaN or infinity anywhere
+    inside it) or breaks its rule; return None when every value is good. `rules` maps a name to `(test, what)`: `test(value)` is true for a good
     value, `what` says what a good one is. A test that raises counts as broken."""
     from mtl_meta.core import check_finite
     bad = []
@@ -154,7 +157,7 @@ def check_values(values: dict, rules: dict, where: str = "") -> None:
 
 # %% ../nbs/14_params.ipynb #cccc2621-1
 def seeds_rule(v) -> bool:
-    "A non-empty list of distinct seeds, each 0 or more (the rule every experiment's `seeds` follows)."
+    "Return whether `v` is a non-empty list of distinct seeds, each 0 or more (the rule every experiment's `seeds` follows)."
     return len(v) > 0 and all(s >= 0 for s in v) and len(set(v)) == len(v)
 
 # %% ../nbs/14_params.ipynb #cccc2631
@@ -230,7 +233,7 @@ def check_experiment(experiment: str, annotations: dict, values: dict) -> None:
 
 # %% ../nbs/14_params.ipynb #cccc000c
 def check_run_parameters(notebook: str | Path, values: dict, where: str = "", allow_unknown: bool = False) -> None:
-    """One-line `MtlMetaError` unless every name in `values` is a parameter of `notebook`, fits its type and,
+    """Raise a one-line `MtlMetaError` unless every name in `values` is a parameter of `notebook`, fits its type and,
     for the experiments that ship with the package, keeps its experiment's rules (`EXPERIMENT_RULES`, with
     the notebook's defaults for the values not given).
 
