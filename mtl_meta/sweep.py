@@ -37,12 +37,13 @@ QUIET_ENV = {
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]   # drops the kernel's 'TCP without encryption' warning
 
 def run_log(out: str | Path, run: Run) -> Path:
-    "The file that receives a run's standard output and error."
+    "Return the path of the file that receives `run`'s standard output and error: `out/runs/NAME/NAME.log`."
     return run_dir(out, run) / f"{run.name}.log"
 
 # %% ../nbs/15_sweep.ipynb #cccc0005-1
 def child_env(device_index: int | None = None) -> dict:
-    "The environment of a run's process: this one, made quiet, finding this copy of mtl_meta, on one GPU if given."
+    """Return the environment of a run's process: this one, made quiet (`QUIET_ENV`), finding this copy of
+    mtl_meta, and on the GPU `device_index` alone when given."""
     # quiet by default, whatever libraries imported here set (jax sets TF_CPP_MIN_LOG_LEVEL=1 on import);
     # MTL_META_VERBOSE=1 keeps this process's settings for debugging
     env = {**os.environ, **({} if os.environ.get("MTL_META_VERBOSE") else QUIET_ENV)}
@@ -367,7 +368,8 @@ def run_all(runs: Sequence[Run], out, profile: str, root, command: str = "", swe
 
 # %% ../nbs/15_sweep.ipynb #cccc000b
 def headline(out, run: Run) -> str:
-    "The one number that summarises a finished run, as text ('' when it wrote none)."
+    """Return the one number that summarises the finished `run` in `out` (from its results.json, or the
+    environment probe's environment.json), as text; '' when it wrote none."""
     folder = run_dir(out, run)
     try:
         r = read_json(folder / "results.json")
@@ -392,6 +394,7 @@ def headline(out, run: Run) -> str:
 
 # %% ../nbs/15_sweep.ipynb #cccc000b-1
 def result_line(out, r: RunResult) -> str:
-    "`status  name  seconds  headline`."
+    """Return the line that reports the run result `r`: its status, name, seconds, and its `headline` (its error
+    when it failed or is pending)."""
     said = r.error[:120] if r.status in ("failed", "pending") else headline(out, r.run)
     return f"{r.status:8s} {r.run.name:32s} {r.seconds:8.1f} s  {said}"
