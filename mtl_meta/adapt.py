@@ -34,7 +34,8 @@ def _unbatch(logits: Tensor, single: bool) -> Tensor:
 
 # %% ../nbs/06_adapt.ipynb #cccc0006
 def logreg_sklearn(zs: Tensor, ys: Tensor, zq: Tensor, ways: int, C: float = 3.0, max_iter: int = 1000) -> Tensor:
-    "Query logits of scikit-learn's L2 multinomial logistic regression (lbfgs), one fit per episode."
+    """Fit scikit-learn's L2 multinomial logistic regression (lbfgs, inverse strength `C`, `max_iter` iterations) on
+    the support features `zs` and labels `ys` of each episode and return the query logits (..., n_query, `ways`)."""
     from sklearn.linear_model import LogisticRegression
     zs, ys, zq, single = _batched(zs, ys, zq)
     out = []
@@ -85,8 +86,8 @@ def _newton_cg(hvp, g: Tensor, rtol: float = 1e-10, max_iter: int | None = None)
 # %% ../nbs/06_adapt.ipynb #cccc0008-3
 def logreg_torch(zs: Tensor, ys: Tensor, zq: Tensor, ways: int, C: float = 3.0, max_iter: int = 50,
                  tol: float = 1e-8, direct_max: int = 64) -> Tensor:
-    """Query logits of L2 multinomial logistic regression (scikit-learn's objective), batched Newton in float64.
-
+    """Fit L2 multinomial logistic regression (scikit-learn's objective, inverse strength `C`) on the support set of
+    each episode by batched Newton in float64 (`max_iter` steps, tolerance `tol`) and return the query logits.
     Newton directions come from a dense solve when a problem has at most `direct_max` unknowns
     (`ways * (min(n_support, dim) + 1)`), else from conjugate gradients with Hessian-vector products."""
     zs, ys, zq, single = _batched(zs, ys, zq)
@@ -147,7 +148,8 @@ def logreg_torch(zs: Tensor, ys: Tensor, zq: Tensor, ways: int, C: float = 3.0, 
 # %% ../nbs/06_adapt.ipynb #cccc000c
 def finetune_head(zs: Tensor, ys: Tensor, zq: Tensor, ways: int, steps: int = 100, lr: float = 1.0,
                   weight_decay: float = 0.0) -> Tensor:
-    "Query logits of a linear head trained from zero by full-batch gradient descent on the support set."
+    """Train a linear head from zero by `steps` full-batch gradient-descent steps of rate `lr` (and `weight_decay`) on
+    the support features `zs` and labels `ys`, and return its query logits (..., n_query, `ways`)."""
     zs, ys, zq, single = _batched(zs, ys, zq)
     zs, zq = zs.float(), zq.float()
     B, n, d = zs.shape
@@ -163,7 +165,8 @@ def finetune_head(zs: Tensor, ys: Tensor, zq: Tensor, ways: int, steps: int = 10
 
 # %% ../nbs/06_adapt.ipynb #cccc000e
 def ridge(zs: Tensor, ys: Tensor, zq: Tensor, ways: int, lam: float = 1.0) -> Tensor:
-    "Query scores of closed-form ridge regression on one-hot targets (Woodbury form when d > n)."
+    """Fit closed-form ridge regression (ridge `lam`) of the one-hot support labels on the support features and return
+    the query scores (..., n_query, `ways`); the Woodbury form is used when d > n."""
     zs, ys, zq, single = _batched(zs, ys, zq)
     X = torch.cat([zs.double(), torch.ones(*zs.shape[:-1], 1, dtype=torch.float64, device=zs.device)], -1)
     Xq = torch.cat([zq.double(), torch.ones(*zq.shape[:-1], 1, dtype=torch.float64, device=zq.device)], -1)
@@ -179,7 +182,8 @@ def ridge(zs: Tensor, ys: Tensor, zq: Tensor, ways: int, lam: float = 1.0) -> Te
 
 # %% ../nbs/06_adapt.ipynb #cccc000e-1
 def nearest_centroid(zs: Tensor, ys: Tensor, zq: Tensor, ways: int, metric: str = "euclidean") -> Tensor:
-    "Query scores by distance to class means: -squared Euclidean distance, or cosine similarity."
+    """Return the query scores (..., n_query, `ways`) by closeness to the support class means under `metric`: minus the
+    squared Euclidean distance, or the cosine similarity."""
     zs, ys, zq, single = _batched(zs, ys, zq)
     Y = F.one_hot(ys.long(), ways).float()
     cent = (Y.transpose(1, 2) @ zs.float()) / Y.sum(1)[..., None]
@@ -198,8 +202,9 @@ ADAPTERS: dict[str, Callable] = {
 }
 
 def check_adapt_options(adapt: str, options: dict) -> None:
-    """One-line `MtlMetaError` unless `adapt` is an adaptation of `ADAPTERS` and every option is one its function
-    takes, with a finite value of the type of its default (a NaN `lam` would give NaN logits without a word)."""
+    """Return None when `adapt` is an adaptation of `ADAPTERS` and every one of `options` is one its function takes,
+    with a finite value of the type of its default; raise a one-line `MtlMetaError` otherwise (a NaN `lam` would
+    give NaN logits without a word)."""
     import inspect
     from mtl_meta.core import check_finite
     if adapt not in ADAPTERS:
@@ -217,8 +222,10 @@ def check_adapt_options(adapt: str, options: dict) -> None:
         if isinstance(default, (int, float)) and not isinstance(default, bool) and value < 0:
             raise MtlMetaError(f"{adapt}'s option {name} must be 0 or more, got {value}")
 
+# %% ../nbs/06_adapt.ipynb #adapt41b
 def mean_ci95(accs) -> tuple[float, float]:
-    "Mean and half-width of the normal 95% confidence interval of the mean (sample std, ddof=1)."
+    """Return the mean of the accuracies `accs` and the half-width of the normal 95% confidence interval of that mean
+    (sample std, ddof=1; NaN for a single accuracy); no accuracies at all is a one-line `MtlMetaError`."""
     a = np.asarray(accs, dtype=np.float64)
     if a.size == 0:
         raise MtlMetaError("no accuracies to summarise")
@@ -228,7 +235,8 @@ def mean_ci95(accs) -> tuple[float, float]:
 # %% ../nbs/06_adapt.ipynb #cccc0011-1
 @dataclass
 class EvalResult:
-    "Accuracy of test-time adaptation over `episodes` episodes (fractions in [0, 1])."
+    """An `EvalResult` holds the accuracy of the test-time adaptation `adapt` over `episodes` episodes (fractions in
+    [0, 1]): the `mean`, the half-width `ci95` of its 95% interval, each episode's accuracy and the `seconds` taken."""
     mean: float
     ci95: float
     episodes: int
@@ -237,7 +245,7 @@ class EvalResult:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        "The result as a plain dict of its fields (the per-episode `accuracies` included), e.g. to write as JSON."
+        "Return the result as a plain dict of its fields (the per-episode `accuracies` included), e.g. to write as JSON."
         return asdict(self)
 
     def __str__(self):
@@ -262,7 +270,8 @@ def _can_embed_split(sampler, episodes: int) -> bool:
 
 # %% ../nbs/06_adapt.ipynb #cccc0011-4
 def split_features(features: Callable[[Tensor], Tensor], sampler, device="cpu", chunk: int = 1024) -> Tensor:
-    "Features (n_images, d) of every image of `sampler.split`, with the sampler's transform, in chunks."
+    """Embed every image of `sampler.split` (with the sampler's transform) with `features`, `chunk` images at a time on
+    `device`, and return the features (n_images, d)."""
     n = len(sampler.split)
     return torch.cat([features(sampler._images(np.arange(i, min(i + chunk, n))).to(device))
                       for i in range(0, n, chunk)])
@@ -270,16 +279,20 @@ def split_features(features: Callable[[Tensor], Tensor], sampler, device="cpu", 
 # %% ../nbs/06_adapt.ipynb #cccc0011-5
 @dataclass(frozen=True)
 class Batching:
-    "Where and in what batches `evaluate` computes; the accuracies are the same whatever these are (up to rounding)."
+    """A `Batching` says where and in what batches `evaluate` computes; the accuracies are the same whatever these are
+    (up to rounding)."""
     device: str | torch.device = "cpu"
     batch_size: int = 50               # episodes scored at once
     chunk: int = 1024                  # images through the body at once
     embed_split: bool | None = None    # embed the sampler's whole split once and index it (None: when valid and cheaper)
 
+# %% ../nbs/06_adapt.ipynb #cccc0011-6
 def evaluate(features: Callable[[Tensor], Tensor], sampler, adapt: str = "logreg", episodes: int = 600,
              normalize: bool = True, progress: bool = False, batching: Batching | None = None,
              **adapt_options) -> EvalResult:
-    "Mean query accuracy and 95% interval of `adapt` on frozen `features` over `episodes` episodes."
+    """Draw `episodes` episodes from `sampler`, adapt with `adapt` (and `adapt_options`) on the frozen `features`
+    (L2-normalised if `normalize`), computing as `batching` says, and return the mean query accuracy and its 95%
+    interval as an `EvalResult`."""
     from tqdm.auto import tqdm
     b = batching or Batching()
     device, batch_size, chunk, embed_split = b.device, b.batch_size, b.chunk, b.embed_split
