@@ -27,7 +27,8 @@ def _has_own(cls: type, attr: str, base: type) -> bool:
 
 # %% ../nbs/06a_method.ipynb #cccc0005-1
 class Algorithm(nn.Module, metaclass=abc.ABCMeta):
-    "Base class: a shared `body` plus whatever the method learns on top; `task_loss` gives one episode's loss."
+    """The base class of every method: a shared `body` plus whatever the method learns on top; `task_loss` gives one
+    episode's loss."""
     name: str = "algorithm"
     inner_loop: str = "none"        # 'none', 'last layer' or 'all layers'
     regulariser: str = "none"       # 'joint heads', 'GD steps', 'l2' or 'none'
@@ -44,12 +45,12 @@ class Algorithm(nn.Module, metaclass=abc.ABCMeta):
 
     @classmethod
     def presets(cls, dataset: str, ways: int) -> dict:
-        "Constructor options that the original paper used for `dataset` with `ways`-way training episodes."
+        "Return the constructor options that the original paper used for `dataset` with `ways`-way training episodes."
         return {}
 
     @classmethod
     def option_defaults(cls) -> dict:
-        """The method's options (constructor arguments besides body, n_classes and ways) with their defaults.
+        """Return the method's options (constructor arguments besides body, n_classes and ways) with their defaults, as a dict.
 
         A constructor that takes `**options` and hands them to its parent's has its parent's options too:
         the parent's first, in their order, then its own; a default it sets itself wins."""
@@ -71,7 +72,8 @@ class Algorithm(nn.Module, metaclass=abc.ABCMeta):
 
     @classmethod
     def sampler_options(cls, options: dict) -> dict:
-        "What the training episode sampler must produce for a model built with `options` (default: nothing special)."
+        """Return the sampler options the training episodes need for a model built with `options` (default: none,
+        nothing special)."""
         return {}
 
     def __init__(self, body: nn.Module):
@@ -83,39 +85,39 @@ class Algorithm(nn.Module, metaclass=abc.ABCMeta):
         self.body = body
 
     def task_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
-        """Loss to minimise on one (unbatched) episode and the training accuracy it reached: the outer loss of
+        """Return the loss to minimise on one (unbatched) `episode` and the training accuracy it reached: the outer loss of
         the episode's head. Every method defines it (a batched episode too, if `supports_one_forward`)."""
         raise NotImplementedError(f"{type(self).__name__} defines no task_loss")
 
     def episode_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
-        """What the trainer minimises on `episode`, and the accuracy reached: `task_loss`, or for a batched
+        """Return what the trainer minimises on `episode`, and the accuracy reached: `task_loss`, or for a batched
         episode the mean over its episodes, one by one (whole, if the method `supports_one_forward`)."""
         if episode.batched and not self.supports_one_forward:
             return self.mean_over_episodes(episode)
         return self.task_loss(episode)
 
     def mean_over_episodes(self, episode: Episode) -> tuple[Tensor, Tensor]:
-        "For a batched episode (a leading batch dimension): the mean loss and accuracy of its episodes, one by one."
+        "Return the mean loss and accuracy of the episodes of the batched `episode` (a leading batch dimension), one by one."
         out = [self.episode_loss(episode[i]) for i in range(episode.classes.shape[0])]
         return torch.stack([l for l, _ in out]).mean(), torch.stack([a for _, a in out]).mean()
 
     normalize: bool = False         # L2-normalise features (MTL trains and is tested on the unit sphere)
 
     def features(self, x: Tensor) -> Tensor:
-        "Embed images with the shared body (what test-time adaptation sees), L2-normalised if `normalize`."
+        "Embed the images `x` with the shared body and return the features (what test-time adaptation sees), L2-normalised if `normalize`."
         z = self.body(x)
         return nn.functional.normalize(z, dim=-1) if self.normalize else z
 
     @staticmethod
     def feature_dim(body: nn.Module, feature_dim: int | None = None) -> int:
-        "The width of the body's features: `feature_dim` when given, else the body's `out_dim`."
+        "Return the width of `body`'s features: `feature_dim` when given, else the body's `out_dim`."
         dim = feature_dim or getattr(body, "out_dim", None)
         if dim is None:
             raise MtlMetaError("the body has no out_dim attribute; pass feature_dim explicitly")
         return int(dim)
 
     def head_parameters(self) -> list[nn.Parameter]:
-        """Parameters that `TrainConfig.head_lr` applies to (none by default).
+        """Return the parameters that `TrainConfig.head_lr` applies to (none by default).
 
         MTL's head bank is the example: each of its rows is updated only in the episodes that contain
         its class, about `ways / n_classes` of the updates, so it can need a larger step than the body."""
@@ -148,8 +150,9 @@ def register_algorithm(cls: type | None = None, *, name: str | None = None):
 PLUGINS_ENV = "MTL_META_PLUGINS"
 
 def load_plugins(names: str | None = None) -> list[str]:
-    """Import the modules named in `$MTL_META_PLUGINS` (comma-separated): a module that adds a method does so
-    with one class and one line, `register_algorithm(Class)`, and every command, profile and table sees it."""
+    """Import the modules named in `names` (default: `$MTL_META_PLUGINS`; comma-separated) and return their names; a
+    module that cannot be imported is a one-line `MtlMetaError`. A module that adds a method does so with one class
+    and one line, `register_algorithm(Class)`, and every command, profile and table sees it."""
     loaded = []
     for mod in filter(None, (m.strip() for m in (names if names is not None else os.environ.get(PLUGINS_ENV, "")).split(","))):
         try:
@@ -182,7 +185,7 @@ def import_plugins() -> MtlMetaError | None:
 
 # %% ../nbs/06a_method.ipynb #cccc0010
 def algorithm_class(name: str) -> type:
-    "The registered class of method `name` (case and surrounding spaces ignored)."
+    "Return the registered class of the method `name` (case and surrounding spaces ignored); an unknown name is a one-line `MtlMetaError`."
     error = import_plugins()
     if error is not None:   # a broken plugin stops every use of the registry, in one line
         raise error
@@ -193,12 +196,13 @@ def algorithm_class(name: str) -> type:
 
 # %% ../nbs/06a_method.ipynb #cccc0010-1
 def algorithm_options(name: str) -> dict:
-    "The options (constructor arguments besides body, n_classes, ways) of a registered method, with defaults."
+    "Return the options (constructor arguments besides body, n_classes, ways) of the registered method `name` with their defaults."
     return algorithm_class(name).option_defaults()
 
 # %% ../nbs/06a_method.ipynb #cccc0010-2
 def make_algorithm(name: str, body: nn.Module, n_classes: int, ways: int = 5, **opts) -> Algorithm:
-    "Build the registered algorithm `name` around `body` for `ways`-way episodes from `n_classes` training classes."
+    """Build the registered method `name` around `body` for `ways`-way episodes from `n_classes` training classes,
+    with its options `opts` (checked against its constructor), and return it."""
     cls = algorithm_class(name)
     known = algorithm_options(name)
     unknown = sorted(set(opts) - set(known))
@@ -212,6 +216,7 @@ def make_algorithm(name: str, body: nn.Module, n_classes: int, ways: int = 5, **
 
 # %% ../nbs/06a_method.ipynb #cccc0010-3
 def compared_methods() -> tuple[str, ...]:
-    "The registered methods that the benchmark comparison runs (`compared`), in registry order, as of this call."
+    """Return the names of the registered methods that the benchmark comparison runs (`compared`), in registry order,
+    as of this call."""
     import_plugins()
     return tuple(k for k, cls in ALGORITHMS.items() if cls.compared)
