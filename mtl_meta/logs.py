@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from fastcore.basics import patch
+
 from .core import MtlMetaError, atomic_write_text
 
 # %% auto #0
@@ -33,7 +35,7 @@ _CRC_TABLE = _crc32c_table()
 
 # %% ../nbs/16_logs.ipynb #cccc0005-1
 def crc32c(data: bytes) -> int:
-    "CRC-32C (Castagnoli) of `data`."
+    "Return the CRC-32C (Castagnoli polynomial) of the bytes `data`, as an unsigned 32-bit integer."
     crc = 0xFFFFFFFF
     for b in data:
         crc = _CRC_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
@@ -46,7 +48,7 @@ def _masked_crc(data: bytes) -> int:
 
 # %% ../nbs/16_logs.ipynb #cccc0005-3
 def tfrecord(data: bytes) -> bytes:
-    "`data` framed as one TFRecord."
+    "Return the bytes `data` framed as one TFRecord: its length, the length's masked CRC, the data, the data's masked CRC."
     n = struct.pack("<Q", len(data))
     return n + struct.pack("<I", _masked_crc(n)) + data + struct.pack("<I", _masked_crc(data))
 
@@ -100,7 +102,7 @@ class EventWriter:
         self._f.write(tfrecord(event)); self._f.flush()
 
     def scalars(self, step: int, values: dict[str, float], wall_time: float | None = None):
-        "Log several scalars at one step."
+        "Append one event holding the scalars `values` (tag -> number) at update `step` (`wall_time`: default now)."
         self._write(_event(time.time() if wall_time is None else wall_time, step=step, scalars=values))
 
     def close(self):
@@ -112,7 +114,8 @@ class EventWriter:
 HISTORY_COLUMNS = ["epoch", "step", "images", "seconds", "wall_time", "train_loss", "train_acc", "val_acc", "lr"]
 
 class TrainingLog:
-    "Epoch hook of `Trainer`: `history.csv` in `out_dir` and, with `log_dir`, TensorBoard scalars."
+    """The epoch hook of `Trainer` that writes one row per validation to `history.csv` in `out_dir` and, with
+    `log_dir`, the same numbers as TensorBoard scalars."""
     def __init__(self, out_dir: str | os.PathLike | None = None, log_dir: str | os.PathLike | None = None):
         self.csv_path = Path(out_dir) / "history.csv" if out_dir is not None else None
         if self.csv_path is not None and self.csv_path.is_dir() and not self.csv_path.is_symlink():
@@ -122,62 +125,70 @@ class TrainingLog:
         self._started = False
         self._t0 = round(time.time(), 3)   # rounded like the rows' wall_time, so elapsed starts at 0
 
-    def _read_rows(self) -> dict[int, dict] | None:
-        "The rows of `history.csv` by epoch; {} when there is none, None when it cannot be read as our CSV."
-        if self.csv_path.exists() and not self.csv_path.is_file():
-            return None   # a FIFO or device in its place: never read (it could block); replaced by the rebuilt file
-        try:
-            text = self.csv_path.read_bytes().decode("utf-8")
-            rows = list(csv.DictReader(io.StringIO(text, newline="")))
-        except FileNotFoundError:
-            return {}
-        except (OSError, UnicodeDecodeError, csv.Error):
-            return None
-        return {int(r["epoch"]): r for r in rows if (r.get("epoch") or "").isdigit()}
+# %% ../nbs/16_logs.ipynb #logp0002
+@patch
+def _read_rows(self: TrainingLog) -> dict[int, dict] | None:
+    "The rows of `history.csv` by epoch; {} when there is none, None when it cannot be read as our CSV."
+    if self.csv_path.exists() and not self.csv_path.is_file():
+        return None   # a FIFO or device in its place: never read (it could block); replaced by the rebuilt file
+    try:
+        text = self.csv_path.read_bytes().decode("utf-8")
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return {int(r["epoch"]): r for r in rows if (r.get("epoch") or "").isdigit()}
 
-    def _start(self, epoch: int, history: list[dict] = ()):
-        """Rewrite `history.csv` with the rows of epochs before `epoch` (those a resumed run will not redo).
-        The checkpoint's `history` is the record: rows the file lacks (missing, truncated, damaged) are rebuilt
-        from it, with a warning; only the wall-clock column, which the checkpoint does not hold, is lost."""
-        self._started = True
-        rows = self._read_rows()
-        earlier = [h for h in history if h["epoch"] < epoch]
-        keep, rebuilt = [], 0
-        for h in earlier:
-            r = (rows or {}).get(h["epoch"])
-            rebuilt += r is None
-            keep.append({**h, "wall_time": r.get("wall_time", "") if r else ""})
-        if not history:   # no checkpoint history to go by (a bare hook): keep what the file says
-            keep = [r for e, r in sorted((rows or {}).items()) if e < epoch]
-        if rebuilt or (rows is None and self.csv_path.exists()):
-            what = "cannot be read" if rows is None else "lacks rows"
-            print(f"mtl-meta: warning: {self.csv_path} {what}; rebuilt it from the checkpoint's history "
-                  f"({rebuilt} row{'s' if rebuilt != 1 else ''} restored without wall-clock times)", file=sys.stderr)
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, HISTORY_COLUMNS, extrasaction="ignore", lineterminator="\n")
-        w.writeheader(); w.writerows(keep)
-        atomic_write_text(self.csv_path, buf.getvalue())
+# %% ../nbs/16_logs.ipynb #logp0004
+@patch
+def _start(self: TrainingLog, epoch: int, history: list[dict] = ()):
+    """Rewrite `history.csv` with the rows of epochs before `epoch` (those a resumed run will not redo).
+    The checkpoint's `history` is the record: rows the file lacks (missing, truncated, damaged) are rebuilt
+    from it, with a warning; only the wall-clock column, which the checkpoint does not hold, is lost."""
+    self._started = True
+    rows = self._read_rows()
+    earlier = [h for h in history if h["epoch"] < epoch]
+    keep, rebuilt = [], 0
+    for h in earlier:
+        r = (rows or {}).get(h["epoch"])
+        rebuilt += r is None
+        keep.append({**h, "wall_time": r.get("wall_time", "") if r else ""})
+    if not history:   # no checkpoint history to go by (a bare hook): keep what the file says
+        keep = [r for e, r in sorted((rows or {}).items()) if e < epoch]
+    if rebuilt or (rows is None and self.csv_path.exists()):
+        what = "cannot be read" if rows is None else "lacks rows"
+        print(f"mtl-meta: warning: {self.csv_path} {what}; rebuilt it from the checkpoint's history "
+              f"({rebuilt} row{'s' if rebuilt != 1 else ''} restored without wall-clock times)", file=sys.stderr)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, HISTORY_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader(); w.writerows(keep)
+    atomic_write_text(self.csv_path, buf.getvalue())
 
-    def __call__(self, trainer, row: dict):
-        images = row["images"]   # counted by the trainer: every image through the body, inner loops included
-        full = {**row, "wall_time": round(time.time(), 3)}
-        if self.csv_path is not None and getattr(trainer, "rank", 0) == 0:
-            if not self._started:
-                self._start(row["epoch"], getattr(getattr(trainer, "state", None), "history", None) or [])
-            # append without following a symlink put in its place (the file was just written by us)
-            fd = os.open(self.csv_path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
-            with open(fd, "a", newline="") as f:
-                csv.DictWriter(f, HISTORY_COLUMNS, extrasaction="ignore", lineterminator="\n").writerow(full)
-                f.flush()
-        if self.writer is not None and getattr(trainer, "rank", 0) == 0:
-            self.writer.scalars(row["step"], {
-                "loss/train": row["train_loss"], "accuracy/train": row["train_acc"], "accuracy/val": row["val_acc"],
-                "lr": row["lr"], "images_seen": images, "seconds/train": row["seconds"],
-                # elapsed, not absolute: a scalar is a float32, which rounds today's Unix time to 128 s; the
-                # event's own wall time (a double) carries the absolute clock
-                "seconds/wall": round(full["wall_time"] - self._t0, 3)}, wall_time=full["wall_time"])
+# %% ../nbs/16_logs.ipynb #logp0006
+@patch
+def __call__(self: TrainingLog, trainer, row: dict):
+    images = row["images"]   # counted by the trainer: every image through the body, inner loops included
+    full = {**row, "wall_time": round(time.time(), 3)}
+    if self.csv_path is not None and getattr(trainer, "rank", 0) == 0:
+        if not self._started:
+            self._start(row["epoch"], getattr(getattr(trainer, "state", None), "history", None) or [])
+        # append without following a symlink put in its place (the file was just written by us)
+        fd = os.open(self.csv_path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
+        with open(fd, "a", newline="") as f:
+            csv.DictWriter(f, HISTORY_COLUMNS, extrasaction="ignore", lineterminator="\n").writerow(full)
+            f.flush()
+    if self.writer is not None and getattr(trainer, "rank", 0) == 0:
+        self.writer.scalars(row["step"], {
+            "loss/train": row["train_loss"], "accuracy/train": row["train_acc"], "accuracy/val": row["val_acc"],
+            "lr": row["lr"], "images_seen": images, "seconds/train": row["seconds"],
+            # elapsed, not absolute: a scalar is a float32, which rounds today's Unix time to 128 s; the
+            # event's own wall time (a double) carries the absolute clock
+            "seconds/wall": round(full["wall_time"] - self._t0, 3)}, wall_time=full["wall_time"])
 
-    def close(self):
-        "Close the TensorBoard event file, if any; `history.csv` needs no closing (each row is written and flushed)."
-        if self.writer is not None:
-            self.writer.close()
+# %% ../nbs/16_logs.ipynb #logp0008
+@patch
+def close(self: TrainingLog):
+    "Close the TensorBoard event file, if any; `history.csv` needs no closing (each row is written and flushed)."
+    if self.writer is not None:
+        self.writer.close()
