@@ -921,6 +921,55 @@ def _missing_fields(d, spec: dict, where: str) -> str:
 def _first(*checks) -> str:
     return next((c for c in checks if c), "")
 
+# %% ../nbs/10b_report.ipynb #chkr0001
+def _per_seed_problem(r: dict, kind: str) -> str:
+    """What makes a few-shot or tuning record `r` (`kind`), whose top-level fields are sound, unusable: its
+    per-seed records, their histories and its tests; '' if nothing."""
+    seeds = r["per_seed"]
+    if not r["seeds"] or len(seeds) != len(r["seeds"]):
+        return f"it has {len(seeds)} per-seed records for {len(r['seeds'])} seeds"
+    for i, s in enumerate(seeds):
+        problem = _first(_missing_fields(s, _SEED_FIELDS, f"per_seed[{i}]"),
+                         *(_missing_fields(h, _HISTORY_FIELDS, f"per_seed[{i}].history[{j}]")
+                           for j, h in enumerate(s.get("history", []) if isinstance(s, dict) else [])))
+        if problem:
+            return problem
+    if kind == "tuning":
+        return _missing_fields(seeds[0], {"steps": int, "stopped": str}, "per_seed[0]")
+    if not 0 <= r["test_acc"] <= 1:
+        return f"its test accuracy {r['test_acc']} is not between 0 and 1"
+    tests = r.get("tests")
+    if tests is not None:
+        if not isinstance(tests, list) or not tests:
+            return "its 'tests' is not a non-empty list"
+        for j, t in enumerate(tests):
+            problem = _first(_missing_fields(t, {**_TEST_FIELDS, "test_ci95_episodes": _NUMBER}, f"tests[{j}]"),
+                             *(_missing_fields((s.get("tests") or [None] * len(tests))[j] if j < len(s.get("tests") or [])
+                                               else None, _TEST_FIELDS, f"per_seed[{i}].tests[{j}]")
+                               for i, s in enumerate(seeds)))
+            if problem:
+                return problem
+            accs = [t["test_acc"], *(s["tests"][j]["test_acc"] for s in seeds)]   # the paired tables read these
+            if not all(0 <= a <= 1 for a in accs):
+                return f"a test accuracy of tests[{j}] is not between 0 and 1"
+    return ""
+
+# %% ../nbs/10b_report.ipynb #chkr0003
+def _summary_problem(r: dict, kind: str) -> str:
+    """What makes a sinusoid, theory or efficiency record `r` (`kind`), whose top-level fields are sound,
+    unusable: an empty or malformed summary, gap table or MTL list; '' if nothing."""
+    if kind == "sinusoid":
+        return _first("its summary is empty" if not r["summary"] else "",
+                      *(_missing_fields(s, {"method": str}, f"summary[{i}]") for i, s in enumerate(r["summary"])))
+    if kind == "theory":
+        return _first("its depth_gaps is empty" if not r["depth_gaps"] else "",
+                      *(_missing_fields(d, {"gaps": dict, "slope": _NUMBER, "tail_slope": _NUMBER}, f"depth_gaps[{k!r}]")
+                        for k, d in r["depth_gaps"].items()))
+    return _first(_missing_fields(r["baseline"], {"method": str, **_EFFICIENCY_FIELDS}, "baseline"),
+                  "its mtl list is empty" if not r["mtl"] else "",
+                  *(_missing_fields(m, {"speedup": _NUMBER, **_EFFICIENCY_FIELDS}, f"mtl[{i}]")
+                    for i, m in enumerate(r["mtl"])))
+
 # %% ../nbs/10b_report.ipynb #cccc2611-3
 def check_results(r, experiment: str | None = None) -> str:
     """Return what makes the record `r` (a parsed `results.json`) unusable for the tables, in a few words; '' if
@@ -947,45 +996,8 @@ def check_results(r, experiment: str | None = None) -> str:
         if name in r and not PLAIN_NAME.fullmatch(str(r[name])):
             return f"its {name} {str(r[name])[:60]!r} is not a plain name (letters, digits, '.', '_', '+', '-')"
     if kind in ("fewshot", "tuning"):
-        seeds = r["per_seed"]
-        if not r["seeds"] or len(seeds) != len(r["seeds"]):
-            return f"it has {len(seeds)} per-seed records for {len(r['seeds'])} seeds"
-        for i, s in enumerate(seeds):
-            problem = _first(_missing_fields(s, _SEED_FIELDS, f"per_seed[{i}]"),
-                             *(_missing_fields(h, _HISTORY_FIELDS, f"per_seed[{i}].history[{j}]")
-                               for j, h in enumerate(s.get("history", []) if isinstance(s, dict) else [])))
-            if problem:
-                return problem
-        if kind == "tuning":
-            return _missing_fields(seeds[0], {"steps": int, "stopped": str}, "per_seed[0]")
-        if not 0 <= r["test_acc"] <= 1:
-            return f"its test accuracy {r['test_acc']} is not between 0 and 1"
-        tests = r.get("tests")
-        if tests is not None:
-            if not isinstance(tests, list) or not tests:
-                return "its 'tests' is not a non-empty list"
-            for j, t in enumerate(tests):
-                problem = _first(_missing_fields(t, {**_TEST_FIELDS, "test_ci95_episodes": _NUMBER}, f"tests[{j}]"),
-                                 *(_missing_fields((s.get("tests") or [None] * len(tests))[j] if j < len(s.get("tests") or [])
-                                                   else None, _TEST_FIELDS, f"per_seed[{i}].tests[{j}]")
-                                   for i, s in enumerate(seeds)))
-                if problem:
-                    return problem
-                accs = [t["test_acc"], *(s["tests"][j]["test_acc"] for s in seeds)]   # the paired tables read these
-                if not all(0 <= a <= 1 for a in accs):
-                    return f"a test accuracy of tests[{j}] is not between 0 and 1"
-        return ""
-    if kind == "sinusoid":
-        return _first("its summary is empty" if not r["summary"] else "",
-                      *(_missing_fields(s, {"method": str}, f"summary[{i}]") for i, s in enumerate(r["summary"])))
-    if kind == "theory":
-        return _first("its depth_gaps is empty" if not r["depth_gaps"] else "",
-                      *(_missing_fields(d, {"gaps": dict, "slope": _NUMBER, "tail_slope": _NUMBER}, f"depth_gaps[{k!r}]")
-                        for k, d in r["depth_gaps"].items()))
-    return _first(_missing_fields(r["baseline"], {"method": str, **_EFFICIENCY_FIELDS}, "baseline"),
-                  "its mtl list is empty" if not r["mtl"] else "",
-                  *(_missing_fields(m, {"speedup": _NUMBER, **_EFFICIENCY_FIELDS}, f"mtl[{i}]")
-                    for i, m in enumerate(r["mtl"])))
+        return _per_seed_problem(r, kind)
+    return _summary_problem(r, kind)
 
 # %% ../nbs/10b_report.ipynb #cccc2611-4
 def read_results(path: str | Path, experiment: str | None = None) -> tuple[dict | None, str]:
