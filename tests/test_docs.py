@@ -1,6 +1,7 @@
 """The companion's reading surface: notebooks that store current outputs, and the site built from them."""
 import importlib.util
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -113,11 +114,21 @@ def test_the_site_check_finds_dead_links_and_cdn_maths(tmp_path):
     assert "nbs/paper.ipynb: no page" in text           # every source notebook needs a page
 
 
-@pytest.mark.skipif(shutil.which("sphinx-build") is None and
-                    importlib.util.find_spec("sphinx") is None, reason="sphinx not installed")
-def test_the_site_builds_offline_with_every_page_link_and_local_maths(tmp_path):
-    out = tmp_path / "site"
+needs_sphinx = pytest.mark.skipif(shutil.which("sphinx-build") is None and importlib.util.find_spec("sphinx") is None,
+                                  reason="sphinx not installed")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    "The site built once from the repository (about a minute), shared by the tests that read it."
+    out = tmp_path_factory.mktemp("docs") / "site"
     unresolved = build_docs.build(out, REPO)
+    return out, unresolved
+
+
+@needs_sphinx
+def test_the_site_builds_offline_with_every_page_link_and_local_maths(site):
+    out, unresolved = site
     assert unresolved == []
     assert build_docs.check_site(out, REPO) == []
     for rel in build_docs.site_notebooks(REPO):
@@ -127,6 +138,115 @@ def test_the_site_builds_offline_with_every_page_link_and_local_maths(tmp_path):
     paper = (out / "nbs" / "paper.html").read_text(encoding="utf-8")
     assert "mathjax" in paper.lower() and "cdn.jsdelivr" not in paper
     assert "\\lambda\\tau" in paper                      # maths kept for MathJax to typeset in the page
+
+
+@needs_sphinx
+def test_no_page_shows_a_machine_path_or_an_environment_warning(site):
+    out, _ = site
+    assert build_docs.page_leaks(out) == []
+
+
+def _first_words(obj) -> str:
+    "The first words of an object's docstring (up to the first punctuation, which a page may typeset differently)."
+    return re.match(r"[\w ]+", obj.__doc__.strip()).group(0).strip()
+
+
+def _page_text(page: Path) -> str:
+    parser = build_docs._Text()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return "".join(parser.text)
+
+
+@needs_sphinx
+def test_pages_read_like_nbdev_docs(site):
+    out, _ = site
+    for page in sorted((out / "nbs").rglob("*.html")) + sorted((out / "figures" / "runs").rglob("*.html")):
+        assert "#|" not in _page_text(page), f"{page.relative_to(out)} shows a directive"
+    adapt = (out / "nbs" / "06_adapt.html").read_text(encoding="utf-8")
+    # an exported function: its signature and docstring rendered, its source folded beneath
+    assert 'id="mtl_meta.adapt.logreg_torch"' in adapt
+    assert _first_words(importlib.import_module("mtl_meta.adapt").logreg_torch) in adapt
+    assert adapt.count("<details") >= 5
+    # a patched method is documented as Cls.f, a parameter comment as a row of the parameter table
+    assert 'id="mtl_meta.train.Trainer.fit"' in (out / "nbs" / "07_train.html").read_text(encoding="utf-8")
+    api = (out / "nbs" / "12_api.html").read_text(encoding="utf-8")
+    assert 'id="mtl_meta.api.train"' in api and "output folder for checkpoint.pt" in api
+    # a module's name as a title is code, not bold
+    main = (out / "nbs" / "11a_main.html").read_text(encoding="utf-8")
+    assert "<strong>main</strong>" not in main and "__main__" in main.split("</h1>")[0]
+    # long lines wrap within the page
+    assert "site.css" in adapt and "pre-wrap" in (out / "_static" / "site.css").read_text()
+
+
+@needs_sphinx
+def test_the_api_index_lists_every_public_name_with_a_link(site):
+    out, _ = site
+    api = (out / "api.html").read_text(encoding="utf-8")
+    assert 'href="api.html"' in (out / "index.html").read_text(encoding="utf-8")
+    for path in sorted((REPO / "mtl_meta").glob("*.py")):
+        if path.stem in ("__init__", "_modidx"):
+            continue
+        module = importlib.import_module(f"mtl_meta.{path.stem}")
+        for name in getattr(module, "__all__", []):
+            assert f"mtl_meta.{path.stem}.{name}\"" in api or f">{name}<" in api, f"{path.stem}.{name}"
+    assert 'href="nbs/06_adapt.html#mtl_meta.adapt.logreg_torch"' in api
+
+
+@needs_sphinx
+def test_an_executed_run_page_names_the_code_that_ran_it(site):
+    out, _ = site
+    runs = sorted(p for p in (REPO / "figures" / "runs").glob("*/run.json") if any(p.parent.glob("*.ipynb")))
+    if not runs:
+        pytest.skip("no executed run committed")
+    rec = json.loads(runs[0].read_text())
+    page = next((out / runs[0].parent.relative_to(REPO)).glob("*.html"))
+    text = _page_text(page)
+    assert "Executed by mtl-meta reproduce" in text and rec["finished"][:10] in text
+    if rec.get("code", {}).get("commit"):
+        assert rec["code"]["commit"][:7] in text
+    assert "nbs/experiments/" in page.read_text(encoding="utf-8")
+
+
+def test_staging_strips_directives_and_documents_exported_names():
+    nb = _nb("#| default_exp adapt", "#| hide\nsecret = 1",
+             "#| export\ndef mean_ci95(accs):\n    'doc'\n    return 0\n\ndef _private(): pass",
+             "#| export\n_helper = 2",
+             "#| export\n@patch\ndef shown(self: EvalResult, k: int = 1,  # how many\n          ) -> int:\n    'A patched method.'",
+             "#| eval: false\nprint('kept')")
+    entries = build_docs.stage_notebook(nb, "nbs/06_adapt.ipynb", set())
+    sources = ["".join(c["source"]) for c in nb["cells"]]
+    assert not any("#|" in s for s in sources) and not any("secret" in s for s in sources)
+    assert sources[-1] == "print('kept')"
+    docs = [s for c, s in zip(nb["cells"], sources) if c["cell_type"] == "markdown"]
+    assert docs[0].startswith("```{py:function} mean_ci95(accs) -> tuple[float, float]\n:module: mtl_meta.adapt")
+    assert _first_words(importlib.import_module("mtl_meta.adapt").mean_ci95) in docs[0]   # the installed docstring
+    assert "{py:method} EvalResult.shown(k: int = 1) -> int" in docs[1] and "| `k` | int | 1 | how many |" in docs[1]
+    folded = [c for c in nb["cells"] if "hide-input" in c["metadata"].get("tags", [])]
+    assert len(folded) == 2 and "_helper = 2" in "".join(folded[0]["source"])   # a private cell joins the fold
+    assert [(e["name"], e["kind"]) for e in entries] == [("mean_ci95", "function"), ("EvalResult.shown", "method")]
+
+
+def test_stored_outputs_are_staged_without_machine_paths_or_environment_warnings():
+    nb = _nb("x")
+    nb["cells"][0]["source"] = 'out_dir = "/work/wt3/figures/runs/theory"\ndata_root = "/work/shared/data"'
+    nb["cells"][0]["outputs"] = [
+        {"output_type": "stream", "name": "stderr", "text":
+         "/work/main/.venv/lib/python3.11/site-packages/tqdm/auto.py:21: TqdmWarning: IProgress not found. Please\n"
+         "  from .autonotebook import tqdm as notebook_tqdm\n[IPKernelApp] WARNING | Unknown error\nkept line\n"},
+        {"output_type": "execute_result", "execution_count": 1, "metadata": {},
+         "data": {"text/plain": "PosixPath('/work/wt3/figures/runs/theory/x.png') /tmp/tmpab12cd/imgs /root/data"}}]
+    build_docs.clean_outputs(nb, {"/work/shared/data": "<data>"}, sources=True)
+    cell = nb["cells"][0]
+    assert cell["source"] == 'out_dir = "figures/runs/theory"\ndata_root = "<data>"'
+    assert cell["outputs"][0]["text"] == "kept line\n"
+    assert cell["outputs"][1]["data"]["text/plain"] == "PosixPath('figures/runs/theory/x.png') <tmp>/imgs ~/data"
+    assert build_docs.leaks("see /work/x/y and /usr/lib/z") == ["machine path '/work/x/y'", "machine path '/usr/lib/z'"]
+    assert build_docs.leaks("x.py:3: UserWarning: careful") == ["environment warning 'x.py:3: UserWarning: careful'"]
+    assert build_docs.leaks("mtl-meta reproduce --out /tmp/gpu-dry  # an example to type") == []
+
+
+def test_stored_outputs_of_the_notebooks_show_no_machine_paths_or_environment_warnings():
+    assert build_docs.notebook_output_leaks(REPO) == []
 
 
 def test_every_module_docstring_is_a_whole_sentence():
