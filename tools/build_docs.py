@@ -255,6 +255,7 @@ def _signature(obj, drop_first: bool = False, owner=None) -> str | None:
     except (TypeError, ValueError):
         return None
     parts, star = [], False
+    owner = owner if owner is not None else (obj if inspect.isclass(obj) else None)
     params = list(sig.parameters.values())[1 if drop_first else 0:]
     for i, p in enumerate(params):
         kind = p.kind
@@ -362,7 +363,8 @@ def _params_table(docs: dict[str, str], sig_obj, drop_first: bool, node) -> str:
     if params:
         for p in params:
             name = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name
-            default = "" if p.default is p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) else _default(p)
+            default = "" if p.default is p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) \
+                else _default(p, sig_obj if inspect.isclass(sig_obj) else None)
             rows.append((name, _annotation(p.annotation), default, docs.get(p.name, "")))
     else:
         rows = [(n, anno, default, docs.get(n.lstrip("*"), "")) for n, anno, default in _ast_params(node, drop_first)]
@@ -497,6 +499,19 @@ def _public_assignments(tree: ast.Module) -> list[tuple[str, str]]:
     return found
 
 
+def _comment_of(lines: list[str], lineno: int) -> str:
+    "The comment that explains the assignment on line `lineno` (1-based): the comment lines just above it, else its own."
+    above = []
+    for line in reversed(lines[:lineno - 1]):
+        if not line.strip().startswith("#"):
+            break
+        above.insert(0, line.strip().lstrip("#").strip())
+    if above:
+        return " ".join(above)
+    m = re.search(r"\s#\s*(.*)$", lines[lineno - 1]) if lineno <= len(lines) else None
+    return m.group(1) if m and lines[lineno - 1].count('"') % 2 == 0 and lines[lineno - 1].count("'") % 2 == 0 else ""
+
+
 def document_exports(nb: dict, modname: str, page: str, seen: set) -> list[ApiEntry]:
     """Put, above every export cell, the documentation of each public function, class and patched method it defines
     (signature, docstring, parameter table) and fold the cell's source beneath it, in place. Returns the entries."""
@@ -525,13 +540,23 @@ def document_exports(nb: dict, modname: str, page: str, seen: set) -> list[ApiEn
                 if done:
                     blocks.append(done[0])
                     entries.append(done[1])
-        for name, _ in _public_assignments(tree):
+        lines = source.splitlines()
+        for name, lineno in _public_assignments(tree):
             if name in public or module is None:
                 full = f"{modname}.{name}"
-                opts = {"module": modname} | ({"no-index": ""} if full in seen else {})
+                opts = {"module": modname}
+                value = getattr(module, name, None) if module is not None else None
+                if value is not None:
+                    opts["type"] = type(value).__name__
+                    text = repr(value)
+                    if len(text) <= 60 and not text.startswith("<"):
+                        opts["value"] = text
+                if full in seen:
+                    opts["no-index"] = ""
                 seen.add(full)
-                blocks.append(_directive("data", name, None, opts, ""))
-                entries.append(ApiEntry(module=modname, name=name, kind="data", summary="", page=page,
+                comment = _comment_of(lines, lineno)
+                blocks.append(_directive("data", name, None, opts, _doc_text(comment)))
+                entries.append(ApiEntry(module=modname, name=name, kind="data", summary=_summary(comment), page=page,
                                         anchor=full if "no-index" not in opts else None))
         if blocks:
             cells.append({"cell_type": "markdown", "id": f"{cell.get('id', 'c')}-doc", "metadata": {},
