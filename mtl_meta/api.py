@@ -340,6 +340,41 @@ def _refuse_seen(meta: dict, split: str, names, where: str) -> None:
                            f"checkpoint trained or validated on ({shown}): its split changed since training; test on "
                            "classes it never saw (class lists test.txt, or the data as it was) or retrain")
 
+# %% ../nbs/12_api.ipynb #trn00001
+def _check_options(method: str, dataset_options: dict | None, backbone_options: dict | None,
+                   algorithm_options: dict | None) -> None:
+    """Raise a one-line `MtlMetaError` before any data is read when an option of the data set, the backbone or the
+    method is not finite (NaN or infinity anywhere inside it), or when `method` is not registered."""
+    from mtl_meta.core import check_finite
+    from mtl_meta.gbml import algorithm_options as _known_options
+    for kind, given in (("dataset", dataset_options), ("backbone", backbone_options), ("method", algorithm_options)):
+        for k, v in (given or {}).items():
+            check_finite(v, f"{kind} option {k}")
+    _known_options(method)   # an unknown method stops here, before any data is read
+
+# %% ../nbs/12_api.ipynb #trn00003
+def _train_summary(metadata: dict, cfg: TrainConfig, st, algorithm: Algorithm, world: int, timings: dict) -> dict:
+    """What `train` returns and writes as `summary.json`: the run's metadata (class counts, not lists), its config,
+    where training ended (`st`, the trainer's state), the number of parameters and processes, and `timings` (name ->
+    seconds, rounded to the millisecond)."""
+    return {"metadata": _summary_metadata(metadata), "config": asdict(cfg), "steps": st.step, "epochs": st.epoch,
+            "train_seconds": round(st.seconds, 3), "train_images": st.images,
+            "best_val_acc": st.best_val, "best_epoch": st.best_epoch,
+            "stopped": st.stopped, "history": st.history,
+            "parameters": sum(p.numel() for p in algorithm.parameters()), "processes": world,
+            "timings": {k: round(v, 3) for k, v in timings.items()}}
+
+# %% ../nbs/12_api.ipynb #trn00005
+def _fit(trainer: Trainer, cfg: TrainConfig, run: RunOptions, rank: int):
+    """Call `run.before_fit(cfg)` on the first process, train with `trainer` (resuming when `run.resume`), close its
+    epoch hooks, and return the trainer's final state."""
+    if run.before_fit is not None and rank == 0:
+        run.before_fit(cfg)
+    st = trainer.fit(resume=run.resume)
+    if trainer.on_epoch is not None:
+        trainer.on_epoch.close()
+    return st
+
 # %% ../nbs/12_api.ipynb #cccc0007
 @one_writer("out_dir")   # checked before any work, one process at a time, stale temp files removed
 def train(method: str = "mtl",                # the method: a name in the registry (mtl_meta.gbml.ALGORITHMS)
@@ -374,12 +409,8 @@ def train(method: str = "mtl",                # the method: a name in the regist
     if world > 1:
         config = {**config, "device": device}
     cfg = TrainConfig.from_dict(config)
-    from mtl_meta.core import check_finite, sweep_temp_files
-    from mtl_meta.gbml import algorithm_options as _known_options
-    for kind, given in (("dataset", dataset_options), ("backbone", backbone_options), ("method", algorithm_options)):
-        for k, v in (given or {}).items():
-            check_finite(v, f"{kind} option {k}")
-    _known_options(method)   # an unknown method stops here, before any data is read
+    from mtl_meta.core import sweep_temp_files
+    _check_options(method, dataset_options, backbone_options, algorithm_options)
     seed_everything(cfg.seed)
     if _is_name(dataset) and _is_folder_name(dataset):
         dataset = str(Path(dataset).resolve())   # the checkpoint then works from any folder
@@ -398,17 +429,8 @@ def train(method: str = "mtl",                # the method: a name in the regist
                       metadata=metadata, hooks=TrainerHooks(on_step=fault_hook(), on_epoch=_epoch_hooks(out_dir, run, rank)))
     trainer.epoch_lines = run.epoch_lines
     setup_seconds = time.perf_counter() - t_setup   # data loading, samplers, model (wall-clock, not a result)
-    if run.before_fit is not None and rank == 0:
-        run.before_fit(cfg)
-    st = trainer.fit(resume=run.resume)
-    if trainer.on_epoch is not None:
-        trainer.on_epoch.close()
-    summary = {"metadata": _summary_metadata(metadata), "config": asdict(cfg), "steps": st.step, "epochs": st.epoch,
-               "train_seconds": round(st.seconds, 3), "train_images": st.images,
-               "best_val_acc": st.best_val, "best_epoch": st.best_epoch,
-               "stopped": st.stopped, "history": st.history,
-               "parameters": sum(p.numel() for p in algorithm.parameters()), "processes": world,
-               "timings": {"setup": round(setup_seconds, 3), **{k: round(v, 3) for k, v in trainer.timings.items()}}}
+    st = _fit(trainer, cfg, run, rank)
+    summary = _train_summary(metadata, cfg, st, algorithm, world, {"setup": setup_seconds, **trainer.timings})
     if out_dir is not None and rank == 0:
         atomic_write_json(Path(out_dir) / "summary.json", summary)
     return summary
