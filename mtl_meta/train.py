@@ -59,10 +59,56 @@ def _check_field_types(record) -> None:
             raise MtlMetaError(f"{f.name} must be {said}{' (or unset)' if optional else ''}, got "
                                f"{type(value).__name__} {str(value)[:40]!r}")
 
+# %% ../nbs/07_train.ipynb #train41c0
+def _check_train_config(cfg) -> None:
+    """Raise a one-line `MtlMetaError` for the first setting of the `TrainConfig` `cfg` that cannot train or would
+    train without complaint and mean nothing (a wrong type, a count below its minimum, a non-finite number)."""
+    _check_field_types(cfg)   # the declared type of every field first: a '3' or a True is not a count
+    for name in ("ways", "shots", "meta_batch_size", "epochs", "episodes_per_epoch", "val_episodes"):
+        if getattr(cfg, name) < 1:
+            raise MtlMetaError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.queries < 0:
+        raise MtlMetaError(f"queries must be non-negative, got {cfg.queries}")
+    if cfg.ways < 2:   # one class per episode: every prediction is right, validation says 100 %
+        raise MtlMetaError(f"ways must be at least 2 (a 1-way episode is scored 100 % whatever the model), "
+                           f"got {cfg.ways}")
+    for name in ("seed", "lr_patience", "checkpoint_every", "min_epochs_after_cut"):
+        if getattr(cfg, name) < 0:
+            raise MtlMetaError(f"{name} must be 0 or more, got {getattr(cfg, name)}")
+    if cfg.min_epochs_after_cut > cfg.lr_patience + 1:   # every cut restarts the count: no stop could come
+        raise MtlMetaError(f"min_epochs_after_cut must be at most lr_patience + 1 = {cfg.lr_patience + 1}, got "
+                           f"{cfg.min_epochs_after_cut}: a new cut comes every lr_patience + 1 flat epochs and "
+                           "restarts the count, so early stopping could never happen")
+    if cfg.early_stop_patience < 1:
+        raise MtlMetaError(f"early_stop_patience must be at least 1, got {cfg.early_stop_patience}")
+    if cfg.max_steps is not None and cfg.max_steps < 1:
+        raise MtlMetaError(f"max_steps must be at least 1, got {cfg.max_steps}")
+    if cfg.train_ways is not None and cfg.train_ways < 2:
+        raise MtlMetaError(f"train_ways must be at least 2 (or unset), got {cfg.train_ways}")
+    if cfg.amp not in (None, *AMP_DTYPES):
+        raise MtlMetaError(f"amp must be {' or '.join(AMP_DTYPES)} (or unset), got {cfg.amp!r}")
+    for name in ("lr", "head_lr"):
+        value = getattr(cfg, name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise MtlMetaError(f"{name} must be a finite positive number, got {value}")
+    for f in fields(cfg):   # nan or inf in any float setting would only show up epochs later
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise MtlMetaError(f"{f.name} must be a finite number, got {value}")
+    if cfg.weight_decay < 0:
+        raise MtlMetaError(f"weight_decay must be non-negative, got {cfg.weight_decay}")
+    if not 0 < cfg.lr_factor < 1:
+        raise MtlMetaError(f"lr_factor must lie between 0 and 1, got {cfg.lr_factor}")
+    if cfg.prefetch < 0:
+        raise MtlMetaError(f"prefetch must be 0 (off) or a positive number of steps, got {cfg.prefetch}")
+    if cfg.val_queries < 1:
+        raise MtlMetaError(f"val_queries must be at least 1 (validation scores query images), got {cfg.val_queries}")
+
 # %% ../nbs/07_train.ipynb #cccc0008-1
 @dataclass
 class TrainConfig:
-    "Everything that determines a training run besides the data and the model."
+    """A `TrainConfig` holds everything that determines a training run besides the data and the model: episode
+    shapes, optimiser, schedule, stopping, checkpoints and devices (each field documented, see `describe`)."""
     ways: int = _option(5, "classes per episode in validation (and in training unless train_ways is set)")
     shots: int = _option(5, "support images per class")
     queries: int = _option(5, "extra images per class in a training episode: MTL trains on shots+queries images, "
@@ -99,72 +145,37 @@ class TrainConfig:
                                    "results may differ in the last bits")
 
     def __post_init__(self):
-        _check_field_types(self)   # the declared type of every field first: a '3' or a True is not a count
-        for name in ("ways", "shots", "meta_batch_size", "epochs", "episodes_per_epoch", "val_episodes"):
-            if getattr(self, name) < 1:
-                raise MtlMetaError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.queries < 0:
-            raise MtlMetaError(f"queries must be non-negative, got {self.queries}")
-        if self.ways < 2:   # one class per episode: every prediction is right, validation says 100 %
-            raise MtlMetaError(f"ways must be at least 2 (a 1-way episode is scored 100 % whatever the model), "
-                               f"got {self.ways}")
-        for name in ("seed", "lr_patience", "checkpoint_every", "min_epochs_after_cut"):
-            if getattr(self, name) < 0:
-                raise MtlMetaError(f"{name} must be 0 or more, got {getattr(self, name)}")
-        if self.min_epochs_after_cut > self.lr_patience + 1:   # every cut restarts the count: no stop could come
-            raise MtlMetaError(f"min_epochs_after_cut must be at most lr_patience + 1 = {self.lr_patience + 1}, got "
-                               f"{self.min_epochs_after_cut}: a new cut comes every lr_patience + 1 flat epochs and "
-                               "restarts the count, so early stopping could never happen")
-        if self.early_stop_patience < 1:
-            raise MtlMetaError(f"early_stop_patience must be at least 1, got {self.early_stop_patience}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise MtlMetaError(f"max_steps must be at least 1, got {self.max_steps}")
-        if self.train_ways is not None and self.train_ways < 2:
-            raise MtlMetaError(f"train_ways must be at least 2 (or unset), got {self.train_ways}")
-        if self.amp not in (None, *AMP_DTYPES):
-            raise MtlMetaError(f"amp must be {' or '.join(AMP_DTYPES)} (or unset), got {self.amp!r}")
-        for name in ("lr", "head_lr"):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise MtlMetaError(f"{name} must be a finite positive number, got {value}")
-        for f in fields(self):   # nan or inf in any float setting would only show up epochs later
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise MtlMetaError(f"{f.name} must be a finite number, got {value}")
-        if self.weight_decay < 0:
-            raise MtlMetaError(f"weight_decay must be non-negative, got {self.weight_decay}")
-        if not 0 < self.lr_factor < 1:
-            raise MtlMetaError(f"lr_factor must lie between 0 and 1, got {self.lr_factor}")
-        if self.prefetch < 0:
-            raise MtlMetaError(f"prefetch must be 0 (off) or a positive number of steps, got {self.prefetch}")
-        if self.val_queries < 1:
-            raise MtlMetaError(f"val_queries must be at least 1 (validation scores query images), got {self.val_queries}")
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return max(1, self.episodes_per_epoch // self.meta_batch_size)
-
-    @property
-    def training_ways(self) -> int:
-        "Classes per training episode."
-        return self.train_ways or self.ways
+        _check_train_config(self)   # every setting checked when the config is made
 
     @classmethod
     def describe(cls, name: str) -> str:
-        "The documentation of field `name`."
+        "Return the documentation of the field `name`."
         return next(f.metadata.get("doc", "") for f in fields(cls) if f.name == name)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        "Build and return a `TrainConfig` from the dict `d` of field values; an unknown key is a one-line `MtlMetaError`."
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise MtlMetaError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**d)
 
+# %% ../nbs/07_train.ipynb #train41p1
+@patch(as_prop=True)
+def steps_per_epoch(self: TrainConfig) -> int:
+    "The number of optimiser updates per epoch: `episodes_per_epoch` over `meta_batch_size`, at least 1."
+    return max(1, self.episodes_per_epoch // self.meta_batch_size)
+
+# %% ../nbs/07_train.ipynb #train41p3
+@patch(as_prop=True)
+def training_ways(self: TrainConfig) -> int:
+    "The number of classes per training episode: `train_ways` when set, else `ways`."
+    return self.train_ways or self.ways
+
 # %% ../nbs/07_train.ipynb #cccc000b
 def rng_state() -> dict:
-    "The global random states of Python, NumPy and PyTorch, in a form `torch.load(weights_only=True)` accepts."
+    "Return the global random states of Python, NumPy and PyTorch as a dict, in a form `torch.load(weights_only=True)` accepts."
     np_state = np.random.get_state()
     state = {"python": random.getstate(), "torch": torch.get_rng_state(),
              "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
@@ -175,7 +186,7 @@ def rng_state() -> dict:
 
 # %% ../nbs/07_train.ipynb #cccc000b-1
 def set_rng_state(state: dict) -> None:
-    "Restore what `rng_state` saved."
+    "Restore the global random states of Python, NumPy and PyTorch from `state`, saved by `rng_state`."
     random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
@@ -187,14 +198,15 @@ def set_rng_state(state: dict) -> None:
 CHECKPOINT_FORMAT = "mtl-meta-checkpoint-v1"
 
 def save_checkpoint(path: str | Path, payload: dict) -> Path:
-    "Write a checkpoint atomically."
+    "Write the checkpoint `payload` (a dict, tagged with `CHECKPOINT_FORMAT`) to `path` atomically and return `path`."
     buf = io.BytesIO()
     torch.save({"format": CHECKPOINT_FORMAT, **payload}, buf)
     return atomic_write_bytes(path, buf.getvalue())
 
 # %% ../nbs/07_train.ipynb #cccc000e-1
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    "Read a checkpoint safely; a missing, corrupt or foreign file is a one-line `MtlMetaError`."
+    """Read the checkpoint at `path` (or in the run folder `path`) safely, tensors mapped to `map_location`, and return
+    its payload; a missing, corrupt or foreign file is a one-line `MtlMetaError`."""
     path = Path(path)
     if path.is_dir():   # the run's output folder: use the checkpoint in it
         if not (path / "checkpoint.pt").is_file():
@@ -218,7 +230,8 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 RESUME_MAY_CHANGE = ("max_steps", "epochs", "device", "checkpoint_every", "prefetch")
 
 def run_identity(metadata: dict | None, config: dict | TrainConfig | None) -> dict:
-    "The fields a resumed run must share with the run that wrote the checkpoint."
+    """Return the fields, from a run's `metadata` and `config`, that a resumed run must share with the run that wrote
+    the checkpoint."""
     cfg = asdict(config) if isinstance(config, TrainConfig) else dict(config or {})
     return {**(metadata or {}), **{k: v for k, v in cfg.items() if k not in RESUME_MAY_CHANGE}}
 
@@ -232,7 +245,8 @@ def _short(value, width: int = 60) -> str:
     return text if len(text) <= width else text[:width - 4] + " ..."
 
 def identity_conflicts(saved: dict, current: dict) -> list[str]:
-    "`field: saved there, current now` for each field both identities have and that differs (long values cut)."
+    """Return one line `field: saved there, current now` for each field both identities `saved` and `current` have
+    and that differs (long values cut)."""
     return [f"{k}: {_short(saved[k])} there, {_short(current[k])} now" for k in sorted(saved.keys() & current.keys())
             if _canonical(saved[k]) != _canonical(current[k])]
 
@@ -262,7 +276,7 @@ class _ShardedSampler:
 # %% ../nbs/07_train.ipynb #cccc0012
 @dataclass
 class TrainState:
-    "Progress counters and history of a run."
+    "A `TrainState` holds the progress counters and history of a run."
     step: int = 0
     epoch: int = 0
     best_val: float = -math.inf
@@ -280,7 +294,7 @@ _STATE_MIN = {"step": 0, "epoch": 0, "best_epoch": -1, "bad_epochs": 0, "epochs_
 
 @patch(cls_method=True)
 def checked(cls: TrainState, saved) -> TrainState:
-    """A `TrainState` from a checkpoint's saved dict, every field checked first: integers are integers within their
+    """Return a `TrainState` built from a checkpoint's saved dict `saved`, every field checked first: integers are integers within their
     range, seconds a finite number, the best validation accuracy a number at most 1 (minus infinity before the
     first validation, NaN in a run without validation), history and the epoch's sums lists of the right shape. A
     damaged field is a
@@ -314,13 +328,14 @@ def checked(cls: TrainState, saved) -> TrainState:
 # %% ../nbs/07_train.ipynb #cccc0012-1
 @dataclass(frozen=True)
 class TrainerHooks:
-    "Callbacks of a `Trainer`; none of them changes what is trained."
+    "A `TrainerHooks` holds the callbacks of a `Trainer`; none of them changes what is trained."
     on_step: Callable[["Trainer"], None] | None = None          # after every update (e.g. fault injection)
     on_epoch: Callable[["Trainer", dict], None] | None = None   # with each new history row (e.g. mtl_meta.logs.TrainingLog)
 
 # %% ../nbs/07_train.ipynb #cccc0012-2
 class Trainer:
-    "Train an `Algorithm` on episodes from `train_sampler`, validating on `val_sampler`."
+    """A `Trainer` trains the `Algorithm` `algorithm` on episodes from `train_sampler`, validating on `val_sampler`,
+    as `config` says, and checkpoints into `out_dir`; `hooks` are called along the way."""
     def __init__(self, algorithm: Algorithm, train_sampler, val_sampler=None, config: TrainConfig | None = None,
                  out_dir: str | Path | None = None, progress: bool = False, metadata: dict | None = None,
                  hooks: TrainerHooks | None = None):
@@ -370,14 +385,17 @@ class Trainer:
         groups = [{"params": [p for p in self.algorithm.parameters() if id(p) not in ids]}]
         return groups + ([{"params": head, "lr": self.config.head_lr}] if head else [])
 
-    def _count_images(self, module: nn.Module, args: tuple) -> None:
-        "Forward pre-hook on the body: count the images it embeds while training (inner loops included)."
-        if module.training and args and isinstance(args[0], Tensor) and args[0].dim() >= 4:
-            self.state.images += int(args[0].shape[:-3].numel())
-
     @property
     def checkpoint_path(self) -> Path | None:
+        "The path of the run's checkpoint, `out_dir/checkpoint.pt`, or None when the trainer has no `out_dir`."
         return self.out_dir / "checkpoint.pt" if self.out_dir is not None else None
+
+# %% ../nbs/07_train.ipynb #cccc0012-2c
+@patch
+def _count_images(self: Trainer, module: nn.Module, args: tuple) -> None:
+    "Forward pre-hook on the body: count the images it embeds while training (inner loops included)."
+    if module.training and args and isinstance(args[0], Tensor) and args[0].dim() >= 4:
+        self.state.images += int(args[0].shape[:-3].numel())
 
 # %% ../nbs/07_train.ipynb #cccc0012c
 @patch
@@ -409,7 +427,7 @@ def _step_episodes(self: Trainer) -> list:
 # %% ../nbs/07_train.ipynb #cccc0012c-3
 @patch
 def train_step(self: Trainer) -> tuple[float, float]:
-    "One optimiser update over a meta-batch; returns its mean loss and training accuracy."
+    "Take one optimiser update over a meta-batch and return its mean loss and training accuracy."
     self.algorithm.train()
     self.optimizer.zero_grad(set_to_none=True)
     t0 = time.perf_counter()
@@ -446,7 +464,7 @@ def train_step(self: Trainer) -> tuple[float, float]:
 # %% ../nbs/07_train.ipynb #cccc2506
 @patch(as_prop=True)
 def timings(self: Trainer) -> dict:
-    "Seconds spent by `fit` on sampling, updates, validation and checkpoints (wall-clock, not saved)."
+    "The seconds `fit` has spent on sampling, updates, validation and checkpoints, by part (wall-clock, not saved)."
     return self.__dict__.setdefault("_timings", {"sample": 0.0, "update": 0.0, "validate": 0.0, "save": 0.0})
 
 # %% ../nbs/07_train.ipynb #cccc2506-1
@@ -556,31 +574,37 @@ class EpisodePrefetcher:
                 episodes = [_pin(e) for e in episodes]
         return episodes
 
-    def sample_step(self, rank: int = 0, world_size: int = 1) -> list:
-        "The episodes of the next step (drawn ahead), and one more step queued."
-        _, episodes = self._queue.popleft().result()
-        self._submit()
-        return self._finish(episodes)
+# %% ../nbs/07_train.ipynb #cccc2502-2p0
+@patch
+def sample_step(self: EpisodePrefetcher, rank: int = 0, world_size: int = 1) -> list:
+    "Return the episodes of the next step (drawn ahead) and queue one more step."
+    _, episodes = self._queue.popleft().result()
+    self._submit()
+    return self._finish(episodes)
 
-    def state_dict(self) -> dict:
-        "The sampler state before the next step `sample_step` returns."
-        return self._queue[0].result()[0] if self._queue else self.sampler.state_dict()
+# %% ../nbs/07_train.ipynb #cccc2502-2p1
+@patch
+def state_dict(self: EpisodePrefetcher) -> dict:
+    "Return the sampler state before the next step `sample_step` returns."
+    return self._queue[0].result()[0] if self._queue else self.sampler.state_dict()
 
-    def close(self) -> None:
-        "Stop drawing ahead; leave the sampler where the consumer is, with its transforms back."
-        state = None
-        while self._queue:
-            try:
-                s, _ = self._queue.popleft().result()
-            except Exception:   # a draw that failed: its error was (or will be) raised where it was consumed
-                continue
-            state = s if state is None else state
-        self._pool.shutdown(wait=True)
-        if state is not None:
-            self.sampler.load_state_dict(state)
-        for s, tf in self._moved:
-            s.transform = tf
-        self._moved = []
+# %% ../nbs/07_train.ipynb #cccc2502-2p2
+@patch
+def close(self: EpisodePrefetcher) -> None:
+    "Stop drawing ahead; leave the sampler where the consumer is, with its transforms back."
+    state = None
+    while self._queue:
+        try:
+            s, _ = self._queue.popleft().result()
+        except Exception:   # a draw that failed: its error was (or will be) raised where it was consumed
+            continue
+        state = s if state is None else state
+    self._pool.shutdown(wait=True)
+    if state is not None:
+        self.sampler.load_state_dict(state)
+    for s, tf in self._moved:
+        s.transform = tf
+    self._moved = []
 
 # %% ../nbs/07_train.ipynb #cccc2504
 def _grouped_batchnorm(bn: nn.modules.batchnorm._BatchNorm, groups: int, x: Tensor) -> Tensor:
@@ -615,7 +639,8 @@ def _grouped_batchnorm(bn: nn.modules.batchnorm._BatchNorm, groups: int, x: Tens
 # %% ../nbs/07_train.ipynb #cccc2504-1
 @contextmanager
 def episode_batchnorm(module: nn.Module, groups: int):
-    "Inside: `module`'s BatchNorm layers in training mode treat their batch as `groups` equal episodes."
+    """Return a context manager inside which `module`'s BatchNorm layers in training mode treat their batch as
+    `groups` equal episodes, each with its own statistics."""
     bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if groups > 1:
         for bn in bns:
@@ -629,7 +654,7 @@ def episode_batchnorm(module: nn.Module, groups: int):
 # %% ../nbs/07_train.ipynb #cccc0012f
 @patch
 def validate(self: Trainer) -> float:
-    "Mean query accuracy of test-time adaptation on `val_episodes` validation episodes."
+    "Score the frozen body by test-time adaptation on `val_episodes` validation episodes and return the mean query accuracy."
     from mtl_meta.adapt import Batching, evaluate
     self.algorithm.eval()
     if self._val_state is not None:   # the same validation episodes after every epoch
@@ -651,7 +676,7 @@ def validate(self: Trainer) -> float:
 # %% ../nbs/07_train.ipynb #cccc0012i
 @patch
 def state_dict(self: Trainer) -> dict:
-    """Everything a resumed run needs, as a checkpoint's payload: the states of the model, optimiser, scheduler,
+    """Return everything a resumed run needs, as a checkpoint's payload: the states of the model, optimiser, scheduler,
     scaler, training sampler and random generators, the `TrainState`, the best body, config and metadata."""
     return {"algorithm": self.algorithm.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
@@ -688,7 +713,8 @@ def load_state_dict(self: Trainer, ckpt: dict) -> None:
 # %% ../nbs/07_train.ipynb #cccc0012i-2
 @patch
 def save(self: Trainer) -> None:
-    "Write the checkpoint (rank 0 only, the others wait for it)."
+    """Write the checkpoint to `checkpoint_path` (rank 0 only, the others wait for it); a trainer without an
+    `out_dir` writes nothing."""
     if self.checkpoint_path is not None and self.rank == 0:
         save_checkpoint(self.checkpoint_path, self.state_dict())
     if self.world_size > 1:
@@ -706,7 +732,8 @@ def resume(self: Trainer) -> bool:
 # %% ../nbs/07_train.ipynb #cccc0012i-4
 @patch
 def describe(self: Trainer) -> dict:
-    """What rebuilds the model of a run built by hand (no `metadata`): the method's registry name, the body
+    """Return what rebuilds the model of a run built by hand (no `metadata`), as a dict ({} when the method is not
+    registered or the sampler has no split): the method's registry name, the body
     (its registry name when `models.make_backbone` built it, else its class), the training split's image shape
     and classes, and the method's options. `api.load_trained` and `mtl-meta evaluate` fall back to it."""
     from mtl_meta.method import ALGORITHMS
@@ -762,7 +789,8 @@ def _end_epoch(self: Trainer, train_loss: float, train_acc: float) -> bool:
 # %% ../nbs/07_train.ipynb #cccc0012k-1
 @patch
 def fit(self: Trainer, resume: bool = True) -> TrainState:
-    "Train until the epoch budget, `max_steps` or early stopping; checkpoint along the way."
+    """Train until the epoch budget, `max_steps` or early stopping, checkpointing along the way (continuing from the
+    checkpoint in `out_dir` first if `resume`), and return the final `TrainState`."""
     from tqdm.auto import tqdm
     cfg, st = self.config, self.state
     if resume:
