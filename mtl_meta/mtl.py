@@ -20,7 +20,7 @@ __all__ = ['HeadBank', 'MTL', 'MTLTaskHeads']
 
 # %% ../nbs/08_mtl.ipynb #cccc0005
 class HeadBank(nn.Module):
-    "One linear head per training class; an episode's head is the rows of its classes."
+    "A `HeadBank` holds one linear head per training class; an episode's head is the rows of its classes."
     def __init__(self, n_classes: int, dim: int, ways: int = 5, bias: bool = True):
         super().__init__()
         if ways > n_classes:
@@ -39,7 +39,7 @@ class HeadBank(nn.Module):
             if self.bias is not None: self.bias.zero_()
 
     def forward(self, feats: Tensor, classes: Tensor) -> Tensor:
-        "Logits (..., n, ways) of features (..., n, dim) under the heads of `classes` (..., ways)."
+        "Return the logits (..., n, ways) of the features `feats` (..., n, dim) under the heads of `classes` (..., ways)."
         w = self.weight[classes]                       # (..., ways, dim)
         logits = feats @ w.transpose(-1, -2)
         if self.bias is not None:
@@ -47,12 +47,12 @@ class HeadBank(nn.Module):
         return logits
 
     def extra_repr(self):
-        "What the module's repr shows besides its parameters: `n_classes`, `dim` and whether there are biases."
+        "Return what the module's repr shows besides its parameters: `n_classes`, `dim` and whether there are biases."
         return f"n_classes={self.n_classes}, dim={self.dim}, bias={self.bias is not None}"
 
 # %% ../nbs/08_mtl.ipynb #cccc0009
 class MTL(Algorithm):
-    r"""Multi-task learning: shared body + a bank of per-class heads, trained jointly (first order).
+    r"""The MTL method (multi-task learning): a shared body and a bank of per-class heads, trained jointly (first order).
 
     The paper's (P4) with its heads stored per training class: a bank W (one row w_c and bias b_c per training
     class c); the head of episode t is the rows W[C_t] of its classes C_t. Over all of an episode's images
@@ -83,11 +83,11 @@ class MTL(Algorithm):
         self.normalize = normalize
 
     def head_parameters(self) -> list[nn.Parameter]:
-        "The head bank, which `TrainConfig.head_lr` steps separately from the body."
+        "Return the head bank, which `TrainConfig.head_lr` steps separately from the body."
         return list(self.heads.parameters())
 
     def task_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
-        "The mean cross-entropy over all the episode's images under its rows of the bank, and its accuracy."
+        "Return the mean cross-entropy over all the episode's images under its rows of the bank, and its accuracy."
         x = torch.cat([episode.support, episode.query], dim=-4)
         y = torch.cat([episode.support_labels, episode.query_labels], dim=-1)
         lead = x.shape[:-3]   # a batched episode (one forward per meta-batch): the body sees one flat batch
@@ -101,7 +101,7 @@ register_algorithm(MTL)
 
 # %% ../nbs/08_mtl.ipynb #cccc000d
 class MTLTaskHeads(Algorithm):
-    r"""MTL with one linear head per task of a fixed pool (the formulation of the theory).
+    r"""The MTL method with one linear head per task of a fixed pool (the formulation of the theory).
 
     The paper's (P4) as written: T = `n_tasks` training tasks (class tuples drawn once, `pool_seed`), head w_i
     (`ways` rows, biases b_i) for task i, and all of a task's images D_i = S_i + Q_i as its data:
@@ -121,7 +121,7 @@ class MTLTaskHeads(Algorithm):
 
     @classmethod
     def sampler_options(cls, options: dict) -> dict:
-        "Training episodes must come from the same pool of tasks as the heads."
+        "Return the sampler options that make the training episodes come from the same pool of tasks as the heads."
         from mtl_meta.episodes import TaskPoolSampler
         options = {**cls.option_defaults(), **options}
         return {"sampler_cls": TaskPoolSampler, "n_tasks": options["n_tasks"], "pool_seed": options["pool_seed"]}
@@ -139,11 +139,11 @@ class MTLTaskHeads(Algorithm):
         self.normalize, self.n_tasks, self.ways = normalize, n_tasks, ways
 
     def head_parameters(self) -> list[nn.Parameter]:
-        "The head bank, which `TrainConfig.head_lr` steps separately from the body."
+        "Return the head bank, which `TrainConfig.head_lr` steps separately from the body."
         return [self.weight, self.bias]
 
     def task_of(self, classes: Tensor) -> int:
-        "The index in the pool of the task whose classes are `classes` (ways,); classes of no pool task are refused."
+        "Return the index in the pool of the task whose classes are `classes` (ways,); classes of no pool task are refused."
         key = tuple(int(c) for c in classes.tolist())
         if key not in self.index:
             raise MtlMetaError(f"episode classes {key} are not a task of the pool; sample training episodes with "
@@ -151,7 +151,7 @@ class MTLTaskHeads(Algorithm):
         return self.index[key]
 
     def task_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
-        "The mean cross-entropy over all the episode's images under the head of its pool task, and its accuracy."
+        "Return the mean cross-entropy over all the episode's images under the head of its pool task, and its accuracy."
         t = self.task_of(episode.classes)
         x = torch.cat([episode.support, episode.query])
         y = torch.cat([episode.support_labels, episode.query_labels])
