@@ -407,6 +407,20 @@ def _summary(doc: str) -> str:
     return first if len(first) <= 160 or first.count("`") % 2 else first[:157].rsplit(" ", 1)[0] + " ..."
 
 
+def _field_docs(node: ast.ClassDef, source: str, cls) -> dict[str, str]:
+    "A dataclass's field documentation: the comment on (or above) each field, else a text in the field's metadata."
+    docs, lines = {}, source.splitlines()
+    for stmt in node.body:
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            docs[stmt.target.id] = _comment_of(lines, stmt.lineno)
+    if dataclasses.is_dataclass(cls):
+        for f in dataclasses.fields(cls):
+            text = next((v for k, v in f.metadata.items() if k in ("doc", "help", "description") and isinstance(v, str)), "")
+            if text and not docs.get(f.name):
+                docs[f.name] = text
+    return docs
+
+
 def _document_node(node, source: str, module, modname: str, seen: set, page: str) -> tuple[str, ApiEntry] | None:
     "The MyST block that documents one top-level def or class of an export cell, and its API entry; None if private."
     decos = _decorators(node)
@@ -444,7 +458,10 @@ def _document_node(node, source: str, module, modname: str, seen: set, page: str
             sig = _signature(obj) if obj is not None else None
             doc = _own_doc(obj) if obj is not None else (ast.get_docstring(node) or "")
             init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
-            table = _params_table(_docments(source, init), obj, False, init) if init is not None else ""
+            if init is not None:
+                table = _params_table(_docments(source, init), obj, False, init)
+            else:
+                table = _params_table(_field_docs(node, source, obj), obj, False, None) if obj is not None else ""
         else:
             func = inspect.unwrap(obj) if callable(obj) else None
             sig = _signature(func) if func is not None else _ast_signature(node)
