@@ -31,7 +31,8 @@ def _upcast(x: Tensor) -> Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 def smoothed_cross_entropy(logits: Tensor, labels: Tensor, eps: float = 0.0) -> Tensor:
-    "Mean cross-entropy against targets with `1 - eps` on the label and `eps / (K - 1)` on every other class."
+    """Return the mean cross-entropy of `logits` against targets with `1 - eps` on the label in `labels` and
+    `eps / (K - 1)` on every other class."""
     if eps == 0:
         return F.cross_entropy(logits, labels)
     k = logits.shape[-1]
@@ -40,7 +41,7 @@ def smoothed_cross_entropy(logits: Tensor, labels: Tensor, eps: float = 0.0) -> 
 
 # %% ../nbs/09_gbml.ipynb #cccc0009
 class MetaLearner(Algorithm):
-    "An algorithm whose loss is measured on the query set after adapting to the support set."
+    "A `MetaLearner` is an algorithm whose loss is measured on the query set after adapting to the support set."
     label_smoothing: float = 0.0
 
     def __init__(self, body: nn.Module, ways: int = 5, label_smoothing: float = 0.0):
@@ -53,7 +54,7 @@ class MetaLearner(Algorithm):
 
     @abc.abstractmethod
     def query_logits(self, episode: Episode) -> Tensor:
-        "Logits (n_query, ways) of the query images after adapting to the support set."
+        "Return the logits (n_query, ways) of the query images of `episode` after adapting to its support set."
 
     def _check(self, episode: Episode) -> None:
         if episode.query_labels.shape[-1] == 0:
@@ -61,7 +62,8 @@ class MetaLearner(Algorithm):
                                "none; sample training episodes with queries >= 1")
 
     def task_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
-        "The (label-smoothed) cross-entropy of the query logits after adapting to the support set, and their accuracy."
+        """Return the (label-smoothed) cross-entropy of the query logits of `episode` after adapting to its support set,
+        and their accuracy."""
         self._check(episode)
         logits = _upcast(self.query_logits(episode))
         loss = smoothed_cross_entropy(logits, episode.query_labels, self.label_smoothing)
@@ -76,7 +78,8 @@ MAML_PRESETS = {
 
 def sgd_steps(loss, params: dict[str, Tensor], lr: float, steps: int, first_order: bool = False,
               step_args=lambda step: ()) -> dict[str, Tensor]:
-    r"""`steps` plain gradient steps on the tensors in `params`, differentiable in their initial values.
+    r"""Take `steps` plain gradient steps of rate `lr` on the tensors in `params` and return the final dict of tensors,
+    differentiable in their initial values (unless `first_order`).
 
     p^(0) = params,  p^(s+1) = p^(s) - lr * grad_p loss(p^(s), *step_args(s))  for s = 0 .. steps-1,
 
@@ -108,7 +111,7 @@ class GradientStepLearner(MetaLearner):
 
     @classmethod
     def presets(cls, dataset: str, ways: int) -> dict:
-        "The inner-loop preset of the original papers for `dataset` and `ways`-way training episodes."
+        "Return the inner-loop preset of the original papers for `dataset` and `ways`-way training episodes."
         if dataset.startswith("omniglot"):
             return {"preset": "omniglot-20way" if ways >= 20 else "omniglot-5way"}
         return {"preset": "miniimagenet"}
@@ -127,7 +130,8 @@ class GradientStepLearner(MetaLearner):
         self.first_order, self.dim = bool(first_order), self.feature_dim(body, feature_dim)
 
     def steps_for(self, episode: Episode) -> int:
-        "The inner steps for `episode` (`inner_steps` in training, `test_steps` in eval mode), once its ways are checked."
+        """Return the number of inner steps for `episode` (`inner_steps` in training, `test_steps` in eval mode), once
+        its ways are checked."""
         if episode.ways != self.ways:
             raise MtlMetaError(f"{self.name} was built for {self.ways}-way episodes but got a {episode.ways}-way "
                                f"episode; build it with ways={episode.ways}")
@@ -139,7 +143,7 @@ def _copy_buffers(buffers: dict) -> dict:
 
 # %% ../nbs/09_gbml.ipynb #cccc000e3-2
 class MAML(GradientStepLearner):
-    r"""MAML: meta-learn the initialisation theta of body and head; adapt all of it by a few SGD steps per task.
+    r"""The MAML method: meta-learn the initialisation theta of body and head; adapt all of it by a few SGD steps per task.
 
     theta^(0) = theta,  theta^(s+1) = theta^(s) - alpha * grad L_S(theta^(s)),  meta-loss L_Q(theta^(tau)),
     differentiated through the steps; for one step the meta-gradient is
@@ -154,11 +158,11 @@ class MAML(GradientStepLearner):
         self.head = nn.Linear(self.dim, ways)
 
     def forward(self, x: Tensor) -> Tensor:
-        "Logits (n, ways) of images `x` under the whole network, head on body, at its current parameters."
+        "Return the logits (n, ways) of images `x` under the whole network, head on body, at its current parameters."
         return self.head(self.body(x))
 
     def adapt(self, x: Tensor, y: Tensor, steps: int) -> tuple[dict, dict]:
-        r"""Parameters theta^(steps) after `steps` inner SGD steps on the support loss L_S(theta) = CE(f_theta(x), y)
+        r"""Return the parameters theta^(steps) after `steps` inner SGD steps on the support loss L_S(theta) = CE(f_theta(x), y)
         (`sgd_steps` over every trainable parameter), as a differentiable function of the init theta; and the buffers."""
         params = {k: p for k, p in self.named_parameters() if p.requires_grad}
         buffers = dict(self.named_buffers())
@@ -171,14 +175,14 @@ class MAML(GradientStepLearner):
         return sgd_steps(support_loss, params, self.inner_lr, steps, self.first_order, step_buffers), buffers
 
     def query_logits(self, episode: Episode) -> Tensor:
-        "Logits (n_query, ways) of the query images under the network adapted by `adapt` on the support set."
+        "Return the logits (n_query, ways) of the query images under the network adapted by `adapt` on the support set."
         steps = self.steps_for(episode)
         params, buffers = self.adapt(episode.support, episode.support_labels, steps)
         return functional_call(self, (params, buffers if steps == 0 else _copy_buffers(buffers)), (episode.query,))
 
 # %% ../nbs/09_gbml.ipynb #cccc000e3-3
 class FOMAML(MAML):
-    "First-order MAML: MAML with the inner-loop gradients treated as constants, meta-gradient grad L_Q(theta^(tau))."
+    "The first-order MAML method: MAML with the inner-loop gradients treated as constants, meta-gradient grad L_Q(theta^(tau))."
     name = "fomaml"
     second_order = False
     citation = "Finn, Abbeel & Levine, ICML 2017 (first-order approximation)"
@@ -188,7 +192,7 @@ class FOMAML(MAML):
 
 # %% ../nbs/09_gbml.ipynb #cccc0019
 class ANIL(GradientStepLearner):
-    r"""ANIL: MAML's inner loop (`sgd_steps`) on the linear head only, differentiated through (second order).
+    r"""The ANIL method: MAML's inner loop (`sgd_steps`) on the linear head only, differentiated through (second order).
 
     With support features Z = phi_theta(X_S) (n rows), one-hot labels Y and P = softmax(Z W^T + 1 b^T), each of the
     tau inner steps is  W <- W - (alpha/n) (P - Y)^T Z,  b <- b - (alpha/n) (P - Y)^T 1;  a query's logits are
@@ -207,7 +211,7 @@ class ANIL(GradientStepLearner):
         self.head = nn.Linear(self.dim, ways) if head_init == "learned" else None
 
     def adapt_head(self, z: Tensor, y: Tensor, steps: int) -> tuple[Tensor, Tensor]:
-        "Head (W, b) after `steps` inner gradient steps on features z, differentiable in z and in the init."
+        "Return the head (W, b) after `steps` inner gradient steps on the features `z` with labels `y`, differentiable in z and in the init."
         if self.head is not None:
             init = {"weight": self.head.weight, "bias": self.head.bias}
         else:
@@ -220,7 +224,7 @@ class ANIL(GradientStepLearner):
         return head["weight"], head["bias"]
 
     def query_logits(self, episode: Episode) -> Tensor:
-        "Logits (n_query, ways) of the query features under the head adapted by `adapt_head` on the support features."
+        "Return the logits (n_query, ways) of the query features under the head adapted by `adapt_head` on the support features."
         steps = self.steps_for(episode)
         zs, zq = self.body(episode.support), self.body(episode.query)
         w, b = self.adapt_head(zs, episode.support_labels, steps)
@@ -228,7 +232,7 @@ class ANIL(GradientStepLearner):
 
 # %% ../nbs/09_gbml.ipynb #cccc001f
 def ridge_head(x: Tensor, y: Tensor, lam: Tensor | float) -> Tensor:
-    """Ridge weights W* (d, K) = argmin_W ||x W - y||^2 + lam ||W||^2 = (x^T x + lam I_d)^-1 x^T y
+    """Return the ridge weights W* (d, K) = argmin_W ||x W - y||^2 + lam ||W||^2 = (x^T x + lam I_d)^-1 x^T y
     = x^T (x x^T + lam I_n)^-1 y (push-through identity): the n x n (Woodbury) form when n <= d, else the d x d one."""
     n, d = x.shape
     if n <= d:
@@ -241,7 +245,7 @@ def _solver_dtype(t: Tensor) -> torch.dtype:
 
 # %% ../nbs/09_gbml.ipynb #cccc001f-2
 class R2D2(MetaLearner):
-    """R2D2: a differentiable ridge-regression head on the support features, with a learnable affine output.
+    """The R2D2 method: a differentiable ridge-regression head on the support features, with a learnable affine output.
 
     With support features Z_S (a constant 1 appended if `append_ones`) and one-hot Y_S, both divided by sqrt(n) if
     `normalize_by_n`: W = `ridge_head`(Z_S, Y_S, lam), and a query's logits are a * (z_q W) + c (scale a, bias c).
@@ -267,7 +271,9 @@ class R2D2(MetaLearner):
         self.append_ones, self.normalize_by_n, self.joint_forward = append_ones, normalize_by_n, joint_forward
 
     @property
-    def lam(self) -> Tensor: return self.log_lam.exp()
+    def lam(self) -> Tensor:
+        "The ridge strength lambda, learnt through its logarithm (`log_lam`) so that it stays positive."
+        return self.log_lam.exp()
 
     def _embed(self, episode: Episode) -> tuple[Tensor, Tensor]:
         if self.joint_forward:
@@ -276,7 +282,7 @@ class R2D2(MetaLearner):
         return self.body(episode.support), self.body(episode.query)
 
     def query_logits(self, episode: Episode) -> Tensor:
-        "Logits (n_query, ways): a * (z_q W) + c with W the ridge head solved on the support features (in float32+)."
+        "Return the logits (n_query, ways): a * (z_q W) + c with W the ridge head solved on the support features (in float32+)."
         zs, zq = self._embed(episode)
         with torch.autocast(zs.device.type, enabled=False):
             dt = _solver_dtype(zs)
@@ -291,7 +297,8 @@ class R2D2(MetaLearner):
 
 # %% ../nbs/09_gbml.ipynb #cccc001f-3
 class MetaOptNetRR(R2D2):
-    "MetaOptNet-RR (Lee et al. 2019): logits a * z_q W with W = `ridge_head`(Z_S, Y_S, lam) on plain features, learnable a."
+    """The MetaOptNet-RR method (Lee et al. 2019): logits a * z_q W with W = `ridge_head`(Z_S, Y_S, lam) on plain
+    features, learnable a."""
     name = "metaoptnet-rr"
     citation = "Lee, Maji, Ravichandran & Soatto, CVPR 2019"
 
@@ -381,7 +388,7 @@ def _cs_active_set(G: Tensor, Y: Tensor, C: float, max_iter: int = 50, refine: i
 # %% ../nbs/09_gbml.ipynb #cccc0025-4
 def crammer_singer_svm(x: Tensor, labels: Tensor, ways: int, C: float = 0.1, jitter: float = 1e-6,
                        max_iter: int = 50) -> Tensor:
-    """Dual solution alpha (n, ways) of the Crammer-Singer SVM on features x (n, d); W = x^T alpha. Differentiable in x.
+    """Return the dual solution alpha (n, ways) of the Crammer-Singer SVM on features x (n, d); W = x^T alpha. Differentiable in x.
 
     alpha = argmin 0.5 tr(alpha^T G alpha) - tr(alpha^T Y)  s.t.  alpha <= C Y, alpha 1 = 0,  G = x x^T (+ `jitter` *
     mean diag(G) * I); the active set is found without gradient, then the KKT system on it is solved differentiably."""
@@ -397,7 +404,7 @@ def crammer_singer_svm(x: Tensor, labels: Tensor, ways: int, C: float = 0.1, jit
 
 # %% ../nbs/09_gbml.ipynb #cccc0025-5
 class MetaOptNetSVM(MetaLearner):
-    """MetaOptNet-SVM: a Crammer-Singer multi-class SVM head on the support features, differentiated through the QP.
+    """The MetaOptNet-SVM method: a Crammer-Singer multi-class SVM head on the support features, differentiated through the QP.
 
     alpha = `crammer_singer_svm`(Z_S, y_S, C); a query's logits are a * sum_i <z_i, z_q> alpha_i (learnable scale a)."""
     name = "metaoptnet-svm"
@@ -415,7 +422,7 @@ class MetaOptNetSVM(MetaLearner):
         self.scale = nn.Parameter(torch.tensor(float(scale)))
 
     def query_logits(self, episode: Episode) -> Tensor:
-        "Logits (n_query, ways): the scaled scores of the Crammer-Singer SVM fitted to the support features."
+        "Return the logits (n_query, ways): the scaled scores of the Crammer-Singer SVM fitted to the support features."
         zs, zq = self.body(episode.support), self.body(episode.query)
         with torch.autocast(zs.device.type, enabled=False):
             alpha = crammer_singer_svm(zs, episode.support_labels, episode.ways, self.C, self.jitter, self.max_iter)
@@ -424,7 +431,7 @@ class MetaOptNetSVM(MetaLearner):
 
 # %% ../nbs/09_gbml.ipynb #cccc002d
 class ProtoNet(MetaLearner):
-    """Prototypical networks: logits are negative squared distances to the class means of the support features,
+    """The prototypical-networks method: logits are negative squared distances to the class means of the support features,
     logit_k(q) = -||z_q - c_k||^2 with c_k = mean of the z_i in class k (divided by d if `normalize_by_dim`)."""
     name = "protonet"
     inner_loop = "last layer"
@@ -438,12 +445,12 @@ class ProtoNet(MetaLearner):
 
     @staticmethod
     def prototypes(z: Tensor, labels: Tensor, ways: int) -> Tensor:
-        "Class means (ways, d) of features z (n, d)."
+        "Return the class means (ways, d) of the features `z` (n, d) with labels `labels`."
         onehot = F.one_hot(labels, ways).to(z.dtype)
         return (onehot.T @ z) / onehot.sum(0)[:, None]
 
     def query_logits(self, episode: Episode) -> Tensor:
-        "Logits (n_query, ways): negative squared distances of the query features to the support class means."
+        "Return the logits (n_query, ways): negative squared distances of the query features to the support class means."
         z = self.body(torch.cat([episode.support, episode.query]))
         zs, zq = z[: len(episode.support)], z[len(episode.support):]
         c = self.prototypes(zs, episode.support_labels, episode.ways)
@@ -458,7 +465,8 @@ PLUGIN_ERROR = import_plugins()   # the user's plugin methods join after the bui
 
 # %% ../nbs/09_gbml.ipynb #cccc0034
 def taxonomy_table(markdown: bool = False):
-    "The registered methods with their declared inner loop, regulariser, order and source (DataFrame, or markdown text)."
+    """Return the registered methods with their declared inner loop, regulariser, order and source, as a DataFrame (or
+    as markdown text if `markdown`)."""
     import pandas as pd
     rows = [{"method": key, "inner loop": cls.inner_loop, "regulariser": cls.regulariser,
              "second order": bool(cls.second_order), "citation": cls.citation} for key, cls in ALGORITHMS.items()]
