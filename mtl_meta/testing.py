@@ -15,7 +15,8 @@ __all__ = ['tiny_body', 'random_episode', 'param_grads', 'fd_check', 'assert_fd'
 
 # %% ../nbs/09a_testing.ipynb #tttt0005
 def tiny_body(seed: int = 0, bn: bool = True) -> nn.Sequential:
-    "A float64 conv (3 channels) [+ batch norm] + ReLU + 2x2 max-pool body for 1x6x6 images: 27 features (`out_dim`), seeded."
+    """Return a float64 body for 1x6x6 images, its weights drawn with `seed`: a conv of 3 channels [+ batch norm if
+    `bn`] + ReLU + 2x2 max-pool, 27 features (`out_dim`)."""
     torch.manual_seed(seed)
     layers = [nn.Conv2d(1, 3, 3, padding=1)] + ([nn.BatchNorm2d(3)] if bn else []) + \
              [nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()]
@@ -26,7 +27,8 @@ def tiny_body(seed: int = 0, bn: bool = True) -> nn.Sequential:
 # %% ../nbs/09a_testing.ipynb #tttt0005-1
 def random_episode(ways: int = 3, shots: int = 2, queries: int = 2, seed: int = 0, dtype=torch.float64,
                    classes=None) -> Episode:
-    "A seeded `ways`-way episode of 1x6x6 images: class means ~ N(0, I), images = mean + 0.7 N(0, I)."
+    """Return a `ways`-way `shots`-shot `queries`-query episode of 1x6x6 images in `dtype`, drawn with `seed`: class
+    means ~ N(0, I), images = mean + 0.7 N(0, I); `classes` are its global ids (default 0..ways-1)."""
     g = torch.Generator().manual_seed(seed)
     means = torch.randn(ways, 1, 6, 6, generator=g, dtype=dtype)
     ys, yq = torch.arange(ways).repeat_interleave(shots), torch.arange(ways).repeat_interleave(queries)
@@ -37,7 +39,8 @@ def random_episode(ways: int = 3, shots: int = 2, queries: int = 2, seed: int = 
 
 # %% ../nbs/09a_testing.ipynb #tttt0008
 def param_grads(alg: nn.Module, ep: Episode) -> dict[str, Tensor]:
-    "Meta-gradient of `alg` on `ep` by back-propagation through `alg.episode_loss`, as a dict name -> tensor (zeros where unused)."
+    """Back-propagate `alg.episode_loss` on the episode `ep` and return the meta-gradient as a dict from parameter name
+    to tensor (zeros where a parameter is unused)."""
     alg.zero_grad(set_to_none=True)
     loss, _ = alg.episode_loss(ep)
     loss.backward()
@@ -45,7 +48,8 @@ def param_grads(alg: nn.Module, ep: Episode) -> dict[str, Tensor]:
 
 # %% ../nbs/09a_testing.ipynb #tttt0008-1
 def fd_check(alg: nn.Module, ep: Episode, n_dirs: int = 3, h: float = 1e-5, seed: int = 0) -> list[tuple[float, float]]:
-    "Pairs (<grad L, v>, (L(theta + h v) - L(theta - h v)) / 2h) along `n_dirs` seeded random directions v."
+    """Return the pairs (<grad L, v>, (L(theta + h v) - L(theta - h v)) / 2h) of `alg`'s loss on `ep` along `n_dirs`
+    random directions v drawn with `seed`."""
     g = param_grads(alg, ep)
     params = dict(alg.named_parameters())
     gen = torch.Generator().manual_seed(seed)
@@ -64,6 +68,6 @@ def fd_check(alg: nn.Module, ep: Episode, n_dirs: int = 3, h: float = 1e-5, seed
 
 # %% ../nbs/09a_testing.ipynb #tttt0008-2
 def assert_fd(pairs: list[tuple[float, float]], rtol: float = 1e-6) -> None:
-    "Assert |analytic - numeric| <= rtol * max(1, |analytic|) for every pair from `fd_check`."
+    "Assert that |analytic - numeric| <= rtol * max(1, |analytic|) for every pair of `pairs` from `fd_check`; return None."
     for a, n in pairs:
         assert abs(a - n) <= rtol * max(1.0, abs(a)), (a, n)
