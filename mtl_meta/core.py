@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['EXTRAS', 'DATA_ENV', 'CACHE_ENV', 'TEMP_MARK', 'LOCK_NAME', 'WRITING_IN_ENV', 'MtlMetaError', 'require_extra',
@@ -299,107 +300,124 @@ class OutputLock:
         self.folder, self.option, self.fd, self.recursive = Path(folder), option, None, recursive
         self.path = self.folder / LOCK_NAME
 
-    def _record(self) -> dict:
-        try:
-            fd = self._open(os.O_RDONLY)
-        except (MtlMetaError, OSError):
-            return {}
-        try:
-            o = json.loads(os.read(fd, 4096).decode())
-            return o if isinstance(o, dict) else {}
-        except (OSError, ValueError):
-            return {}
-        finally:
-            os.close(fd)
-
-    def _owner_dead(self) -> bool:
-        o = self._record()
-        return o.get("host") == socket.gethostname() and isinstance(o.get("pid"), int) and not _pid_alive(o["pid"])
-
-    def _owner(self) -> str:
-        try:
-            o = self._record()
-            return f"process {o['pid']} on {o['host']} (since {o['started']})"
-        except (OSError, ValueError, KeyError, TypeError):
-            return "another process"
-
-    def _busy(self) -> MtlMetaError:
-        return MtlMetaError(f"output folder {self.folder} is in use by {self._owner()}; wait for it to finish "
-                            f"or pass another {self.option}")
-
-    def _open(self, flags: int) -> int:
-        "Open the lock file without following a symlink or blocking on a FIFO; anything but a plain file is one line."
-        odd = (f"lock file {self.path} is not a plain file (a link, folder or device); remove it if no mtl-meta "
-               f"process uses {self.folder}, or pass another {self.option}")
-        try:
-            fd = os.open(self.path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o644)
-        except OSError as e:
-            if e.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EMLINK) or self.path.is_symlink():
-                raise MtlMetaError(odd) from None
-            if e.errno in _ENVIRONMENT_ERRNOS:
-                raise environment_error(e, self.path) from None
-            raise
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise MtlMetaError(odd)
-        return fd
-
-    def _open_locked(self) -> int:
-        deadline = time.monotonic() + self.wait_for_dead_owner
-        while True:
-            fd = self._open(os.O_RDWR | os.O_CREAT)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                if time.monotonic() < deadline and self._owner_dead():
-                    time.sleep(0.2)   # a killed owner's runs still hold it: they are stopping (parent-death signal)
-                    continue
-                raise self._busy() from None
-            try:   # the previous owner may have deleted the file between our open and our flock
-                if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
-                    return fd
-            except FileNotFoundError:
-                pass
-            os.close(fd)
-
-    def _create_exclusive(self) -> int:
-        for _ in range(2):
-            try:
-                return self._open(os.O_RDWR | os.O_CREAT | os.O_EXCL)
-            except FileExistsError:
-                try:
-                    pid = int(json.loads(self.path.read_text())["pid"])
-                except (OSError, ValueError, KeyError, TypeError):
-                    pid = None
-                if pid is None or _pid_alive(pid):
-                    raise self._busy() from None
-                self.path.unlink(missing_ok=True)   # its owner is dead: take it over
-        raise self._busy()
-
     held: dict[str, int] = {}   # folder (resolved) -> descriptor of the locks this process holds
 
-    def __enter__(self) -> "OutputLock":
-        fd = self._open_locked() if fcntl is not None else self._create_exclusive()
-        nested = nested_writer(self.folder, self.option, self.recursive)
-        if nested:
-            self.path.unlink(missing_ok=True)   # while still holding it, as __exit__ does
-            os.close(fd)
-            raise MtlMetaError(nested)
-        OutputLock.held[str(self.folder.resolve())] = fd
-        owner = {"pid": os.getpid(), "host": socket.gethostname(),
-                 "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps(owner).encode())
-        self.fd = fd
-        return self
+# %% ../nbs/00_core.ipynb #cccc1604-2-p1
+@patch
+def _record(self: OutputLock) -> dict:
+    "The owner record in the lock file ({} when it cannot be read)."
+    try:
+        fd = self._open(os.O_RDONLY)
+    except (MtlMetaError, OSError):
+        return {}
+    try:
+        o = json.loads(os.read(fd, 4096).decode())
+        return o if isinstance(o, dict) else {}
+    except (OSError, ValueError):
+        return {}
+    finally:
+        os.close(fd)
 
-    def __exit__(self, *exc) -> None:
-        OutputLock.held.pop(str(self.folder.resolve()), None)
-        if self.fd is not None:
-            self.path.unlink(missing_ok=True)   # while still holding the lock, then let go
-            os.close(self.fd)
-            self.fd = None
+@patch
+def _owner_dead(self: OutputLock) -> bool:
+    o = self._record()
+    return o.get("host") == socket.gethostname() and isinstance(o.get("pid"), int) and not _pid_alive(o["pid"])
+
+@patch
+def _owner(self: OutputLock) -> str:
+    try:
+        o = self._record()
+        return f"process {o['pid']} on {o['host']} (since {o['started']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+@patch
+def _busy(self: OutputLock) -> MtlMetaError:
+    return MtlMetaError(f"output folder {self.folder} is in use by {self._owner()}; wait for it to finish "
+                        f"or pass another {self.option}")
+
+# %% ../nbs/00_core.ipynb #cccc1604-2-p2
+@patch
+def _open(self: OutputLock, flags: int) -> int:
+    "Open the lock file without following a symlink or blocking on a FIFO; anything but a plain file is one line."
+    odd = (f"lock file {self.path} is not a plain file (a link, folder or device); remove it if no mtl-meta "
+           f"process uses {self.folder}, or pass another {self.option}")
+    try:
+        fd = os.open(self.path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o644)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EMLINK) or self.path.is_symlink():
+            raise MtlMetaError(odd) from None
+        if e.errno in _ENVIRONMENT_ERRNOS:
+            raise environment_error(e, self.path) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise MtlMetaError(odd)
+    return fd
+
+# %% ../nbs/00_core.ipynb #cccc1604-2-p3
+@patch
+def _open_locked(self: OutputLock) -> int:
+    deadline = time.monotonic() + self.wait_for_dead_owner
+    while True:
+        fd = self._open(os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() < deadline and self._owner_dead():
+                time.sleep(0.2)   # a killed owner's runs still hold it: they are stopping (parent-death signal)
+                continue
+            raise self._busy() from None
+        try:   # the previous owner may have deleted the file between our open and our flock
+            if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+@patch
+def _create_exclusive(self: OutputLock) -> int:
+    for _ in range(2):
+        try:
+            return self._open(os.O_RDWR | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            try:
+                pid = int(json.loads(self.path.read_text())["pid"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pid = None
+            if pid is None or _pid_alive(pid):
+                raise self._busy() from None
+            self.path.unlink(missing_ok=True)   # its owner is dead: take it over
+    raise self._busy()
+
+# %% ../nbs/00_core.ipynb #cccc1604-2-p4
+@patch
+def __enter__(self: OutputLock) -> "OutputLock":
+    "Take the lock (or raise a one-line `MtlMetaError` naming its holder), write this process's record into it, return self."
+    fd = self._open_locked() if fcntl is not None else self._create_exclusive()
+    nested = nested_writer(self.folder, self.option, self.recursive)
+    if nested:
+        self.path.unlink(missing_ok=True)   # while still holding it, as __exit__ does
+        os.close(fd)
+        raise MtlMetaError(nested)
+    OutputLock.held[str(self.folder.resolve())] = fd
+    owner = {"pid": os.getpid(), "host": socket.gethostname(),
+             "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    os.ftruncate(fd, 0)
+    os.write(fd, json.dumps(owner).encode())
+    self.fd = fd
+    return self
+
+# %% ../nbs/00_core.ipynb #cccc1604-2-p5
+@patch
+def __exit__(self: OutputLock, *exc) -> None:
+    "Delete the lock file while still holding it, then let the lock go."
+    OutputLock.held.pop(str(self.folder.resolve()), None)
+    if self.fd is not None:
+        self.path.unlink(missing_ok=True)   # while still holding the lock, then let go
+        os.close(self.fd)
+        self.fd = None
 
 # %% ../nbs/00_core.ipynb #core41b
 def held_lock_fd(folder: str | os.PathLike) -> int | None:
