@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fastcore.basics import patch
+
 from .core import MtlMetaError
 
 # %% auto #0
@@ -243,63 +245,76 @@ class EpisodeSampler:
         return (f"EpisodeSampler({self.split.name!r}, {self.ways}-way {self.shots}-shot "
                 f"{self.queries}-query, seed={self.seed})")
 
-    def sample_indices(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        "Draw `batch` episodes and return their classes (B, ways) and image indices (B, ways, shots+queries)."
-        rng, n = self.rng, self.shots + self.queries
-        classes = self._draw_classes(batch)
-        counts = self.counts[classes]                                         # (B, ways)
-        keys = rng.random((batch, self.ways, int(self.counts.max())))
-        keys[np.arange(keys.shape[-1]) >= counts[..., None]] = np.inf
-        pick = np.argpartition(keys, n - 1, axis=-1)[..., :n] if n < keys.shape[-1] else np.argsort(keys, -1)
-        pick = np.take_along_axis(pick, np.argsort(np.take_along_axis(keys, pick, -1), -1), -1)  # random order
-        return classes, self.order[self.start[classes][..., None] + pick]
+# %% ../nbs/01_episodes.ipynb #cccc0009-3-p1
+@patch
+def sample_indices(self: EpisodeSampler, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    "Draw `batch` episodes and return their classes (B, ways) and image indices (B, ways, shots+queries)."
+    rng, n = self.rng, self.shots + self.queries
+    classes = self._draw_classes(batch)
+    counts = self.counts[classes]                                         # (B, ways)
+    keys = rng.random((batch, self.ways, int(self.counts.max())))
+    keys[np.arange(keys.shape[-1]) >= counts[..., None]] = np.inf
+    pick = np.argpartition(keys, n - 1, axis=-1)[..., :n] if n < keys.shape[-1] else np.argsort(keys, -1)
+    pick = np.take_along_axis(pick, np.argsort(np.take_along_axis(keys, pick, -1), -1), -1)  # random order
+    return classes, self.order[self.start[classes][..., None] + pick]
 
-    def _draw_classes(self, batch: int) -> np.ndarray:
-        "`ways` distinct classes per episode, in random order: a uniformly random ordered subset (of `eligible`)."
-        if len(self.eligible) == self.split.n_classes:   # every class: the draws this sampler always made
-            return np.argsort(self.rng.random((batch, self.split.n_classes)), axis=1)[:, :self.ways]
-        return self.eligible[np.argsort(self.rng.random((batch, len(self.eligible))), axis=1)[:, :self.ways]]
+@patch
+def _draw_classes(self: EpisodeSampler, batch: int) -> np.ndarray:
+    "`ways` distinct classes per episode, in random order: a uniformly random ordered subset (of `eligible`)."
+    if len(self.eligible) == self.split.n_classes:   # every class: the draws this sampler always made
+        return np.argsort(self.rng.random((batch, self.split.n_classes)), axis=1)[:, :self.ways]
+    return self.eligible[np.argsort(self.rng.random((batch, len(self.eligible))), axis=1)[:, :self.ways]]
 
-    def _images(self, idx: np.ndarray) -> Tensor:
-        load = getattr(self.split, "load_images", None)   # a DatasetSplit reads its items only now
-        x = load(idx.reshape(-1)) if load else torch.from_numpy(self.split.images[idx.reshape(-1)]).float().div_(255)
-        x = apply_transform(self.transform, x)
-        return x.reshape(*idx.shape, *x.shape[1:])
+# %% ../nbs/01_episodes.ipynb #cccc0009-3-p2
+@patch
+def _images(self: EpisodeSampler, idx: np.ndarray) -> Tensor:
+    load = getattr(self.split, "load_images", None)   # a DatasetSplit reads its items only now
+    x = load(idx.reshape(-1)) if load else torch.from_numpy(self.split.images[idx.reshape(-1)]).float().div_(255)
+    x = apply_transform(self.transform, x)
+    return x.reshape(*idx.shape, *x.shape[1:])
 
-    def sample_batch(self, batch: int, lookup: Callable[[np.ndarray], Tensor] | None = None) -> Episode:
-        """Draw `batch` episodes and return them as one batched `Episode`.
+@patch
+def sample_batch(self: EpisodeSampler, batch: int, lookup: Callable[[np.ndarray], Tensor] | None = None) -> Episode:
+    """Draw `batch` episodes and return them as one batched `Episode`.
 
-        `lookup` maps an array of image indices (B, n) into the split to a (B, n, ...) tensor; the default
-        loads (and transforms) the images. Evaluation passes a lookup into precomputed features instead."""
-        lookup = lookup or self._images
-        classes, idx = self.sample_indices(batch)
-        s, q, w = self.shots, self.queries, self.ways
-        support = lookup(idx[..., :s].reshape(batch, w * s))
-        query = lookup(idx[..., s:].reshape(batch, w * q))
-        local = torch.arange(w)
-        return Episode(support=support, support_labels=local.repeat_interleave(s).expand(batch, -1).clone(),
-                       query=query, query_labels=local.repeat_interleave(q).expand(batch, -1).clone(),
-                       classes=torch.from_numpy(classes.astype(np.int64)))
+    `lookup` maps an array of image indices (B, n) into the split to a (B, n, ...) tensor; the default
+    loads (and transforms) the images. Evaluation passes a lookup into precomputed features instead."""
+    lookup = lookup or self._images
+    classes, idx = self.sample_indices(batch)
+    s, q, w = self.shots, self.queries, self.ways
+    support = lookup(idx[..., :s].reshape(batch, w * s))
+    query = lookup(idx[..., s:].reshape(batch, w * q))
+    local = torch.arange(w)
+    return Episode(support=support, support_labels=local.repeat_interleave(s).expand(batch, -1).clone(),
+                   query=query, query_labels=local.repeat_interleave(q).expand(batch, -1).clone(),
+                   classes=torch.from_numpy(classes.astype(np.int64)))
 
-    def sample(self) -> Episode:
-        "Draw one episode and return it (no batch dimension)."
-        return self.sample_batch(1)[0]
+# %% ../nbs/01_episodes.ipynb #cccc0009-3-p3
+@patch
+def sample(self: EpisodeSampler) -> Episode:
+    "Draw one episode and return it (no batch dimension)."
+    return self.sample_batch(1)[0]
 
-    def __iter__(self):
-        while True:
-            yield self.sample()
+@patch
+def __iter__(self: EpisodeSampler):
+    "Yield episodes one at a time, for ever."
+    while True:
+        yield self.sample()
 
-    def state_dict(self) -> dict:
-        "Return the seed and the generator state as a dict, as strings so that `torch.load(weights_only=True)` reads it back."
-        st = self.rng.bit_generator.state
-        return {"seed": self.seed, "state": str(st["state"]["state"]), "inc": str(st["state"]["inc"]),
-                "has_uint32": int(st["has_uint32"]), "uinteger": int(st["uinteger"])}
+# %% ../nbs/01_episodes.ipynb #cccc0009-3-p4
+@patch
+def state_dict(self: EpisodeSampler) -> dict:
+    "Return the seed and the generator state as a dict, as strings so that `torch.load(weights_only=True)` reads it back."
+    st = self.rng.bit_generator.state
+    return {"seed": self.seed, "state": str(st["state"]["state"]), "inc": str(st["state"]["inc"]),
+            "has_uint32": int(st["has_uint32"]), "uinteger": int(st["uinteger"])}
 
-    def load_state_dict(self, d: dict) -> None:
-        "Restore the generator state `d` saved by `state_dict`: the episodes that followed then follow again."
-        self.rng.bit_generator.state = {"bit_generator": "PCG64",
-                                        "state": {"state": int(d["state"]), "inc": int(d["inc"])},
-                                        "has_uint32": int(d["has_uint32"]), "uinteger": int(d["uinteger"])}
+@patch
+def load_state_dict(self: EpisodeSampler, d: dict) -> None:
+    "Restore the generator state `d` saved by `state_dict`: the episodes that followed then follow again."
+    self.rng.bit_generator.state = {"bit_generator": "PCG64",
+                                    "state": {"state": int(d["state"]), "inc": int(d["inc"])},
+                                    "has_uint32": int(d["has_uint32"]), "uinteger": int(d["uinteger"])}
 
 # %% ../nbs/01_episodes.ipynb #cccc0011
 class MetaBatchSampler:
