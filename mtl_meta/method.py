@@ -13,6 +13,8 @@ import os
 import torch
 from torch import Tensor, nn
 
+from fastcore.basics import patch
+
 from .core import MtlMetaError
 from .episodes import Episode
 
@@ -24,6 +26,24 @@ __all__ = ['ALGORITHMS', 'PLUGINS_ENV', 'PLUGIN_ERROR', 'Algorithm', 'register_a
 def _has_own(cls: type, attr: str, base: type) -> bool:
     "Whether `cls` (or a class between it and `base`) defines `attr` itself, rather than inheriting `base`'s."
     return getattr(cls, attr) is not getattr(base, attr)
+
+def _constructor_options(cls: type) -> dict:
+    "The options (constructor arguments besides self, body, n_classes and ways) of `cls` with their defaults."
+    chain = []
+    for klass in cls.__mro__:   # the constructors that pass **options up, and the first that does not
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters
+        chain.append(params)
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            break
+    options = {}
+    for params in reversed(chain):
+        for k, p in params.items():
+            if k not in ("self", "body", "n_classes", "ways") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                options[k] = p.default
+    return options
 
 # %% ../nbs/06a_method.ipynb #cccc0005-1
 class Algorithm(nn.Module, metaclass=abc.ABCMeta):
@@ -54,21 +74,7 @@ class Algorithm(nn.Module, metaclass=abc.ABCMeta):
 
         A constructor that takes `**options` and hands them to its parent's has its parent's options too:
         the parent's first, in their order, then its own; a default it sets itself wins."""
-        chain = []
-        for klass in cls.__mro__:   # the constructors that pass **options up, and the first that does not
-            init = klass.__dict__.get("__init__")
-            if init is None:
-                continue
-            params = inspect.signature(init).parameters
-            chain.append(params)
-            if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-                break
-        options = {}
-        for params in reversed(chain):
-            for k, p in params.items():
-                if k not in ("self", "body", "n_classes", "ways") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                    options[k] = p.default
-        return options
+        return _constructor_options(cls)
 
     @classmethod
     def sampler_options(cls, options: dict) -> dict:
@@ -84,29 +90,7 @@ class Algorithm(nn.Module, metaclass=abc.ABCMeta):
         super().__init__()
         self.body = body
 
-    def task_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
-        """Return the loss to minimise on one (unbatched) `episode` and the training accuracy it reached: the outer loss of
-        the episode's head. Every method defines it (a batched episode too, if `supports_one_forward`)."""
-        raise NotImplementedError(f"{type(self).__name__} defines no task_loss")
-
-    def episode_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
-        """Return what the trainer minimises on `episode`, and the accuracy reached: `task_loss`, or for a batched
-        episode the mean over its episodes, one by one (whole, if the method `supports_one_forward`)."""
-        if episode.batched and not self.supports_one_forward:
-            return self.mean_over_episodes(episode)
-        return self.task_loss(episode)
-
-    def mean_over_episodes(self, episode: Episode) -> tuple[Tensor, Tensor]:
-        "Return the mean loss and accuracy of the episodes of the batched `episode` (a leading batch dimension), one by one."
-        out = [self.episode_loss(episode[i]) for i in range(episode.classes.shape[0])]
-        return torch.stack([l for l, _ in out]).mean(), torch.stack([a for _, a in out]).mean()
-
     normalize: bool = False         # L2-normalise features (MTL trains and is tested on the unit sphere)
-
-    def features(self, x: Tensor) -> Tensor:
-        "Embed the images `x` with the shared body and return the features (what test-time adaptation sees), L2-normalised if `normalize`."
-        z = self.body(x)
-        return nn.functional.normalize(z, dim=-1) if self.normalize else z
 
     @staticmethod
     def feature_dim(body: nn.Module, feature_dim: int | None = None) -> int:
@@ -116,12 +100,43 @@ class Algorithm(nn.Module, metaclass=abc.ABCMeta):
             raise MtlMetaError("the body has no out_dim attribute; pass feature_dim explicitly")
         return int(dim)
 
-    def head_parameters(self) -> list[nn.Parameter]:
-        """Return the parameters that `TrainConfig.head_lr` applies to (none by default).
+# %% ../nbs/06a_method.ipynb #cccc0005-1-p1
+@patch
+def task_loss(self: Algorithm, episode: Episode) -> tuple[Tensor, Tensor]:
+    """Return the loss to minimise on one (unbatched) `episode` and the training accuracy it reached: the outer loss of
+    the episode's head. Every method defines it (a batched episode too, if `supports_one_forward`)."""
+    raise NotImplementedError(f"{type(self).__name__} defines no task_loss")
 
-        MTL's head bank is the example: each of its rows is updated only in the episodes that contain
-        its class, about `ways / n_classes` of the updates, so it can need a larger step than the body."""
-        return []
+# %% ../nbs/06a_method.ipynb #cccc0005-1-p2
+@patch
+def episode_loss(self: Algorithm, episode: Episode) -> tuple[Tensor, Tensor]:
+    """Return what the trainer minimises on `episode`, and the accuracy reached: `task_loss`, or for a batched
+    episode the mean over its episodes, one by one (whole, if the method `supports_one_forward`)."""
+    if episode.batched and not self.supports_one_forward:
+        return self.mean_over_episodes(episode)
+    return self.task_loss(episode)
+
+@patch
+def mean_over_episodes(self: Algorithm, episode: Episode) -> tuple[Tensor, Tensor]:
+    "Return the mean loss and accuracy of the episodes of the batched `episode` (a leading batch dimension), one by one."
+    out = [self.episode_loss(episode[i]) for i in range(episode.classes.shape[0])]
+    return torch.stack([l for l, _ in out]).mean(), torch.stack([a for _, a in out]).mean()
+
+# %% ../nbs/06a_method.ipynb #cccc0005-1-p3
+@patch
+def features(self: Algorithm, x: Tensor) -> Tensor:
+    "Embed the images `x` with the shared body and return the features (what test-time adaptation sees), L2-normalised if `normalize`."
+    z = self.body(x)
+    return nn.functional.normalize(z, dim=-1) if self.normalize else z
+
+# %% ../nbs/06a_method.ipynb #cccc0005-1-p4
+@patch
+def head_parameters(self: Algorithm) -> list[nn.Parameter]:
+    """Return the parameters that `TrainConfig.head_lr` applies to (none by default).
+
+    MTL's head bank is the example: each of its rows is updated only in the episodes that contain
+    its class, about `ways / n_classes` of the updates, so it can need a larger step than the body."""
+    return []
 
 # %% ../nbs/06a_method.ipynb #cccc000b
 ALGORITHMS: dict[str, type] = {}
