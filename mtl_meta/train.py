@@ -533,7 +533,8 @@ def _pin(episode: Episode) -> Episode:
 
 # %% ../nbs/07_train.ipynb #cccc2502-2
 class EpisodePrefetcher:
-    """Draw the next `depth` steps' episodes of `sampler` (a `MetaBatchSampler`) in a background thread.
+    """An `EpisodePrefetcher` draws the next `depth` steps' episodes of `sampler` (a `MetaBatchSampler`, for process
+    `rank` of `world_size`) in a background thread, in page-locked memory if `pin_memory`.
 
     One worker thread draws the steps in order on the sampler's own generators, so the episodes are
     those the sampler would have returned without it. A transform that draws from torch's global random
