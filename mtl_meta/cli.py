@@ -153,7 +153,7 @@ def _add_reproduce(sub) -> None:
                      help="submitit parameters of every job (VALUE is JSON, else a string), e.g. "
                           "--slurm slurm_partition=gpu gpus_per_node=1 timeout_min=600")
     rep.add_argument("--time-limit", type=parse_duration, metavar="DURATION",
-                     help="stop within DURATION (e.g. 2h, 90m): start no run that is not expected to end in time "
+                     help="stop within DURATION (e.g. 2h, 90m): start no run whose next seed is not expected to end in time "
                           "(estimated from earlier runs of its method in --out), stop a run still going at the limit "
                           "(its checkpoints and finished seeds are kept), exit 0 and say what is pending; the same "
                           "command resumes")

@@ -362,7 +362,9 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     `watch` says how the caller follows them (a progress bar, a callback per finished run). Runs whose values
     come from tuning (`Run.tuned`) start once every tuning trial of their key is done, grid extensions included.
 
-    With `Sweep.time_limit` (seconds), no run starts that is not expected to end within it (`expected_seconds`)
+    With `Sweep.time_limit` (seconds), no run starts whose next seed is not expected to end within it
+    (`expected_seconds(out, run, seeds=1)`: a finished seed is kept and lands, so a final run of five seeds may
+    start with time for two)
     and a run still going at the limit stops, keeping its checkpoints: such runs come back 'pending' and the
     next call resumes them. A limit of 0, or a frozen profile (`FROZEN_PROFILES`), trains nothing: the tables
     are redrawn from the runs already in `out`, which needs no data."""
@@ -393,7 +395,7 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     sweep_temp_files()   # every argument is checked: stale temporary files of a killed reproduction can go
     command = command or reproduce_command(profile, out)
     deadline = None if sweep.time_limit is None else Deadline(time.time() + sweep.time_limit,
-                                                              lambda r: expected_seconds(out, r))
+                                                              lambda r: expected_seconds(out, r, seeds=1))
     bar = tqdm(total=len(runs), desc=f"reproduce[{profile}]", unit="run", disable=not progress, file=sys.stderr)
     def finished(r: RunResult):
         bar.update(1)
@@ -544,8 +546,9 @@ def write_progress(out: str | Path, profile: str, runs: Sequence[Run], unfinishe
     return atomic_write_text(Path(out) / "progress.md", "\n".join(lines) + "\n")
 
 # %% ../nbs/10_reproduce.ipynb #cccc000f-d11
-def expected_seconds(out: str | Path, run: Run) -> float | None:
-    """The wall-clock seconds `run` is expected to take, from the complete few-shot runs recorded in `out`.
+def expected_seconds(out: str | Path, run: Run, seeds: int | None = None) -> float | None:
+    """The wall-clock seconds `run` is expected to take, from the complete few-shot runs recorded in `out`; with
+    `seeds`, the seconds of only that many of its seeds still to train (`seeds=1`: until its next seed lands).
 
     Per seed still to train (a seed with a `seedN/seed.json` is done): the mean seconds per seed of the same
     method's complete runs of the same kind (tuning trial or final run) and setting; without one, the method's
@@ -560,6 +563,7 @@ def expected_seconds(out: str | Path, run: Run) -> float | None:
     cfg = p.get("train_config", {})
     setting = (cfg.get("ways"), cfg.get("shots"))
     left = sum(not (run_dir(out, run) / f"seed{s}" / "seed.json").exists() for s in p.get("seeds", [0]))
+    left = left if seeds is None else min(left, seeds)
     same, method_rate, kind_epochs, others = [], [0.0, 0], [], []
     for rec_path in Path(out).glob("runs/*/run.json"):
         rec, res = read_record(rec_path), read_record(rec_path.parent / "results.json")

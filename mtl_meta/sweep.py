@@ -271,9 +271,10 @@ def _no_estimate(run: Run) -> float | None:
 
 @dataclass(frozen=True)
 class Deadline:
-    """When a time-limited reproduction stops: no run starts that is not expected to end by `at`, and runs still
-    going at `at` stop (keeping their checkpoints). `estimate` gives a run's expected seconds (None: unknown,
-    and a run without an estimate starts while any time is left)."""
+    """When a time-limited reproduction stops: no run starts that is not expected to land its next seed by `at`,
+    and runs still going at `at` stop (keeping their checkpoints and finished seeds). `estimate` gives the seconds
+    a run is expected to need before its next seed lands (None: unknown, and a run without an estimate starts
+    while any time is left)."""
     at: float                                                   # a time.time()
     estimate: Callable[[Run], float | None] = _no_estimate
 
@@ -288,7 +289,8 @@ class Deadline:
             return "not started: the time limit is reached"
         need = self.estimate(run)
         if need is not None and need > left:
-            return f"not started: expected to take {need:.0f} s, {left:.0f} s left before the time limit"
+            return (f"not started: expected to need {need:.0f} s before its next seed lands, {left:.0f} s left "
+                    "before the time limit")
         return ""
 
 # %% ../nbs/15_sweep.ipynb #cccc0009-3
