@@ -51,11 +51,13 @@ class HeadBank(nn.Module):
         return f"n_classes={self.n_classes}, dim={self.dim}, bias={self.bias is not None}"
 
 # %% ../nbs/08_mtl.ipynb #cccc0009
+@register_algorithm   # every command, profile and table now knows it
 class MTL(Algorithm):
     r"""The MTL method (multi-task learning): a shared body and a bank of per-class heads, trained jointly (first order).
 
-    The paper's (P4) with its heads stored per training class: a bank W (one row w_c and bias b_c per training
-    class c); the head of episode t is the rows W[C_t] of its classes C_t. Over all of an episode's images
+    The paper's (P4) with its heads stored per training class: a bank W (one row w_c per training class c, and a
+    bias b_c unless `bias=False`, which the authors' heads do not have); the head of episode t is the rows W[C_t]
+    of its classes C_t. Over all of an episode's images
     D_t = S_t + Q_t (no support/query split), with features z = phi_theta(x) (unit length if `normalize`),
 
         min_{theta, W}  sum_t L(phi_theta, W[C_t]; D_t),   L = mean over (x, y) in D_t of CE(W[C_t] z + b[C_t], y),
@@ -97,9 +99,8 @@ class MTL(Algorithm):
         acc = (logits.argmax(-1) == y).float().mean()
         return loss, acc
 
-register_algorithm(MTL)
-
 # %% ../nbs/08_mtl.ipynb #cccc000d
+@register_algorithm   # every command, profile and table now knows it
 class MTLTaskHeads(Algorithm):
     r"""The MTL method with one linear head per task of a fixed pool (the formulation of the theory).
 
@@ -157,5 +158,3 @@ class MTLTaskHeads(Algorithm):
         y = torch.cat([episode.support_labels, episode.query_labels])
         logits = (self.features(x) @ self.weight[t].T + self.bias[t]).float()
         return F.cross_entropy(logits, y), (logits.argmax(-1) == y).float().mean()
-
-register_algorithm(MTLTaskHeads)
