@@ -33,6 +33,8 @@ def test_a_notebook_whose_code_changed_after_its_outputs_is_stale(tmp_path, caps
     nb = _nb("x = 1", "print(x)")
     assert nb_outputs.stale_reason(nb) == "has no record of executing its code (outputs never made)"
     nb["metadata"]["mtl_meta"] = {"code_sha256": nb_outputs.code_sha256(nb)}
+    assert nb_outputs.stale_reason(nb) == "has no record of the modules its code ran"
+    nb["metadata"]["mtl_meta"]["modules"] = nb_outputs.module_hashes(nb)
     assert nb_outputs.stale_reason(nb) is None
     nb["cells"][1]["source"] = "print(x + 1)"
     assert nb_outputs.stale_reason(nb) == "code changed after its outputs were made"
@@ -41,6 +43,25 @@ def test_a_notebook_whose_code_changed_after_its_outputs_is_stale(tmp_path, caps
     assert nb_outputs.main(["check", str(path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].endswith("run `make outputs`") and str(path) in err[0]
+
+
+def test_a_change_to_a_module_the_notebook_runs_makes_it_stale(tmp_path):
+    "A notebook's outputs also depend on the package modules its code imports, directly or through other modules."
+    pkg = tmp_path / "mtl_meta"
+    pkg.mkdir()
+    (pkg / "core.py").write_text("X = 1\n")
+    (pkg / "data.py").write_text("from .core import X\n")
+    (pkg / "api.py").write_text("def f():\n    from mtl_meta import data\n")
+    (pkg / "unused.py").write_text("Y = 2\n")
+    nb = _nb("from mtl_meta.api import f", "f()")
+    assert nb_outputs.imported_modules(nb, pkg) == ["api", "core", "data"]
+    nb["metadata"]["mtl_meta"] = {"code_sha256": nb_outputs.code_sha256(nb),
+                                  "modules": nb_outputs.module_hashes(nb, pkg)}
+    assert nb_outputs.stale_reason(nb, pkg) is None
+    (pkg / "unused.py").write_text("Y = 3\n")              # a module it never runs: still current
+    assert nb_outputs.stale_reason(nb, pkg) is None
+    (pkg / "core.py").write_text("X = 2\n")                # two imports away
+    assert nb_outputs.stale_reason(nb, pkg) == "mtl_meta/core.py changed after its outputs were made"
 
 
 def test_markdown_edits_do_not_make_outputs_stale():

@@ -6,9 +6,11 @@
 `run` executes each library notebook (nbs/*.ipynb, not the experiment notebooks, whose executed
 copies are run artefacts) in a fresh Jupyter kernel from the nbs/ folder, as `nbdev_test` does,
 and writes the outputs back into the notebook with the SHA-256 of its code cells in the
-notebook's metadata (`mtl_meta.code_sha256`). `check` recomputes that hash: a notebook whose code
-changed after its outputs were made is stale, and `make test` fails with one line naming the
-command that refreshes it (`make outputs`). Figures are stored as PNG at 72 dpi so notebooks stay
+notebook's metadata (`mtl_meta.code_sha256`), and a hash of each module of the package that its
+code imports, directly or through other modules (`mtl_meta.modules`). `check` recomputes both: a
+notebook whose code, or any module it runs, changed after its outputs were made is stale, and
+`make test` fails with one line naming what changed and the command that refreshes it
+(`make outputs`). Figures are stored as PNG at 72 dpi so notebooks stay
 small; cells flagged `#| slow` or `#| eval: false` are not executed (nbdev_test skips them too).
 """
 from __future__ import annotations
@@ -57,13 +59,68 @@ def code_sha256(nb: dict) -> str:
     return h.hexdigest()
 
 
-def stale_reason(nb: dict) -> str | None:
+PACKAGE = Path(__file__).resolve().parent.parent / "mtl_meta"
+_NB_IMPORT = re.compile(r"^\s*(?:from\s+mtl_meta\.(\w+)\s+import|import\s+mtl_meta\.(\w+)|from\s+mtl_meta\s+import\s+\(?([\w ,]+))",
+                        re.M)
+
+
+def _module_imports(path: Path) -> set[str]:
+    "The package's modules that module file `path` imports, at module level or inside a function."
+    import ast
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1:
+                found |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+            elif node.module and node.module.startswith("mtl_meta."):
+                found.add(node.module.split(".")[1])
+            elif node.module == "mtl_meta":
+                found |= {a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("mtl_meta.")}
+    return {m for m in found if (PACKAGE / f"{m}.py").is_file()}
+
+
+def imported_modules(nb: dict, package: Path = PACKAGE) -> list[str]:
+    """The package's modules a notebook's code runs: those its code cells import, and everything they import in
+    turn, as file stems (`core`, `data`, ...), sorted."""
+    todo = set()
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code":
+            src = cell.get("source", "")
+            for m in _NB_IMPORT.finditer("".join(src) if isinstance(src, list) else src):
+                names = [m.group(1) or m.group(2)] if (m.group(1) or m.group(2)) else m.group(3).split(",")
+                todo |= {n.strip() for n in names if (package / f"{n.strip()}.py").is_file()}
+    seen: set[str] = set()
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo |= _module_imports(package / f"{m}.py") - seen
+    return sorted(seen)
+
+
+def module_hashes(nb: dict, package: Path = PACKAGE) -> dict[str, str]:
+    "The first 16 hex digits of the SHA-256 of each module a notebook's code runs, by module."
+    return {m: hashlib.sha256((package / f"{m}.py").read_bytes()).hexdigest()[:16]
+            for m in imported_modules(nb, package)}
+
+
+def stale_reason(nb: dict, package: Path = PACKAGE) -> str | None:
     "Why a notebook's stored outputs cannot be trusted, or None when they are current."
-    stored = nb.get("metadata", {}).get(KEY, {}).get("code_sha256")
+    meta = nb.get("metadata", {}).get(KEY, {})
+    stored = meta.get("code_sha256")
     if stored is None:
         return "has no record of executing its code (outputs never made)"
     if stored != code_sha256(nb):
         return "code changed after its outputs were made"
+    if "modules" not in meta:
+        return "has no record of the modules its code ran"
+    now, then = module_hashes(nb, package), meta["modules"]
+    changed = sorted(m for m in set(now) | set(then) if now.get(m) != then.get(m))
+    if changed:
+        return (f"mtl_meta/{changed[0]}.py" + (f" and {len(changed) - 1} more modules" if len(changed) > 1 else "")
+                + " changed after its outputs were made")
     return None
 
 
@@ -116,7 +173,7 @@ def execute(path: Path, timeout: int = TIMEOUT) -> float:
                 kept.append(o)
             cell.outputs = kept
     stored = json.loads(nbformat.writes(nb))  # multi-line strings as lists of lines, as on disk
-    stored.setdefault("metadata", {})[KEY] = {"code_sha256": code_sha256(stored)}
+    stored.setdefault("metadata", {})[KEY] = {"code_sha256": code_sha256(stored), "modules": module_hashes(stored)}
     clean_nb(stored, clear_all=False, allowed_metadata_keys=[KEY], allowed_cell_metadata_keys=["tags"])
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(stored, sort_keys=True, indent=1, ensure_ascii=False) + "\n",
