@@ -55,7 +55,7 @@ test-nbs: $(STAMP)
 	$(BIN)/nbdev_test --n_workers 2 --timing
 
 test-py: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --durations=30
 
 smoke: $(STAMP)
 	$(BIN)/mtl-meta reproduce --profile smoke --out runs/smoke
