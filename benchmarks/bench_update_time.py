@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness   # noqa: E402
 
 PROG = "bench_update_time"
+PROFILE_WIDTH = 64   # Conv-4's channels in the cpu profile (models.Conv4's default)
 
 
 def parse():
@@ -49,13 +50,16 @@ def parse():
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, the profile's runs)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--data-root", default=os.environ.get("MTL_META_DATA", ""))
+    ap.add_argument("--widths", nargs="+", type=int, default=None,
+                    help="Conv-4 channel widths to time, each against MTL at the same width (the regime map's "
+                         f"capacity axis: 32 64 128); default: the profile's {PROFILE_WIDTH} only")
     ap.add_argument("--twice", action="store_true", help="measure twice in a row and compare the runs")
     ap.add_argument("--out", default=str(harness.REPO / "benchmarks" / "results"), help="folder for the tables")
     args = ap.parse_args()
     if args.budget_min <= 0 or args.target <= 0 or args.min_rounds < 2 or args.max_rounds < args.min_rounds \
-            or args.warmup_rounds < 0 or args.min_block_s < 0:
+            or args.warmup_rounds < 0 or args.min_block_s < 0 or any(w < 1 for w in args.widths or []):
         print(f"{PROG}: need --budget-min and --target > 0, 2 <= --min-rounds <= --max-rounds, --warmup-rounds and "
-              "--min-block-s >= 0", file=sys.stderr)
+              "--min-block-s >= 0, and --widths of 1 or more", file=sys.stderr)
         sys.exit(2)
     return args
 
@@ -86,16 +90,21 @@ def main():
     ref_method = "mtl" if "mtl" in methods else methods[0]
     cases, refs, trainers, info = {}, {}, {}, {}
     t0 = time.perf_counter()
-    for setting in args.settings:
-        shots = cu.SETTINGS[setting]
-        for m in methods:
-            name = f"{setting} {m}"
-            cfg, opts, trial = cu.settings(m, shots, trials)
-            tr = cu.build_trainer(m, shots, args.data_root, trials, device=str(dev))
-            trainers[name] = tr
-            info[name] = {"setting": setting, "method": m, "lr": cfg.get("lr"), "trial": trial, "options": opts}
-            cases[name] = counted(tr)
-            refs[name] = f"{setting} {ref_method}"
+    widths = list(dict.fromkeys(args.widths or [PROFILE_WIDTH]))
+    for width in widths:
+        suffix = "" if width == PROFILE_WIDTH else f" w{width}"   # the profile's width keeps the names it always had
+        for setting in args.settings:
+            shots = cu.SETTINGS[setting]
+            for m in methods:
+                name = f"{setting} {m}{suffix}"
+                cfg, opts, trial = cu.settings(m, shots, trials)
+                tr = cu.build_trainer(m, shots, args.data_root, trials, device=str(dev),
+                                      backbone_options=None if width == PROFILE_WIDTH else {"hidden": width})
+                trainers[name] = tr
+                info[name] = {"setting": setting, "method": m, "width": width, "lr": cfg.get("lr"), "trial": trial,
+                              "options": opts}
+                cases[name] = counted(tr)
+                refs[name] = f"{setting} {ref_method}{suffix}"
     log(f"{len(cases)} trainers built in {time.perf_counter() - t0:.0f} s")
 
     def measure():
@@ -138,7 +147,8 @@ def report(results, info, m_info, command, ref_method, cases):
              "images per class, meta-batch 1, learning rates from `figures/cpu-2026-11/tuning.json` (its 5-way 1-shot "
              "selection for both settings). Timed by `benchmarks/harness.py`: interleaved rounds after warm-up; "
              "`mean` is the geometric mean over rounds with its 95% Student t interval, the ratio to "
-             f"{ref_method} in the same setting is paired by round (t on the per-round log ratios); faster or slower "
+             f"{ref_method} in the same setting (and Conv-4 width, `wN` in a name; none: the profile's {PROFILE_WIDTH}) "
+             "is paired by round (t on the per-round log ratios); faster or slower "
              "only when that interval excludes 1. The cost of a run = its updates x `mean ms/update` (plus its "
              "validations, checkpoints and tests, not timed here).", ""]
     rows, raw = [], []
@@ -153,7 +163,7 @@ def report(results, info, m_info, command, ref_method, cases):
         lines.append("")
         for rec in harness.records(res):
             c = rec["case"]
-            rows.append({"run": k, "setting": info[c]["setting"], "method": info[c]["method"],
+            rows.append({"run": k, "setting": info[c]["setting"], "method": info[c]["method"], "width": info[c]["width"],
                          "ms_per_update": rec["mean"], "ms_lo95": rec["lo"], "ms_hi95": rec["hi"],
                          "ms_median": rec["median"], "ms_p25": rec["p25"], "ms_p75": rec["p75"],
                          "ratio_vs": ref_method, "ratio": rec["ratio"], "ratio_lo95": rec["ratio_lo"],

@@ -58,9 +58,11 @@ def settings(method: str, shots: int, trials: dict | None = None) -> tuple[dict,
     return cfg, opts, trial
 
 
-def build_trainer(method: str, shots: int, data_root: str | None = None, trials: dict | None = None, **overrides):
+def build_trainer(method: str, shots: int, data_root: str | None = None, trials: dict | None = None,
+                  backbone_options: dict | None = None, **overrides):
     """A `Trainer` whose `train_step()` is one update of the profile's final run (sampling included), ready to
-    run; `overrides` are TrainConfig fields (channels_last, prefetch, meta_batch_size, one_forward, compile, ...)."""
+    run; `backbone_options` change Conv-4 (e.g. `{"hidden": 128}`, a width of the regime map's capacity axis),
+    `overrides` are TrainConfig fields (channels_last, prefetch, meta_batch_size, one_forward, compile, ...)."""
     from mtl_meta import api
     from mtl_meta.core import seed_everything
     from mtl_meta.train import TrainConfig, Trainer
@@ -71,7 +73,7 @@ def build_trainer(method: str, shots: int, data_root: str | None = None, trials:
     samplers = api._samplers(DATASET, data, cfg, sampler_options=api._sampler_options(method, opts), splits=("train",))
     split = samplers["train"].split
     metadata = {"method": method, "dataset": DATASET, "backbone": BACKBONE, "image_shape": list(split.image_shape),
-                "n_classes": split.n_classes, "ways": cfg.training_ways, "backbone_options": {},
+                "n_classes": split.n_classes, "ways": cfg.training_ways, "backbone_options": dict(backbone_options or {}),
                 "algorithm_options": opts}
     trainer = Trainer(api.build_algorithm(metadata), samplers["train"], None, cfg)
     trainer._start_fast_paths()

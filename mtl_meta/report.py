@@ -198,7 +198,8 @@ def updates_to_accuracy(history: list[dict], target: float) -> float:
 def update_times(path: str | Path | None = None) -> dict:
     """{(method, 'WwKs'): {'ms', 'ms_lo', 'ms_hi', 'ratio', 'ratio_lo', 'ratio_hi'}}: the per-update milliseconds of each
     method and setting with their 95% intervals, and the time ratio to MTL paired by round, from the first run in
-    `bench_update_time`'s CSV (default `update_time_csv()`); {} when there is no such file or it is not that table."""
+    `bench_update_time`'s CSV (default `update_time_csv()`), at the `cpu` profile's Conv-4 width (64 channels; rows
+    timed at the regime map's other widths are left out); {} when there is no such file or it is not that table."""
     import csv
     import io
     path = Path(path) if path is not None else update_time_csv()
@@ -206,7 +207,7 @@ def update_times(path: str | Path | None = None) -> dict:
         rows = list(csv.DictReader(io.StringIO(path.read_text())))
         out = {}
         for r in rows:
-            if r.get("run", "1") == "1":
+            if r.get("run", "1") == "1" and r.get("width") in (None, "", "64"):
                 reference = r["ratio_vs"] == r["method"]   # MTL against itself: ratio 1, no interval to read
                 out[(r["method"], r["setting"])] = {k: 1.0 if reference and k.startswith("ratio") else float(r[c])
                                                     for k, c in (("ms", "ms_per_update"), ("ms_lo", "ms_lo95"),

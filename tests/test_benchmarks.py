@@ -289,17 +289,21 @@ def test_benchmarks_without_data_say_so_in_one_line(script, tmp_path):
 @pytest.mark.slow   # a few real updates of two methods under a budget of seconds
 def test_bench_update_time_writes_the_table(omniglot_root, tmp_path):
     out = bench("bench_update_time.py", "--methods", "mtl", "protonet", "--settings", "5w1s", "--budget-min", "0.05",
-                "--min-rounds", "2", "--warmup-rounds", "1", "--min-block-s", "0", "--out", str(tmp_path),
-                env={"MTL_META_DATA": str(omniglot_root)})
+                "--min-rounds", "2", "--warmup-rounds", "1", "--min-block-s", "0", "--widths", "64", "16",
+                "--out", str(tmp_path), env={"MTL_META_DATA": str(omniglot_root)})
     import csv
     rows = list(csv.DictReader((tmp_path / "update-time.csv").open()))
-    assert [(r["setting"], r["method"]) for r in rows] == [("5w1s", "mtl"), ("5w1s", "protonet")]
+    assert [(r["setting"], r["method"], r["width"]) for r in rows] == [("5w1s", "mtl", "64"), ("5w1s", "protonet", "64"),
+                                                                      ("5w1s", "mtl", "16"), ("5w1s", "protonet", "16")]
+    assert rows[2]["verdict"] == "reference"   # each width against MTL at the same width
+    from mtl_meta.report import update_times
+    assert set(update_times(tmp_path / "update-time.csv")) == {("mtl", "5w1s"), ("protonet", "5w1s")}
     assert all(float(r["ms_per_update"]) > 0 and float(r["ms_lo95"]) <= float(r["ms_per_update"]) <= float(r["ms_hi95"])
                for r in rows)
     assert rows[0]["verdict"] == "reference" and float(rows[1]["ratio_lo95"]) <= float(rows[1]["ratio"])
     assert rows[0]["torch_threads"] and rows[0]["cpu_model"] and rows[0]["onednn"] in ("True", "False")
     md = (tmp_path / "update-time.md").read_text()
-    assert "5w1s protonet" in md and "Machine:" in md and md in out
+    assert "5w1s protonet" in md and "5w1s protonet w16" in md and "Machine:" in md and md in out
     assert json.loads((tmp_path / "update-time.json").read_text())["runs"][0]["rounds"] >= 1
 
 
