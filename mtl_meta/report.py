@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .core import MtlMetaError, atomic_write_bytes, atomic_write_text, inside, markdown_table, read_json
+from .records import RESULT_FIELDS, check_results, read_results   # also readable from here
+from .stats import holm, log_ratio_interval, paired_p_value, seed_interval, t_interval
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'METHOD_COLOURS', 'COMPARATOR', 'REGIME_METHODS', 'REGIME_REFERENCE', 'PLAIN_NAME', 'RESULT_FIELDS',
-           'REPORTS', 'method_order', 'use_figure_style', 'log_x_axis', 'save_figure', 'epochs_at_last_rate',
-           'patience_after_cut', 'seed_interval', 'fewshot_table', 'cost_to_accuracy', 'update_time_csv',
-           'updates_to_accuracy', 'update_times', 'cost_table', 'efficiency_curve', 'speedup_curve', 'efficiency_table',
-           'paper_comparison', 'method_colour', 't_interval', 'log_ratio_interval', 'paired_p_value', 'holm',
-           'best_on_validation', 'paired_table', 'paper_gaps', 'regime_table', 'report_regimes', 'check_results',
-           'read_results', 'timing_outliers', 'report_fewshot', 'report_taxonomy', 'report_sinusoid',
-           'report_efficiency', 'report_theory', 'reproduce_command', 'write_figures_index', 'collect',
-           'theory_split_markdown']
+__all__ = ['PUBLISHED', 'METHOD_COLOURS', 'COMPARATOR', 'REGIME_METHODS', 'REGIME_REFERENCE', 'REPORTS', 'method_order',
+           'use_figure_style', 'log_x_axis', 'save_figure', 'epochs_at_last_rate', 'patience_after_cut',
+           'fewshot_table', 'cost_to_accuracy', 'update_time_csv', 'updates_to_accuracy', 'update_times', 'cost_table',
+           'efficiency_curve', 'speedup_curve', 'efficiency_table', 'paper_comparison', 'method_colour',
+           'best_on_validation', 'paired_table', 'paper_gaps', 'regime_table', 'report_regimes', 'timing_outliers',
+           'report_fewshot', 'report_taxonomy', 'report_sinusoid', 'report_efficiency', 'report_theory',
+           'reproduce_command', 'write_figures_index', 'collect', 'theory_split_markdown']
 
 # %% ../nbs/10b_report.ipynb #order001
 def method_order() -> tuple[str, ...]:
@@ -115,17 +115,6 @@ def _fmt(mean, ci):
     "'mean ± ci' with two decimals; '-' for a missing mean, the mean alone for a missing interval."
     missing = lambda v: v is None or math.isnan(v)
     return "-" if missing(mean) else (f"{mean:.2f}" if missing(ci) else f"{mean:.2f} ± {ci:.2f}")
-
-# %% ../nbs/10b_report.ipynb #cccc0014-3
-def seed_interval(values) -> float | None:
-    """Half-width of the 95% Student-t interval of the mean of per-seed `values` (n - 1 degrees of freedom:
-    4.30 standard errors for 3 seeds, not the normal 1.96); None for fewer than 2 seeds."""
-    import numpy as np
-    from scipy import stats
-    v = np.asarray(values, dtype=float)
-    if v.size < 2:
-        return None
-    return float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
 
 # %% ../nbs/10b_report.ipynb #cccc0014-4
 def _seed_ci(r: dict, j: int, t: dict) -> float:
@@ -531,51 +520,6 @@ def _plot_curves(results: list[dict], out: Path) -> list[Path]:
                              description=f"validation accuracy against training wall-clock, {d} {w}-way {k}-shot")
     return paths
 
-# %% ../nbs/10b_report.ipynb #stat0002
-def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
-    "Mean of `values` with its Student-t interval (n - 1 degrees of freedom): (mean, lo, hi); nan bounds below 2 values."
-    import numpy as np
-    from scipy import stats
-    v = np.asarray(values, dtype=float)
-    if v.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    mean = float(v.mean())
-    if v.size < 2:
-        return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
-    return mean, mean - half, mean + half
-
-def log_ratio_interval(ratios, level: float = 0.95) -> tuple[float, float, float]:
-    """Geometric mean of per-seed `ratios` with the Student-t interval of their logs, exponentiated: (mean, lo, hi).
-    nan throughout when a ratio is not finite and positive (a cost never paid); nan bounds below 2 ratios."""
-    import numpy as np
-    r = np.asarray(ratios, dtype=float)
-    if r.size == 0 or not (np.isfinite(r).all() and (r > 0).all()):
-        return float("nan"), float("nan"), float("nan")
-    return tuple(float(np.exp(x)) for x in t_interval(np.log(r), level))
-
-def paired_p_value(differences) -> float:
-    """Two-sided p-value of the one-sample t-test that the mean paired difference is 0 (nan below 2 values; with
-    no spread at all: 1 for a zero difference, 0 otherwise)."""
-    import numpy as np
-    from scipy import stats
-    d = np.asarray(differences, dtype=float)
-    if d.size < 2:
-        return float("nan")
-    if np.allclose(d, d[0], rtol=0, atol=1e-12):
-        return 1.0 if abs(d[0]) < 1e-12 else 0.0
-    return float(stats.ttest_1samp(d, 0.0).pvalue)
-
-def holm(p_values) -> list[float]:
-    "Holm's step-down adjusted p-values, in the order given (nan stays nan and does not count)."
-    import math
-    ranked = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
-    adjusted, running = [float("nan")] * len(p_values), 0.0
-    for k, (p, i) in enumerate(ranked):
-        running = max(running, min(1.0, (len(ranked) - k) * p))
-        adjusted[i] = running
-    return adjusted
-
 # %% ../nbs/10b_report.ipynb #pair0002
 COMPARATOR = "metaoptnet-svm"   # MTL's comparator in every verdict, fixed in advance: the paper's MetaOptNet
 
@@ -878,143 +822,6 @@ def report_regimes(results: list[dict], out: Path) -> None:
                  "axis (20 images per class, 612 classes, 64 channels), and its budget cells.\n\n", shown=shown)
     if (~table.pending).any():
         _plot_regimes(table, out)
-
-# %% ../nbs/10b_report.ipynb #cccc2611
-import re
-PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")   # what a data set, backbone or method name may be
-_NUMBER = "number"
-RESULT_FIELDS = {   # per experiment: the fields every table and figure reads, with their types
-    "fewshot": {"dataset": str, "backbone": str, "method": str, "ways": int, "shots": int, "seeds": list,
-                "test_episodes": int, "per_seed": list, "train_seconds": _NUMBER, "test_acc": _NUMBER,
-                "test_ci95_episodes": _NUMBER},
-    "tuning": {"dataset": str, "backbone": str, "method": str, "ways": int, "shots": int, "seeds": list,
-               "trial": dict, "per_seed": list, "best_val_acc": _NUMBER, "train_seconds": _NUMBER,
-               "train_images": _NUMBER},
-    "sinusoid": {"shots": int, "seeds": list, "test_tasks": int, "summary": list, "rows": list},
-    "theory": {"depth_gaps": dict, "envelope_max_relative_gap": list, "anil_gradient_slope": _NUMBER,
-               "lambda_tau": list},
-    "efficiency": {"dataset": str, "ways": int, "shots": int, "baseline": dict, "mtl": list},
-}
-_SEED_FIELDS = {"best_val_acc": _NUMBER, "train_seconds": _NUMBER, "history": list}
-_HISTORY_FIELDS = {"epoch": int, "val_acc": _NUMBER, "seconds": _NUMBER}
-_TEST_FIELDS = {"ways": int, "shots": int, "test_acc": _NUMBER}
-_EFFICIENCY_FIELDS = {"train_seconds": _NUMBER, "test_acc": _NUMBER, "test_ci95": _NUMBER}
-
-def _fits(value, kind) -> bool:
-    "Whether a record's `value` is of `kind`: a number is an int or a float, never a bool."
-    if kind == _NUMBER:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-
-# %% ../nbs/10b_report.ipynb #cccc2611-1
-def _missing_fields(d, spec: dict, where: str) -> str:
-    "The first field of `spec` that `d` lacks or holds with the wrong type, as text ('' when none)."
-    if not isinstance(d, dict):
-        return f"{where} is {type(d).__name__}, not an object"
-    for name, kind in spec.items():
-        if name not in d:
-            return f"{where} has no {name!r}"
-        if not _fits(d[name], kind):
-            return f"{where}[{name!r}] is {type(d[name]).__name__} {str(d[name])[:40]}, not {getattr(kind, '__name__', kind)}"
-    return ""
-
-# %% ../nbs/10b_report.ipynb #cccc2611-2
-def _first(*checks) -> str:
-    return next((c for c in checks if c), "")
-
-# %% ../nbs/10b_report.ipynb #chkr0001
-def _per_seed_problem(r: dict, kind: str) -> str:
-    """What makes a few-shot or tuning record `r` (`kind`), whose top-level fields are sound, unusable: its
-    per-seed records, their histories and its tests; '' if nothing."""
-    seeds = r["per_seed"]
-    if not r["seeds"] or len(seeds) != len(r["seeds"]):
-        return f"it has {len(seeds)} per-seed records for {len(r['seeds'])} seeds"
-    for i, s in enumerate(seeds):
-        problem = _first(_missing_fields(s, _SEED_FIELDS, f"per_seed[{i}]"),
-                         *(_missing_fields(h, _HISTORY_FIELDS, f"per_seed[{i}].history[{j}]")
-                           for j, h in enumerate(s.get("history", []) if isinstance(s, dict) else [])))
-        if problem:
-            return problem
-    if kind == "tuning":
-        return _missing_fields(seeds[0], {"steps": int, "stopped": str}, "per_seed[0]")
-    if not 0 <= r["test_acc"] <= 1:
-        return f"its test accuracy {r['test_acc']} is not between 0 and 1"
-    tests = r.get("tests")
-    if tests is not None:
-        if not isinstance(tests, list) or not tests:
-            return "its 'tests' is not a non-empty list"
-        for j, t in enumerate(tests):
-            problem = _first(_missing_fields(t, {**_TEST_FIELDS, "test_ci95_episodes": _NUMBER}, f"tests[{j}]"),
-                             *(_missing_fields((s.get("tests") or [None] * len(tests))[j] if j < len(s.get("tests") or [])
-                                               else None, _TEST_FIELDS, f"per_seed[{i}].tests[{j}]")
-                               for i, s in enumerate(seeds)))
-            if problem:
-                return problem
-            accs = [t["test_acc"], *(s["tests"][j]["test_acc"] for s in seeds)]   # the paired tables read these
-            if not all(0 <= a <= 1 for a in accs):
-                return f"a test accuracy of tests[{j}] is not between 0 and 1"
-    return ""
-
-# %% ../nbs/10b_report.ipynb #chkr0003
-def _summary_problem(r: dict, kind: str) -> str:
-    """What makes a sinusoid, theory or efficiency record `r` (`kind`), whose top-level fields are sound,
-    unusable: an empty or malformed summary, gap table or MTL list; '' if nothing."""
-    if kind == "sinusoid":
-        return _first("its summary is empty" if not r["summary"] else "",
-                      *(_missing_fields(s, {"method": str}, f"summary[{i}]") for i, s in enumerate(r["summary"])))
-    if kind == "theory":
-        return _first("its depth_gaps is empty" if not r["depth_gaps"] else "",
-                      *(_missing_fields(d, {"gaps": dict, "slope": _NUMBER, "tail_slope": _NUMBER}, f"depth_gaps[{k!r}]")
-                        for k, d in r["depth_gaps"].items()))
-    return _first(_missing_fields(r["baseline"], {"method": str, **_EFFICIENCY_FIELDS}, "baseline"),
-                  "its mtl list is empty" if not r["mtl"] else "",
-                  *(_missing_fields(m, {"speedup": _NUMBER, **_EFFICIENCY_FIELDS}, f"mtl[{i}]")
-                    for i, m in enumerate(r["mtl"])))
-
-# %% ../nbs/10b_report.ipynb #cccc2611-3
-def check_results(r, experiment: str | None = None) -> str:
-    """Return what makes the record `r` (a parsed `results.json`) unusable for the tables, in a few words; '' if
-    nothing. `experiment`: the kind the run must have written (None: whatever `r` says it is)."""
-    if not isinstance(r, dict):
-        return f"it holds a {type(r).__name__}, not a results object"
-    kind = r.get("experiment")
-    if experiment is not None and kind != experiment:
-        return f"its experiment is {kind!r}, expected {experiment!r}"
-    if kind not in RESULT_FIELDS:
-        return f"its experiment {kind!r} is none of {', '.join(RESULT_FIELDS)}" if experiment else ""
-    problem = _missing_fields(r, RESULT_FIELDS[kind], "it")
-    if problem:
-        return problem
-    if kind in ("fewshot", "tuning"):   # the few-shot tables' numbers are finite (a theory fit may be NaN: it says so)
-        odd = [n for n, k in RESULT_FIELDS[kind].items() if k == _NUMBER and not math.isfinite(r[n])]
-        if odd:
-            return f"its {odd[0]} is {r[odd[0]]}, not a finite number"
-    least = {"ways": 2, "shots": 1, "test_tasks": 1, **({"test_episodes": 1} if kind == "fewshot" else {})}
-    for name, low in least.items():   # counts (a tuning trial tests nothing: its test_episodes is 0)
-        if name in r and r[name] < low:
-            return f"its {name} {r[name]} is not a count of at least {low}"
-    for name in ("dataset", "backbone", "method"):   # they name output files: plain names only (no '/', no '..')
-        if name in r and not PLAIN_NAME.fullmatch(str(r[name])):
-            return f"its {name} {str(r[name])[:60]!r} is not a plain name (letters, digits, '.', '_', '+', '-')"
-    if kind in ("fewshot", "tuning"):
-        return _per_seed_problem(r, kind)
-    return _summary_problem(r, kind)
-
-# %% ../nbs/10b_report.ipynb #cccc2611-4
-def read_results(path: str | Path, experiment: str | None = None) -> tuple[dict | None, str]:
-    "Read the `results.json` at `path` and return (record, '') when it is valid, else (None, what is wrong with it)."
-    if Path(path).exists() and not Path(path).is_file():   # a folder or a FIFO (reading one would block)
-        return None, f"{path} is not a plain file"
-    try:
-        r = read_json(path)
-    except FileNotFoundError:
-        return None, f"{path} is missing"
-    except MtlMetaError as e:
-        return None, str(e)
-    except OSError as e:
-        return None, f"{path} cannot be read ({type(e).__name__}: {' '.join(str(e).split())[:80]})"
-    problem = check_results(r, experiment)
-    return (None, f"{path} is incomplete: {problem}") if problem else (r, "")
 
 # %% ../nbs/10b_report.ipynb #cccc0014b
 def timing_outliers(results: list[dict], factor: float = 2.0):

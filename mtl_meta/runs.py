@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .core import MtlMetaError, atomic_write_json, inside, read_json
-from .report import RESULT_FIELDS, read_results
+from .records import RESULT_FIELDS, read_results
 
 # %% auto #0
 __all__ = ['ATTEMPTS_FILE', 'Run', 'experiments_dir', 'RunResult', 'uncommitted_changes', 'code_version', 'run_dir',
