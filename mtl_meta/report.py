@@ -13,52 +13,15 @@ from typing import Iterable, Sequence
 from .core import MtlMetaError, atomic_write_bytes, atomic_write_text, inside, markdown_table, read_json
 from .records import RESULT_FIELDS, check_results, read_results   # also readable from here
 from .stats import holm, log_ratio_interval, paired_p_value, seed_interval, t_interval
+from .plots import METHOD_COLOURS, log_x_axis, method_colour, method_order, save_figure, use_figure_style
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'METHOD_COLOURS', 'COMPARATOR', 'REGIME_METHODS', 'REGIME_REFERENCE', 'REPORTS', 'method_order',
-           'use_figure_style', 'log_x_axis', 'save_figure', 'epochs_at_last_rate', 'patience_after_cut',
-           'fewshot_table', 'cost_to_accuracy', 'update_time_csv', 'updates_to_accuracy', 'update_times', 'cost_table',
-           'efficiency_curve', 'speedup_curve', 'efficiency_table', 'paper_comparison', 'method_colour',
+__all__ = ['PUBLISHED', 'COMPARATOR', 'REGIME_METHODS', 'REGIME_REFERENCE', 'REPORTS', 'epochs_at_last_rate',
+           'patience_after_cut', 'fewshot_table', 'cost_to_accuracy', 'update_time_csv', 'updates_to_accuracy',
+           'update_times', 'cost_table', 'efficiency_curve', 'speedup_curve', 'efficiency_table', 'paper_comparison',
            'best_on_validation', 'paired_table', 'paper_gaps', 'regime_table', 'report_regimes', 'timing_outliers',
            'report_fewshot', 'report_taxonomy', 'report_sinusoid', 'report_efficiency', 'report_theory',
            'reproduce_command', 'write_figures_index', 'collect', 'theory_split_markdown']
-
-# %% ../nbs/10b_report.ipynb #order001
-def method_order() -> tuple[str, ...]:
-    """Return the compared methods in registry order, the order of every table's rows and of the colours: the
-    method registry's own (`gbml.compared_methods`), read when called, so this module loads without the algorithms
-    (or torch) and imports nothing above it (not the profiles, which import the runs, which import this module)."""
-    from mtl_meta.gbml import compared_methods
-    return compared_methods()
-
-# %% ../nbs/10b_report.ipynb #cccc0011
-def use_figure_style() -> None:
-    "Set the seaborn theme of every reproduction figure (white grid, colour-blind palette) for the figures drawn next."
-    import seaborn as sns
-    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind", font_scale=0.9)
-
-# %% ../nbs/10b_report.ipynb #cccc0011-1
-def log_x_axis(ax, label: str) -> None:
-    """Make the x axis of `ax` log-scale, labelled `label`, with tick labels at the decades only (minor tick labels
-    such as 3x10^4 crowd each other); `ax` is changed in place."""
-    from matplotlib.ticker import NullFormatter
-    ax.set(xscale="log", xlabel=label)
-    ax.xaxis.set_minor_formatter(NullFormatter())
-
-# %% ../nbs/10b_report.ipynb #cccc0011-2
-def save_figure(fig, path: str | Path, dpi: int = 120, description: str = "") -> list[Path]:
-    """Write `fig` as `path`.png and `path`.pdf (any suffix of `path` is replaced; `description` goes into both
-    files' metadata), atomically, close it, and return the two paths written."""
-    import io
-    import matplotlib.pyplot as plt
-    stem, paths = Path(path).with_suffix(""), []
-    for ext, meta in (("png", {"Title": Path(path).stem, "Description": description}),
-                      ("pdf", {"Title": Path(path).stem, "Subject": description, "CreationDate": None})):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=ext, dpi=dpi, metadata=meta)
-        paths.append(atomic_write_bytes(stem.with_suffix(f".{ext}"), buf.getvalue()))
-    plt.close(fig)
-    return paths
 
 # %% ../nbs/10b_report.ipynb #patc0002
 def epochs_at_last_rate(history: list[dict]) -> int | None:
@@ -454,16 +417,6 @@ def _write_table(df, out: Path, stem: str, title: str, note: str = "", shown=Non
     shown = df if shown is None else shown
     md = markdown_table(shown) if not shown.empty else "(no results)"
     atomic_write_text(inside(out, f"{stem}.md"), f"# {title}\n\n{note}{md}\n")
-
-# Okabe & Ito's eight colours, told apart with the common colour-vision deficiencies; one per method, in every figure
-METHOD_COLOURS = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
-
-# %% ../nbs/10b_report.ipynb #cccc0014-14
-def method_colour(method: str, methods=None) -> str | None:
-    """Return the colour of `method` in every figure, by its place in `methods` (default: the registry's order);
-    None for a method outside it."""
-    methods = list(method_order() if methods is None else methods)
-    return METHOD_COLOURS[methods.index(method) % len(METHOD_COLOURS)] if method in methods else None
 
 # %% ../nbs/10b_report.ipynb #cccc0014-15
 def _seed_band(histories: list[list[dict]], col: str):
