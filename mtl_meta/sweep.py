@@ -229,7 +229,7 @@ class Sweep:
                                "slurm (or submitit-local), or drop --slurm")
         if self.time_limit is not None and not (isinstance(self.time_limit, (int, float)) and math.isfinite(self.time_limit)
                                                 and self.time_limit >= 0):
-            raise MtlMetaError(f"--time-limit must be 0 or more seconds, got {self.time_limit!r}")
+            raise MtlMetaError(f"the time limit must be 0 (report only) or more seconds, got {self.time_limit!r}")
 
 def _gpu_count() -> int:
     try:
