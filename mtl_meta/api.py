@@ -526,7 +526,7 @@ def evaluate(checkpoint: str | Path,              # checkpoint.pt written by tra
 # %% ../nbs/12_api.ipynb #cccc290d
 def _read_images(files: list[Path], meta: dict) -> torch.Tensor:
     "Image files decoded, resized and converted as the run's training images were: (n, C, H, W) in [0, 1]."
-    from mtl_meta.data import _decode_image
+    from mtl_meta.datasets import _decode_image
     c, h, w = meta["image_shape"]
     if h != w:
         raise MtlMetaError(f"the checkpoint's images are {h}x{w}; predict reads square images only")

@@ -67,6 +67,15 @@ def test_the_run_pipeline_flows_one_way():
         assert not g[m] & later, f"{m} imports {sorted(g[m] & later)}, which come after it in the pipeline"
 
 
+def test_the_data_parts_flow_one_way():
+    "datasets <- benchmark_data, folders <- data: the registry knows no loader, the loaders no name look-up."
+    g = _graph()
+    assert not g["datasets"] & {"benchmark_data", "folders", "data"}
+    assert "datasets" in g["benchmark_data"] and "datasets" in g["folders"]
+    assert not (g["benchmark_data"] | g["folders"]) & {"data", "benchmark_data", "folders"}
+    assert {"datasets", "benchmark_data", "folders"} <= g["data"]
+
+
 def test_no_star_imports():
     for p in PACKAGE.glob("*.py"):
         for node in ast.walk(ast.parse(p.read_text())):
@@ -82,7 +91,7 @@ def test_report_loads_without_torch_or_the_algorithms():
 
 # Signatures that keep more than 8 parameters, and why (a record would hide what the registry reads).
 LONG_SIGNATURES = {
-    "data.load_image_folder": "a data set's loader: its keyword options are the data set's options, which the "
+    "folders.load_image_folder": "a data set's loader: its keyword options are the data set's options, which the "
                               "registry reads from this signature to offer them as --dataset-option on the command line",
     "gbml.R2D2.__init__": "a method's constructor: its keyword options are the method's options, which "
                           "`option_defaults` reads from the signature to offer and check them as --option KEY=VALUE",

@@ -4,6 +4,8 @@ import io
 import json
 import os
 import pickle
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -463,3 +465,19 @@ def test_a_torchvision_image_folder_given_straight_to_a_sampler(tmp_path):
     with pytest.raises(MtlMetaError) as e:
         EpisodeSampler(ds, ways=4, shots=2, queries=2)
     _one_line(e, "at most 3 keeps every class")
+
+
+def test_importing_data_registers_every_built_in_data_set_and_each_part_its_own():
+    "A fresh interpreter: the registry alone knows no data set; each part registers its own; `data` imports them all."
+    code = ("import sys, mtl_meta.{0} as m, mtl_meta.datasets as r; "
+            "print(sorted(r.DATASETS), hasattr(m, 'load_split'))")
+    seen = {}
+    for module in ("datasets", "benchmark_data", "folders", "data"):
+        r = subprocess.run([sys.executable, "-c", code.format(module)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        seen[module] = r.stdout.strip()
+    benchmarks = ['cifar-fs', 'fc100', 'mini-imagenet', 'omniglot', 'omniglot-minimal', 'sinusoid', 'tiered-imagenet']
+    assert seen["datasets"] == "[] False"                # no name look-up where no data set is known
+    assert seen["benchmark_data"] == f"{benchmarks} False"
+    assert seen["folders"] == "['imagefolder'] False"
+    assert seen["data"] == f"{sorted(benchmarks + ['imagefolder'])} True"

@@ -127,7 +127,8 @@ def test_exported_features_fit_the_same_head_as_the_library(tmp_path, cache):
 
 def test_a_folder_as_it_is_mixed_modes_and_sizes_becomes_one_shape(tmp_path, cache):
     from PIL import Image
-    from mtl_meta.data import _decode_image, load_split
+    from mtl_meta.data import load_split
+    from mtl_meta.datasets import _decode_image
     folder = write_image_folder(tmp_path / "imgs", classes=12, per_class=4, size=16)
     Image.fromarray(np.zeros((16, 16), np.uint8), "L").save(folder / "class00" / "grey.png")
     Image.fromarray(np.full((24, 40, 3), 200, np.uint8)).save(folder / "class01" / "wide.jpg")
