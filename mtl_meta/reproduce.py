@@ -11,8 +11,10 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
+
+from fastcore.basics import patch
 
 from .core import (DATA_ENV, MtlMetaError, atomic_write_json, atomic_write_text, check_readable_dir,
                            data_root, markdown_table, one_writer, sweep_temp_files)
@@ -349,6 +351,149 @@ def check_notebook_extra(report_only: bool = False, find=None) -> None:
         raise MtlMetaError(f"reproduce needs {', '.join(missing)} ({'; '.join(NOTEBOOK_EXTRA[m] for m in missing)}), "
                            'which the core install leaves out: pip install "mtl_meta[notebooks]"')
 
+# %% ../nbs/10_reproduce.ipynb #repr0202
+def _chosen_runs(profile: str, only: Sequence[str] | None, overrides: dict | None) -> tuple[list[Run], list[Run]]:
+    """Return the whole profile and the runs of it that `only` chooses (all when None), both with `overrides`
+    applied. Every chosen run's values are checked against its notebook's declaration and its training config,
+    so a value of the wrong type or range stops here, before any folder is made or any run starts."""
+    from mtl_meta.params import check_run_parameters
+    every = get_profile(profile)
+    if overrides:
+        check_overrides(every, overrides)
+        every = [with_overrides(r, overrides) for r in every]
+    chosen = {r.name for r in get_profile(profile, only)}
+    runs = [r for r in every if r.name in chosen]
+    for r in runs:
+        if r.parameters:
+            check_run_parameters(experiments_dir() / r.notebook, r.parameters, where=f"run {r.name}", allow_unknown=True)
+            check_train_config(r)
+    return every, runs
+
+# %% ../nbs/10_reproduce.ipynb #repr0204
+def _make_output_folder(out: Path) -> None:
+    "Create `out` (and its parents), or raise a one-line `MtlMetaError` that names the folder and the fix."
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MtlMetaError(f"cannot create the output folder {out} ({e.strerror}); pass another --out") from None
+
+# %% ../nbs/10_reproduce.ipynb #repr0206
+@dataclass
+class _Stages:
+    """One reproduction under way: its folder `out`, its `profile`, the data `root`, the `command` its records
+    name, how runs execute (`sweep`, `deadline`), whether complete runs are rerun (`force`) or nothing trains
+    (`report_only`), who hears of each finished run (`bar`, `on_result`), and `done`: each run's `RunResult`
+    so far, by name."""
+    out: Path
+    profile: str
+    root: Path | None
+    command: str
+    sweep: Sweep
+    force: bool = False
+    report_only: bool = False
+    bar: object = None
+    on_result: Callable | None = None
+    deadline: Deadline | None = None
+    done: dict = field(default_factory=dict)
+
+# %% ../nbs/10_reproduce.ipynb #repr0207
+@patch
+def finished(self: _Stages, result: RunResult) -> None:
+    "Record `result` as its run's outcome, move the progress bar on, and tell the caller."
+    self.done[result.run.name] = result
+    if self.bar is not None:
+        self.bar.update(1)
+    if self.on_result is not None:
+        self.on_result(result)
+
+# %% ../nbs/10_reproduce.ipynb #repr0208
+@patch
+def pending(self: _Stages, run: Run, why: str) -> None:
+    "Record `run` as pending (not run, for the reason `why`): a later call of the same command resumes it."
+    self.finished(RunResult(run, "pending", 0.0, run_dir(self.out, run) / f"{run.name}.ipynb", why))
+
+# %% ../nbs/10_reproduce.ipynb #repr0210
+@patch
+def execute(self: _Stages, stage: list[Run]) -> None:
+    """Skip the runs of `stage` that are complete (unless `force`), say which finished runs cannot be trusted and
+    run them again, and execute the others through `run_all` (concurrently when `sweep.jobs` > 1); in a
+    report-only or frozen reproduction they come back pending instead."""
+    for run in stage:
+        damaged = {}
+        if not self.force and is_complete(self.out, run, self.profile, damaged):
+            self.finished(RunResult(run, "skipped", 0.0, run_dir(self.out, run) / f"{run.name}.ipynb"))
+        elif damaged:   # finished once, but its result cannot be trusted: said, then executed again
+            print(f"mtl-meta: warning: run {run.name} finished earlier but {damaged[run.name]}; running it again",
+                  file=sys.stderr)
+    todo = [r for r in stage if r.name not in self.done]
+    if self.report_only:
+        frozen = self.profile in FROZEN_PROFILES
+        for r in todo:
+            self.pending(r, f"not run: profile {self.profile} is frozen" if frozen else "not run: report only")
+        return
+    from mtl_meta.sweep import run_all
+    for r in run_all(todo, self.out, self.profile, self.root, self.command, sweep=self.sweep,
+                     on_result=self.finished, deadline=self.deadline):
+        self.done[r.run.name] = r
+
+# %% ../nbs/10_reproduce.ipynb #repr0211
+@patch
+def extend_grids(self: _Stages, trials: list[Run]) -> tuple[list[Run], list[Run], dict]:
+    """Execute the grid extensions of `trials`, round by round, while each round succeeds and time allows (a
+    round is decided by the one before it). Return `extension_frontier`'s `(extensions, waiting, bounds)` after
+    the last round; the extensions still waiting are recorded pending."""
+    extensions, waiting, bounds = extension_frontier(self.out, trials, self.profile)
+    while waiting and not self.report_only:
+        fresh = [r for r in waiting if r.name not in self.done]
+        if not fresh:
+            break
+        self.execute(fresh)
+        if any(self.done[r.name].status != "ok" for r in fresh):
+            break
+        extensions, waiting, bounds = extension_frontier(self.out, trials, self.profile)
+    for r in waiting:
+        if r.name not in self.done:
+            self.pending(r, "not run: a grid extension waiting for time")
+    return extensions, waiting, bounds
+
+# %% ../nbs/10_reproduce.ipynb #repr0212
+@patch
+def run_finals(self: _Stages, finals: list[Run], selected: dict, unfinished: set, base: Path | None,
+               overrides: dict | None) -> None:
+    """Execute the final runs `finals` with the values tuning `selected` (and the `overrides` on top); a run whose
+    tuning is `unfinished` (or missing from the reference folder `base`) is recorded pending with the reason, and
+    one whose tuned values cannot be applied is recorded failed."""
+    ready = []
+    for run in finals:
+        why = _why_waiting(run, unfinished, selected, base)
+        if why:
+            self.pending(run, why)
+            continue
+        try:
+            ready.append(with_overrides(resolve_tuned(run, selected), overrides or {}))
+        except MtlMetaError as e:
+            self.finished(RunResult(run, "failed", 0.0, run_dir(self.out, run) / f"{run.name}.ipynb", str(e)))
+    self.execute(ready)
+
+# %% ../nbs/10_reproduce.ipynb #repr0213
+def _write_outputs(stages: _Stages, every: list[Run], selected: dict, unfinished: set, overrides: dict | None,
+                   base: Path | None, summary_command: str) -> None:
+    """Write the tables of every run of the profile (`every`, shown with the values the final runs used), the
+    summary and the progress into `stages.out`. A run whose result the tables cannot use has not succeeded: its
+    `RunResult` in `stages.done` becomes failed, with the reason."""
+    out, profile = stages.out, stages.profile
+    if selected:
+        every = [with_overrides(resolve_tuned(r, selected), overrides or {}) if r.tuned in selected else r for r in every]
+    made = collect(out, [r.name for r in every], pending=_pending_records(out, every, profile), profile=profile,
+                   reference=base)
+    for name, problem in made["problems"].items():
+        result = stages.done.get(name)
+        if result is not None and result.status not in ("failed", "pending"):
+            stages.done[name] = RunResult(result.run, "failed", result.seconds, result.notebook,
+                                          f"its result is left out of the tables: {problem}")
+    write_summary(out, profile, every, summary_command)
+    write_progress(out, profile, every, unfinished)
+
 # %% ../nbs/10_reproduce.ipynb #cccc000f-d6
 @one_writer("out", recursive=True)   # one reproduction per folder; stale temp files of a killed one removed
 def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[str] | None = None,
@@ -369,102 +514,30 @@ def reproduce(profile: str = "cpu", out: str | Path = "figures", only: Sequence[
     next call resumes them. A limit of 0, or a frozen profile (`FROZEN_PROFILES`), trains nothing: the tables
     are redrawn from the runs already in `out`, which needs no data."""
     from tqdm.auto import tqdm
-    from mtl_meta.params import check_run_parameters
-    from mtl_meta.sweep import run_all
-    watch, sweep = watch or Watch(), sweep or Sweep()
-    progress, on_result, command = watch.progress, watch.on_result, watch.command
-    every = get_profile(profile)                       # the whole profile, with the overrides applied
-    if overrides:
-        check_overrides(every, overrides)
-        every = [with_overrides(r, overrides) for r in every]
-    chosen = {r.name for r in get_profile(profile, only)}
-    runs = [r for r in every if r.name in chosen]
-    for r in runs:   # a value of the wrong type or range stops here, before any folder is made or any run starts
-        if r.parameters:
-            check_run_parameters(experiments_dir() / r.notebook, r.parameters, where=f"run {r.name}", allow_unknown=True)
-            check_train_config(r)
-    out = Path(out)
-    frozen = FROZEN_PROFILES.get(profile)
+    watch, sweep, out = watch or Watch(), sweep or Sweep(), Path(out)
+    every, runs = _chosen_runs(profile, only, overrides)
     report_only = _check_mode(profile, out, runs, sweep, force or bool(overrides))
     check_notebook_extra(report_only)
     root = _usable_root(profile, out, runs, root, force, report_only)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise MtlMetaError(f"cannot create the output folder {out} ({e.strerror}); pass another --out") from None
+    _make_output_folder(out)
     sweep_temp_files()   # every argument is checked: stale temporary files of a killed reproduction can go
-    command = command or reproduce_command(profile, out)
+    command = watch.command or reproduce_command(profile, out)
     deadline = None if sweep.time_limit is None else Deadline(time.time() + sweep.time_limit,
                                                               lambda r: expected_seconds(out, r, seeds=1))
-    bar = tqdm(total=len(runs), desc=f"reproduce[{profile}]", unit="run", disable=not progress, file=sys.stderr)
-    def finished(r: RunResult):
-        bar.update(1)
-        if on_result is not None:
-            on_result(r)
-    def pending(run: Run, why: str) -> None:
-        done[run.name] = RunResult(run, "pending", 0.0, run_dir(out, run) / f"{run.name}.ipynb", why)
-        finished(done[run.name])
-    done, trials = {}, [r for r in every if r.tunes]
-    def execute(stage: list[Run]) -> None:
-        "Skip the complete runs of `stage`, execute the others (concurrently when jobs > 1)."
-        for run in stage:
-            damaged = {}
-            if not force and is_complete(out, run, profile, damaged):
-                done[run.name] = RunResult(run, "skipped", 0.0, run_dir(out, run) / f"{run.name}.ipynb")
-                finished(done[run.name])
-            elif damaged:   # finished once, but its result cannot be trusted: said, then executed again
-                print(f"mtl-meta: warning: run {run.name} finished earlier but {damaged[run.name]}; running it again",
-                      file=sys.stderr)
-        todo = [r for r in stage if r.name not in done]
-        if report_only:
-            for r in todo:
-                pending(r, f"not run: profile {profile} is frozen" if frozen else "not run: report only")
-            return
-        for r in run_all(todo, out, profile, root, command, sweep=sweep, on_result=finished, deadline=deadline):
-            done[r.run.name] = r
-    execute([r for r in runs if not r.tuned])        # everything that needs no tuning result, grid trials included
-    extensions, waiting, bounds = extension_frontier(out, trials, profile)
-    while waiting and not report_only:               # grid extensions, round by round, as far as time allows
-        fresh = [r for r in waiting if r.name not in done]
-        if not fresh:
-            break
-        execute(fresh)
-        if any(done[r.name].status != "ok" for r in fresh):
-            break
-        extensions, waiting, bounds = extension_frontier(out, trials, profile)
-    for r in waiting:
-        if r.name not in done:
-            pending(r, "not run: a grid extension waiting for time")
-    trials = trials + extensions
+    bar = tqdm(total=len(runs), desc=f"reproduce[{profile}]", unit="run", disable=not watch.progress, file=sys.stderr)
+    stages = _Stages(out, profile, root, command, sweep, force, report_only, bar, watch.on_result, deadline)
+    stages.execute([r for r in runs if not r.tuned])     # everything that needs no tuning result, grid trials included
+    trials = [r for r in every if r.tunes]
+    extensions, waiting, bounds = stages.extend_grids(trials)
     base = out / TUNING_FROM[profile] if profile in TUNING_FROM else None   # a profile tuned by another's trials
-    selected, unfinished = _tuning_state(out, profile, trials, waiting, bounds)
-    ready = []
-    for run in (r for r in runs if r.tuned):         # then the final runs, with the trials' choice
-        why = _why_waiting(run, unfinished, selected, base)
-        if why:
-            pending(run, why)
-            continue
-        try:
-            ready.append(with_overrides(resolve_tuned(run, selected), overrides or {}))
-        except MtlMetaError as e:
-            done[run.name] = RunResult(run, "failed", 0.0, run_dir(out, run) / f"{run.name}.ipynb", str(e))
-            finished(done[run.name])
-    execute(ready)
+    selected, unfinished = _tuning_state(out, profile, trials + extensions, waiting, bounds)
+    stages.run_finals([r for r in runs if r.tuned], selected, unfinished, base, overrides)
     bar.close()
-    every = every + extensions
-    if selected:   # the tables and the summary show the values the final runs used
-        every = [with_overrides(resolve_tuned(r, selected), overrides or {}) if r.tuned in selected else r for r in every]
-    made = collect(out, [r.name for r in every], pending=_pending_records(out, every, profile), profile=profile,
-                   reference=base)
-    for name, problem in made["problems"].items():   # a run whose result the tables cannot use has not succeeded
-        if name in done and done[name].status not in ("failed", "pending"):
-            done[name] = RunResult(done[name].run, "failed", done[name].seconds, done[name].notebook,
-                                   f"its result is left out of the tables: {problem}")
-    results = [done[r.name] for r in runs] + [done[r.name] for r in extensions if r.name in done and not only]
     # The summary and the progress cover the whole profile, also after `--only`: they describe the folder.
-    write_summary(out, profile, every, command if not only else reproduce_command(profile, out))
-    write_progress(out, profile, every, unfinished)
-    return results
+    _write_outputs(stages, every + extensions, selected, unfinished, overrides, base,
+                   command if not only else reproduce_command(profile, out))
+    done = stages.done
+    return [done[r.name] for r in runs] + [done[r.name] for r in extensions if r.name in done and not only]
 
 # %% ../nbs/10_reproduce.ipynb #cccc000f-d7
 def _unfinished_tuning(out: Path, profile: str) -> set[str]:

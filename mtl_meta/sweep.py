@@ -293,79 +293,100 @@ class Deadline:
                     "before the time limit")
         return ""
 
+# %% ../nbs/15_sweep.ipynb #cccc0009-3a
+def _run_local(runs: Sequence[Run], out, profile: str, root, command: str, jobs: int,
+               deadline: Deadline | None, finish: Callable[[RunResult], None]) -> None:
+    """Execute `runs` as child processes of this one, `jobs` at a time, each on its own GPU slot when there are
+    GPUs, and hand each `RunResult` to `finish` as it ends. A run the `deadline` refuses, or one queued when Ctrl-C
+    came, is not started and comes back pending. Ctrl-C stops the running runs (they note their attempt), reports
+    them, and is raised again; a second Ctrl-C waits for nothing."""
+    gpus = _gpu_count()
+    free = queue.Queue()   # the GPU of each concurrent slot: distinct while jobs <= GPUs
+    for k in range(jobs):
+        free.put(k % gpus if gpus and jobs > 1 else None)
+    stop = threading.Event()   # set by Ctrl-C: queued runs do not start, running ones stop at once
+    reported = set()
+    def one(r: Run) -> RunResult:
+        refused = "not started: interrupted" if stop.is_set() else deadline.refuses(r) if deadline is not None else ""
+        if refused:
+            return RunResult(r, "pending", 0.0, run_dir(out, r) / f"{r.name}.ipynb", refused)
+        device = free.get()
+        try:
+            return execute_isolated(r, out, profile, root, command, device,
+                                    None if deadline is None else deadline.at, stop)
+        finally:
+            free.put(device)
+    def report(result: RunResult) -> None:
+        reported.add(result.run.name)
+        finish(result)
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    futures = [pool.submit(one, r) for r in runs]
+    try:
+        for f in as_completed(futures):
+            report(f.result())
+    except KeyboardInterrupt:
+        stop.set()
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)   # the running runs stop and note their attempt
+        except KeyboardInterrupt:   # a second Ctrl-C: wait for nothing (a stopped run resumes from its checkpoint)
+            terminate_running()
+            raise
+        for f in futures:   # the runs stopped on the way out are reported too
+            if f.done() and not f.cancelled() and f.exception() is None and f.result().run.name not in reported:
+                report(f.result())
+        raise
+    finally:
+        pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
+
+# %% ../nbs/15_sweep.ipynb #cccc0009-3b
+def _run_submitit(runs: Sequence[Run], out, profile: str, root, command: str, executor: str,
+                  slurm_options: dict | None, finish: Callable[[RunResult], None]) -> None:
+    """Submit each of `runs` as one submitit job (`executor`: 'slurm', or 'submitit-local' to try the path
+    without a cluster), wait for them, and hand each `RunResult` to `finish` as its job ends. A job the
+    scheduler refuses stops the sweep with a one-line `MtlMetaError`; a job that fails is a failed run."""
+    ex = _submitit_executor(executor, Path(out).resolve() / "submitit", slurm_options)
+    submitted = {}
+    for r in runs:
+        folder = prepare_run_dir(out, r, profile)
+        (folder / "run.json").unlink(missing_ok=True)
+        try:
+            submitted[r.name] = (r, ex.submit(_submitit_job, _payload(r, out, profile, root, command)))
+        except Exception as e:   # sbatch refused the job (bad partition, quota...): say so in one line
+            raise MtlMetaError(f"submitting run {r.name} failed ({type(e).__name__}: "
+                               f"{' '.join(str(e).split())[-300:]}); check the --slurm options") from None
+    pending = dict(submitted)
+    while pending:
+        for name, (r, job) in list(pending.items()):
+            if job.done():
+                try:
+                    job.result()
+                    finish(_result(r, out))
+                except Exception as e:
+                    finish(_result(r, out, error=f"job {job.job_id} failed: {' '.join(str(e).split())[-300:]}"))
+                del pending[name]
+        time.sleep(0.5)
+
 # %% ../nbs/15_sweep.ipynb #cccc0009-3
 def run_all(runs: Sequence[Run], out, profile: str, root, command: str = "", sweep: Sweep | None = None,
             on_result: Callable[[RunResult], None] | None = None, deadline: Deadline | None = None) -> list[RunResult]:
     """Execute `runs` (independent of each other) as `sweep` says; return their results in the order of `runs`.
+    `on_result` hears of each run as it ends.
 
     With a `deadline`, a run that is not expected to end in time is not started, and one still going at the
     deadline is stopped: both come back 'pending'."""
-    sweep = sweep or Sweep()
-    jobs, executor, slurm_options = sweep.jobs, sweep.executor, sweep.slurm_options   # checked by Sweep itself
-    if deadline is not None and executor != "local":
+    sweep = sweep or Sweep()   # its jobs, executor and Slurm options are checked by Sweep itself
+    if deadline is not None and sweep.executor != "local":
         raise MtlMetaError(f"--time-limit works with the local executor only (a cluster job has its own limit: "
-                           f"--slurm timeout_min=...); drop one of --time-limit and --executor {executor}")
+                           f"--slurm timeout_min=...); drop one of --time-limit and --executor {sweep.executor}")
     done: dict[str, RunResult] = {}
     def finish(r: RunResult):
         done[r.run.name] = r
         if on_result is not None:
             on_result(r)
-    if executor == "local":
-        gpus = _gpu_count()
-        free = queue.Queue()   # the GPU of each concurrent slot: distinct while jobs <= GPUs
-        for k in range(jobs):
-            free.put(k % gpus if gpus and jobs > 1 else None)
-        stop = threading.Event()   # set by Ctrl-C: queued runs do not start, running ones stop at once
-        def one(r: Run) -> RunResult:
-            refused = "not started: interrupted" if stop.is_set() else deadline.refuses(r) if deadline is not None else ""
-            if refused:
-                return RunResult(r, "pending", 0.0, run_dir(out, r) / f"{r.name}.ipynb", refused)
-            device = free.get()
-            try:
-                return execute_isolated(r, out, profile, root, command, device,
-                                        None if deadline is None else deadline.at, stop)
-            finally:
-                free.put(device)
-        pool = ThreadPoolExecutor(max_workers=jobs)
-        futures = [pool.submit(one, r) for r in runs]
-        try:
-            for f in as_completed(futures):
-                finish(f.result())
-        except KeyboardInterrupt:
-            stop.set()
-            try:
-                pool.shutdown(wait=True, cancel_futures=True)   # the running runs stop and note their attempt
-            except KeyboardInterrupt:   # a second Ctrl-C: wait for nothing (a stopped run resumes from its checkpoint)
-                terminate_running()
-                raise
-            for f in futures:   # the runs stopped on the way out are reported too
-                if f.done() and not f.cancelled() and f.exception() is None and f.result().run.name not in done:
-                    finish(f.result())
-            raise
-        finally:
-            pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
+    if sweep.executor == "local":
+        _run_local(runs, out, profile, root, command, sweep.jobs, deadline, finish)
     else:
-        ex = _submitit_executor(executor, Path(out).resolve() / "submitit", slurm_options)
-        submitted = {}
-        for r in runs:
-            folder = prepare_run_dir(out, r, profile)
-            (folder / "run.json").unlink(missing_ok=True)
-            try:
-                submitted[r.name] = (r, ex.submit(_submitit_job, _payload(r, out, profile, root, command)))
-            except Exception as e:   # sbatch refused the job (bad partition, quota...): say so in one line
-                raise MtlMetaError(f"submitting run {r.name} failed ({type(e).__name__}: "
-                                   f"{' '.join(str(e).split())[-300:]}); check the --slurm options") from None
-        pending = dict(submitted)
-        while pending:
-            for name, (r, job) in list(pending.items()):
-                if job.done():
-                    try:
-                        job.result()
-                        finish(_result(r, out))
-                    except Exception as e:
-                        finish(_result(r, out, error=f"job {job.job_id} failed: {' '.join(str(e).split())[-300:]}"))
-                    del pending[name]
-            time.sleep(0.5)
+        _run_submitit(runs, out, profile, root, command, sweep.executor, sweep.slurm_options, finish)
     return [done[r.name] for r in runs]
 
 # %% ../nbs/15_sweep.ipynb #cccc000b

@@ -22,7 +22,7 @@ def run_cli():
     return cli
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def omniglot_root():
     "The data root holding the real Omniglot minimal archives; skips locally when absent, fails in CI."
     from mtl_meta.core import data_root
@@ -33,3 +33,13 @@ def omniglot_root():
             pytest.fail(msg)
         pytest.skip(msg)
     return root
+
+
+@pytest.fixture(scope="session")
+def smoke_reproduction(omniglot_root, tmp_path_factory):
+    """The whole `smoke` profile, reproduced once per test session: (the finished command, its output folder).
+    Tests read it and never change it (copy it first); it is the serial reference of the concurrent runs."""
+    out = tmp_path_factory.mktemp("smoke") / "out"
+    done = cli("reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--data-root", str(omniglot_root))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done, out

@@ -12,10 +12,8 @@ from fixtures import write_cifar100, write_mini_imagenet, write_tiered_imagenet
 from mtl_meta.profiles import PAPER_DATASETS, get_profile
 
 
-def test_smoke_profile_writes_tables_and_figures(run_cli, omniglot_root, tmp_path):
-    out = tmp_path / "out"
-    r = run_cli("reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--data-root", str(omniglot_root))
-    assert r.returncode == 0, r.stderr
+def test_smoke_profile_writes_tables_and_figures(smoke_reproduction):
+    r, out = smoke_reproduction
     assert r.stderr == ""   # quiet: TensorFlow's and the kernels' messages went into the runs' logs
     assert "cuDNN" in (out / "runs" / "theory" / "theory.log").read_text()
     fs = pd.read_csv(out / "fewshot.csv")

@@ -1,6 +1,7 @@
 """Reproductions in time-limited slices (issue 37): a limit that stops cleanly and resumes, finished seeds that
 are never trained again, a frozen profile that trains nothing, and a missing data root that names its fix."""
 import json
+import shutil
 
 import pytest
 
@@ -15,12 +16,24 @@ def _own_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MTL_META_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
+@pytest.fixture(scope="module")
+def straight(omniglot_root, tmp_path_factory):
+    "The trial and final run straight through, once for this module: tests copy the folder before changing it."
+    from conftest import cli
+    out = tmp_path_factory.mktemp("straight") / "C"
+    env = {"MTL_META_CACHE": str(tmp_path_factory.getbasetemp() / "cache")}
+    done = cli("reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--data-root", str(omniglot_root),
+               "--only", TRIAL, FINAL, *SMALL, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out
+
+
 def _smoke(run_cli, out, root, *extra):
     return run_cli("reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--data-root", str(root),
                    "--only", TRIAL, FINAL, *SMALL, *extra)
 
 
-def test_a_time_limit_stops_a_run_cleanly_and_the_same_command_resumes_it(run_cli, omniglot_root, tmp_path):
+def test_a_time_limit_stops_a_run_cleanly_and_the_same_command_resumes_it(run_cli, omniglot_root, straight, tmp_path):
     out = tmp_path / "S"
     stopped = _smoke(run_cli, out, omniglot_root, "--time-limit", "2s")   # no estimate yet: the trial starts, and stops
     assert stopped.returncode == 0, stopped.stderr
@@ -38,24 +51,21 @@ def test_a_time_limit_stops_a_run_cleanly_and_the_same_command_resumes_it(run_cl
     assert record["seconds_all_attempts"] == pytest.approx(record["seconds"] + attempts[0]["seconds"], abs=0.02)
     assert not (out / "runs" / TRIAL / "attempts.json").exists()
     # the same runs straight through give the same numbers: the stop lost nothing
-    clean = tmp_path / "C"
-    assert _smoke(run_cli, clean, omniglot_root).returncode == 0
+    clean = shutil.copytree(straight, tmp_path / "C")
     for name in (TRIAL, FINAL):
         a, b = (json.loads((o / "runs" / name / "results.json").read_text()) for o in (out, clean))
         assert a["best_val_acc"] == b["best_val_acc"] and a.get("test_acc") == b.get("test_acc")
     # a run expected (from the records of its method beside it) to take longer than the time left does not start
-    import shutil
     shutil.rmtree(clean / "runs" / TRIAL)
     again = _smoke(run_cli, clean, omniglot_root, "--time-limit", "1s")
     assert again.returncode == 0 and "expected to need" in again.stdout, again.stdout
     assert not (clean / "runs" / TRIAL).exists()
 
 
-def test_a_finished_seed_is_kept_without_its_checkpoint(run_cli, omniglot_root, tmp_path):
+def test_a_finished_seed_is_kept_without_its_checkpoint(run_cli, omniglot_root, straight, tmp_path):
     """A clone holds a final run's finished seeds (seedN/seed.json) but no checkpoints: the run completes from
     them without training, with the same numbers, every test episode's accuracy included."""
-    out = tmp_path / "S"
-    assert _smoke(run_cli, out, omniglot_root).returncode == 0
+    out = shutil.copytree(straight, tmp_path / "S")
     folder = out / "runs" / FINAL
     before = json.loads((folder / "results.json").read_text())
     seed = json.loads((folder / "seed0" / "seed.json").read_text())
