@@ -294,3 +294,15 @@ def test_tensorflow_start_up_chatter_is_not_stored(tmp_path):
     nb_outputs.execute(path, timeout=120)
     outs = json.loads(path.read_text())["cells"][0]["outputs"]
     assert len(outs) == 1 and "".join(outs[0]["text"]) == "a real warning\n"
+
+
+def test_results_of_each_figures_folder_get_their_own_caption_in_the_navigation():
+    # figures/cost.md and figures/cpu-2026-11/cost.md share a title: in one list a reader could not tell them apart
+    pages = ["benchmarks/README", "figures/cost", "figures/cpu-2026-11/cost", "figures/regimes/regimes", "figures/zz/x"]
+    trees = build_docs._results_toctrees(pages)
+    captions = [re.search(r":caption: (.*)", t).group(1) for t in trees]
+    assert captions[0] == "Results" and "figures/regimes" in captions[1]
+    assert captions[2:] == ["Results kept in figures/cpu-2026-11", "Results kept in figures/zz"]
+    listed = [t.split("\n\n", 1)[1].split("\n```")[0].split("\n") for t in trees]
+    assert listed[0] == ["benchmarks/README", "figures/cost"] and listed[2] == ["figures/cpu-2026-11/cost"]
+    assert sorted(sum(listed, [])) == sorted(pages)

@@ -829,14 +829,28 @@ def stage(src: Path, root: Path = ROOT) -> None:
     clean_outputs(index)
     nav = ("```{toctree}\n:hidden:\n:caption: Reading order\n:maxdepth: 1\n\n"
            + "\n".join(p.removesuffix(".ipynb") for p in order) + "\n```\n\n"
-           + "```{toctree}\n:hidden:\n:caption: Results\n:maxdepth: 1\n\n"
-           + "\n".join(figure_pages) + "\n```\n\n"
+           + "".join(_results_toctrees(figure_pages))
            + "```{toctree}\n:hidden:\n:caption: Executed runs\n:maxdepth: 1\n\nfigures/runs/index\n```\n\n"
            + "```{toctree}\n:hidden:\n:caption: Reference\n:maxdepth: 1\n\napi\n```\n\n"
            + "Every public name of the package, with a link to its documentation: [API index](api.md).\n")
     index["cells"].append({"cell_type": "markdown", "id": "sitenav", "metadata": {},
                            "source": nav.splitlines(keepends=True)})
     (src / "index.ipynb").write_text(json.dumps(index, indent=1), encoding="utf-8")
+
+
+def _results_toctrees(figure_pages: list[str]) -> list[str]:
+    """The navigation's results, one captioned toctree per folder, so that pages of the same title in two folders
+    (`figures/cost` and `figures/cpu-2026-11/cost`) are told apart: the current profile's and the benchmarks'
+    pages under "Results", each sub-folder of `figures/` under its own caption."""
+    groups: dict[str, list[str]] = {}
+    for page in figure_pages:
+        parts = page.split("/")
+        sub = parts[1] if parts[0] == "figures" and len(parts) > 2 else ""
+        groups.setdefault(sub, []).append(page)
+    captions = {"": "Results", "regimes": "Results: the regime map (figures/regimes)"}
+    return ["```{toctree}\n:hidden:\n:caption: " + captions.get(sub, f"Results kept in figures/{sub}")
+            + "\n:maxdepth: 1\n\n" + "\n".join(pages) + "\n```\n\n"
+            for sub, pages in sorted(groups.items(), key=lambda kv: (kv[0] != "", kv[0] != "regimes", kv[0]))]
 
 
 def build(out: Path, root: Path = ROOT) -> list[str]:
