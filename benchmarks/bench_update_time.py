@@ -139,7 +139,10 @@ def counted(trainer):
 
 
 def report(results, info, m_info, command, ref_method, cases):
-    lines = ["# Per-update time of every method at the `cpu` profile's settings", "",
+    widths = sorted({i["width"] for i in info.values()})
+    title = ("# Per-update time of every method at the `cpu` profile's settings" if widths == [PROFILE_WIDTH] else
+             f"# Per-update time at Conv-4 widths {', '.join(map(str, widths))} (the regime map's capacity axis)")
+    lines = [title, "",
              f"Command: `{command}`", "", f"Machine: {harness.machine_line(m_info)}; device {m_info['device']}"
              + (f" ({m_info['gpu']})" if m_info.get("gpu") else "") + ".", "",
              "One update = `Trainer.train_step` (episode sampling + forward, backward, RAdam step) of the profile's "

@@ -296,6 +296,8 @@ def test_bench_update_time_writes_the_table(omniglot_root, tmp_path):
     assert [(r["setting"], r["method"], r["width"]) for r in rows] == [("5w1s", "mtl", "64"), ("5w1s", "protonet", "64"),
                                                                       ("5w1s", "mtl", "16"), ("5w1s", "protonet", "16")]
     assert rows[2]["verdict"] == "reference"   # each width against MTL at the same width
+    # a page of its own in the site's navigation: titled by its widths, not as the profile's table
+    assert (tmp_path / "update-time.md").read_text().startswith("# Per-update time at Conv-4 widths 16, 64 ")
     from mtl_meta.report import update_times
     assert set(update_times(tmp_path / "update-time.csv")) == {("mtl", "5w1s"), ("protonet", "5w1s")}
     assert all(float(r["ms_per_update"]) > 0 and float(r["ms_lo95"]) <= float(r["ms_per_update"]) <= float(r["ms_hi95"])
