@@ -78,7 +78,7 @@ def test_the_regimes_profile_moves_one_axis_at_a_time():
     from mtl_meta.profiles import REGIME_BUDGETS, REGIME_METHODS, get_profile
     runs = get_profile("regimes")
     cells = {(r.parameters["regime"]["axis"], r.parameters["regime"]["level"]) for r in runs}
-    assert cells == {("images", 5), ("images", 10), ("classes", 153), ("classes", 306), ("capacity", 32), ("capacity", 128)}
+    assert cells == {("images", 5), ("images", 10), ("classes", 153), ("classes", 306), ("capacity", 32)}   # 128 channels: cut
     assert len(runs) == len(cells) * len(REGIME_METHODS) and all(len(r.parameters["seeds"]) == 3 for r in runs)
     cpu = {r.parameters["method"]: r for r in get_profile("cpu") if r.tuned and r.parameters["train_config"]["shots"] == 1}
     for r in runs:   # everything but the axis equals the cpu run of the same method (whose tuning it carries over)
@@ -103,11 +103,12 @@ def test_the_regimes_profile_waits_for_the_cpu_tuning_and_reads_it_from_the_fold
     env = {"MTL_META_DATA": str(tmp_path / "no-data")}
     r = run_cli("reproduce", "--profile", "regimes", "--out", str(out), "--no-progress", "--report-only", env=env)
     assert r.returncode == 0, r.stderr
-    assert "report only: 24 runs pending" in r.stdout
+    from mtl_meta.profiles import get_profile
+    assert f"report only: {len(get_profile('regimes'))} runs pending" in r.stdout
     table = (out / "regimes.md").read_text()
     assert "pending" in table and "| images | 5 | mtl |" in table
     # with the cpu selection in the folder above, the same runs resolve to the tuned values (pending only on time)
-    from mtl_meta.profiles import get_profile, setting_key
+    from mtl_meta.profiles import setting_key
     selected = {setting_key("omniglot-minimal", 5, 1, m): {"trial": {"lr": 0.05}, "val_acc": 0.9, "run": "x"}
                 for m in ("mtl", "metaoptnet-svm", "metaoptnet-rr", "protonet")}
     (tmp_path / "figures" / "tuning.json").write_text(json.dumps({"selected": selected}))
@@ -116,4 +117,4 @@ def test_the_regimes_profile_waits_for_the_cpu_tuning_and_reads_it_from_the_fold
     # ... but they wait while the cpu profile's tuning of their key is not final (its trials are not in this folder)
     assert "its tuning trials (omniglot-minimal-5w1s/mtl) are not all complete" in r.stdout
     summary = (out / "reproduction.md").read_text()
-    assert "'lr': 0.05" in summary and len(get_profile("regimes")) == 24
+    assert "'lr': 0.05" in summary
