@@ -43,3 +43,18 @@ def smoke_reproduction(omniglot_root, tmp_path_factory):
     done = cli("reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--data-root", str(omniglot_root))
     assert done.returncode == 0, done.stdout + done.stderr
     return done, out
+
+
+# `make test` runs this suite on 2 workers (pytest-xdist, `--dist loadgroup`). Tests that must share one worker:
+# those reading the session's smoke reproduction (made once per worker, a few minutes), and those building a wheel
+# from the checkout (setuptools writes build/ and the egg-info into the source tree, so two at once would collide).
+WHEEL_BUILDERS = {"test_wheel_contains_package_experiments_and_console_script",
+                  "test_wheel_without_extras_trains_and_evaluates"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "smoke_reproduction" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("smoke-reproduction"))
+        elif item.originalname in WHEEL_BUILDERS:
+            item.add_marker(pytest.mark.xdist_group("wheel-build"))

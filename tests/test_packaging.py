@@ -115,3 +115,20 @@ def test_package_description_has_absolute_links_and_images():
     relative = [t for t in targets if not re.match(r"(https?:|mailto:|#)", t)]
     assert not relative, relative[:5]
     assert "https://raw.githubusercontent.com/" in r.stdout   # images load from the raw files
+
+
+def test_every_test_that_builds_a_wheel_from_the_checkout_is_grouped_onto_one_worker():
+    """`make test` runs on 2 pytest-xdist workers; two wheel builds from the checkout at once would write the same
+    build/ folder. conftest's WHEEL_BUILDERS must name every test that runs `pip wheel` on the repository."""
+    import ast
+    from conftest import WHEEL_BUILDERS
+    builders = set()
+    for path in sorted(REPO.glob("tests/test_*.py")):
+        source = path.read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                for call in (n for n in ast.walk(node) if isinstance(n, ast.List)):
+                    words = [e.value for e in call.elts if isinstance(e, ast.Constant)]
+                    if "pip" in words and "wheel" in words and "str(REPO)" in ast.get_source_segment(source, call):
+                        builders.add(node.name)
+    assert builders == WHEEL_BUILDERS, (sorted(builders - WHEEL_BUILDERS), sorted(WHEEL_BUILDERS - builders))
