@@ -134,7 +134,9 @@ def rotation_angles(count: int) -> tuple[int, ...]:
 
 def subsample_classes(data: FewShotSplit, per_class: int, seed: int) -> FewShotSplit:
     """Return `data` with `per_class` images of every class, drawn without replacement with `seed` (the same seed keeps
-    the same images; the images keep their order within a class). A class with fewer images is a one-line error."""
+    the same images; the images keep their order within a class). The draw is the first `per_class` images of one
+    seeded permutation per class, so with the same seed a smaller set is part of a larger one (the regime map's levels
+    are nested). A class with fewer images is a one-line error."""
     if per_class < 1:
         raise MtlMetaError(f"images per class must be at least 1, got {per_class}")
     rng, keep = np.random.default_rng(seed), []
@@ -143,7 +145,7 @@ def subsample_classes(data: FewShotSplit, per_class: int, seed: int) -> FewShotS
         if len(idx) < per_class:
             raise MtlMetaError(f"class {data.class_names[c]!r} of {data.name or 'the split'} has {len(idx)} images, "
                                f"fewer than the {per_class} asked for; ask for at most {len(idx)}")
-        keep.append(np.sort(rng.choice(idx, size=per_class, replace=False)))
+        keep.append(np.sort(rng.permutation(idx)[:per_class]))
     keep = np.concatenate(keep)
     return FewShotSplit(np.ascontiguousarray(data.images[keep]), data.labels[keep], list(data.class_names), name=data.name)
 

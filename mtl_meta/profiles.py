@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .core import MtlMetaError
-from .report import REGIME_METHODS, REGIME_REFERENCE, reproduce_command
+from .report import REGIME_METHODS, REGIME_REFERENCE, REGIME_SEEDS, reproduce_command
 from .runs import Run, experiments_dir
 
 # %% auto #0
@@ -238,7 +238,7 @@ def _cpu_profile() -> list[Run]:
 # %% ../nbs/10a_profiles.ipynb #prof02
 def _regimes_profile() -> list[Run]:
     "The regime map (issue 28): one axis at a time away from the cpu setting."
-    return regime_runs("omniglot-minimal", REGIME_AXES, **_CPU_FEWSHOT)
+    return regime_runs("omniglot-minimal", REGIME_AXES, **{**_CPU_FEWSHOT, "seeds": list(REGIME_SEEDS)})
 
 # %% ../nbs/10a_profiles.ipynb #prof03
 def _cpu_2026_11_profile() -> list[Run]:

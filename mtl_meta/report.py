@@ -16,7 +16,7 @@ from .stats import holm, log_ratio_interval, paired_p_value, seed_interval, t_in
 from .plots import METHOD_COLOURS, log_x_axis, method_colour, method_order, save_figure, use_figure_style
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'COMPARATOR', 'REGIME_METHODS', 'REGIME_REFERENCE', 'REPORTS', 'epochs_at_last_rate',
+__all__ = ['PUBLISHED', 'COMPARATOR', 'REGIME_METHODS', 'REGIME_REFERENCE', 'REGIME_SEEDS', 'REPORTS', 'epochs_at_last_rate',
            'patience_after_cut', 'fewshot_table', 'cost_to_accuracy', 'update_time_csv', 'updates_to_accuracy',
            'update_times', 'cost_table', 'efficiency_curve', 'speedup_curve', 'efficiency_table', 'paper_comparison',
            'best_on_validation', 'paired_table', 'paper_gaps', 'regime_table', 'report_regimes', 'timing_outliers',
@@ -643,25 +643,47 @@ def paper_gaps(paired, comparator: str = COMPARATOR):
 # table, and the cpu profile's setting, which is every axis's reference level. `profiles` builds the runs from them.
 REGIME_METHODS = ("mtl", "metaoptnet-svm", "metaoptnet-rr", "protonet")
 REGIME_REFERENCE = {"images": 20, "classes": 612, "capacity": 64}
+REGIME_SEEDS = (0, 1, 2)   # every cell's seeds; the reference runs of MTL and the comparator have more, left out here
 
 # %% ../nbs/10b_report.ipynb #regm0002
-def _regime_cells(results: list[dict]) -> dict:
+def _is_regime_reference(r: dict, settings: set) -> bool:
+    """Whether `r` is a reference run of the map: a complete 5-way 1-shot few-shot run with no regime, of a data set
+    and backbone the regime runs use (`settings`: their (dataset, backbone) pairs; any when there are none), that
+    departs from its setting along no axis (all its training images, classes and channels)."""
+    return (r.get("experiment") == "fewshot" and not r.get("regime") and (r.get("ways"), r.get("shots")) == (5, 1)
+            and (not settings or (r.get("dataset"), r.get("backbone")) in settings)
+            and r.get("train_rotations", True) and not r.get("train_images_per_class") and not r.get("train_rotation_count")
+            and "hidden" not in (r.get("backbone_options") or {}))
+
+def _at_budget(s: dict, b: int) -> dict:
+    """Seed record `s` as its body at budget `b` (training images): that body's test, its history up to the epoch
+    whose end first reached `b` (when the snapshot was taken), and `budget_images`, the images by then."""
+    t = next(t for t in s["budget_tests"] if t["images"] == b)
+    reached = t.get("reached", True)
+    upto = next((i for i, h in enumerate(s["history"]) if h.get("images", 0) >= b), len(s["history"]) - 1)
+    history = s["history"][: upto + 1] if reached else s["history"]
+    return {**s, "tests": [{"ways": 5, "shots": 1, **t}], "history": history, "budget_reached": reached,
+            "budget_images": history[-1].get("images", float("nan")) if history else float("nan")}
+
+def _regime_cells(results: list[dict], seeds=REGIME_SEEDS) -> dict:
     """{(axis, level): {method: run}} from the regime runs and the reference runs (the `cpu` profile's 5-way
-    1-shot runs of the regime's methods), the latter at the reference level of every axis of the map."""
+    1-shot runs of the regime's methods: see `_is_regime_reference`), the latter at the reference level of every
+    axis of the map and, as their bodies at each budget of training images, in the budget cells. Reference and
+    budget cells keep only `seeds`, those of every other cell."""
     cells: dict = {}
+    settings = {(r.get("dataset"), r.get("backbone")) for r in results if r.get("regime")}
     for r in results:
         if r.get("experiment") not in ("fewshot", "pending") or r.get("method") not in REGIME_METHODS:
             continue
         if r.get("regime"):
             cells.setdefault((r["regime"]["axis"], r["regime"]["level"]), {})[r["method"]] = r
-        elif r.get("experiment") == "fewshot" and (r["ways"], r["shots"]) == (5, 1) and not r.get("train_images_per_class"):
+        elif _is_regime_reference(r, settings):
+            ref = {**r, "per_seed": [s for s in r["per_seed"] if s.get("seed") in seeds]}
             for axis, level in REGIME_REFERENCE.items():
-                cells.setdefault((axis, level), {}).setdefault(r["method"], r)
-            for b in {t["images"] for s in r["per_seed"] for t in s.get("budget_tests") or []}:
-                cells.setdefault(("budget", b), {})[r["method"]] = {**r, "per_seed": [
-                    {**s, "tests": [{"ways": 5, "shots": 1, **next(t for t in s["budget_tests"] if t["images"] == b)}],
-                     "history": [h for h in s["history"] if h.get("images", 0) <= b] or s["history"][:1]}
-                    for s in r["per_seed"] if any(t["images"] == b for t in s.get("budget_tests") or [])]}
+                cells.setdefault((axis, level), {}).setdefault(r["method"], ref)
+            for b in {t["images"] for s in ref["per_seed"] for t in s.get("budget_tests") or []}:
+                cells.setdefault(("budget", b), {})[r["method"]] = {**ref, "per_seed": [
+                    _at_budget(s, b) for s in ref["per_seed"] if any(t["images"] == b for t in s.get("budget_tests") or [])]}
     return cells
 
 # %% ../nbs/10b_report.ipynb #regm0002-d1
@@ -671,12 +693,23 @@ def _matched_speedup(a: dict, b: dict) -> tuple[float, float, float]:
     return log_ratio_interval([t[0] / o[0] for o, t in zip(ours, theirs)])
 
 # %% ../nbs/10b_report.ipynb #regm0002-d2
+def _seed_mean(r: dict, seeds, key: str) -> float:
+    "Mean of run `r`'s per-seed `key` over `seeds` (the run's own mean when its seeds do not record it)."
+    values = [s[key] for s in r["per_seed"] if s.get("seed") in seeds and isinstance(s.get(key), (int, float))]
+    return float(sum(values) / len(values)) if len(values) == len(seeds) else float(r.get(key, float("nan")))
+
+def _budget_images(r: dict, seeds) -> float:
+    "Mean over `seeds` of the training images by the snapshot of a budget cell's run `r` (see `_at_budget`)."
+    return float(sum(s["budget_images"] for s in r["per_seed"] if s.get("seed") in seeds) / max(len(seeds), 1))
+
 def regime_table(results: list[dict], comparator: str = COMPARATOR):
     """One row per regime cell (axis, level) and method other than `comparator`: the method minus the comparator,
     paired per seed on the same test episodes (points, Student-t interval over seeds, p-value and its Holm adjustment
     over the cell's methods, verdict), both accuracies, the method's training images and seconds per seed, and its
     speedup over the comparator at matched validation accuracy (the comparator's images over the method's; budget
-    cells: none, every method got the same images). A cell with a run not complete says pending."""
+    cells: none, every method got the same images). Budget cells: `images` is the mean of the images by each seed's
+    snapshot (the end of its first epoch at or past the budget) and `reached` the seeds whose run got there (the
+    others test their final body). A cell with a run not complete says pending."""
     import numpy as np
     import pandas as pd
     rows = []
@@ -687,7 +720,7 @@ def regime_table(results: list[dict], comparator: str = COMPARATOR):
                 continue
             row = {"axis": axis, "level": level, "method": method, "seeds": 0, "method_acc": float("nan"),
                    "comparator_acc": float("nan"), "gap": float("nan"), "ci95": float("nan"), "p_value": float("nan"),
-                   "images": float("nan"), "seconds": float("nan"), "speedup_images": float("nan"),
+                   "images": float("nan"), "reached": float("nan"), "seconds": float("nan"), "speedup_images": float("nan"),
                    "speedup_images_lo": float("nan"), "speedup_images_hi": float("nan"), "pending": True}
             if comp is not None and r.get("experiment") == comp.get("experiment") == "fewshot":
                 ours, theirs = _per_seed_tests(r).get((5, 1), {}), _per_seed_tests(comp).get((5, 1), {})
@@ -698,8 +731,10 @@ def regime_table(results: list[dict], comparator: str = COMPARATOR):
                 row.update(seeds=len(seeds), method_acc=100 * float(np.mean([ours[s] for s in seeds])),
                            comparator_acc=100 * float(np.mean([theirs[s] for s in seeds])), gap=float(np.mean(diffs)),
                            ci95=float("nan") if ci is None else ci, p_value=paired_p_value(diffs),
-                           images=level if axis == "budget" else r.get("train_images", float("nan")),
-                           seconds=float("nan") if axis == "budget" else r.get("train_seconds", float("nan")),
+                           images=_budget_images(r, seeds) if axis == "budget" else _seed_mean(r, seeds, "train_images"),
+                           reached=sum(s.get("budget_reached", True) for s in r["per_seed"] if s.get("seed") in seeds)
+                           if axis == "budget" else float("nan"),
+                           seconds=float("nan") if axis == "budget" else _seed_mean(r, seeds, "train_seconds"),
                            speedup_images=speed[0], speedup_images_lo=speed[1], speedup_images_hi=speed[2],
                            pending=False)
             rows.append(row)
@@ -769,10 +804,14 @@ def report_regimes(results: list[dict], out: Path) -> None:
                  f"axis and level; gap: the method's test accuracy minus {COMPARATOR}'s in points, paired per seed "
                  "on the same test episodes (ci95: Student t over seeds; p_holm: Holm over the cell's methods; "
                  "verdict from p_holm < 0.05); images and seconds: training images and update wall-clock per seed "
-                 f"(budget cells: the budget); speedup_images: {COMPARATOR}'s training images over the method's to "
+                 f"(budget cells: see below); speedup_images: {COMPARATOR}'s training images over the method's to "
                  "first reach the lower of their worst seeds' best validation accuracy, geometric mean over seeds "
                  "with its t interval on the log scale. The cpu profile's runs are the reference level of every "
-                 "axis (20 images per class, 612 classes, 64 channels), and its budget cells.\n\n", shown=shown)
+                 "axis (20 images per class, 612 classes, 64 channels) and its budget cells, with the seeds of every "
+                 f"cell ({', '.join(map(str, REGIME_SEEDS))}). Budget cells: images is the mean training images by the "
+                 "snapshot (the end of the first epoch at or past the budget), reached the seeds whose run got that "
+                 "far (the others test their final body). At 5 images per class a training episode has 4 queries per "
+                 "class (every image of a class), not 5.\n\n", shown=shown)
     if (~table.pending).any():
         _plot_regimes(table, out)
 

@@ -45,16 +45,23 @@ def smoke_reproduction(omniglot_root, tmp_path_factory):
     return done, out
 
 
-# `make test` runs this suite on 2 workers (pytest-xdist, `--dist loadgroup`). Tests that must share one worker:
-# those reading the session's smoke reproduction (made once per worker, a few minutes), and those building a wheel
-# from the checkout (setuptools writes build/ and the egg-info into the source tree, so two at once would collide).
+# `make test` runs this suite on 2 workers (pytest-xdist, `--dist loadgroup`). A test with no group is scheduled on
+# its own, so a module or session fixture is built again on every worker that runs one of its tests: the tests of
+# an expensive shared fixture share one worker (FIXTURE_GROUPS), and so do the two tests that build a wheel from the
+# checkout (setuptools writes build/ and the egg-info into the source tree, so two at once would collide).
+FIXTURE_GROUPS = {"smoke_reproduction": "smoke-reproduction",   # the smoke profile, a few minutes
+                  "site": "docs-site",                          # test_docs: the site built once, about a minute
+                  "smoke_out": "reliability-smoke",             # test_reliability: a trained smoke run
+                  "straight": "slices-straight"}                # test_slices: a run done without a time limit
 WHEEL_BUILDERS = {"test_wheel_contains_package_experiments_and_console_script",
                   "test_wheel_without_extras_trains_and_evaluates"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if "smoke_reproduction" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("smoke-reproduction"))
-        elif item.originalname in WHEEL_BUILDERS:
-            item.add_marker(pytest.mark.xdist_group("wheel-build"))
+        names = getattr(item, "fixturenames", ())
+        group = next((g for f, g in FIXTURE_GROUPS.items() if f in names), None)
+        if group is None and item.originalname in WHEEL_BUILDERS:
+            group = "wheel-build"
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))

@@ -132,3 +132,11 @@ def test_every_test_that_builds_a_wheel_from_the_checkout_is_grouped_onto_one_wo
                     if "pip" in words and "wheel" in words and "str(REPO)" in ast.get_source_segment(source, call):
                         builders.add(node.name)
     assert builders == WHEEL_BUILDERS, (sorted(builders - WHEEL_BUILDERS), sorted(WHEEL_BUILDERS - builders))
+
+
+def test_every_grouped_fixture_still_exists():
+    "conftest's FIXTURE_GROUPS names fixtures by name; a renamed fixture would silently lose its shared worker."
+    import re
+    from conftest import FIXTURE_GROUPS
+    defined = set(re.findall(r"^def (\w+)\(", "".join(p.read_text() for p in REPO.glob("tests/*.py")), re.M))
+    assert set(FIXTURE_GROUPS) <= defined, sorted(set(FIXTURE_GROUPS) - defined)

@@ -39,6 +39,10 @@ def test_subsampling_keeps_n_images_of_every_training_class_only(omniglot_root):
         kept = five["train"].images[five["train"].labels == c]
         pool = whole["train"].images[whole["train"].labels == c]
         assert all(any((k == p).all() for p in pool) for k in kept)
+    ten = _splits(omniglot_root, train_images_per_class=10)   # nested levels: a seed's 5 images are among its 10
+    for c in (0, 7):
+        larger = ten["train"].images[ten["train"].labels == c]
+        assert all(any((k == p).all() for p in larger) for k in five["train"].images[five["train"].labels == c])
     with pytest.raises(MtlMetaError, match="fewer than the 21"):
         _splits(omniglot_root, train_images_per_class=21)
 
