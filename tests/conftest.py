@@ -36,6 +36,17 @@ def omniglot_root():
 
 
 @pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory) -> Path:
+    "The wheel of this checkout (`pip wheel --no-deps`), built once per test session; tests only read it."
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(dist), str(REPO)], check=True, capture_output=True)
+    wheels = list(dist.glob("mtl_meta-*.whl"))
+    assert len(wheels) == 1, wheels
+    return wheels[0]
+
+
+@pytest.fixture(scope="session")
 def smoke_reproduction(omniglot_root, tmp_path_factory):
     """The whole `smoke` profile, reproduced once per test session: (the finished command, its output folder).
     Tests read it and never change it (copy it first); it is the serial reference of the concurrent runs."""
@@ -47,21 +58,18 @@ def smoke_reproduction(omniglot_root, tmp_path_factory):
 
 # `make test` runs this suite on 2 workers (pytest-xdist, `--dist loadgroup`). A test with no group is scheduled on
 # its own, so a module or session fixture is built again on every worker that runs one of its tests: the tests of
-# an expensive shared fixture share one worker (FIXTURE_GROUPS), and so do the two tests that build a wheel from the
-# checkout (setuptools writes build/ and the egg-info into the source tree, so two at once would collide).
+# an expensive shared fixture share one worker (FIXTURE_GROUPS); for the wheel that is also a must (setuptools
+# writes build/ and the egg-info into the source tree, so two builds at once would collide).
 FIXTURE_GROUPS = {"smoke_reproduction": "smoke-reproduction",   # the smoke profile, a few minutes
+                  "built_wheel": "wheel-build",                 # the wheel of the checkout
                   "site": "docs-site",                          # test_docs: the site built once, about a minute
                   "smoke_out": "reliability-smoke",             # test_reliability: a trained smoke run
                   "straight": "slices-straight"}                # test_slices: a run done without a time limit
-WHEEL_BUILDERS = {"test_wheel_contains_package_experiments_and_console_script",
-                  "test_wheel_without_extras_trains_and_evaluates"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         names = getattr(item, "fixturenames", ())
         group = next((g for f, g in FIXTURE_GROUPS.items() if f in names), None)
-        if group is None and item.originalname in WHEEL_BUILDERS:
-            group = "wheel-build"
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))

@@ -39,10 +39,8 @@ def core_venv() -> Path:
 
 
 @pytest.mark.slow
-def test_wheel_without_extras_trains_and_evaluates(tmp_path, omniglot_root):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path / "dist"), str(REPO)], check=True, capture_output=True)
-    wheel = next((tmp_path / "dist").glob("mtl_meta-*.whl"))
+def test_wheel_without_extras_trains_and_evaluates(tmp_path, omniglot_root, built_wheel):
+    wheel = built_wheel
     env = core_venv()
     py, exe = env / "bin" / "python", env / "bin" / "mtl-meta"
     # the wheel's own requirements must already be satisfied by the core environment: --no-index

@@ -66,11 +66,8 @@ def test_installed_version_matches_settings():
 
 
 @pytest.mark.slow
-def test_wheel_contains_package_experiments_and_console_script(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path), str(REPO)], check=True, capture_output=True)
-    wheels = list(tmp_path.glob("mtl_meta-*.whl"))
-    assert len(wheels) == 1, wheels
+def test_wheel_contains_package_experiments_and_console_script(tmp_path, built_wheel):
+    wheels = [built_wheel]   # built once per session (conftest)
     with zipfile.ZipFile(wheels[0]) as z:
         names = set(z.namelist())
         assert "mtl_meta/core.py" in names and "mtl_meta/cli.py" in names
@@ -117,21 +114,20 @@ def test_package_description_has_absolute_links_and_images():
     assert "https://raw.githubusercontent.com/" in r.stdout   # images load from the raw files
 
 
-def test_every_test_that_builds_a_wheel_from_the_checkout_is_grouped_onto_one_worker():
+def test_only_the_shared_fixture_builds_a_wheel_from_the_checkout():
     """`make test` runs on 2 pytest-xdist workers; two wheel builds from the checkout at once would write the same
-    build/ folder. conftest's WHEEL_BUILDERS must name every test that runs `pip wheel` on the repository."""
+    build/ folder. Only conftest's `built_wheel` builds one, and its tests share one worker (FIXTURE_GROUPS)."""
     import ast
-    from conftest import WHEEL_BUILDERS
     builders = set()
-    for path in sorted(REPO.glob("tests/test_*.py")):
+    for path in sorted(REPO.glob("tests/*.py")):
         source = path.read_text()
         for node in ast.walk(ast.parse(source)):
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+            if isinstance(node, ast.FunctionDef):
                 for call in (n for n in ast.walk(node) if isinstance(n, ast.List)):
                     words = [e.value for e in call.elts if isinstance(e, ast.Constant)]
                     if "pip" in words and "wheel" in words and "str(REPO)" in ast.get_source_segment(source, call):
                         builders.add(node.name)
-    assert builders == WHEEL_BUILDERS, (sorted(builders - WHEEL_BUILDERS), sorted(WHEEL_BUILDERS - builders))
+    assert builders == {"built_wheel"}, sorted(builders)
 
 
 def test_every_grouped_fixture_still_exists():

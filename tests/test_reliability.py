@@ -545,15 +545,14 @@ def _tagged_processes(tag):
 
 @pytest.mark.slow   # three notebook kernels: a clean run, a killed one, its rerun
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal and /proc are Linux's")
-def test_killed_reproduce_leaves_no_process_and_its_rerun_equals_a_clean_run(run_cli, omniglot_root, tmp_path):
+def test_killed_reproduce_leaves_no_process_and_its_rerun_equals_a_clean_run(run_cli, omniglot_root, tmp_path,
+                                                                             smoke_reproduction):
     import time
     import uuid
     import pandas as pd
     from conftest import BIN
-    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    clean, killed = smoke_reproduction[1], tmp_path / "killed"   # the clean run: the smoke profile's, undisturbed
     args = ["--profile", "smoke", "--only", "sinusoid", "--no-progress", "--data-root", str(omniglot_root)]
-    r = run_cli("reproduce", *args, "--out", str(clean))
-    assert r.returncode == 0, r.stderr
     tag = uuid.uuid4().hex
     p = subprocess.Popen([str(BIN / "mtl-meta"), "reproduce", *args, "--out", str(killed)],
                          env={**os.environ, "MTL_META_TEST_TAG": tag}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

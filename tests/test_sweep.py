@@ -11,6 +11,13 @@ TRIALS = ["tune-omniglot-minimal-5w1s-mtl-t0", "tune-omniglot-minimal-5w1s-proto
 SAME = ["dataset", "backbone", "ways", "shots", "method", "seeds", "test_episodes", "acc", "ci95_episodes"]
 
 
+def _copy_runs(src, dst, names):
+    "Copy the complete runs `names` of the output folder `src` into `dst`, which then skips them."
+    import shutil
+    for name in names:
+        shutil.copytree(src / "runs" / name, dst / "runs" / name)
+
+
 def _fewshot(run_cli, root, out, *extra, only=(*TRIALS, *FEWSHOT)):
     r = run_cli("reproduce", "--profile", "smoke", "--only", *only, "--out", str(out), "--no-progress",
                 "--data-root", str(root), *extra)
@@ -29,12 +36,17 @@ def test_jobs_and_submitit_give_the_serial_tables(run_cli, omniglot_root, smoke_
     assert all("validation accuracy" in lines[t] for t in TRIALS) and all("test accuracy" in lines[f] for f in FEWSHOT)
     assert r1.stderr == ""
     assert (out / "runs" / FEWSHOT[0] / f"{FEWSHOT[0]}.log").exists()
+    # the tuning trials come from the serial reference (copied, so skipped): the two final runs go concurrently
+    _copy_runs(out, tmp_path / "jobs", TRIALS)
     r2, parallel = _fewshot(run_cli, omniglot_root, tmp_path / "jobs", "--jobs", "2")
+    status = {l.split()[1]: l.split()[0] for l in r2.stdout.splitlines() if len(l.split()) > 1}
+    assert [status.get(t) for t in TRIALS] == ["skipped"] * 2 and [status.get(f) for f in FEWSHOT] == ["ok"] * 2, r2.stdout
     pd.testing.assert_frame_equal(serial, parallel)
     if importlib.util.find_spec("submitit") is None:
         pytest.skip("submitit is not installed (pip install \"mtl_meta[slurm]\")")
-    # submitit's path, on one method's trial and final (the runs themselves are the local ones)
+    # submitit's path, on one method's final run (its trial copied; the runs themselves are the local ones)
     one = (TRIALS[1], FEWSHOT[1])
+    _copy_runs(out, tmp_path / "submitit", TRIALS[1:])
     r3, jobs = _fewshot(run_cli, omniglot_root, tmp_path / "submitit", "--executor", "submitit-local", only=one)
     protonet = lambda t: t[t.method == "protonet"].reset_index(drop=True)   # mtl's rows are pending there
     pd.testing.assert_frame_equal(protonet(serial), protonet(jobs))
