@@ -54,11 +54,11 @@ docs: $(STAMP)
 test-nbs: $(STAMP)
 	$(BIN)/nbdev_test --n_workers 2 --timing
 
-# The tests on TEST_WORKERS processes (pytest-xdist; 0 runs them in this one); tests that share a session fixture or
-# write into the checkout are grouped onto one worker (tests/conftest.py).
+# The tests on TEST_WORKERS processes (pytest-xdist; 0 runs them in this one). Each worker builds its own session
+# fixtures, except the wheel of the checkout, built once under a lock (tests/conftest.py).
 TEST_WORKERS ?= 2
 test-py: $(STAMP)
-	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadgroup --durations=30
+	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --durations=30
 
 smoke: $(STAMP)
 	$(BIN)/mtl-meta reproduce --profile smoke --out runs/smoke

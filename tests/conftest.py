@@ -37,10 +37,20 @@ def omniglot_root():
 
 @pytest.fixture(scope="session")
 def built_wheel(tmp_path_factory) -> Path:
-    "The wheel of this checkout (`pip wheel --no-deps`), built once per test session; tests only read it."
-    dist = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(dist), str(REPO)], check=True, capture_output=True)
+    """The wheel of this checkout (`pip wheel --no-deps`), built once per test session; tests only read it.
+    `make test` runs pytest-xdist workers, each with its own session fixtures: the wheel is built once in the folder
+    they share, under a lock, since setuptools writes build/ and the egg-info into the source tree and two builds at
+    once would collide."""
+    import fcntl
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    shared = tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.getbasetemp()
+    dist = shared / "built-wheel"
+    with open(shared / "built-wheel.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes
+        if not list(dist.glob("mtl_meta-*.whl")):
+            dist.mkdir(exist_ok=True)
+            subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(dist), str(REPO)], check=True, capture_output=True)
     wheels = list(dist.glob("mtl_meta-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
@@ -54,22 +64,3 @@ def smoke_reproduction(omniglot_root, tmp_path_factory):
     done = cli("reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--data-root", str(omniglot_root))
     assert done.returncode == 0, done.stdout + done.stderr
     return done, out
-
-
-# `make test` runs this suite on 2 workers (pytest-xdist, `--dist loadgroup`). A test with no group is scheduled on
-# its own, so a module or session fixture is built again on every worker that runs one of its tests: the tests of
-# an expensive shared fixture share one worker (FIXTURE_GROUPS); for the wheel that is also a must (setuptools
-# writes build/ and the egg-info into the source tree, so two builds at once would collide).
-FIXTURE_GROUPS = {"smoke_reproduction": "smoke-reproduction",   # the smoke profile, a few minutes
-                  "built_wheel": "wheel-build",                 # the wheel of the checkout
-                  "site": "docs-site",                          # test_docs: the site built once, about a minute
-                  "smoke_out": "reliability-smoke",             # test_reliability: a trained smoke run
-                  "straight": "slices-straight"}                # test_slices: a run done without a time limit
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        names = getattr(item, "fixturenames", ())
-        group = next((g for f, g in FIXTURE_GROUPS.items() if f in names), None)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))

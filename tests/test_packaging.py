@@ -116,7 +116,7 @@ def test_package_description_has_absolute_links_and_images():
 
 def test_only_the_shared_fixture_builds_a_wheel_from_the_checkout():
     """`make test` runs on 2 pytest-xdist workers; two wheel builds from the checkout at once would write the same
-    build/ folder. Only conftest's `built_wheel` builds one, and its tests share one worker (FIXTURE_GROUPS)."""
+    build/ folder. Only conftest's `built_wheel` builds one, once, under a lock the workers share."""
     import ast
     builders = set()
     for path in sorted(REPO.glob("tests/*.py")):
@@ -129,10 +129,3 @@ def test_only_the_shared_fixture_builds_a_wheel_from_the_checkout():
                         builders.add(node.name)
     assert builders == {"built_wheel"}, sorted(builders)
 
-
-def test_every_grouped_fixture_still_exists():
-    "conftest's FIXTURE_GROUPS names fixtures by name; a renamed fixture would silently lose its shared worker."
-    import re
-    from conftest import FIXTURE_GROUPS
-    defined = set(re.findall(r"^def (\w+)\(", "".join(p.read_text() for p in REPO.glob("tests/*.py")), re.M))
-    assert set(FIXTURE_GROUPS) <= defined, sorted(set(FIXTURE_GROUPS) - defined)
