@@ -698,10 +698,6 @@ def _seed_mean(r: dict, seeds, key: str) -> float:
     values = [s[key] for s in r["per_seed"] if s.get("seed") in seeds and isinstance(s.get(key), (int, float))]
     return float(sum(values) / len(values)) if len(values) == len(seeds) else float(r.get(key, float("nan")))
 
-def _budget_images(r: dict, seeds) -> float:
-    "Mean over `seeds` of the training images by the snapshot of a budget cell's run `r` (see `_at_budget`)."
-    return float(sum(s["budget_images"] for s in r["per_seed"] if s.get("seed") in seeds) / max(len(seeds), 1))
-
 def regime_table(results: list[dict], comparator: str = COMPARATOR):
     """One row per regime cell (axis, level) and method other than `comparator`: the method minus the comparator,
     paired per seed on the same test episodes (points, Student-t interval over seeds, p-value and its Holm adjustment
@@ -731,7 +727,7 @@ def regime_table(results: list[dict], comparator: str = COMPARATOR):
                 row.update(seeds=len(seeds), method_acc=100 * float(np.mean([ours[s] for s in seeds])),
                            comparator_acc=100 * float(np.mean([theirs[s] for s in seeds])), gap=float(np.mean(diffs)),
                            ci95=float("nan") if ci is None else ci, p_value=paired_p_value(diffs),
-                           images=_budget_images(r, seeds) if axis == "budget" else _seed_mean(r, seeds, "train_images"),
+                           images=_seed_mean(r, seeds, "budget_images" if axis == "budget" else "train_images"),
                            reached=sum(s.get("budget_reached", True) for s in r["per_seed"] if s.get("seed") in seeds)
                            if axis == "budget" else float("nan"),
                            seconds=float("nan") if axis == "budget" else _seed_mean(r, seeds, "train_seconds"),

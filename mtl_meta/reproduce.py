@@ -623,12 +623,14 @@ def expected_seconds(out: str | Path, run: Run, seeds: int | None = None) -> flo
     """The wall-clock seconds `run` is expected to take, from the complete few-shot runs recorded in `out`; with
     `seeds`, the seconds of only that many of its seeds still to train (`seeds=1`: until its next seed lands).
 
-    Per seed still to train (a seed with a `seedN/seed.json` is done): the mean seconds per seed of the same
-    method's complete runs of the same kind (tuning trial or final run) and setting; without one, the method's
-    seconds per epoch in any of its complete runs times the median epochs a seed of that kind needed (or the run's
-    epoch cap); for a method with no complete run yet, the median seconds per seed of the other methods' runs of
-    that kind and setting (so a new method does not start with too little time left). None where `out` holds
-    none of these (or `run` is not a few-shot run)."""
+    Per seed still to train (a seed with a `seedN/seed.json` is done): the median seconds per seed of the same
+    method's complete runs of the same kind (tuning trial or final run) and setting; without one, the median of
+    the method's seconds per epoch over its complete runs times the median epochs a seed of that kind needed (or
+    the run's epoch cap); for a method with no complete run yet, the median seconds per seed of the other methods'
+    runs of that kind and setting (so a new method does not start with too little time left). Medians, not
+    means: a run that shared the cores with other work can take several times as long as a quiet one, and one
+    such run must not make a slice refuse every later run of its method. None where `out` holds none of these
+    (or `run` is not a few-shot run)."""
     p = run.parameters
     if run.notebook != "fewshot.ipynb" or "method" not in p:
         return None
@@ -637,7 +639,7 @@ def expected_seconds(out: str | Path, run: Run, seeds: int | None = None) -> flo
     setting = (cfg.get("ways"), cfg.get("shots"))
     left = sum(not (run_dir(out, run) / f"seed{s}" / "seed.json").exists() for s in p.get("seeds", [0]))
     left = left if seeds is None else min(left, seeds)
-    same, method_rate, kind_epochs, others = [], [0.0, 0], [], []
+    same, method_rates, kind_epochs, others = [], [], [], []
     for rec_path in Path(out).glob("runs/*/run.json"):
         rec, res = read_record(rec_path), read_record(rec_path.parent / "results.json")
         if not rec or rec.get("status") != "ok" or not res or not isinstance(res.get("per_seed"), list):
@@ -655,12 +657,13 @@ def expected_seconds(out: str | Path, run: Run, seeds: int | None = None) -> flo
             continue
         if res.get("experiment") == kind and (res.get("ways"), res.get("shots")) == setting:
             same.append(seconds / len(per_seed))
-        method_rate[0] += seconds; method_rate[1] += sum(epochs)
+        if sum(epochs):
+            method_rates.append(seconds / sum(epochs))
     if same:
-        return left * statistics.mean(same)
-    if method_rate[1]:
+        return left * statistics.median(same)
+    if method_rates:
         epochs = statistics.median(kind_epochs) if kind_epochs else cfg.get("epochs", 100)
-        return left * epochs * method_rate[0] / method_rate[1]
+        return left * epochs * statistics.median(method_rates)
     if others:
         return left * statistics.median(others)
     return None

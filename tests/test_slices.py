@@ -148,3 +148,22 @@ def test_expected_seconds_come_from_the_methods_own_records(tmp_path):
     other = runs["tune-omniglot-minimal-5w1s-protonet-t0"]
     assert expected_seconds(tmp_path, other) == 120.0
     assert expected_seconds(tmp_path, runs["tune-omniglot-minimal-5w5s-protonet-t0"]) is None   # another setting
+
+
+def test_one_contended_run_does_not_inflate_the_estimate(tmp_path):
+    """Three trials of a method, one of which shared the cores with other work (4x as long): the estimate is the
+    median, so a slice still starts the method's next run when the quiet runs say it fits."""
+    from mtl_meta.core import atomic_write_json
+    from mtl_meta.profiles import get_profile
+    from mtl_meta.reproduce import expected_seconds
+    runs = {r.name: r for r in get_profile("cpu")}
+    hist = [{"epoch": e} for e in range(8)]
+    for t, seconds in [(0, 500.0), (1, 2000.0), (2, 560.0)]:
+        folder = tmp_path / "runs" / f"tune-omniglot-minimal-5w1s-maml-t{t}"
+        atomic_write_json(folder / "results.json", {"experiment": "tuning", "method": "maml", "ways": 5,
+                                                    "shots": 1, "per_seed": [{"seed": 0, "history": hist}]})
+        atomic_write_json(folder / "run.json", {"status": "ok", "seconds": seconds})
+    assert expected_seconds(tmp_path, runs["tune-omniglot-minimal-5w1s-maml-t3"]) == 560.0   # not the mean, 1020
+    # a final run (no final recorded: the epoch cap, 30) from the median seconds per epoch, 560 / 8
+    final = runs["omniglot-minimal-5w1s-maml"]
+    assert expected_seconds(tmp_path, final, seeds=1) == 30 * 560.0 / 8
