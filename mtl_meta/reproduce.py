@@ -25,11 +25,13 @@ from .runs import (Run, RunResult, code_version, experiments_dir, is_complete, r
                            run_dir)
 
 # %% auto #0
-__all__ = ['EXPERIMENT_ONLY', 'NOTEBOOK_EXTRA', 'grid_edges', 'edge_trials', 'select_trials', 'extension_frontier',
+__all__ = ['EXTENSION', 'EXPERIMENT_ONLY', 'NOTEBOOK_EXTRA', 'grid_edges', 'edge_trials', 'select_trials', 'extension_frontier',
            'resolve_tuned', 'with_overrides', 'check_overrides', 'check_train_config', 'Watch', 'check_notebook_extra',
            'reproduce', 'progress', 'write_progress', 'expected_seconds', 'write_summary']
 
 # %% ../nbs/10_reproduce.ipynb #edge0002
+EXTENSION = "grid extension"   # how an extension trial's description begins (`_extension_run`)
+
 def grid_edges(rows: list[dict], selected: dict) -> dict:
     """Find, per tuning key of `selected` (key -> {"trial"}), every tuned dimension whose selected value is the
     lowest or highest value tried for it among `rows` (one {"key", "trial"} per trial); return key ->
@@ -98,22 +100,28 @@ def select_trials(out: str | Path, trials: Sequence[Run], profile: str, bounds: 
     falling back to `out/tuning.json` for keys without any, and return key -> {"trial", "val_acc", "run"}.
     Writes `tuning.json` and `tuning.md` when what they say changed (a redraw leaves them, and the commit they
     name, as they are). `bounds`: per key, the edges left when its grid-extension budget ran out (see
-    `extension_frontier`)."""
+    `extension_frontier`). A key whose own grid trials are not all complete has no edges yet (its grid is still
+    being tried): `tuning.md` says how many are done instead."""
     out = Path(out)
     saved = _saved_selection(out / "tuning.json")
     rows = _trial_rows(out, trials, profile)
     selected = {**saved, **_best_trials(rows)}
     if rows:
-        edges = {k: es for k, es in grid_edges(rows, selected).items() if k not in (bounds or {})}
+        grid = [r for r in trials if not r.description.startswith(EXTENSION)]
+        in_grid = {k: (sum(is_complete(out, r, profile) for r in grid if r.tunes == k), sum(r.tunes == k for r in grid))
+                   for k in dict.fromkeys(r["key"] for r in rows)}
+        in_grid = {k: v for k, v in in_grid.items() if v[0] < v[1]}
+        edges = {k: es for k, es in grid_edges(rows, selected).items() if k not in (bounds or {}) and k not in in_grid}
         record = {"profile": profile, "selected": selected, "trials": rows, "edges": edges, "bounds": bounds or {}}
         before = read_record(out / "tuning.json") or {}
         if {k: v for k, v in before.items() if k != "code"} != record:
             atomic_write_json(out / "tuning.json", {**record, "code": code_version([out])})
-            atomic_write_text(out / "tuning.md", _tuning_markdown(profile, rows, selected, edges, bounds or {}))
+            atomic_write_text(out / "tuning.md", _tuning_markdown(profile, rows, selected, edges, bounds or {}, in_grid))
     return selected
 
 # %% ../nbs/10_reproduce.ipynb #cccc000d2-d4
-def _tuning_markdown(profile: str, rows: list[dict], selected: dict, edges: dict, bounds: dict) -> str:
+def _tuning_markdown(profile: str, rows: list[dict], selected: dict, edges: dict, bounds: dict,
+                     in_grid: dict | None = None) -> str:
     lines = ["# Tuning on validation", "",
              f"Profile `{profile}`: every method gets the same number of trials, one seed, ranked by best "
              "validation accuracy (the test classes are never used); the selected trial is in bold.", ""]
@@ -131,7 +139,9 @@ def _tuning_markdown(profile: str, rows: list[dict], selected: dict, edges: dict
     lines += [f"- {key}: {e['dimension']} = {selected[key]['trial'][e['dimension']]} is the {e['side']}est value tried "
               f"and stays there: the grid-extension budget (the same for every method) is spent, so {e['dimension']} = "
               f"{e['next']} was not tried (a bound of this tuning)" for key, es in bounds.items() for e in es]
-    if not edges and not bounds:
+    lines += [f"- {key}: {done} of {n} grid trials done; its edges are judged when all are in"
+              for key, (done, n) in (in_grid or {}).items()]
+    if not edges and not bounds and not in_grid:
         lines.append("Every selected value lies inside its grid.")
     return "\n".join(lines) + "\n"
 
@@ -145,7 +155,7 @@ def _extension_run(base: Run, trial: dict, round_: int) -> Run:
     return replace(base, name=name, parameters={**p, "train_config": {**p["train_config"], **config},
                                                 "algorithm_options": {**p["algorithm_options"], **options},
                                                 "trial": trial},
-                   description=f"grid extension, round {round_}, of {base.tunes}: {trial}")
+                   description=f"{EXTENSION}, round {round_}, of {base.tunes}: {trial}")
 
 # %% ../nbs/10_reproduce.ipynb #cccc000d2-d6
 def extension_frontier(out: str | Path, trials: Sequence[Run], profile: str) -> tuple[list[Run], list[Run], dict]:
