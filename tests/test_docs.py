@@ -141,10 +141,10 @@ needs_sphinx = pytest.mark.skipif(shutil.which("sphinx-build") is None and impor
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    "The site built once from the repository (about a minute), shared by the tests that read it."
-    out = tmp_path_factory.mktemp("docs") / "site"
-    unresolved = build_docs.build(out, REPO)
-    return out, unresolved
+    "The site built once from the repository (about a minute) for all workers (`built_once`), read by the tests."
+    from conftest import built_once
+    folder, unresolved = built_once(tmp_path_factory, "docs-site", lambda folder: build_docs.build(folder / "site", REPO))
+    return folder / "site", unresolved
 
 
 @needs_sphinx

@@ -324,14 +324,15 @@ def _reproduce(run_cli, out, root, *only, extra=(), env=None):
 
 @pytest.fixture(scope="module")
 def smoke_out(tmp_path_factory):
-    "A tuning trial and its final few-shot run of the smoke profile, trained for two updates (shared, copied per test)."
-    from conftest import cli
+    """A tuning trial and its final few-shot run of the smoke profile, trained for two updates (shared, copied per
+    test), once for all workers (`cli_once`)."""
+    from conftest import cli_once
     from mtl_meta.core import data_root
     root = data_root()
     if not (root / "omniglot" / "images_background_small1.zip").exists():
         pytest.skip("Omniglot minimal archives not found; set MTL_META_DATA")
-    out = tmp_path_factory.mktemp("smoke") / "S"
-    r = _reproduce(cli, out, root, TRIAL, FINAL)
+    r, out = cli_once(tmp_path_factory, "reliability-smoke", "reproduce", "--profile", "smoke", "--out", "{out}",
+                      "--no-progress", "--data-root", str(root), "--only", TRIAL, FINAL, *FAST)
     assert r.returncode == 0, r.stderr
     return out
 

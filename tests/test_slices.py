@@ -18,12 +18,11 @@ def _own_cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="module")
 def straight(omniglot_root, tmp_path_factory):
-    "The trial and final run straight through, once for this module: tests copy the folder before changing it."
-    from conftest import cli
-    out = tmp_path_factory.mktemp("straight") / "C"
+    "The trial and final run straight through, once for all workers (`cli_once`): tests copy the folder to change it."
+    from conftest import cli_once
     env = {"MTL_META_CACHE": str(tmp_path_factory.getbasetemp() / "cache")}
-    done = cli("reproduce", "--profile", "smoke", "--out", str(out), "--no-progress", "--data-root", str(omniglot_root),
-               "--only", TRIAL, FINAL, *SMALL, env=env)
+    done, out = cli_once(tmp_path_factory, "slices-straight", "reproduce", "--profile", "smoke", "--out", "{out}",
+                         "--no-progress", "--data-root", str(omniglot_root), "--only", TRIAL, FINAL, *SMALL, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     return out
 
@@ -167,3 +166,30 @@ def test_one_contended_run_does_not_inflate_the_estimate(tmp_path):
     # a final run (no final recorded: the epoch cap, 30) from the median seconds per epoch, 560 / 8
     final = runs["omniglot-minimal-5w1s-maml"]
     assert expected_seconds(tmp_path, final, seeds=1) == 30 * 560.0 / 8
+
+
+def test_a_grid_still_being_tried_has_no_edges_yet(tmp_path):
+    """tuning.md judges a key's edges only once its own grid trials are all in: with 3 of MetaOptNet-RR's 5 five-shot
+    trials done (committed records), its best so far (the highest lr tried yet) is not called an edge; MTL's complete
+    grid, won on its lowest lr, is."""
+    from mtl_meta.profiles import get_profile
+    from mtl_meta.reproduce import select_trials
+    from mtl_meta.runs import is_complete
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    trials = [r for r in get_profile("cpu") if r.tunes in ("omniglot-minimal-5w5s/metaoptnet-rr",
+                                                           "omniglot-minimal-5w5s/mtl")]
+    done = [r for r in trials if is_complete(repo / "figures", r, "cpu")]
+    rr_done = sum(r.tunes.endswith("metaoptnet-rr") for r in done)
+    if not 0 < rr_done < 5 or sum(r.tunes.endswith("mtl") for r in done) != 5:
+        pytest.skip("needs the committed records of a partly tried grid (MetaOptNet-RR 5-shot) and a whole one (MTL)")
+    for r in done:
+        shutil.copytree(repo / "figures" / "runs" / r.name, tmp_path / "runs" / r.name)
+    select_trials(tmp_path, trials, "cpu")
+    text = (tmp_path / "tuning.md").read_text()
+    assert f"omniglot-minimal-5w5s/metaoptnet-rr: {rr_done} of 5 grid trials done; its edges are judged" in text
+    assert "metaoptnet-rr: lr" not in text                            # no edge claimed for the unfinished grid
+    low = min(r.parameters["trial"]["lr"] for r in trials if r.tunes.endswith("mtl"))
+    best = json.loads((tmp_path / "tuning.json").read_text())["selected"]["omniglot-minimal-5w5s/mtl"]["trial"]["lr"]
+    assert (f"omniglot-minimal-5w5s/mtl: lr = {low} is the lowest value tried" in text) == (best == low)
+    assert "Every selected value lies inside its grid" not in text
