@@ -54,8 +54,9 @@ docs: $(STAMP)
 test-nbs: $(STAMP)
 	$(BIN)/nbdev_test --n_workers 2 --timing
 
-# The tests on TEST_WORKERS processes (pytest-xdist; 0 runs them in this one). Each worker builds its own session
-# fixtures, except the wheel of the checkout, built once under a lock (tests/conftest.py).
+# The tests on TEST_WORKERS processes (pytest-xdist; 0 runs them in this one). The expensive shared fixtures (the
+# wheel, the smoke reproduction, the docs site, two module reproductions) are built once for all workers, under a
+# lock in the folder they share (tests/conftest.py, built_once).
 TEST_WORKERS ?= 2
 test-py: $(STAMP)
 	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --durations=30
