@@ -56,10 +56,11 @@ test-nbs: $(STAMP)
 
 # The tests on TEST_WORKERS processes (pytest-xdist; 0 runs them in this one). The expensive shared fixtures (the
 # wheel, the smoke reproduction, the docs site, two module reproductions) are built once for all workers, under a
-# lock in the folder they share (tests/conftest.py, built_once).
+# lock in the folder they share (tests/conftest.py, built_once); `--dist loadgroup` sends the tests that use one of
+# them to the worker that builds it, so the other never waits on the lock (conftest.py, SHARED_FIXTURES).
 TEST_WORKERS ?= 2
 test-py: $(STAMP)
-	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --durations=30
+	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadgroup --durations=30
 
 smoke: $(STAMP)
 	$(BIN)/mtl-meta reproduce --profile smoke --out runs/smoke

@@ -35,6 +35,21 @@ def omniglot_root():
     return root
 
 
+# The fixtures built once for all workers (`built_once`): a worker that needs one while the other builds it waits
+# idle on the lock (111 s for the smoke reproduction at fc27522). `make test` runs pytest-xdist with
+# `--dist loadgroup`, and this hook puts every test that uses one of them in that fixture's group, so one worker
+# builds and uses it while the other goes on with the rest.
+SHARED_FIXTURES = ("smoke_reproduction", "smoke_out", "site", "straight", "built_wheel")
+
+
+@pytest.hookimpl(tryfirst=True)   # before xdist's own hook, which reads the groups into the test ids
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        shared = [f for f in SHARED_FIXTURES if f in getattr(item, "fixturenames", ())]
+        if shared:
+            item.add_marker(pytest.mark.xdist_group("+".join(shared)))
+
+
 def _shared_base(tmp_path_factory) -> Path:
     "The base folder of this test session: the one pytest-xdist's workers share, under xdist."
     base = tmp_path_factory.getbasetemp()
