@@ -296,20 +296,39 @@ def _worst_best(r: dict) -> float:
     return min(max((h["val_acc"] for h in s["history"]), default=float("nan")) for s in r["per_seed"])
 
 def _per_seed_ratios(mtl: dict, base: dict, target: float) -> tuple[list[int], list[tuple], list[tuple]]:
-    "Seeds both runs have, and each one's (images, seconds) to first reach `target`: (seeds, MTL's, the baseline's)."
+    """Seeds both runs have, and each one's (images, seconds, updates) to first reach `target`: (seeds, MTL's, the
+    baseline's)."""
     theirs = {s["seed"]: s for s in base["per_seed"]}
     seeds = [s["seed"] for s in mtl["per_seed"] if s["seed"] in theirs]
     ours = {s["seed"]: s for s in mtl["per_seed"]}
-    return (seeds, [cost_to_accuracy(ours[s]["history"], target) for s in seeds],
-            [cost_to_accuracy(theirs[s]["history"], target) for s in seeds])
+    cost = lambda h: (*cost_to_accuracy(h, target), updates_to_accuracy(h, target))
+    return seeds, [cost(ours[s]["history"]) for s in seeds], [cost(theirs[s]["history"]) for s in seeds]
+
+def _bench_speedup(ours: list[tuple], theirs: list[tuple], bench: dict | None) -> tuple[float, float, float]:
+    """The baseline's update time over MTL's to reach the same accuracy, priced at the benchmark: per seed, the
+    ratio of updates (exact, from `_per_seed_ratios`' costs) times the benchmark's paired per-update time ratio
+    (`bench`: the baseline's row of `update_times()`; nan throughout without one). Geometric mean over the seeds,
+    lo/hi the seeds' 95% t bounds times the benchmark's own bounds (both uncertainties widen it, conservatively).
+    Unlike wall-clock, it does not depend on what else the machine ran during training."""
+    nan = float("nan")
+    if not bench:
+        return nan, nan, nan
+    g, lo, hi = log_ratio_interval([t[2] / o[2] if o[2] > 0 else float("nan") for o, t in zip(ours, theirs)])
+    return g * bench["ratio"], lo * bench["ratio_lo"], hi * bench["ratio_hi"]
+
+def _bench_row(times: dict, r: dict) -> dict | None:
+    "The benchmark's row (`update_times()`) of run `r`'s method in its setting; None when it was not benchmarked."
+    return times.get((r["method"], f"{r['ways']}w{r['shots']}s"))
 
 # %% ../nbs/10b_report.ipynb #cccc0014-10-d1
-def speedup_curve(results: list[dict], step: float = 0.01):
+def speedup_curve(results: list[dict], step: float = 0.01, times: dict | None = None):
     """MTL's speedup over each baseline as a function of the validation accuracy asked for: at every threshold from
     the lowest first-epoch validation accuracy of the pair up to the highest best accuracy (in `step`s), the
-    per-seed ratios of the baseline's cost to first reach it over MTL's (training images, which equal the
-    ratio of updates since every method sees the same images per episode; and wall-clock), summarised as the
-    geometric mean with its t interval on the log scale over the seeds where both got there (`reached`)."""
+    per-seed ratios of the baseline's cost to first reach it over MTL's (training images through the body,
+    and update wall-clock), summarised as the
+    geometric mean with its t interval on the log scale over the seeds where both got there (`reached`). With
+    `times` (`update_times()`), also `speedup_bench`: the same ratio in update time priced at the benchmark
+    (`_bench_speedup`)."""
     import numpy as np
     import pandas as pd
     fs = [r for r in results if r.get("experiment") == "fewshot"]
@@ -332,12 +351,17 @@ def speedup_curve(results: list[dict], step: float = 0.01):
                 for col, j in (("speedup_images", 0), ("speedup_seconds", 1)):
                     g, glo, ghi = log_ratio_interval([t[j] / o[j] for o, t in both if o[j] > 0])
                     row.update({col: g, f"{col}_lo": glo, f"{col}_hi": ghi})
+                if times:
+                    g, glo, ghi = _bench_speedup(*zip(*both) if both else ((), ()), _bench_row(times, base))
+                    row.update({"speedup_bench": g, "speedup_bench_lo": glo, "speedup_bench_hi": ghi})
                 rows.append(row)
     return pd.DataFrame(rows)
 
 # %% ../nbs/10b_report.ipynb #cccc0014-10-d2
 def _plot_speedup_curve(curve, out: Path) -> list[Path]:
-    "One figure per setting: MTL's speedup over every baseline against the accuracy threshold, with its band."
+    """One figure per setting: MTL's speedup over every baseline against the accuracy threshold, with its band, in
+    training images and in time: update time priced at the benchmark where the curve has it (`speedup_bench`),
+    else wall-clock."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -345,8 +369,9 @@ def _plot_speedup_curve(curve, out: Path) -> list[Path]:
     use_figure_style()
     for (d, b, w, k), g in curve.groupby(["dataset", "backbone", "ways", "shots"]):
         fig, axs = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
-        for ax, col, label in ((axs[0], "speedup_images", "training images (= updates)"),
-                               (axs[1], "speedup_seconds", "wall-clock")):
+        bench = "speedup_bench" in g and g.speedup_bench.notna().any()
+        time_col, time_label = ("speedup_bench", "update time (benchmarked)") if bench else ("speedup_seconds", "wall-clock")
+        for ax, col, label in ((axs[0], "speedup_images", "training images"), (axs[1], time_col, time_label)):
             for base, s in g.groupby("baseline", sort=False):
                 s = s[s.reached >= 1]
                 colour = method_colour(base)
@@ -365,13 +390,14 @@ def _plot_speedup_curve(curve, out: Path) -> list[Path]:
     return paths
 
 # %% ../nbs/10b_report.ipynb #cccc0014-11
-def efficiency_table(results: list[dict]):
-    """Speedup of MTL over each baseline at matched validation accuracy, per setting, in training images (which
-    equal updates: every method sees the same images per episode) and in seconds. Matched accuracy: the lowest
-    best validation accuracy of any seed of the two methods, so that every seed of both reaches it; costs are means
-    over seeds of the first validation at or above it; the speedup is the geometric mean of the per-seed ratios,
-    with the 95% Student-t interval of their logs (paired: the same seed of both methods). `speedup_curve` gives
-    the same ratio at every threshold."""
+def efficiency_table(results: list[dict], times: dict | None = None):
+    """Speedup of MTL over each baseline at matched validation accuracy, per setting, in training images through
+    the body and in update wall-clock. Matched accuracy: the lowest best validation accuracy of any seed of the two
+    methods, so that every seed of both reaches it; costs are means over seeds of the first validation at or above
+    it; the speedup is the geometric mean of the per-seed ratios, with the 95% Student-t interval of their logs
+    (paired: the same seed of both methods). With `times` (`update_times()`), also the updates and
+    `speedup_bench`: the ratio in update time priced at the benchmark (`_bench_speedup`), which other work on the
+    machine cannot inflate. `speedup_curve` gives the same ratios at every threshold."""
     import numpy as np
     import pandas as pd
     fs = [r for r in results if r.get("experiment") == "fewshot"]
@@ -392,6 +418,11 @@ def efficiency_table(results: list[dict]):
                          "baseline_seconds": float(np.mean([t[1] for t in theirs])),
                          "speedup": speed_t[0], "speedup_lo": speed_t[1], "speedup_hi": speed_t[2],
                          "mtl_test_acc": 100 * mtl["test_acc"], "baseline_test_acc": 100 * base["test_acc"]})
+            if times:
+                bench = _bench_speedup(ours, theirs, _bench_row(times, base))
+                rows[-1].update({"mtl_updates": float(np.mean([o[2] for o in ours])),
+                                 "baseline_updates": float(np.mean([t[2] for t in theirs])),
+                                 "speedup_bench": bench[0], "speedup_bench_lo": bench[1], "speedup_bench_hi": bench[2]})
     return pd.DataFrame(rows)
 
 # %% ../nbs/10b_report.ipynb #cccc0014-12
@@ -845,22 +876,30 @@ def _write_timing_check(results: list[dict], out: Path, factor: float = 2.0) -> 
 # %% ../nbs/10b_report.ipynb #cccc0014b-2c
 def _report_costs(results: list[dict], out: Path) -> None:
     "The cost tables and figures: speedup at matched accuracy, against the threshold, cost to target, MTL along its training."
-    _write_table(efficiency_table(results), out, "efficiency", "Speedup of MTL at matched validation accuracy",
+    times = update_times()
+    bench_note = (" updates: training updates until then (mean over seeds); speedup_bench (lo, hi): the baseline's "
+                  "update time over MTL's priced at the per-update times measured side by side on a quiet machine "
+                  "(benchmarks/results/update-time.csv): per seed the updates' ratio times the benchmark's paired "
+                  "time ratio, geometric mean over seeds, bounds the seeds' t bounds times the benchmark's, so it "
+                  "does not depend on what else ran during training (wall-clock does)." if times else "")
+    _write_table(efficiency_table(results, times), out, "efficiency", "Speedup of MTL at matched validation accuracy",
                  "Matched accuracy = the lowest best validation accuracy of any seed of MTL and the baseline (every "
-                 "seed of both reaches it); images and seconds = training images (equal to updates times a fixed "
-                 "episode size, the same for every method) and update wall-clock until the first validation at or "
-                 "above it (mean over seeds); speedup = the baseline's cost over MTL's, the geometric mean of the "
-                 "per-seed ratios, with lo/hi the 95% Student-t interval of their logs (no bootstrap over so few "
-                 "seeds). speedup-curve.md gives the ratio at every threshold.\n\n")
-    curve = speedup_curve(results)
+                 "seed of both reaches it); images and seconds = training images through the body (MAML and "
+                 "first-order MAML pass the support set once per inner step, so an update of theirs counts more "
+                 "images than one of the others) and update wall-clock until the first validation at or above it "
+                 "(mean over seeds); speedup = the baseline's cost over MTL's, the geometric mean of the per-seed "
+                 "ratios, with lo/hi the 95% Student-t interval of their logs (no bootstrap over so few seeds)."
+                 + bench_note + " speedup-curve.md gives the ratios at every threshold.\n\n")
+    curve = speedup_curve(results, times=times)
     if not curve.empty:
         _write_table(curve, out, "speedup-curve", "MTL's speedup over each baseline against the accuracy asked for",
                      "threshold: validation accuracy (%) to first reach; reached: seeds where both methods got there "
                      "(mtl_reached, baseline_reached: each alone); speedup_images / speedup_seconds: the baseline's "
-                     "training images (= updates) / wall-clock to get there over MTL's, geometric mean over the seeds "
-                     "that both reached it, lo/hi the 95% t interval on the log scale (none below 2 seeds).\n\n")
+                     "training images through the body / update wall-clock to get there over MTL's, geometric mean "
+                     "over the seeds that both reached it, lo/hi the 95% t interval on the log scale (none below 2 "
+                     "seeds)." + (" speedup_bench: the same in update time priced at the benchmark (see "
+                                  "efficiency.md)." if times else "") + "\n\n")
         _plot_speedup_curve(curve, out)
-    times = update_times()
     cost = cost_table(results, times)
     if not cost.empty:
         shown = cost.astype({c: object for c in cost.columns if c.startswith(("images_", "seconds_", "updates_", "bench_"))})
