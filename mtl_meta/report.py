@@ -379,7 +379,7 @@ def _plot_speedup_curve(curve, out: Path) -> list[Path]:
                 ax.fill_between(s.threshold, s[f"{col}_lo"], s[f"{col}_hi"], color=colour, alpha=0.15, lw=0)
             ax.axhline(1.0, color="grey", lw=0.8)
             ax.set_yscale("log")
-            ax.set(xlabel="validation accuracy asked for (%)", ylabel=f"MTL's speedup, {label} (log)")
+            ax.set(xlabel="validation accuracy asked for (%)", ylabel=f"MTL's speedup (log),\n{label}")
         axs[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         fig.suptitle(f"{d}, {b}, {w}-way {k}-shot: the baseline's cost over MTL's to first reach each accuracy\n"
                      "(geometric mean over the seeds where both got there, band: 95% t interval on the log scale; "
