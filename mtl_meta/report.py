@@ -89,10 +89,12 @@ def _seed_ci(r: dict, j: int, t: dict) -> float:
     return float("nan") if ci is None else ci
 
 # %% ../nbs/10b_report.ipynb #cccc0014-5
-def fewshot_table(results: list[dict]):
+def fewshot_table(results: list[dict], times: dict | None = None):
     """Return the few-shot table of `results` as a DataFrame, one row per (dataset, backbone, ways, shots, method):
-    accuracy with intervals, time, MTL's speedup. The interval over seeds is recomputed from the per-seed
-    accuracies (`seed_interval`)."""
+    accuracy with intervals, training wall-clock and its ratio to MTL's (`mtl_speedup`). The interval over seeds
+    is recomputed from the per-seed accuracies (`seed_interval`). With `times` (`update_times()`), also each run's
+    training updates (mean per seed) and `priced_ratio` (lo, hi): its whole training priced at the benchmark over
+    MTL's (`_priced_training_ratio`), which other work on the machine cannot change."""
     import pandas as pd
     rows = []
     for r in results:
@@ -113,7 +115,8 @@ def fewshot_table(results: list[dict]):
                          "ci95_seeds": 100 * _seed_ci(r, j, t),
                          "ci95_episodes": 100 * t["test_ci95_episodes"], "train_seconds": r["train_seconds"],
                          "train_images": r.get("train_images", float("nan")), "run_setting": f"{r['ways']}w{r['shots']}s",
-                         **patience_after_cut(r.get("per_seed", [])), "status": "complete", "run": r["run"]})
+                         **patience_after_cut(r.get("per_seed", [])), "status": "complete", "run": r["run"],
+                         **(_priced_columns(results, r, times) if times else {})})
     df = pd.DataFrame(rows)
     if df.empty:
         return df
@@ -320,15 +323,36 @@ def _bench_row(times: dict, r: dict) -> dict | None:
     "The benchmark's row (`update_times()`) of run `r`'s method in its setting; None when it was not benchmarked."
     return times.get((r["method"], f"{r['ways']}w{r['shots']}s"))
 
+def _priced_training_ratio(mtl: dict | None, base: dict, times: dict) -> tuple[float, float, float]:
+    """Run `base`'s whole training over MTL's run `mtl` (same setting), in update time priced at the benchmark:
+    per seed that both ran, the ratio of their training updates, times the benchmark's paired per-update ratio
+    (`_bench_speedup`: geometric mean, t bounds times the benchmark's). nan without MTL's run or a benchmark row."""
+    nan = float("nan")
+    if mtl is None:
+        return nan, nan, nan
+    ours = {s["seed"]: s.get("steps", nan) for s in mtl["per_seed"]}
+    pairs = [((nan, nan, ours[s["seed"]]), (nan, nan, s.get("steps", nan))) for s in base["per_seed"]
+             if s["seed"] in ours]   # a seed without its update count (older records) gives no ratio
+    return _bench_speedup(*zip(*pairs) if pairs else ((), ()), _bench_row(times, base))
+
+def _priced_columns(results: list[dict], r: dict, times: dict) -> dict:
+    "`fewshot_table`'s columns of run `r` from the benchmark `times`: its mean updates per seed and `priced_ratio`."
+    trained = lambda x: (x["dataset"], x["backbone"], x["ways"], x["shots"])
+    mtl = next((x for x in results if x.get("experiment") == "fewshot" and x["method"] == "mtl"
+                and trained(x) == trained(r)), None)
+    g, lo, hi = _priced_training_ratio(mtl, r, times)
+    steps = [s.get("steps", float("nan")) for s in r["per_seed"]]
+    return {"train_updates": sum(steps) / len(steps) if steps else float("nan"), "priced_ratio": g,
+            "priced_ratio_lo": lo, "priced_ratio_hi": hi}
+
 # %% ../nbs/10b_report.ipynb #cccc0014-10-d1
 def speedup_curve(results: list[dict], step: float = 0.01, times: dict | None = None):
     """MTL's speedup over each baseline as a function of the validation accuracy asked for: at every threshold from
     the lowest first-epoch validation accuracy of the pair up to the highest best accuracy (in `step`s), the
-    per-seed ratios of the baseline's cost to first reach it over MTL's (training images through the body,
-    and update wall-clock), summarised as the
-    geometric mean with its t interval on the log scale over the seeds where both got there (`reached`). With
-    `times` (`update_times()`), also `speedup_bench`: the same ratio in update time priced at the benchmark
-    (`_bench_speedup`)."""
+    per-seed ratios of the baseline's cost to first reach it over MTL's (training images through the body, and
+    update wall-clock), summarised as the geometric mean with its t interval on the log scale over the seeds
+    where both got there (`reached`). With `times` (`update_times()`), also `speedup_bench`: the same ratio in
+    update time priced at the benchmark (`_bench_speedup`)."""
     import numpy as np
     import pandas as pd
     fs = [r for r in results if r.get("experiment") == "fewshot"]
@@ -874,9 +898,9 @@ def _write_timing_check(results: list[dict], out: Path, factor: float = 2.0) -> 
                  "seconds were inflated this way.\n\n")
 
 # %% ../nbs/10b_report.ipynb #cccc0014b-2c
-def _report_costs(results: list[dict], out: Path) -> None:
-    "The cost tables and figures: speedup at matched accuracy, against the threshold, cost to target, MTL along its training."
-    times = update_times()
+def _report_costs(results: list[dict], out: Path, times: dict) -> None:
+    """The cost tables and figures: speedup at matched accuracy, against the threshold, cost to target, MTL along its
+    training; `times`: the benchmark's per-update times (`update_times()`, {} without one)."""
     bench_note = (" updates: training updates until then (mean over seeds); speedup_bench (lo, hi): the baseline's "
                   "update time over MTL's priced at the per-update times measured side by side on a quiet machine "
                   "(benchmarks/results/update-time.csv): per seed the updates' ratio times the benchmark's paired "
@@ -934,7 +958,8 @@ def report_fewshot(results: list[dict], out: Path) -> int:
     """Write the few-shot tables of `results` into `out` (accuracy, paired comparisons, speedup at matched
     accuracy, cost to target, paper numbers) and their curves; return the number of rows of the accuracy table."""
     results = [r for r in results if not r.get("regime") and not r.get("reference_run")]   # see report_regimes
-    table = fewshot_table(results)
+    times = update_times()
+    table = fewshot_table(results, times)
     if table.empty:
         return 0
     _write_timing_check(results, out)
@@ -946,9 +971,15 @@ def report_fewshot(results: list[dict], out: Path) -> int:
                  "(20-way 1-shot) tests those same bodies on wider episodes, so it is not independent evidence. "
                  "epochs_after_cut: the fewest epochs any early-stopped seed ran at its last learning rate after that "
                  "rate's cut (empty: no seed stopped early after a cut); seeds_at_cap: seeds stopped by the epoch "
-                 "limit. mtl_speedup: the method's training time divided by MTL's. status: complete, or pending with "
-                 "the seeds done so far (a pending cell has no numbers).\n\n", shown=shown)
-    _report_costs(results, out)
+                 "limit. mtl_speedup: the method's training wall-clock divided by MTL's (a ratio of means; other work "
+                 "on the machine slows a run, so it is descriptive only). status: complete, or pending with the seeds "
+                 "done so far (a pending cell has no numbers)." + (
+                     " train_updates: training updates per seed (mean); priced_ratio (lo, hi): the method's whole "
+                     "training over MTL's in update time priced at the per-update times measured side by side on a "
+                     "quiet machine (benchmarks/results/update-time.csv): per seed that both ran, the updates' ratio "
+                     "times the benchmark's paired time ratio, geometric mean over those seeds, bounds the seeds' 95% "
+                     "t bounds times the benchmark's (none with one seed)." if times else "") + "\n\n", shown=shown)
+    _report_costs(results, out, times)
     paired = paired_table(results)
     if not paired.empty:
         shown = _pending_cells(paired, paired.verdict.str.startswith("pending").to_numpy())

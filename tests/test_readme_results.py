@@ -37,6 +37,18 @@ def test_fewshot_pivot_counts_seeds_at_the_cap_and_shows_pending_cells():
     assert lines[3] == "| maml | 92.2 ± 3.5 (0.51 M img, 989 s, 5.92x; 2 at the cap) | pending (1 of 3 seeds) |"
 
 
+def test_fewshot_pivot_shows_the_priced_cost_ratio_where_the_table_has_one():
+    # MAML's wall-clock was slowed by other work (9.00x); its priced ratio (updates x benchmark) is 3.90x
+    fs = pd.DataFrame([_fewshot(priced_ratio=1.0), _fewshot(method="maml", mtl_speedup=9.0, priced_ratio=3.9),
+                       _fewshot(method="protonet", mtl_speedup=0.8, priced_ratio=math.nan)])
+    assert rr.priced(fs)
+    lines = rr.fewshot_pivot(fs).splitlines()
+    assert lines[3].endswith("167 s, 3.90x) |") and "9.00x" not in lines[3]
+    assert lines[4].endswith("(0.22 M img, 167 s) |")   # no benchmark row: no ratio, and not the wall-clock's
+    assert not rr.priced(fs.drop(columns=["priced_ratio"]))
+    assert "9.00x" in rr.fewshot_pivot(fs.drop(columns=["priced_ratio"]))   # an older table: its wall-clock ratio
+
+
 def test_the_stopping_sentence_names_the_epochs_after_the_cut_and_the_seeds_at_the_cap():
     fs = pd.DataFrame([
         _fewshot(), _fewshot(method="maml", seeds_at_cap=2),
@@ -137,6 +149,24 @@ def test_matched_summary_gives_the_log_scale_interval_and_none_for_one_seed():
     assert lines[3] == "| 5-way 5-shot | maml | 1 | 96.5 | 1.2e+05 | 1.02e+06 | 8.50 | 147 | 2426 | 16.48 |"
 
 
+def test_the_matched_summary_and_the_cost_sentence_price_time_at_the_benchmark_where_they_can():
+    # the wall-clock (MTL slowed by other work: speedup 0.32) gives way to updates priced at the benchmark (0.74)
+    eff = pd.DataFrame([dict(ways=5, shots=1, baseline="metaoptnet-svm", matched_val_acc=90.4, seeds=5,
+                             mtl_images=1.44e5, baseline_images=9.12e4, speedup_images=0.64, speedup_images_lo=0.49,
+                             speedup_images_hi=0.83, mtl_seconds=431.0, baseline_seconds=146.0, speedup=0.32,
+                             speedup_lo=0.15, speedup_hi=0.69, mtl_updates=1200.0, baseline_updates=760.0,
+                             speedup_bench=0.74, speedup_bench_lo=0.55, speedup_bench_hi=1.0)])
+    lines = rr.matched_summary(eff).splitlines()
+    assert lines[0].endswith("| MTL updates | baseline updates | speedup (update time, priced) |")
+    assert lines[2].endswith("| 0.64 [0.49, 0.83] | 1200 | 760 | 0.74 [0.55, 1.00] |") and "0.32" not in lines[2]
+    assert "0.32 [0.15, 0.69]" in rr.matched_summary(eff.assign(speedup_bench=math.nan))   # no benchmark: wall-clock
+    cost = pd.DataFrame([dict(ways=5, shots=1, method="metaoptnet-svm", target_val_acc=94.8, target_from="r2d2",
+                              images_to_target_minus_1=1.78e5, seconds_to_target_minus_1=235.0,
+                              bench_seconds_to_target_minus_1=308.1)])
+    assert "(1.78e+05 images, 308 s priced)" in rr.cost_sentences(cost)
+    assert "(1.78e+05 images, 235 s)" in rr.cost_sentences(cost.assign(bench_seconds_to_target_minus_1="-"))
+
+
 def test_the_speedup_curve_sentence_picks_thresholds_every_seed_reached():
     def row(t, reached, mtl, base, s=math.nan, lo=math.nan, hi=math.nan):
         return dict(ways=5, shots=1, baseline="metaoptnet-svm", threshold=t, seeds=3, reached=reached,
@@ -218,6 +248,24 @@ def test_results_links_point_into_the_folder_read_and_theory_into_its_own(tmp_pa
                           "figs/frozen/speedup-x-5w1s.png", "figs/frozen/tuning.md", "figs/sinusoid.md"}
     assert "profile `frozen-1`" in text and "| mtl | 90.7 ± 2.4 (0.22 M img, 167 s, 1.00x) |" in text
     assert "bootstrap" not in text
+
+
+def test_a_fewshot_only_section_leaves_the_theory_out_and_has_its_own_markers(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("figs").mkdir()
+    pd.DataFrame([_fewshot()]).to_csv("figs/fewshot.csv", index=False)
+    Path("figs/sinusoid.csv").write_text("method\nmtl\n")
+    Path("figs/sinusoid.md").write_text("# Sinusoid\n\nabout\n\n| method |\n| --- |\n| mtl |\n")
+    assert "Sinusoid" in rr.results_text("figs", theory="figs")
+    assert "Sinusoid" not in rr.results_text("figs", theory=None) and "| mtl | 90.7" in rr.results_text("figs", None)
+    key = "readme_results.py figs --fewshot-only"
+    nb = {"cells": [{"cell_type": "markdown", "id": "c1", "metadata": {},
+                     "source": [f"<!-- BEGIN {key} -->\n", "old\n", f"<!-- END {key} -->\n"]}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    Path("index.ipynb").write_text(json.dumps(nb))
+    rr.cli(["figs", "--fewshot-only", "--update", "index.ipynb"])
+    text = "".join(json.loads(Path("index.ipynb").read_text())["cells"][0]["source"])
+    assert "| mtl | 90.7" in text and "old" not in text and "Sinusoid" not in text
 
 
 def test_update_notebook_replaces_only_the_text_between_its_markers(tmp_path):

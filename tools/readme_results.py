@@ -1,6 +1,7 @@
 """Print the README's generated text (Markdown) from a reproduction folder.
 
     python tools/readme_results.py figures/cpu-2026-11          # the "Results" section of a profile's folder
+    python tools/readme_results.py figures --fewshot-only       # the same without theory and sinusoid
     python tools/readme_results.py --progress figures           # how far a profile's (re)run has got
     python tools/readme_results.py --progress figures --update nbs/index.ipynb   # paste it into the notebook
 
@@ -77,9 +78,17 @@ def _p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
 
 
+def priced(table: pd.DataFrame, column: str = "priced_ratio") -> bool:
+    """Whether `table` prices update time at the per-update benchmark (its `column` has a number) rather than
+    reading the runs' wall-clock, which other work on the machine inflates."""
+    return column in table.columns and bool(pd.to_numeric(table[column], errors="coerce").notna().any())
+
+
 def fewshot_pivot(fs: pd.DataFrame) -> str:
-    """method x setting: 'acc ± ci95 (million training images per seed, train s/seed, x MTL's time)'; seeds stopped
-    by the epoch cap are counted in the cell; a run that is not complete shows 'pending'."""
+    """method x setting: 'acc ± ci95 (million training images per seed, train s/seed, x MTL's cost)', the cost being
+    the priced training time where the table has it (`priced`), else the wall-clock; seeds stopped by the epoch cap
+    are counted in the cell; a run that is not complete shows 'pending'."""
+    ratio = "priced_ratio" if priced(fs) else "mtl_speedup"
     settings = list(dict.fromkeys(SETTING(r) for r in fs.itertuples()))
     methods = list(dict.fromkeys(fs.method))
     rows = []
@@ -98,8 +107,9 @@ def fewshot_pivot(fs: pd.DataFrame) -> str:
             images = f"{n / 1e6:.2f} M img, " if not math.isnan(n) else ""
             cap = _num(getattr(r, "seeds_at_cap", float("nan")))
             at_cap = f"; {int(cap)} at the cap" if cap > 0 else ""
-            cells.append(f"{_num(r.acc):.1f} ± {_ci(r):.1f} ({images}{_num(r.train_seconds):.0f} s, "
-                         f"{_num(r.mtl_speedup):.2f}x{at_cap})")
+            x = _num(getattr(r, ratio))
+            cost = f", {x:.2f}x" if not math.isnan(x) else ""   # no MTL run or no benchmark row: no ratio
+            cells.append(f"{_num(r.acc):.1f} ± {_ci(r):.1f} ({images}{_num(r.train_seconds):.0f} s{cost}{at_cap})")
         rows.append([f"{m}"] + cells)
     return _table(["method"] + settings, rows)
 
@@ -212,15 +222,17 @@ def paper_gap_sentence(gaps: pd.DataFrame) -> str:
 
 
 def cost_sentences(cost: pd.DataFrame) -> str:
-    "One sentence per setting: which methods reached the best baseline's validation accuracy minus 1 point, at what cost."
+    """One sentence per setting: which methods reached the best baseline's validation accuracy minus 1 point, at what
+    cost (images, and seconds of updates priced at the benchmark where the table has them, else wall-clock)."""
     out = []
+    bench = priced(cost, "bench_seconds_to_target_minus_1")
+    seconds, unit = ("bench_seconds_to_target_minus_1", "s priced") if bench else ("seconds_to_target_minus_1", "s")
     for (w, k), g in cost.groupby(["ways", "shots"], sort=False):
         r0 = g.iloc[0]
-        g = g.assign(images_m1=[_num(v) for v in g.images_to_target_minus_1],
-                     seconds_m1=[_num(v) for v in g.seconds_to_target_minus_1])
+        g = g.assign(images_m1=[_num(v) for v in g.images_to_target_minus_1], seconds_m1=[_num(v) for v in g[seconds]])
         hit = g[[not math.isinf(v) and not math.isnan(v) for v in g.images_m1]]
         missed = sorted(set(g.method) - set(hit.method))
-        reached = ", ".join(f"{r.method} ({r.images_m1:.3g} images, {r.seconds_m1:.0f} s)"
+        reached = ", ".join(f"{r.method} ({r.images_m1:.3g} images, {r.seconds_m1:.0f} {unit})"
                             for r in hit.sort_values("images_m1").itertuples())
         out.append(f"- {w}-way {k}-shot, to {_num(r0.target_val_acc) - 1:.1f} % validation ({r0.target_from}'s best "
                    "minus 1 point, every seed): " + (f"reached by {reached}" if reached else "reached by no method")
@@ -229,25 +241,32 @@ def cost_sentences(cost: pd.DataFrame) -> str:
 
 
 def matched_summary(eff: pd.DataFrame) -> str:
-    """Per setting and baseline: MTL's speedup at matched validation accuracy, in images and in seconds, with the
-    Student-t interval of the per-seed log ratios when the table has one."""
+    """Per setting and baseline: MTL's speedup at matched validation accuracy, in images and in time, with the
+    Student-t interval of the per-seed log ratios when the table has one. Time is update time priced at the
+    benchmark (with the updates it prices) where the table has it (`speedup_bench`), else wall-clock seconds."""
+    bench = priced(eff, "speedup_bench")
     rows = []
     for r in eff.itertuples():
         lo = lambda c: getattr(r, c, float("nan"))
         seeds = _num(getattr(r, "seeds", float("nan")))
+        time = ([f"{_num(r.mtl_updates):.0f}", f"{_num(r.baseline_updates):.0f}",
+                 _with_interval(r.speedup_bench, lo('speedup_bench_lo'), lo('speedup_bench_hi'))] if bench else
+                [f"{_num(r.mtl_seconds):.0f}", f"{_num(r.baseline_seconds):.0f}",
+                 _with_interval(r.speedup, lo('speedup_lo'), lo('speedup_hi'))])
         rows.append([f"{r.ways}-way {r.shots}-shot", f"{r.baseline}", "-" if math.isnan(seeds) else f"{int(seeds)}",
                      f"{_num(r.matched_val_acc):.1f}", f"{_num(r.mtl_images):.3g}", f"{_num(r.baseline_images):.3g}",
-                     _with_interval(r.speedup_images, lo('speedup_images_lo'), lo('speedup_images_hi')),
-                     f"{_num(r.mtl_seconds):.0f}", f"{_num(r.baseline_seconds):.0f}",
-                     _with_interval(r.speedup, lo('speedup_lo'), lo('speedup_hi'))])
-    return _table(["setting", "baseline", "seeds", "matched val %", "MTL images", "baseline images", "speedup (images)",
-                   "MTL s", "baseline s", "speedup (s)"], rows)
+                     _with_interval(r.speedup_images, lo('speedup_images_lo'), lo('speedup_images_hi'))] + time)
+    time = (["MTL updates", "baseline updates", "speedup (update time, priced)"] if bench else
+            ["MTL s", "baseline s", "speedup (s)"])
+    return _table(["setting", "baseline", "seeds", "matched val %", "MTL images", "baseline images", "speedup (images)"]
+                  + time, rows)
 
 
 def speedup_curve_sentences(curve: pd.DataFrame, baselines=("metaoptnet-svm", "maml")) -> str:
     """One line per setting and baseline (of `baselines`): MTL's speedup at the lowest, a middle and the highest
     validation threshold that every seed of both methods reached, and how far each method gets beyond."""
     out = []
+    col, unit = ("speedup_bench", "update time (priced)") if priced(curve, "speedup_bench") else ("speedup_seconds", "seconds")
     for b in baselines:
         for (w, k), g in curve[curve.baseline == b].groupby(["ways", "shots"], sort=False):
             both = g[(g.reached == g.seeds) & ~g.speedup_images.map(_nan)].sort_values("threshold")
@@ -255,8 +274,8 @@ def speedup_curve_sentences(curve: pd.DataFrame, baselines=("metaoptnet-svm", "m
                 continue
             picks = both.iloc[sorted({0, len(both) // 2, len(both) - 1})]
             points = "; ".join(f"{r.threshold:g} %: {_with_interval(r.speedup_images, r.speedup_images_lo, r.speedup_images_hi)}"
-                               f" in images, {_with_interval(r.speedup_seconds, r.speedup_seconds_lo, r.speedup_seconds_hi)}"
-                               " in seconds" for r in picks.itertuples())
+                               f" in images, {_with_interval(getattr(r, col), getattr(r, col + '_lo'), getattr(r, col + '_hi'))}"
+                               f" in {unit}" for r in picks.itertuples())
             seeds = int(both.seeds.iloc[0])
             mtl_top = g[g.mtl_reached == g.seeds].threshold.max()
             base_top = g[g.baseline_reached == g.seeds].threshold.max()
@@ -329,10 +348,11 @@ def profile_of(folder: Path) -> str | None:
     return m.group(1) if m else None
 
 
-def results_text(folder: str, theory: str = "figures") -> str:
-    "The README's results section from a reproduction folder (few-shot runs) and the theory folder."
-    d, t = Path(folder), Path(theory)
-    p, tp = d.as_posix(), t.as_posix()
+def results_text(folder: str, theory: str | None = "figures") -> str:
+    """The README's results section from a reproduction folder (few-shot runs) and the theory folder (`theory`
+    None: the few-shot results only, for a profile shown beside another that already gives the theory)."""
+    d, t = Path(folder), (Path(theory) if theory is not None else None)
+    p, tp = d.as_posix(), (t.as_posix() if t is not None else "")
     link = lambda name, where=p: f"[`{where}/{name}`]({where}/{name})"
     out = []
     say = out.append
@@ -344,11 +364,15 @@ def results_text(folder: str, theory: str = "figures") -> str:
     if fs is not None:
         ds = ", ".join(sorted(set(fs.dataset)))
         seeds = "/".join(str(n) for n in sorted(set(fs.seeds.astype(int)), reverse=True))
+        ratio = ("its whole training's cost over MTL's, in update time priced at the per-update times benchmarked "
+                 "side by side, so that other work on the machine cannot change it (per seed both ran, the ratio of "
+                 "training updates times the benchmark's ratio; geometric mean over those seeds, its interval in the "
+                 "full table; a cost to reach a given accuracy is the matched-accuracy table below)" if priced(fs) else
+                 "the wall-clock's ratio to MTL's (a ratio of means, descriptive only: it has no interval; the cost "
+                 "comparison, with intervals, is the matched-accuracy table below)")
         say(f"Few-shot test accuracy (%) on {ds} with Conv-4, mean over {seeds} seeds (see the table below) ± 95% "
             "interval (Student t over seeds; over test episodes for a single seed); in brackets the training images "
-            "through the body and the wall-clock per seed, the wall-clock's ratio to MTL's (a ratio of means, "
-            "descriptive only: it has no interval; the cost comparison, with intervals, is the matched-accuracy table "
-            "below), and how many seeds "
+            f"through the body and the wall-clock per seed, {ratio}, and how many seeds "
             f"were stopped by the epoch cap rather than by early stopping ({int(fs.test_episodes.max())} test "
             f"episodes per seed; full table with both intervals: {link('fewshot.md')}):\n")
         say(fewshot_pivot(fs) + "\n")
@@ -374,14 +398,20 @@ def results_text(folder: str, theory: str = "figures") -> str:
     cost = _read_csv(d / "cost.csv")
     if cost is not None:
         say("Cost to reach the best baseline's best validation accuracy (mean over its seeds) minus 1 point "
-            "(training images through the body and update wall-clock, mean over seeds; a method is counted only if "
+            "(training images through the body and " + (
+                "the updates priced at the per-update benchmark" if priced(cost, "bench_seconds_to_target_minus_1")
+                else "update wall-clock") + ", mean over seeds; a method is counted only if "
             f"every seed got there; full table: {link('cost.md')}):\n")
         say(cost_sentences(cost) + "\n")
     eff = _read_csv(d / "efficiency.csv")
     if eff is not None and "speedup_images" in eff.columns:
         say("MTL's speedup over each baseline at matched validation accuracy (the lowest best validation accuracy "
-            "of any seed of the two methods, so every seed of both reaches it; images and seconds are means over "
-            "seeds; the speedup is the geometric mean of the per-seed ratios, in brackets its 95% interval from a "
+            "of any seed of the two methods, so every seed of both reaches it; images and " + (
+                "updates are means over seeds, and the time is update time priced at the per-update benchmark "
+                "(each seed's ratio of updates times the benchmark's paired per-update ratio, its interval widened by "
+                "the benchmark's; the runs' wall-clock, which other work on the machine inflated, is in the full "
+                "table)" if priced(eff, "speedup_bench") else "seconds are means over seeds")
+            + "; the speedup is the geometric mean of the per-seed ratios, in brackets its 95% interval from a "
             f"Student t on the log ratios, none with one seed; {link('efficiency.md')}):\n")
         say(matched_summary(eff) + "\n")
     curve = _read_csv(d / "speedup-curve.csv")
@@ -418,10 +448,10 @@ def results_text(folder: str, theory: str = "figures") -> str:
         say(_table(["method", "meta-batch", "epochs", "train s", "test acc %", "speedup"],
                    [[f"{r.method}", f"{r.meta_batch_size}", f"{r.epochs}", f"{r.train_seconds:.1f}",
                      f"{r.test_acc:.1f} ± {r.ci95:.1f}", f"{r.speedup_of_mtl:.2f}x"] for r in c.itertuples()]) + "\n")
-    if (t / "sinusoid.csv").exists():
+    if t is not None and (t / "sinusoid.csv").exists():
         say(f"Sinusoid regression ({link('sinusoid.md', tp)}):\n")
         say((t / "sinusoid.md").read_text().split("\n\n", 2)[-1].strip() + "\n")
-    if (t / "theory.md").exists():
+    if t is not None and (t / "theory.md").exists():
         say(f"Theory, measured ({link('theory.md', tp)}):\n")
         text, _, split = (t / "theory.md").read_text().partition("\n## Claim 2 in full")
         say(text.split("\n", 2)[2].strip() + "\n")
@@ -495,13 +525,16 @@ def cli(argv: list[str] | None = None) -> None:
     ap.add_argument("folder", nargs="?", default="figures", help="the reproduction folder (default: figures)")
     ap.add_argument("--progress", action="store_true", help="print the folder's progress (progress.md) instead")
     ap.add_argument("--theory", default="figures", help="where theory.md and sinusoid.md are (default: figures)")
+    ap.add_argument("--fewshot-only", action="store_true",
+                    help="leave the theory and sinusoid results out (for a second profile's section)")
     ap.add_argument("--update", metavar="NOTEBOOK", help="paste the text between this command's markers in NOTEBOOK")
     args = ap.parse_args(argv)
     folder = Path(args.folder).as_posix()
     if args.progress:
         text, key = progress_text(folder), f"readme_results.py --progress {folder}"
     else:
-        text, key = results_text(folder, args.theory), f"readme_results.py {folder}"
+        text = results_text(folder, None if args.fewshot_only else args.theory)
+        key = f"readme_results.py {folder}" + (" --fewshot-only" if args.fewshot_only else "")
     if args.update:
         update_notebook(Path(args.update), key, text)
     else:
