@@ -39,7 +39,8 @@ def omniglot_root():
 # idle on the lock (111 s for the smoke reproduction at fc27522). `make test` runs pytest-xdist with
 # `--dist loadgroup`, and this hook puts every test that uses one of them in that fixture's group, so one worker
 # builds and uses it while the other goes on with the rest.
-SHARED_FIXTURES = ("smoke_reproduction", "smoke_out", "site", "straight", "built_wheel")
+SHARED_FIXTURES = (   # test_architecture checks that it names every fixture that calls built_once or cli_once
+    "smoke_reproduction", "smoke_out", "site", "straight", "built_wheel")
 
 
 @pytest.hookimpl(tryfirst=True)   # before xdist's own hook, which reads the groups into the test ids

@@ -141,3 +141,17 @@ def test_no_exported_cell_is_over_sixty_lines_apart_from_named_exceptions():
                 long[f"{nb.name}#{cell.get('id')}"] = len(source.splitlines())
     assert set(long) <= set(LONG_CELLS_ALLOWED), {k: v for k, v in long.items() if k not in LONG_CELLS_ALLOWED}
     assert long.keys() == LONG_CELLS_ALLOWED.keys(), "a named exception is no longer long: remove it from the list"
+
+
+def test_every_fixture_built_once_for_all_workers_is_grouped_for_loadgroup():
+    """A fixture that builds through `built_once` / `cli_once` must be in conftest's SHARED_FIXTURES, else under
+    `--dist loadgroup` its tests spread over both workers and one waits idle on the other's lock."""
+    from conftest import SHARED_FIXTURES
+    builders = set()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and any("fixture" in ast.unparse(d) for d in node.decorator_list):
+                calls = {c.func.id for c in ast.walk(node) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)}
+                if calls & {"built_once", "cli_once"}:
+                    builders.add(node.name)
+    assert builders and builders == set(SHARED_FIXTURES), builders ^ set(SHARED_FIXTURES)
