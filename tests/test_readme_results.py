@@ -160,11 +160,15 @@ def test_the_matched_summary_and_the_cost_sentence_price_time_at_the_benchmark_w
     assert lines[0].endswith("| MTL updates | baseline updates | speedup (update time, priced) |")
     assert lines[2].endswith("| 0.64 [0.49, 0.83] | 1200 | 760 | 0.74 [0.55, 1.00] |") and "0.32" not in lines[2]
     assert "0.32 [0.15, 0.69]" in rr.matched_summary(eff.assign(speedup_bench=math.nan))   # no benchmark: wall-clock
+    unpriced = pd.concat([eff, eff.assign(baseline="own-method", speedup_bench=math.nan)], ignore_index=True)
+    assert rr.matched_summary(unpriced).splitlines()[3].endswith("| 1200 | 760 | - |")   # a row the benchmark lacks
     cost = pd.DataFrame([dict(ways=5, shots=1, method="metaoptnet-svm", target_val_acc=94.8, target_from="r2d2",
                               images_to_target_minus_1=1.78e5, seconds_to_target_minus_1=235.0,
                               bench_seconds_to_target_minus_1=308.1)])
     assert "(1.78e+05 images, 308 s priced)" in rr.cost_sentences(cost)
     assert "(1.78e+05 images, 235 s)" in rr.cost_sentences(cost.assign(bench_seconds_to_target_minus_1="-"))
+    two = pd.concat([cost, cost.assign(method="own-method", bench_seconds_to_target_minus_1=math.nan)])
+    assert "own-method (1.78e+05 images, not priced)" in rr.cost_sentences(two)
 
 
 def test_the_speedup_curve_sentence_picks_thresholds_every_seed_reached():

@@ -67,7 +67,9 @@ def _ci(r) -> float:
 
 
 def _with_interval(value: float, lo: float, hi: float) -> str:
-    "'1.23 [0.90, 1.60]', or the value alone without an interval."
+    "'1.23 [0.90, 1.60]', or the value alone without an interval; '-' without a value (nothing measured)."
+    if _nan(value):
+        return "-"
     if _nan(lo) or _nan(hi):
         return f"{_num(value):.2f}"
     return f"{_num(value):.2f} [{_num(lo):.2f}, {_num(hi):.2f}]"
@@ -232,7 +234,8 @@ def cost_sentences(cost: pd.DataFrame) -> str:
         g = g.assign(images_m1=[_num(v) for v in g.images_to_target_minus_1], seconds_m1=[_num(v) for v in g[seconds]])
         hit = g[[not math.isinf(v) and not math.isnan(v) for v in g.images_m1]]
         missed = sorted(set(g.method) - set(hit.method))
-        reached = ", ".join(f"{r.method} ({r.images_m1:.3g} images, {r.seconds_m1:.0f} {unit})"
+        reached = ", ".join(f"{r.method} ({r.images_m1:.3g} images, "
+                            + (f"{r.seconds_m1:.0f} {unit})" if not math.isnan(r.seconds_m1) else "not priced)")
                             for r in hit.sort_values("images_m1").itertuples())
         out.append(f"- {w}-way {k}-shot, to {_num(r0.target_val_acc) - 1:.1f} % validation ({r0.target_from}'s best "
                    "minus 1 point, every seed): " + (f"reached by {reached}" if reached else "reached by no method")
@@ -370,7 +373,7 @@ def results_text(folder: str, theory: str | None = "figures") -> str:
                  "full table; a cost to reach a given accuracy is the matched-accuracy table below)" if priced(fs) else
                  "the wall-clock's ratio to MTL's (a ratio of means, descriptive only: it has no interval; the cost "
                  "comparison, with intervals, is the matched-accuracy table below)")
-        say(f"Few-shot test accuracy (%) on {ds} with Conv-4, mean over {seeds} seeds (see the table below) ± 95% "
+        say(f"Few-shot test accuracy (%) on {ds} with Conv-4, mean over {seeds} seeds (per method: `seeds` in the full table) ± 95% "
             "interval (Student t over seeds; over test episodes for a single seed); in brackets the training images "
             f"through the body and the wall-clock per seed, {ratio}, and how many seeds "
             f"were stopped by the epoch cap rather than by early stopping ({int(fs.test_episodes.max())} test "
@@ -419,7 +422,9 @@ def results_text(folder: str, theory: str | None = "figures") -> str:
         lines = speedup_curve_sentences(curve)
         if lines:
             say("The speedup depends on the accuracy asked for. MTL's speedup (baseline's cost over MTL's, geometric "
-                "mean over seeds with the log-scale t interval) at the lowest, a middle and the highest validation "
+                "mean over seeds with the log-scale t interval" + (
+                    "; in update time, priced at the benchmark, its bounds also widened by the benchmark's"
+                    if priced(curve, "speedup_bench") else "") + ") at the lowest, a middle and the highest validation "
                 "threshold that every seed of both methods reached, against the comparator and MAML (every baseline "
                 f"at every threshold: {link('speedup-curve.md')}):\n")
             say(lines + "\n")
@@ -430,15 +435,17 @@ def results_text(folder: str, theory: str | None = "figures") -> str:
     if timing.exists():
         flagged = len(_read_csv(timing)) if _read_csv(timing) is not None else 0
         say(f"Timing check ({link('timing-check.md')}): " + (
-            "no epoch of any final run took more than twice its run's median epoch, so no other work inflated the "
-            "seconds above (tuning trials are not checked: their seconds are not compared).\n"
+            "no epoch of any final run took more than twice its run's median epoch, so no run was slowed part of "
+            "the way by other work (a whole run on a slower or busier machine is what this check cannot see; tuning "
+            "trials are not checked: their seconds are not compared).\n"
             if not flagged else f"{flagged} epoch(s) took more than twice their run's median epoch (other work on "
             "the machine); those runs' seconds are inflated, their images are not.\n"))
     if (d / "tuning.md").exists():
         say((tuning_sentence((d / "tuning.md").read_text()) + " " if tuning_sentence((d / "tuning.md").read_text())
              else "") + f"Every trial and the choice: {link('tuning.md')}.\n")
     for fig in sorted(d.glob("efficiency-*-*.png")):
-        say(f"![MTL's validation accuracy against its speedup over MetaOptNet-SVM, {fig.stem[11:]}]({p}/{fig.name})\n")
+        say(f"![MTL's validation accuracy against its speedup over MetaOptNet-SVM in training images and in update "
+            f"wall-clock, {fig.stem[11:]}]({p}/{fig.name})\n")
     for c_path in sorted(d.glob("efficiency-curve-*.csv")):
         c = pd.read_csv(c_path)
         if "method" not in c.columns:   # drawn from the few-shot runs: the figure above shows it
