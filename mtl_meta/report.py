@@ -237,11 +237,13 @@ def _benchmarked_costs(df, times: dict):
     return df
 
 # %% ../nbs/10b_report.ipynb #cccc0014-8
-def efficiency_curve(results: list[dict], baseline: str = "metaoptnet-svm"):
+def efficiency_curve(results: list[dict], baseline: str = "metaoptnet-svm", times: dict | None = None):
     """The paper's efficiency figure from finished runs, at equal accuracy: along MTL's training (every
     validation, every seed), its validation accuracy against its speedup over `baseline` at that same accuracy,
     i.e. the baseline's cost (same seed) to first reach MTL's accuracy divided by MTL's cost to reach it, in
-    training images and in seconds. A point whose accuracy the baseline never reaches is left out."""
+    training images and in seconds; with `times` (`update_times()`) also `speedup_bench`, in update time priced at
+    the benchmark (the updates' ratio times its per-update ratio; nan where it lacks the baseline). A point whose
+    accuracy the baseline never reaches is left out."""
     import math
     import pandas as pd
     fs = [r for r in results if r.get("experiment") == "fewshot"]
@@ -252,6 +254,7 @@ def efficiency_curve(results: list[dict], baseline: str = "metaoptnet-svm"):
         if base is None:
             continue
         theirs = {s["seed"]: s for s in base["per_seed"]}
+        bench = _bench_row(times, base) if times else None
         for m in mtl["per_seed"]:
             b = theirs.get(m["seed"])
             if b is None:
@@ -265,7 +268,9 @@ def efficiency_curve(results: list[dict], baseline: str = "metaoptnet-svm"):
                 rows.append({"dataset": mtl["dataset"], "backbone": mtl["backbone"], "ways": mtl["ways"],
                              "shots": mtl["shots"], "seed": m["seed"], "epoch": h["epoch"], "baseline": baseline,
                              "mtl_val_acc": 100 * h["val_acc"], "baseline_val_acc": 100 * b["best_val_acc"],
-                             "speedup_images": b_images / h["images"], "speedup_seconds": b_seconds / h["seconds"]})
+                             "speedup_images": b_images / h["images"], "speedup_seconds": b_seconds / h["seconds"],
+                             **({"speedup_bench": updates_to_accuracy(b["history"], h["val_acc"]) / h["step"]
+                                 * bench["ratio"] if bench and h.get("step") else float("nan")} if times else {})})
     return pd.DataFrame(rows)
 
 # %% ../nbs/10b_report.ipynb #cccc0014-9
@@ -277,7 +282,9 @@ def _plot_efficiency_curve(curve, out: Path) -> list[Path]:
     use_figure_style()
     for (d, b, w, k), g in curve.groupby(["dataset", "backbone", "ways", "shots"]):
         fig, axs = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-        for ax, col, label in ((axs[0], "speedup_images", "training images"), (axs[1], "speedup_seconds", "wall-clock")):
+        bench = "speedup_bench" in g and g.speedup_bench.notna().any()   # priced where the benchmark has it
+        time_col, time_label = ("speedup_bench", "update time (benchmarked)") if bench else ("speedup_seconds", "wall-clock")
+        for ax, col, label in ((axs[0], "speedup_images", "training images"), (axs[1], time_col, time_label)):
             for seed, s in g.groupby("seed"):
                 ax.plot(s[col], s["mtl_val_acc"], marker="o", ms=3, lw=0.8, label=f"MTL, seed {seed}")
             ax.axhline(g["baseline_val_acc"].mean(), color="C3", ls="--",
@@ -944,13 +951,15 @@ def _report_costs(results: list[dict], out: Path, times: dict) -> None:
                         "paired time ratio times the updates' ratio (the interval is the benchmark's; the seeds' "
                         "spread is in the per-seed tables)." if times else "")
                      + "\n\n", shown=shown)
-    curve = efficiency_curve(results)
+    curve = efficiency_curve(results, times=times)
     if not curve.empty:
         _write_table(curve, out, "efficiency-curve-runs", "MTL along its training against its speedup over "
                      "MetaOptNet-SVM at equal accuracy",
                      "speedup_images (seconds): MetaOptNet-SVM's training images (seconds) until it first reached "
                      "MTL's validation accuracy at that point (same seed), divided by MTL's so far; one row per MTL "
-                     "validation and seed; a point whose accuracy MetaOptNet-SVM never reached is left out.\n\n")
+                     "validation and seed; a point whose accuracy MetaOptNet-SVM never reached is left out."
+                     + (" speedup_bench: the same in update time priced at the benchmark (updates' ratio times its "
+                        "per-update ratio); the figure's time panel shows it." if times else "") + "\n\n")
         _plot_efficiency_curve(curve, out)
 
 # %% ../nbs/10b_report.ipynb #cccc0014b-2

@@ -445,7 +445,7 @@ def results_text(folder: str, theory: str | None = "figures") -> str:
              else "") + f"Every trial and the choice: {link('tuning.md')}.\n")
     for fig in sorted(d.glob("efficiency-*-*.png")):
         say(f"![MTL's validation accuracy against its speedup over MetaOptNet-SVM in training images and in update "
-            f"wall-clock, {fig.stem[11:]}]({p}/{fig.name})\n")
+            f"time, {fig.stem[11:]}]({p}/{fig.name})\n")
     for c_path in sorted(d.glob("efficiency-curve-*.csv")):
         c = pd.read_csv(c_path)
         if "method" not in c.columns:   # drawn from the few-shot runs: the figure above shows it
