@@ -290,7 +290,7 @@ def _plot_efficiency_curve(curve, out: Path) -> list[Path]:
             ax.axhline(g["baseline_val_acc"].mean(), color="C3", ls="--",
                        label=f"{g['baseline'].iloc[0]}'s best (mean over seeds)")
             ax.axvline(1.0, color="grey", lw=0.8)
-            log_x_axis(ax, f"speedup at equal accuracy, {label} (log)")
+            log_x_axis(ax, f"speedup at equal accuracy (log),\n{label}")
             ax.set(ylabel="validation accuracy (%)")
         axs[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         fig.suptitle(f"{d}, {b}, {w}-way {k}-shot: each validation of MTL against {g['baseline'].iloc[0]}'s cost\n"
