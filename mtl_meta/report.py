@@ -1029,9 +1029,11 @@ def report_sinusoid(results: list[dict], out: Path) -> None:
     "Write `out/sinusoid.md` / `.csv`, the test MSE of each method, from the sinusoid run of `results`; return None."
     import pandas as pd
     for r in (r for r in results if r.get("experiment") == "sinusoid"):
-        _write_table(pd.DataFrame(r["summary"]), out, "sinusoid", "Sinusoid regression (test MSE, lower is better)",
+        df = pd.DataFrame(r["summary"])
+        _write_table(df, out, "sinusoid", "Sinusoid regression (test MSE, lower is better)",
                      f"{r['shots']}-shot, {len(r['seeds'])} seed(s), {r['test_tasks']} test tasks; mse_last_layer: "
-                     "ridge on frozen features (same for all); mse_inner_loop: the method's own inner loop.\n\n")
+                     "ridge on frozen features (same for all); mse_inner_loop: the method's own inner loop (-: MTL "
+                     "has none).\n\n", shown=df.astype(object).where(df.notna(), "-"))
 
 # %% ../nbs/10b_report.ipynb #cccc0014b-5
 def report_efficiency(results: list[dict], out: Path) -> None:
