@@ -177,12 +177,13 @@ def cost_table(results: list[dict], times: dict | None = None):
     """Per setting and method: the cost (training images, updates and seconds, mean over seeds) of first reaching
     the best baseline's final validation accuracy (its best, mean over seeds), and that minus 1 point; ratios are
     the method's over MTL's. With `times` (`update_times()`), the cost to the target minus 1 point is also priced
-    in benchmarked seconds (updates x the measured ms/update), its ratio to MTL's with the benchmark's interval."""
+    in benchmarked seconds (updates x the measured ms/update), and its ratio to MTL's paired per seed as every
+    priced ratio is (`_bench_speedup`: t bounds over the seeds times the benchmark's)."""
     import numpy as np
     import pandas as pd
     fs = [r for r in results if r.get("experiment") == "fewshot"]
     key = lambda r: (r["dataset"], r["backbone"], r["ways"], r["shots"])
-    rows = []
+    rows, seed_updates = [], []   # seed_updates: per row, {seed: updates to the target minus 1 point}
     for k in dict.fromkeys(map(key, fs)):
         group = [r for r in fs if key(r) == k]
         best_val = {r["method"]: float(np.mean([s["best_val_acc"] for s in r["per_seed"]])) for r in group}
@@ -203,11 +204,13 @@ def cost_table(results: list[dict], times: dict | None = None):
                                                                 for s in r["per_seed"]]))
             row["target_val_acc"], row["target_from"] = 100 * baselines[best], best
             rows.append(row)
+            seed_updates.append({s["seed"]: updates_to_accuracy(s["history"], baselines[best] - 0.01)
+                                 for s in r["per_seed"]})
     df = pd.DataFrame(rows)
     if df.empty:
         return df
     if times:
-        df = _benchmarked_costs(df, times)
+        df = _benchmarked_costs(df, times, seed_updates)
     for col in ("images_to_target_minus_1", "seconds_to_target_minus_1"):
         mtl = df[df.method == "mtl"].set_index(["dataset", "backbone", "ways", "shots"])[col]
         ref = np.array([mtl.get((row.dataset, row.backbone, row.ways, row.shots), np.nan) for _, row in df.iterrows()])
@@ -216,10 +219,11 @@ def cost_table(results: list[dict], times: dict | None = None):
     return df
 
 # %% ../nbs/10b_report.ipynb #bench004
-def _benchmarked_costs(df, times: dict):
+def _benchmarked_costs(df, times: dict, seed_updates: list[dict]):
     """`cost_table`'s rows with the cost to the target minus 1 point in benchmarked seconds (updates x ms/update,
-    lo/hi from the ms interval) and its ratio to MTL's (the updates' ratio x the benchmark's paired time ratio,
-    lo/hi from that ratio's interval); '-' where the benchmark lacks the method or the setting."""
+    lo/hi from the ms interval) and its ratio to MTL's, paired per seed (`seed_updates`: each row's {seed: updates})
+    and priced as every ratio is (`_bench_speedup`); inf where some seed of the method never got there and every
+    MTL seed did, nan where an MTL seed never did or the benchmark lacks the method or the setting."""
     import numpy as np
     col = "updates_to_target_minus_1"
     t = [times.get((row.method, f"{row.ways}w{row.shots}s")) for _, row in df.iterrows()]
@@ -227,13 +231,20 @@ def _benchmarked_costs(df, times: dict):
     for name, key in (("bench_seconds_to_target_minus_1", "ms"), ("bench_seconds_lo", "ms_lo"),
                       ("bench_seconds_hi", "ms_hi")):
         df[name] = [u * x[key] / 1000 if x else float("nan") for u, x in zip(ups, t)]
-    mtl = {(row.dataset, row.backbone, row.ways, row.shots): row[col] for _, row in df[df.method == "mtl"].iterrows()}
-    ref = np.array([mtl.get((row.dataset, row.backbone, row.ways, row.shots), np.nan) for _, row in df.iterrows()])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        updates_ratio = np.where(np.isinf(ref), np.nan, ups / ref)
-    for name, key in (("bench_seconds_ratio", "ratio"), ("bench_seconds_ratio_lo", "ratio_lo"),
-                      ("bench_seconds_ratio_hi", "ratio_hi")):
-        df[name] = [q * x[key] if x else float("nan") for q, x in zip(updates_ratio, t)]
+    setting = lambda row: (row.dataset, row.backbone, row.ways, row.shots)
+    mtl = {setting(row): seed_updates[i] for i, (_, row) in enumerate(df.iterrows()) if row.method == "mtl"}
+    ratios = []
+    for i, (_, row) in enumerate(df.iterrows()):
+        ours, theirs = mtl.get(setting(row), {}), seed_updates[i]
+        seeds = [s for s in theirs if s in ours]
+        if not seeds or not t[i] or any(math.isinf(ours[s]) for s in seeds):
+            ratios.append((float("nan"),) * 3)   # MTL never got there (or nothing to price): no ratio
+        elif any(math.isinf(theirs[s]) for s in seeds):
+            ratios.append((float("inf"),) * 3)   # the method never did, MTL did
+        else:
+            ratios.append(_bench_speedup([(0, 0, ours[s]) for s in seeds], [(0, 0, theirs[s]) for s in seeds], t[i]))
+    for j, name in enumerate(("bench_seconds_ratio", "bench_seconds_ratio_lo", "bench_seconds_ratio_hi")):
+        df[name] = [r[j] for r in ratios]
     return df
 
 # %% ../nbs/10b_report.ipynb #cccc0014-8
@@ -947,9 +958,10 @@ def _report_costs(results: list[dict], out: Path, times: dict) -> None:
                      + (" updates_to_*: training updates until then (mean over seeds). bench_seconds_to_target_minus_1 "
                         "(lo, hi): those updates times the method's per-update time measured side by side on a quiet "
                         "machine (benchmarks/results/update-time.csv, 95% interval), so it does not depend on what "
-                        "else ran during training; bench_seconds_ratio (lo, hi): its ratio to MTL's, the benchmark's "
-                        "paired time ratio times the updates' ratio (the interval is the benchmark's; the seeds' "
-                        "spread is in the per-seed tables)." if times else "")
+                        "else ran during training; bench_seconds_ratio (lo, hi): its ratio to MTL's, per seed that both "
+                        "ran the updates' ratio times the benchmark's paired time ratio, geometric mean over those "
+                        "seeds, bounds the seeds' 95% t bounds times the benchmark's (none with one seed)." if times
+                        else "")
                      + "\n\n", shown=shown)
     curve = efficiency_curve(results, times=times)
     if not curve.empty:
