@@ -334,7 +334,7 @@ def _bench_speedup(ours: list[tuple], theirs: list[tuple], bench: dict | None) -
     nan = float("nan")
     if not bench:
         return nan, nan, nan
-    g, lo, hi = log_ratio_interval([t[2] / o[2] if o[2] > 0 else float("nan") for o, t in zip(ours, theirs)])
+    g, lo, hi = log_ratio_interval([t[2] / o[2] if o[2] > 0 else nan for o, t in zip(ours, theirs)])
     return g * bench["ratio"], lo * bench["ratio_lo"], hi * bench["ratio_hi"]
 
 def _bench_row(times: dict, r: dict) -> dict | None:
