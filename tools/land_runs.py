@@ -20,13 +20,12 @@ Nothing is deleted from the source.
 """
 import argparse
 import json
-import os
 import shutil
 import socket
 import sys
 from pathlib import Path
 
-from mtl_meta.core import LOCK_NAME, MtlMetaError, OutputLock
+from mtl_meta.core import LOCK_NAME, MtlMetaError, OutputLock, _pid_alive   # the lock's own liveness test
 
 SEED_FILES = ("history.csv", "summary.json", "seed.json")   # what a finished seed keeps, seed.json (its mark) last
 STAGING = ".landing"   # beside runs/ in the destination, never inside it (git ignores it)
@@ -60,15 +59,8 @@ def _live_lock(folder: Path, recursive: bool = False) -> bool:
             continue
         owner = _readable(lock) or {}
         pid = owner.get("pid")
-        if owner.get("host") != socket.gethostname() or not isinstance(pid, int):
+        if owner.get("host") != socket.gethostname() or not isinstance(pid, int) or _pid_alive(pid):
             return True
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            continue
-        except OSError:
-            return True
-        return True
     return False
 
 
